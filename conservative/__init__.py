@@ -1,0 +1,22 @@
+"""conservative: do the derivatives of your nonsmooth iterative algorithm converge, and to what?
+
+Write the update map of an algorithm with the DSL, trace it with :func:`trace`, and ask for
+conservative Jacobians, derivative iterations, attractors and contraction certificates.
+
+>>> import numpy as np, conservative as cv
+>>> F = cv.trace(lambda x, t: cv.relu(x - t), (3,), ())
+>>> F(np.array([-1.0, 0.5, 2.0]), 0.5)
+array([0. , 0. , 1.5])
+"""
+
+from .errors import (ConservativeError, DiscontinuityError, InputError, NonFiniteError,
+                     NotContractingError, NotConvergedError, SetTooLargeError, ShapeError,
+                     SingularJacobianError, SolverError, SymbolicBoolError, TracingError,
+                     UndecidedError)
+from .sets import JacobianSet
+from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, log, matmul, max,
+                  maximum, mean, min, minimum, relu, reshape, sigmoid, sin, soft_threshold,
+                  sqrt, square, stack, sum, tanh, transpose, where)
+from .map import Map, trace
+
+__version__ = "0.1.0"

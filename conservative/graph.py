@@ -1,0 +1,183 @@
+"""Traced programs: a frozen networkx graph of primitive applications.
+
+Nodes are integers in creation order (a topological order). Each node carries:
+
+``prim``    the :class:`~conservative.primitives.Primitive`;
+``params``  its static parameters (dict);
+``shape``   its output shape (without batch axes);
+``inputs``  the ordered tuple of input node ids;
+``source``  the user's ``file:line`` that created it;
+``name``    for the two inputs, ``"x"`` and ``"theta"``;
+``value``   for constants, the float64 array.
+
+Edges run from each input to its consumer and carry ``argnum``.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from .primitives import Primitive
+
+__all__ = ["Builder", "Program", "user_source"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_source(skip_package: bool = True) -> str:
+    """``file:line`` of the innermost frame outside this package (the user's code)."""
+    frame = sys._getframe(1)
+    while frame is not None and skip_package and \
+            os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def source_line(source: str) -> str:
+    """The text of the user's line named by ``file:line`` ("" if unavailable)."""
+    path, _, line = source.rpartition(":")
+    try:
+        return linecache.getline(path, int(line)).strip()
+    except ValueError:
+        return ""
+
+
+class Builder:
+    """Mutable graph under construction during one trace."""
+
+    def __init__(self):
+        self.graph = nx.DiGraph()
+        self._consts: dict[int, int] = {}
+
+    def add(self, prim: Primitive, inputs: tuple[int, ...], params: dict, shape: tuple,
+            source: str, **extra) -> int:
+        node = self.graph.number_of_nodes()
+        self.graph.add_node(node, prim=prim, params=params, shape=tuple(shape),
+                            inputs=tuple(inputs), source=source, **extra)
+        for argnum, src in enumerate(inputs):
+            # a node may use the same input twice (x * x); keep the first argnum on the edge
+            if not self.graph.has_edge(src, node):
+                self.graph.add_edge(src, node, argnum=argnum)
+        return node
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node to compute during evaluation."""
+
+    node: int
+    prim: Primitive
+    inputs: tuple[int, ...]
+    params: dict
+
+
+class Program:
+    """A frozen traced program with inputs ``x``, ``theta`` and one output.
+
+    Attributes
+    ----------
+    graph : networkx.DiGraph
+        Frozen; only nodes the output depends on (plus the two inputs) are kept.
+    x_node, theta_node, out_node : int
+    steps : list of Step
+        The non-leaf nodes in topological order.
+    """
+
+    def __init__(self, builder: Builder, x_node: int, theta_node: int, out_node: int):
+        g = builder.graph
+        keep = nx.ancestors(g, out_node) | {out_node, x_node, theta_node}
+        self.graph = nx.freeze(g.subgraph(sorted(keep)).copy())
+        self.x_node, self.theta_node, self.out_node = x_node, theta_node, out_node
+        self.order = sorted(self.graph.nodes)
+        self.steps = [Step(n, d["prim"], d["inputs"], d["params"])
+                      for n, d in ((n, self.graph.nodes[n]) for n in self.order)
+                      if d["prim"].kind != "input"]
+        self.consts = {n: self.graph.nodes[n]["value"] for n in self.order
+                       if self.graph.nodes[n]["prim"].name == "const"}
+        self.kink_nodes = [s.node for s in self.steps if s.prim.pieces is not None]
+
+    def shape(self, node: int) -> tuple:
+        return self.graph.nodes[node]["shape"]
+
+    # --- readable forms -------------------------------------------------------------------------
+
+    def expression(self, node: int, depth: int = 4) -> str:
+        """A readable expression for ``node``, abbreviated below ``depth``."""
+        d = self.graph.nodes[node]
+        name = d["prim"].name
+        if name == "input":
+            return d["name"]
+        if name == "const":
+            return _const_repr(d["value"])
+        if depth <= 0:
+            return "…"
+        args = [self.expression(i, depth - 1) for i in d["inputs"]]
+        return _format_op(name, args, d["params"])
+
+    def __str__(self) -> str:
+        g = self.graph
+        lines = [f"program  x: {self.shape(self.x_node)}  theta: {self.shape(self.theta_node)}"]
+        label = {self.x_node: "x", self.theta_node: "theta"}
+        for step in self.steps:
+            label[step.node] = f"%{step.node}"
+        for n, v in self.consts.items():
+            label[n] = _const_repr(v)
+        for step in self.steps:
+            args = [label[i] for i in step.inputs]
+            d = g.nodes[step.node]
+            rhs = _format_op(step.prim.name, args, step.params)
+            loc = os.path.basename(d["source"])
+            mark = "  [nonsmooth]" if step.prim.pieces is not None else ""
+            lines.append(f"  %{step.node:<4} = {rhs:<48} {str(d['shape']):<10} # {loc}{mark}")
+        lines.append(f"  return %{self.out_node}")
+        return "\n".join(lines)
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
+
+
+def _const_repr(value: np.ndarray) -> str:
+    if value.size == 1:
+        return f"{float(value.reshape(-1)[0]):.6g}"
+    return f"const{value.shape}"
+
+
+def _format_op(name: str, args: list[str], params: dict) -> str:
+    if name in _INFIX:
+        return f"({args[0]} {_INFIX[name]} {args[1]})"
+    if name == "neg":
+        return f"-{args[0]}"
+    if name == "pow":
+        return f"{args[0]} ** {params['exponent']:g}"
+    if name == "getitem":
+        return f"{args[0]}[{_index_repr(params['index'])}]"
+    if name == "select":
+        op = ">" if params["strict"] else ">="
+        return f"where({args[0]} {op} 0, {args[1]}, {args[2]})"
+    if name in ("broadcast_to", "reshape"):
+        return f"{name}({args[0]}, {params['shape']})"
+    extra = [f"{k}={v}" for k, v in params.items()]
+    return f"{name}({', '.join(args + extra)})"
+
+
+def _index_repr(index: tuple) -> str:
+    parts = []
+    for i in index:
+        if isinstance(i, slice):
+            parts.append(":".join("" if v is None else str(v) for v in (i.start, i.stop)) +
+                         ("" if i.step is None else f":{i.step}"))
+        elif i is None:
+            parts.append("None")
+        elif isinstance(i, np.ndarray):
+            parts.append(str(i.tolist()) if i.size <= 6 else f"array{i.shape}")
+        else:
+            parts.append(str(i))
+    return ", ".join(parts)

@@ -1,0 +1,252 @@
+"""Forward-mode derivatives through programs, one selection or the whole conservative set.
+
+Local linearisation
+    Every elementwise node becomes ``t_out = sum_i d_i * t_i`` with elementwise partials ``d_i``:
+    the smooth partials, or those of the selected piece at a kink. Structural nodes use their
+    ``jvp`` rule.
+
+Chain rule on programs
+    A *slot* is one coordinate of one nonsmooth node where two or more pieces are active. Each
+    slot chooses independently; the composite Jacobian is a function of the choices, and the
+    set of all of them is a conservative Jacobian of the program (Bolte & Pauwels 2021).
+
+    When no nonsmooth node with slots lies downstream of another, every path from an input to
+    the output crosses at most one slot, so the Jacobian is *affine* in the choices:
+    ``J = J0 + sum_s outer(U[:, s], C[s, c_s])`` where ``U[:, s]`` is the output's sensitivity to
+    the slot's coordinate and ``C[s, c]`` the change of that coordinate's row. This is how a ReLU
+    layer with k coordinates at a kink is a box of diagonals and not 2^k matrices. Otherwise the
+    set is assembled lazily, choice combination by combination, with the choices as a batch axis.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from .errors import ConservativeError, NonFiniteError
+from .evaluate import located
+from .graph import Program
+from .sets import AffineGenerator, CallableGenerator, FiniteGenerator, JacobianSet
+
+__all__ = ["Linearisation", "linearise", "jvp", "jacobian_set", "input_seeds"]
+
+
+class Linearisation:
+    """Per-node partials at one batch of points, with the kink structure.
+
+    Attributes
+    ----------
+    partials : dict node -> tuple of arrays
+        The partials of the default selection (smooth nodes: the partials).
+    pieces : dict node -> Pieces
+        For nonsmooth nodes, the pieces at the points.
+    """
+
+    def __init__(self, partials, pieces):
+        self.partials = partials
+        self.pieces = pieces
+
+
+def _selected_partials(pieces, choice: np.ndarray, n_inputs: int) -> tuple:
+    """Partials of the piece ``choice`` (an int array over the batched shape) per input."""
+    out = []
+    for i in range(n_inputs):
+        stacked = np.stack(np.broadcast_arrays(*[np.asarray(p[i], dtype=float)
+                                                 for p in pieces.partials], choice))[:-1]
+        out.append(np.take_along_axis(stacked, choice[None].astype(np.intp), axis=0)[0])
+    return tuple(out)
+
+
+def linearise(program: Program, values: dict, *, tol: float, call: str) -> Linearisation:
+    """Partials of every elementwise node (default selection at kinks) and the kinks' pieces."""
+    partials, pieces = {}, {}
+    with np.errstate(all="ignore"):
+        for step in program.steps:
+            prim = step.prim
+            if prim.kind != "elementwise":
+                continue
+            args = [values[i] for i in step.inputs]
+            out = values[step.node]
+            try:
+                if prim.pieces is None:
+                    d = prim.partials(args, out, **step.params)
+                else:
+                    pc = prim.pieces(args, out, tol, **step.params)
+                    pieces[step.node] = pc
+                    d = _selected_partials(pc, pc.default, len(args))
+            except ConservativeError as exc:
+                raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
+            for di in d:
+                if not np.all(np.isfinite(di)):
+                    raise NonFiniteError(located(
+                        program, step.node,
+                        f"{call}: the derivative of `{prim.name}` is infinite or NaN here (the "
+                        "map is not locally Lipschitz at this point, e.g. sqrt at 0); move the "
+                        "point or smooth the expression"))
+            partials[step.node] = d
+    return Linearisation(partials, pieces)
+
+
+def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bool = False):
+    """Push tangents forward through the program.
+
+    Parameters
+    ----------
+    values : dict node -> ndarray (B, *shape)
+    partials : dict node -> tuple
+        Elementwise partials per node (from :func:`linearise`, possibly with other selections).
+    seeds : dict node -> ndarray (B, *shape, T)
+        Tangents placed at nodes (usually the inputs). A seeded node's own rule is skipped.
+    keep : bool
+        Return all tangents (dict) instead of the output's (None means zero).
+    """
+    tangents: dict[int, np.ndarray | None] = dict(seeds)
+    for step in program.steps:
+        if step.node in seeds:
+            continue
+        tin = [tangents.get(i) for i in step.inputs]
+        if all(t is None for t in tin):
+            tangents[step.node] = None
+            continue
+        prim = step.prim
+        if prim.kind == "elementwise":
+            acc = None
+            for d, t in zip(partials[step.node], tin):
+                if t is None or (np.ndim(d) == 0 and d == 0.0):
+                    continue
+                term = t * (d if np.ndim(d) == 0 else d[..., None])
+                acc = term if acc is None else acc + term
+            tangents[step.node] = acc
+        else:
+            tangents[step.node] = prim.jvp([values[i] for i in step.inputs],
+                                           values[step.node], tin, **step.params)
+    return tangents if keep else tangents.get(program.out_node)
+
+
+def input_seeds(program: Program) -> dict:
+    """Identity tangents at ``x`` and ``theta``: directions are the columns of ``[A B]``."""
+    sx, st = program.shape(program.x_node), program.shape(program.theta_node)
+    n, m = int(np.prod(sx, dtype=np.int64)), int(np.prod(st, dtype=np.int64))
+    return {program.x_node: np.eye(n, n + m).reshape((1,) + sx + (n + m,)),
+            program.theta_node: np.eye(m, n + m, k=n).reshape((1,) + st + (n + m,))}
+
+
+def _as_matrix(tangent, n_rows: int, n_cols: int, batch: int = 1) -> np.ndarray:
+    if tangent is None:
+        return np.zeros((batch, n_rows, n_cols))
+    return np.broadcast_to(tangent, (batch,) + tangent.shape[1:]).reshape(batch, n_rows, n_cols)
+
+
+class _Slots:
+    """The slots of one nonsmooth node: flat element positions and their active pieces."""
+
+    def __init__(self, node, positions, options, default):
+        self.node = node
+        self.positions = positions      # (K,) flat element indices
+        self.options = options          # list of K arrays of piece indices
+        self.default = default          # (K,) index into each options array
+
+
+def _find_slots(program: Program, lin: Linearisation) -> list[_Slots]:
+    found = []
+    for node, pc in lin.pieces.items():
+        active = pc.active.reshape(pc.active.shape[0], -1)   # (P, size) at batch 0
+        multi = np.nonzero(active.sum(axis=0) >= 2)[0]
+        if multi.size == 0:
+            continue
+        default = pc.default.reshape(-1)
+        options = [np.nonzero(active[:, e])[0] for e in multi]
+        dflt = np.array([int(np.nonzero(opt == default[e])[0][0])
+                         for opt, e in zip(options, multi)])
+        found.append(_Slots(node, multi, options, dflt))
+    return found
+
+
+def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
+                 call: str = "Map.jacobian") -> JacobianSet:
+    """The conservative Jacobian ``[A B]`` of the program at one point (batch size 1)."""
+    lin = linearise(program, values, tol=tol, call=call)
+    seeds = input_seeds(program)
+    n = int(np.prod(program.shape(program.out_node), dtype=np.int64))
+    T = next(iter(seeds.values())).shape[-1]
+    tangents = jvp(program, values, lin.partials, seeds, keep=True)
+    J0 = _as_matrix(tangents.get(program.out_node), n, T)[0]
+    slots = _find_slots(program, lin)
+    if not slots:
+        return JacobianSet(FiniteGenerator(J0[None]), hull=hull)
+    kinks = {s.node for s in slots}
+    nested = any(nx.descendants(program.graph, k) & kinks for k in kinks)
+    if nested:
+        return JacobianSet(_callable_generator(program, values, lin, slots, seeds, n, T),
+                           hull=hull)
+    return JacobianSet(_affine_generator(program, values, lin, slots, tangents, J0, n, T),
+                       hull=hull)
+
+
+def _affine_generator(program, values, lin, slots, tangents, J0, n, T):
+    U_parts, C_parts, counts, defaults = [], [], [], []
+    width = max(len(o) for s in slots for o in s.options)
+    for sl in slots:
+        node = sl.node
+        step_inputs = program.graph.nodes[node]["inputs"]
+        shape = program.shape(node)
+        size = int(np.prod(shape, dtype=np.int64))
+        pc = lin.pieces[node]
+        K = len(sl.positions)
+        # rows of the node's inputs w.r.t. (x, theta) at the slot positions
+        C = np.zeros((K, width, T))
+        for i, src in enumerate(step_inputs):
+            t = tangents.get(src)
+            if t is None:
+                continue
+            rows = np.broadcast_to(t, (1,) + shape + (T,)).reshape(size, T)[sl.positions]
+            d_default = np.broadcast_to(lin.partials[node][i], (1,) + shape).reshape(-1)
+            for k, opts in enumerate(sl.options):
+                e = sl.positions[k]
+                for o, p in enumerate(opts):
+                    d_p = np.broadcast_to(np.asarray(pc.partials[p][i], dtype=float),
+                                          (1,) + shape).reshape(-1)[e]
+                    C[k, o] += (d_p - d_default[e]) * rows[k]
+        # the output's sensitivity to each slot coordinate: a tangent seeded at the node
+        seed = np.zeros((size, K))
+        seed[sl.positions, np.arange(K)] = 1.0
+        out = jvp(program, values, lin.partials, {node: seed.reshape((1,) + shape + (K,))})
+        U_parts.append(_as_matrix(out, n, K)[0])
+        C_parts.append(C)
+        counts.extend(len(o) for o in sl.options)
+        defaults.extend(sl.default)
+    return AffineGenerator(J0, np.concatenate(U_parts, axis=1), np.concatenate(C_parts),
+                           counts, defaults)
+
+
+def _callable_generator(program, values, lin, slots, seeds, n, T):
+    counts = [len(o) for s in slots for o in s.options]
+    defaults = [d for s in slots for d in s.default]
+
+    def assemble(choices: np.ndarray) -> np.ndarray:
+        batch = choices.shape[0]
+        partials = dict(lin.partials)
+        col = 0
+        for sl in slots:
+            node = sl.node
+            shape = program.shape(node)
+            pc = lin.pieces[node]
+            n_in = len(partials[node])
+            new = []
+            for i in range(n_in):
+                d = np.array(np.broadcast_to(lin.partials[node][i], (1,) + shape)
+                             .reshape(1, -1).repeat(batch, axis=0))
+                for k, opts in enumerate(sl.options):
+                    pieces_chosen = opts[choices[:, col + k]]            # (batch,)
+                    e = sl.positions[k]
+                    table = np.array([np.broadcast_to(np.asarray(pc.partials[p][i], dtype=float),
+                                                      (1,) + shape).reshape(-1)[e]
+                                      for p in range(len(pc.partials))])
+                    d[:, e] = table[pieces_chosen]
+                new.append(d.reshape((batch,) + shape))
+            partials[node] = tuple(new)
+            col += len(sl.options)
+        out = jvp(program, values, partials, seeds)
+        return _as_matrix(out, n, T, batch)
+
+    return CallableGenerator(assemble, counts, defaults, (n, T))

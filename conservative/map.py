@@ -1,0 +1,303 @@
+"""``cv.trace`` and ``cv.Map``: an algorithm's update map as a traced program."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ._types import as_float_array, as_shape, size_of
+from .dsl import Sym
+from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
+from .evaluate import evaluate
+from .graph import Builder, Program, user_source
+from .jacobian import jacobian_set, jvp as _jvp, linearise
+from .primitives import PRIMITIVES
+from .sets import JacobianSet
+
+__all__ = ["trace", "Map"]
+
+
+def trace(fn: Callable, state_shape, param_shape=()) -> "Map":
+    """Trace ``fn(x, theta)`` over symbolic arrays into a :class:`Map`.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x, theta)`` written with ``+ - * / ** @``, indexing, NumPy arrays and the ``cv``
+        functions (``cv.relu``, ``cv.soft_threshold``, ``cv.where``, ...). It must return an
+        array of ``state_shape``: the map ``x_{k+1} = F(x_k, theta)``.
+    state_shape, param_shape : int or tuple of int
+        Shapes of the state ``x`` and the parameters ``theta`` (``()`` for a scalar).
+
+    Returns
+    -------
+    Map
+
+    Raises
+    ------
+    TracingError
+        When ``fn`` branches on symbolic values, returns the wrong shape or a non-array.
+    DiscontinuityError
+        When a ``cv.where`` has branches that disagree on its boundary (found by sampling).
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> F = cv.trace(lambda x, lam: cv.soft_threshold(x - 0.5 * (x - 1.0), 0.5 * lam), (2,), ())
+    >>> F(np.zeros(2), 0.2)
+    array([0.4, 0.4])
+    >>> F.jacobian(np.zeros(2), 0.2).default
+    array([[ 0.5,  0. , -0.5],
+           [ 0. ,  0.5, -0.5]])
+    """
+    call = "cv.trace"
+    if not callable(fn):
+        raise InputError(fail_message(call, f"fn of type {type(fn).__name__}",
+                                      "pass a function fn(x, theta)"))
+    state_shape = as_shape(state_shape, name="state_shape", call=call)
+    param_shape = as_shape(param_shape, name="param_shape", call=call)
+    builder = Builder()
+    src = user_source()
+    x_node = builder.add(PRIMITIVES["input"], (), {"shape": state_shape}, state_shape, src,
+                         name="x")
+    t_node = builder.add(PRIMITIVES["input"], (), {"shape": param_shape}, param_shape, src,
+                         name="theta")
+    out = fn(Sym(builder, x_node, state_shape), Sym(builder, t_node, param_shape))
+    if not isinstance(out, Sym):
+        if isinstance(out, (list, tuple)) and out and all(isinstance(o, Sym) for o in out):
+            raise TracingError(fail_message(call, f"fn returning a {type(out).__name__} of "
+                                            "symbolic values", "return one array: wrap the "
+                                            "parts in cv.stack or cv.concatenate"))
+        raise TracingError(fail_message(call, f"fn returning {type(out).__name__}",
+                                        "return a symbolic array that depends on x and theta"))
+    if out._builder is not builder:
+        raise TracingError(fail_message(call, "a result from another trace",
+                                        "build the result from this call's x and theta"))
+    if out.shape != state_shape:
+        raise ShapeError(fail_message(call, f"fn returning shape {out.shape} for state shape "
+                                      f"{state_shape}", "return the next state, of the state's "
+                                      "shape (an algorithm map x_{k+1} = F(x_k, theta))"))
+    F = Map(Program(builder, x_node, t_node, out._node))
+    F._sample_where_continuity()
+    return F
+
+
+class Map:
+    """An algorithm's update map ``x_{k+1} = F(x_k, theta)``, traced into a program.
+
+    Build it with :func:`trace`. Call it for values; ask for conservative Jacobians with
+    :meth:`jacobian`, for Jacobian-vector products with :meth:`jvp`, and for interval
+    enclosures of the Jacobians over boxes with :meth:`enclose`.
+
+    Attributes
+    ----------
+    state_shape, param_shape : tuple of int
+    n, m : int
+        Sizes of the flattened state and parameters.
+    graph : networkx.DiGraph
+        The frozen program graph (see ``conservative.graph``).
+    program : Program
+    """
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.state_shape = program.shape(program.x_node)
+        self.param_shape = program.shape(program.theta_node)
+        self.n = size_of(self.state_shape)
+        self.m = size_of(self.param_shape)
+
+    @property
+    def graph(self):
+        return self.program.graph
+
+    def __str__(self) -> str:
+        return "cv.Map\n" + str(self.program)
+
+    def __repr__(self) -> str:
+        kinks = len(self.program.kink_nodes)
+        return (f"Map(state_shape={self.state_shape}, param_shape={self.param_shape}, "
+                f"{len(self.program.steps)} operations, {kinks} nonsmooth)")
+
+    # --- input handling -------------------------------------------------------------------------
+
+    def _inputs(self, x, theta, call: str, allow_batch: bool = True):
+        x = as_float_array(x, name="x", call=call, shape=self.state_shape, allow_batch=allow_batch)
+        theta = as_float_array(theta, name="theta", call=call, shape=self.param_shape,
+                               allow_batch=allow_batch)
+        bx = x.shape[:x.ndim - len(self.state_shape)]
+        bt = theta.shape[:theta.ndim - len(self.param_shape)]
+        try:
+            batch = np.broadcast_shapes(bx, bt)
+        except ValueError:
+            raise ShapeError(fail_message(call, f"batch shapes {bx} (x) and {bt} (theta)",
+                                          "pass batch axes that broadcast")) from None
+        B = size_of(batch)
+        xb = np.broadcast_to(x, batch + self.state_shape).reshape((B,) + self.state_shape)
+        # unbatched parameters stay a batch of one: broadcasting does the rest, without copies
+        tb = theta[None] if not bt else \
+            np.broadcast_to(theta, batch + self.param_shape).reshape((B,) + self.param_shape)
+        return xb, tb, batch
+
+    # --- values ---------------------------------------------------------------------------------
+
+    def __call__(self, x, theta):
+        """Evaluate ``F(x, theta)``; leading batch axes of ``x`` and ``theta`` broadcast."""
+        xb, tb, batch = self._inputs(x, theta, "Map.__call__")
+        out = evaluate(self.program, xb, tb, call="Map.__call__")
+        out = np.broadcast_to(out, (xb.shape[0],) + out.shape[1:])
+        return np.array(out.reshape(batch + self.state_shape))
+
+    # --- derivatives ----------------------------------------------------------------------------
+
+    def jacobian(self, x, theta, *, hull: bool = True, tol: float = 0.0) -> JacobianSet:
+        """The conservative Jacobian ``[A B]`` of F at ``(x, theta)``.
+
+        Rows follow the C-order flattening of the state, columns the state then the parameters.
+
+        Parameters
+        ----------
+        hull : bool
+            True: the convex hull of the set of products of the active pieces' Jacobians
+            (Clarke-like). False: the finite set itself (what some AD program can output).
+        tol : float
+            A piece is active when the point is within ``tol`` of its region (use a small
+            positive value for points computed in floating point that sit on a kink).
+
+        Returns
+        -------
+        JacobianSet
+            Factored: enumerate with ``.vertices``; ``.A`` and ``.B`` are the blocks.
+
+        Examples
+        --------
+        >>> import conservative as cv
+        >>> F = cv.trace(lambda x, t: cv.relu(x) - cv.relu(-x), (), ())
+        >>> js = F.jacobian(0.0, 0.0, hull=True)
+        >>> js.A.contains([[2.0]]), js.A.contains([[0.5]]), js.A.contains([[2.5]])
+        (True, True, False)
+        """
+        call = "Map.jacobian"
+        if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
+            raise InputError(fail_message(call, f"tol={tol!r}", "pass a finite tol >= 0"))
+        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        values = evaluate(self.program, xb, tb, call=call, keep=True)
+        return jacobian_set(self.program, values, hull=hull, tol=float(tol), call=call)
+
+    def jvp(self, x, theta, dx=None, dtheta=None, *, selection=None):
+        """Value and Jacobian-vector product ``A dx + B dtheta`` of the default selection.
+
+        Never forms ``A``: the tangents are pushed through the program (forward mode), so a
+        soft-threshold step costs one masked multiply.
+
+        Parameters
+        ----------
+        x, theta : ndarray
+            A point (no batch axes).
+        dx : ndarray, shape (*state_shape, T) or None
+            Tangents of the state, ``T`` directions (None: zero).
+        dtheta : ndarray, shape (*param_shape, T) or None
+
+        Returns
+        -------
+        value : ndarray (*state_shape)
+        tangent : ndarray (*state_shape, T)
+        """
+        call = "Map.jvp"
+        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        values = evaluate(self.program, xb, tb, call=call, keep=True)
+        lin = linearise(self.program, values, tol=0.0, call=call)
+        seeds, T = {}, None
+        for node, t, shape, name in ((self.program.x_node, dx, self.state_shape, "dx"),
+                                     (self.program.theta_node, dtheta, self.param_shape,
+                                      "dtheta")):
+            if t is None:
+                continue
+            t = as_float_array(t, name=name, call=call)
+            if t.shape[:-1] != shape or (T is not None and t.shape[-1] != T):
+                raise ShapeError(fail_message(call, f"{name} of shape {t.shape}",
+                                              f"pass shape {shape + ('T',)} with the same T for "
+                                              "dx and dtheta"))
+            T = t.shape[-1]
+            seeds[node] = t[None]
+        if T is None:
+            raise InputError(fail_message(call, "dx=None and dtheta=None",
+                                          "pass at least one tangent"))
+        out = _jvp(self.program, values, lin.partials, seeds)
+        value = values[self.program.out_node][0]
+        tangent = np.zeros(self.state_shape + (T,)) if out is None else \
+            np.array(np.broadcast_to(out, (1,) + self.state_shape + (T,))[0])
+        return np.array(value), tangent
+
+    # --- continuity of user-defined piecewise maps ----------------------------------------------
+
+    def _sample_where_continuity(self, n_lines: int = 6, seed: int = 0):
+        """Look for boundary points of every ``cv.where`` along random lines; check continuity.
+
+        A heuristic complement to the exact check made whenever a boundary point is evaluated:
+        it finds jumps at trace time in the common case where the boundary crosses the region
+        around the origin.
+        """
+        program = self.program
+        selects = [s for s in program.steps if s.prim.name == "select"]
+        if not selects:
+            return
+        rng = np.random.default_rng(seed)
+        for _ in range(n_lines):
+            x0 = rng.normal(size=(1,) + self.state_shape)
+            t0 = np.abs(rng.normal(size=(1,) + self.param_shape))
+            dx = rng.normal(size=x0.shape)
+            ts = np.linspace(-3.0, 3.0, 61)
+            xs = x0 + ts.reshape((-1,) + (1,) * len(self.state_shape)) * dx
+            try:
+                vals = evaluate(program, xs.reshape((-1,) + self.state_shape),
+                                np.broadcast_to(t0, (len(ts),) + self.param_shape),
+                                call="cv.trace", keep=True)
+            except DiscontinuityError:
+                raise
+            except Exception:  # noqa: BLE001 - points outside the domain say nothing here
+                continue
+            for step in selects:
+                g, a, b = (np.broadcast_to(vals[i], vals[step.node].shape) for i in step.inputs)
+                flat_g = g.reshape(len(ts), -1)
+                gap = np.abs(a - b).reshape(len(ts), -1)
+                scale = 1.0 + np.maximum(np.abs(a), np.abs(b)).reshape(len(ts), -1)
+                # a sign change of g between neighbours brackets a boundary point; the branches'
+                # gap there must shrink with the bracket (continuity), so compare to the jump in g
+                change = np.sign(flat_g[1:]) != np.sign(flat_g[:-1])
+                near = np.minimum(gap[1:], gap[:-1]) / scale[1:]
+                jump = change & (near > 1e-3) & _bisect_confirms(program, step, xs, t0, ts,
+                                                                 change)
+                if np.any(jump):
+                    raise DiscontinuityError(
+                        f"cv.trace: the branches of `{program.expression(step.node)}` (defined at "
+                        f"{program.graph.nodes[step.node]['source']}) disagree on the boundary "
+                        "of the condition: the map jumps there. Conservative Jacobians exist "
+                        "only for continuous piecewise maps; make the two branches agree where "
+                        "the condition switches")
+
+
+def _bisect_confirms(program, step, xs, t0, ts, change):
+    """Bisect each bracketed boundary crossing and test the branch gap at the crossing."""
+    confirm = np.zeros_like(change)
+    k_idx, e_idx = np.nonzero(change)
+    for k, e in zip(k_idx[:8], e_idx[:8]):
+        lo, hi = ts[k], ts[k + 1]
+        direction = (xs[1] - xs[0]) / (ts[1] - ts[0])
+        base = xs[0] - ts[0] * direction
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            vals = evaluate(program, base + mid * direction, t0, call="cv.trace", keep=True)
+            g = np.broadcast_to(vals[step.inputs[0]], vals[step.node].shape).reshape(-1)[e]
+            glo = np.broadcast_to(
+                evaluate(program, base + lo * direction, t0, call="cv.trace",
+                         keep=True)[step.inputs[0]], vals[step.node].shape).reshape(-1)[e]
+            if np.sign(g) == np.sign(glo):
+                lo = mid
+            else:
+                hi = mid
+        vals = evaluate(program, base + hi * direction, t0, call="cv.trace", keep=True)
+        a = np.broadcast_to(vals[step.inputs[1]], vals[step.node].shape).reshape(-1)[e]
+        b = np.broadcast_to(vals[step.inputs[2]], vals[step.node].shape).reshape(-1)[e]
+        confirm[k, e] = abs(a - b) > 1e-6 * (1.0 + max(abs(a), abs(b)))
+    return confirm

@@ -1,0 +1,123 @@
+"""The primitive registry: one :class:`Primitive` per operation, every rule in one block.
+
+A primitive is an operation the tracer records as one graph node. Its block (see
+``conservative/rules/``) registers, side by side:
+
+``impl``
+    the numeric implementation on batched float64 arrays (leading axis 0 is the batch);
+``shape_rule``
+    the output shape from the input shapes;
+``partials`` (smooth elementwise primitives)
+    the elementwise partial derivative with respect to each input;
+``pieces`` (nonsmooth elementwise primitives)
+    the smooth pieces, their activity test at a point (with tolerance ``tol``), the partials of
+    each piece, and the documented default selection (what an AD program returns at a kink);
+``jvp`` (structural primitives: matmul, sum, reshape, indexing, ...)
+    the tangent map, linear in the tangents;
+``interval`` and ``sympy``
+    the interval rule (enclosure of the value over a box) and the sympy form.
+
+Everything expressible from existing primitives without a new kink is a DSL function
+(``conservative.dsl``), not a primitive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["Primitive", "Pieces", "PRIMITIVES", "register", "get"]
+
+
+class Pieces(NamedTuple):
+    """The smooth pieces of an elementwise nonsmooth primitive at a batch of points.
+
+    Attributes
+    ----------
+    partials : tuple of tuple of array_like
+        ``partials[p][i]`` is the partial derivative of piece ``p`` with respect to input ``i``,
+        broadcastable to the output's batched shape.
+    active : ndarray of bool, shape (P, *batched_shape)
+        ``active[p]`` tells where piece ``p`` is active (its region touches the point, within
+        ``tol``). At every element at least one piece is active.
+    default : ndarray of int, shape batched_shape
+        The documented default selection: the piece whose partials an AD program returns.
+    """
+
+    partials: tuple
+    active: np.ndarray
+    default: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Primitive:
+    """An operation of the DSL, with all its rules.
+
+    Attributes
+    ----------
+    name : str
+        Name shown in programs and errors.
+    kind : {"input", "elementwise", "structural"}
+        Elementwise primitives have a per-element linearisation (``partials`` or ``pieces``);
+        structural ones have a ``jvp``.
+    impl : callable
+        ``impl(*values, **params) -> ndarray`` on batched arrays.
+    shape_rule : callable
+        ``shape_rule(*shapes, **params) -> tuple``.
+    partials : callable or None
+        ``partials(values, out, **params) -> tuple`` of elementwise partials (smooth primitives).
+    pieces : callable or None
+        ``pieces(values, out, tol, **params) -> Pieces`` (nonsmooth primitives).
+    jvp : callable or None
+        ``jvp(values, out, tangents, **params) -> tangent``; tangents carry a trailing axis of
+        directions and may be None (zero).
+    default_rule : str
+        Plain-words statement of the default selection at a kink ("" for smooth primitives).
+    interval : callable or None
+        ``interval(*intervals, **params) -> Interval`` enclosure over boxes.
+    interval_pieces : callable or None
+        ``interval_pieces(intervals, tol, **params) -> (partials, possibly_active)``: for a
+        nonsmooth primitive, interval enclosures of each piece's partials and which pieces may
+        be active somewhere on the box.
+    sympy : callable or None
+        ``sympy(*exprs, **params) -> sympy.Expr`` (elementwise, on scalars).
+    """
+
+    name: str
+    kind: str
+    impl: Callable[..., np.ndarray]
+    shape_rule: Callable[..., tuple]
+    partials: Callable[..., tuple] | None = None
+    pieces: Callable[..., Pieces] | None = None
+    jvp: Callable[..., Any] | None = None
+    default_rule: str = ""
+    interval: Callable[..., Any] | None = None
+    interval_pieces: Callable[..., Any] | None = None
+    sympy: Callable[..., Any] | None = None
+    doc: str = field(default="", repr=False)
+
+    @property
+    def smooth(self) -> bool:
+        """True when the primitive has a single smooth piece everywhere on its domain."""
+        return self.pieces is None
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name!r})"
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def register(prim: Primitive) -> Primitive:
+    """Add ``prim`` to the registry (import-time only) and return it."""
+    if prim.name in PRIMITIVES:
+        raise ValueError(f"primitive {prim.name!r} registered twice")
+    PRIMITIVES[prim.name] = prim
+    return prim
+
+
+def get(name: str) -> Primitive:
+    """Return the registered primitive called ``name``."""
+    return PRIMITIVES[name]

@@ -1,0 +1,181 @@
+"""Structural primitives: leaves, shape changes, indexing, reductions, matmul, concatenation.
+
+These are linear (or bilinear, for ``matmul``) and smooth. Values carry a leading batch axis;
+tangents carry that batch axis and a trailing axis of directions: a value of node shape ``s`` is
+``(B, *s)`` and its tangent ``(B, *s, T)``. A tangent ``None`` means zero. ``B`` may be 1 for
+values that do not depend on the batch (constants); NumPy broadcasting does the rest.
+
+Their numeric implementations also work on NumPy object arrays of sympy expressions, which is
+how programs are exported to sympy (``sympy_form = "impl"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..primitives import Primitive, register
+
+
+def _leaf_shape(*shapes, shape):
+    return tuple(shape)
+
+
+def _no_impl(*args, **kwargs):  # pragma: no cover - leaves are read, not computed
+    raise RuntimeError("leaf nodes have no implementation")
+
+
+input_p = register(Primitive(name="input", kind="input", impl=_no_impl, shape_rule=_leaf_shape,
+                             sympy="impl"))
+const_p = register(Primitive(name="const", kind="input", impl=_no_impl, shape_rule=_leaf_shape,
+                             sympy="impl"))
+
+
+def _structural(name, impl, shape_rule, jvp):
+    return register(Primitive(name=name, kind="structural", impl=impl, shape_rule=shape_rule,
+                              jvp=jvp, sympy="impl"))
+
+
+# --- broadcast_to -------------------------------------------------------------------------------
+
+def _broadcast_impl(v, shape):
+    extra = len(shape) + 1 - v.ndim
+    v = v.reshape(v.shape[:1] + (1,) * extra + v.shape[1:])
+    return np.broadcast_to(v, v.shape[:1] + tuple(shape))
+
+
+def _broadcast_jvp(vals, out, tangents, shape):
+    (t,) = tangents
+    if t is None:
+        return None
+    extra = len(shape) + 2 - t.ndim
+    t = t.reshape(t.shape[:1] + (1,) * extra + t.shape[1:])
+    return np.broadcast_to(t, t.shape[:1] + tuple(shape) + t.shape[-1:])
+
+
+broadcast_to_p = _structural("broadcast_to", _broadcast_impl,
+                             lambda s, shape: tuple(shape), _broadcast_jvp)
+
+
+# --- reshape ------------------------------------------------------------------------------------
+
+reshape_p = _structural(
+    "reshape",
+    lambda v, shape: v.reshape(v.shape[:1] + tuple(shape)),
+    lambda s, shape: tuple(shape),
+    lambda vals, out, tangents, shape: None if tangents[0] is None else
+    tangents[0].reshape(tangents[0].shape[:1] + tuple(shape) + tangents[0].shape[-1:]))
+
+
+# --- transpose ----------------------------------------------------------------------------------
+
+transpose_p = _structural(
+    "transpose",
+    lambda v, perm: v.transpose((0,) + tuple(p + 1 for p in perm)),
+    lambda s, perm: tuple(s[p] for p in perm),
+    lambda vals, out, tangents, perm: None if tangents[0] is None else
+    tangents[0].transpose((0,) + tuple(p + 1 for p in perm) + (len(perm) + 1,)))
+
+
+# --- getitem (static indices: ints, slices, None, integer arrays) -------------------------------
+
+def _getitem_shape(s, index):
+    return np.empty(s, dtype=np.int8)[index].shape
+
+
+getitem_p = _structural(
+    "getitem",
+    lambda v, index: v[(slice(None),) + index],
+    _getitem_shape,
+    lambda vals, out, tangents, index: None if tangents[0] is None else
+    tangents[0][(slice(None),) + index])
+
+
+# --- sum ----------------------------------------------------------------------------------------
+
+def _sum_shape(s, axes):
+    return tuple(d for i, d in enumerate(s) if i not in axes)
+
+
+sum_p = _structural(
+    "sum",
+    lambda v, axes: np.sum(v, axis=tuple(a + 1 for a in axes)),
+    _sum_shape,
+    lambda vals, out, tangents, axes: None if tangents[0] is None else
+    np.sum(tangents[0], axis=tuple(a + 1 for a in axes)))
+
+
+# --- matmul (1-D and 2-D operands, NumPy semantics) ---------------------------------------------
+
+def _matmul_out_shape(sa, sb):
+    rows = sa[:-1]
+    cols = sb[1:]
+    return tuple(rows) + tuple(cols)
+
+
+def _matmul_impl(a, b):
+    a2 = a if a.ndim == 3 else a[:, None, :]
+    b2 = b if b.ndim == 3 else b[:, :, None]
+    out = np.matmul(a2, b2)
+    if a.ndim == 2:
+        out = out[:, 0]
+    if b.ndim == 2:
+        out = out[..., 0]
+    return out
+
+
+def _matmul_jvp(vals, out, tangents):
+    a, b = vals
+    ta, tb = tangents
+    result = None
+    if tb is not None:
+        # a @ tb: contract a's last axis with tb's axis 1, keeping tb's trailing axes
+        a2 = a if a.ndim == 3 else a[:, None, :]
+        t = tb.reshape(tb.shape[0], tb.shape[1], -1)
+        r = np.matmul(a2, t)
+        r = r.reshape(r.shape[:2] + tb.shape[2:])
+        if a.ndim == 2:
+            r = r[:, 0]
+        result = r
+    if ta is not None:
+        # ta @ b: move the direction axis before the contracted axis
+        b2 = b if b.ndim == 3 else b[:, :, None]
+        t = ta if a.ndim == 3 else ta[:, None]          # (B, i, j, T)
+        r = np.matmul(np.swapaxes(t, -1, -2), b2[:, None])  # (B, i, T, k)
+        r = np.swapaxes(r, -1, -2)                      # (B, i, k, T)
+        if b.ndim == 2:
+            r = r[:, :, 0]
+        if a.ndim == 2:
+            r = r[:, 0]
+        result = r if result is None else result + r
+    return result
+
+
+matmul_p = _structural("matmul", _matmul_impl, _matmul_out_shape, _matmul_jvp)
+
+
+# --- concatenate --------------------------------------------------------------------------------
+
+def _concat_shape(*shapes, axis):
+    first = list(shapes[0])
+    first[axis] = sum(s[axis] for s in shapes)
+    return tuple(first)
+
+
+def _concat_impl(*vals, axis):
+    batch = max(v.shape[0] for v in vals)
+    return np.concatenate([np.broadcast_to(v, (batch,) + v.shape[1:]) for v in vals],
+                          axis=axis + 1)
+
+
+def _concat_jvp(vals, out, tangents, axis):
+    live = [t for t in tangents if t is not None]
+    if not live:
+        return None
+    batch = max(t.shape[0] for t in live)
+    ndir = live[0].shape[-1]
+    parts = [np.zeros((batch,) + v.shape[1:] + (ndir,)) if t is None else
+             np.broadcast_to(t, (batch,) + t.shape[1:]) for v, t in zip(vals, tangents)]
+    return np.concatenate(parts, axis=axis + 1)
+
+
+concatenate_p = _structural("concatenate", _concat_impl, _concat_shape, _concat_jvp)
