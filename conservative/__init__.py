@@ -18,5 +18,7 @@ from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, log, ma
                   maximum, mean, min, minimum, relu, reshape, sigmoid, sin, soft_threshold,
                   sqrt, square, stack, sum, tanh, transpose, where)
 from .map import Map, trace
+from .iterate import FixedPointResult, fixed_point, iterate
+from . import algorithms, datasets
 
 __version__ = "0.1.0"

@@ -68,8 +68,9 @@ def bind(prim: Primitive, *args, call: str, **params):
         return _numeric(prim, args, params, call)
     source = user_source()
     nodes, shapes = [], []
+    args = [a if isinstance(a, Sym) else _as_const(a, call) for a in args]
     if prim.kind == "elementwise":
-        shapes_in = [a.shape if isinstance(a, Sym) else np.shape(_as_const(a, call)) for a in args]
+        shapes_in = [a.shape for a in args]
         try:
             out_shape = np.broadcast_shapes(*shapes_in)
         except ValueError:
@@ -79,7 +80,7 @@ def bind(prim: Primitive, *args, call: str, **params):
                              ) from None
         args = [_broadcast(a, out_shape, call) for a in args]
     for a in args:
-        sym = a if isinstance(a, Sym) else _const(builder, _as_const(a, call), source)
+        sym = a if isinstance(a, Sym) else _const(builder, a, source)
         nodes.append(sym._node)
         shapes.append(sym.shape)
     try:
@@ -102,7 +103,7 @@ def _broadcast(a, shape, call):
         if a.shape == tuple(shape):
             return a
         return bind(_P["broadcast_to"], a, call=call, shape=tuple(shape))
-    return np.broadcast_to(_as_const(a, call), shape)
+    return np.broadcast_to(a, shape)  # a read-only view: a scalar stays one number in memory
 
 
 # --- symbolic arrays ----------------------------------------------------------------------------

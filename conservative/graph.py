@@ -30,11 +30,22 @@ __all__ = ["Builder", "Program", "user_source"]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def user_source(skip_package: bool = True) -> str:
-    """``file:line`` of the innermost frame outside this package (the user's code)."""
+# Frames in these files are the tracer's own; the first frame outside them is the code that
+# wrote the expression (the user's, or a zoo algorithm's).
+_TRACER_FILES = {os.path.join(_PACKAGE_DIR, name) for name in
+                 ("dsl.py", "graph.py", "map.py", "primitives.py")}
+_RULES_DIR = os.path.join(_PACKAGE_DIR, "rules") + os.sep
+
+
+def _is_tracer_frame(filename: str) -> bool:
+    path = os.path.abspath(filename)
+    return path in _TRACER_FILES or path.startswith(_RULES_DIR)
+
+
+def user_source() -> str:
+    """``file:line`` of the innermost frame outside the tracer (the code being traced)."""
     frame = sys._getframe(1)
-    while frame is not None and skip_package and \
-            os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+    while frame is not None and _is_tracer_frame(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         return "<unknown>"
@@ -145,7 +156,7 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
 
 
 def _const_repr(value: np.ndarray) -> str:
-    if value.size == 1:
+    if value.size == 1 or (value.size and not any(value.strides)):  # a broadcast scalar
         return f"{float(value.reshape(-1)[0]):.6g}"
     return f"const{value.shape}"
 

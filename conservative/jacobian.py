@@ -163,8 +163,13 @@ def _find_slots(program: Program, lin: Linearisation) -> list[_Slots]:
 
 
 def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
-                 call: str = "Map.jacobian") -> JacobianSet:
-    """The conservative Jacobian ``[A B]`` of the program at one point (batch size 1)."""
+                 call: str = "Map.jacobian", structure: str = "auto") -> JacobianSet:
+    """The conservative Jacobian ``[A B]`` of the program at one point (batch size 1).
+
+    ``structure="auto"`` uses the affine (rank-one per slot) form when no kink lies downstream
+    of another, and lazy assembly otherwise; ``"lazy"`` forces lazy assembly (for tests that
+    compare the two).
+    """
     lin = linearise(program, values, tol=tol, call=call)
     seeds = input_seeds(program)
     n = int(np.prod(program.shape(program.out_node), dtype=np.int64))
@@ -176,7 +181,7 @@ def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
         return JacobianSet(FiniteGenerator(J0[None]), hull=hull)
     kinks = {s.node for s in slots}
     nested = any(nx.descendants(program.graph, k) & kinks for k in kinks)
-    if nested:
+    if nested or structure == "lazy":
         return JacobianSet(_callable_generator(program, values, lin, slots, seeds, n, T),
                            hull=hull)
     return JacobianSet(_affine_generator(program, values, lin, slots, tangents, J0, n, T),

@@ -37,6 +37,10 @@ __all__ = ["JacobianSet", "FiniteGenerator", "AffineGenerator", "CallableGenerat
 #: Largest number of choice combinations that ``JacobianSet.vertices`` enumerates.
 DEFAULT_MAX_VERTICES = 65_536
 _CHUNK = 4096
+# HiGHS solves to a feasibility tolerance; answers are re-checked up to atol plus this slack
+# (relative to the size of the entries), which is what "membership up to atol" means here.
+_LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+_LP_SLACK = 1e-9
 
 
 class FiniteGenerator:
@@ -305,9 +309,10 @@ class JacobianSet:
     def contains(self, M, atol: float = 1e-9) -> bool:
         """Whether ``M`` belongs to the set, up to ``atol`` in every entry.
 
-        Finite sets: exact comparison with every element (a mixed-integer program for large
-        affine sets). Hulls: a linear program over the convex weights (scipy HiGHS), whose
-        solution is re-checked before answering True.
+        Finite sets: comparison with every element (for large affine sets, a mixed-integer
+        program whose vertex is re-checked exactly). Hulls: a linear program over the convex
+        weights (scipy's HiGHS), whose weights are re-checked up to ``atol`` plus a slack of
+        1e-9 times the largest entry before answering True.
 
         Parameters
         ----------
@@ -324,22 +329,16 @@ class JacobianSet:
             return bool(np.any(np.all(np.abs(verts - M) <= atol, axis=(1, 2))))
         return self._hull_contains(verts, M, atol)
 
-    @staticmethod
-    def _hull_contains(verts, M, atol) -> bool:
+    @classmethod
+    def _hull_contains(cls, verts, M, atol) -> bool:
         k = len(verts)
         V = verts.reshape(k, -1).T
         m = M.ravel()
-        A_ub = np.vstack([V, -V])
-        b_ub = np.concatenate([m + atol, -(m - atol)])
-        res = optimize.linprog(np.zeros(k), A_ub=A_ub, b_ub=b_ub, A_eq=np.ones((1, k)),
-                               b_eq=[1.0], bounds=(0, None), method="highs")
-        if res.status == 2:
-            return False
-        if res.status != 0:
-            raise SolverError(f"JacobianSet.contains: the LP failed ({res.message})")
-        lam = np.clip(res.x, 0, None)
-        lam /= lam.sum()
-        return bool(np.max(np.abs(V @ lam - m)) <= atol * (1 + 1e-6) + 1e-13)
+        res = optimize.linprog(np.zeros(k), A_ub=np.vstack([V, -V]),
+                               b_ub=np.concatenate([m + atol, atol - m]), A_eq=np.ones((1, k)),
+                               b_eq=[1.0], bounds=(0, None), method="highs",
+                               options=_LP_OPTIONS)
+        return cls._accept(res, V, m, atol, np.ones((1, k)))
 
     def _affine_contains(self, M, atol, *, integral: bool) -> bool:
         gen = self._gen
@@ -352,19 +351,32 @@ class JacobianSet:
         A_eq = np.zeros((S, nvar))
         A_eq[slot_of, np.arange(nvar)] = 1.0
         target = (M - gen.J0).ravel()
-        constraints = [optimize.LinearConstraint(cols, target - atol, target + atol),
-                       optimize.LinearConstraint(A_eq, 1.0, 1.0)]
-        res = optimize.milp(np.zeros(nvar), constraints=constraints,
-                            integrality=np.ones(nvar) if integral else np.zeros(nvar),
-                            bounds=optimize.Bounds(0, 1))
+        if integral:
+            constraints = [optimize.LinearConstraint(cols, target - atol, target + atol),
+                           optimize.LinearConstraint(A_eq, 1.0, 1.0)]
+            res = optimize.milp(np.zeros(nvar), constraints=constraints,
+                                integrality=np.ones(nvar), bounds=optimize.Bounds(0, 1))
+            if res.status == 2 or res.x is None:
+                return False
+            # re-check the vertex the MILP found, exactly as assembled
+            return bool(np.max(np.abs(cols @ np.round(res.x) - target)) <= atol)
+        res = optimize.linprog(np.zeros(nvar), A_ub=np.vstack([cols, -cols]),
+                               b_ub=np.concatenate([target + atol, atol - target]),
+                               A_eq=A_eq, b_eq=np.ones(S), bounds=(0, 1), method="highs",
+                               options=_LP_OPTIONS)
+        return self._accept(res, cols, target, atol, A_eq)
+
+    @staticmethod
+    def _accept(res, cols, target, atol, A_eq) -> bool:
+        """Answer an LP membership query, re-checking the weights it returned."""
         if res.status == 2:
             return False
         if res.status != 0 or res.x is None:
             raise SolverError(f"JacobianSet.contains: the linear program failed ({res.message})")
-        w = np.clip(res.x, 0, 1)
-        if integral:
-            w = np.round(w)
-        return bool(np.max(np.abs(cols @ w - target)) <= atol * (1 + 1e-6) + 1e-13)
+        w = np.clip(res.x, 0, None)
+        w /= A_eq.T @ (A_eq @ w)                       # renormalise each simplex block
+        scale = max(1.0, float(np.max(np.abs(cols))) if cols.size else 1.0)
+        return bool(np.max(np.abs(cols @ w - target)) <= atol + _LP_SLACK * scale)
 
     def __repr__(self) -> str:
         kind = "convex hull" if self.hull else "finite set"

@@ -1,0 +1,41 @@
+"""The map type of the algorithm zoo: a traced Map that knows its problem."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..map import Map
+
+__all__ = ["AlgorithmMap"]
+
+
+class AlgorithmMap(Map):
+    """A :class:`~conservative.Map` built by the zoo, with the problem it solves.
+
+    Attributes
+    ----------
+    name : str
+        Algorithm and problem, e.g. ``"forward-backward (Lasso)"``.
+    contraction : float or None
+        A known contraction factor of ``x -> F(x, theta)`` near the solution, if any.
+    info : dict
+        Problem data (step size, Lipschitz constant, ...).
+    """
+
+    def __init__(self, F: Map, *, name: str, solution: Callable[[np.ndarray], np.ndarray],
+                 contraction: float | None = None, info: dict | None = None):
+        super().__init__(F.program)
+        self.name = name
+        self._solution = solution
+        self.contraction = contraction
+        self.info = dict(info or {})
+
+    def solution(self, state) -> np.ndarray:
+        """The primal point encoded by a state (the state itself for primal methods)."""
+        return self._solution(np.asarray(state, dtype=float))
+
+    def __repr__(self) -> str:
+        return f"AlgorithmMap({self.name}, state_shape={self.state_shape}, " \
+               f"param_shape={self.param_shape})"

@@ -1,0 +1,121 @@
+"""Running the algorithm: all iterates, or until a fixed point is reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._types import as_float_array
+from .errors import InputError, NotConvergedError, fail_message
+from .evaluate import evaluate
+
+__all__ = ["iterate", "fixed_point", "FixedPointResult"]
+
+
+def _check_steps(steps, call, name="steps"):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise InputError(fail_message(call, f"{name}={steps!r}", "pass a non-negative integer"))
+    return int(steps)
+
+
+def iterate(F, x0, theta, steps: int) -> np.ndarray:
+    """All iterates ``x_0, ..., x_steps`` of ``x_{k+1} = F(x_k, theta)``.
+
+    Returns
+    -------
+    ndarray, shape (steps + 1, *state_shape)
+
+    Examples
+    --------
+    >>> import conservative as cv
+    >>> F = cv.trace(lambda x, t: 0.5 * x + t, (), ())
+    >>> cv.iterate(F, 0.0, 1.0, 3)
+    array([0.  , 1.  , 1.5 , 1.75])
+    """
+    call = "cv.iterate"
+    steps = _check_steps(steps, call)
+    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    out = np.empty((steps + 1,) + F.state_shape)
+    out[0] = xb[0]
+    x = xb
+    for k in range(steps):
+        x = evaluate(F.program, x, tb, call=call)
+        out[k + 1] = x[0]
+    return out
+
+
+@dataclass(frozen=True)
+class FixedPointResult:
+    """Result of :func:`fixed_point`.
+
+    Attributes
+    ----------
+    x : ndarray
+        The last iterate.
+    steps : int
+        Number of steps taken.
+    residual : float
+        ``||x_k - x_{k-1}||_2`` at the last step.
+    rate : float
+        Observed contraction of the residuals over the last steps (nan if too few steps).
+    error_estimate : float
+        A-posteriori estimate ``rate / (1 - rate) * residual`` of ``||x_k - x̄||`` (inf when the
+        observed rate is not below 1). An estimate, not a bound: a certified bound comes from a
+        contraction certificate.
+    """
+
+    x: np.ndarray
+    steps: int
+    residual: float
+    rate: float
+    error_estimate: float
+
+
+def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000
+                ) -> FixedPointResult:
+    """Iterate ``x_{k+1} = F(x_k, theta)`` until ``||x_{k+1} - x_k||_2 <= tol (1 + ||x_k||)``.
+
+    Raises
+    ------
+    NotConvergedError
+        When the tolerance is not reached within ``max_steps`` (carries ``.steps`` and
+        ``.residual``); a non-converged point is never returned as if converged.
+
+    Examples
+    --------
+    >>> import conservative as cv
+    >>> F = cv.trace(lambda x, t: 0.5 * x + t, (), ())
+    >>> r = cv.fixed_point(F, 0.0, 1.0)
+    >>> float(r.x), r.residual < 1e-11
+    (2.0, True)
+    """
+    call = "cv.fixed_point"
+    max_steps = _check_steps(max_steps, call, "max_steps")
+    if not (np.isfinite(tol) and tol > 0):
+        raise InputError(fail_message(call, f"tol={tol!r}", "pass a positive tolerance"))
+    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    x = xb
+    residuals = []
+    for k in range(1, max_steps + 1):
+        x_new = evaluate(F.program, x, tb, call=call)
+        res = float(np.linalg.norm((x_new - x).ravel()))
+        residuals.append(res)
+        x = x_new
+        if res <= tol * (1.0 + float(np.linalg.norm(x.ravel()))):
+            rate = _observed_rate(residuals)
+            est = rate / (1 - rate) * res if rate < 1 else np.inf
+            return FixedPointResult(np.array(x[0]), k, res, rate, est)
+    raise NotConvergedError(
+        fail_message(call, f"max_steps={max_steps} (last residual {residuals[-1]:.3e}, tol "
+                     f"{tol:.1e})", "raise max_steps, loosen tol, or check that the map "
+                     "contracts for these parameters (cv.certify_contraction)"),
+        steps=max_steps, residual=residuals[-1])
+
+
+def _observed_rate(residuals) -> float:
+    r = np.asarray(residuals[-6:])
+    r = r[r > 0]
+    if len(r) < 2:
+        return 0.0 if len(residuals) and residuals[-1] == 0 else float("nan")
+    return float(np.exp(np.mean(np.diff(np.log(r)))))
