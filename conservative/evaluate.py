@@ -12,7 +12,7 @@ import numpy as np
 from .errors import ConservativeError, NonFiniteError
 from .graph import Program
 
-__all__ = ["evaluate", "located"]
+__all__ = ["evaluate", "located", "raise_non_finite"]
 
 
 def located(program: Program, node: int, message: str) -> str:
@@ -51,11 +51,11 @@ def evaluate(program: Program, x: np.ndarray, theta: np.ndarray, *, call: str,
                 raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
     out = values[program.out_node]
     if not np.all(np.isfinite(out)):
-        _raise_non_finite(program, values, call)
+        raise_non_finite(program, values, call)
     return values if keep else out
 
 
-def _raise_non_finite(program: Program, values, call: str):
+def raise_non_finite(program: Program, values, call: str):
     for step in program.steps:
         if not np.all(np.isfinite(values[step.node])):
             raise NonFiniteError(located(

@@ -24,11 +24,11 @@ import networkx as nx
 import numpy as np
 
 from .errors import ConservativeError, NonFiniteError
-from .evaluate import located
+from .evaluate import located, raise_non_finite
 from .graph import Program
 from .sets import AffineGenerator, CallableGenerator, FiniteGenerator, JacobianSet
 
-__all__ = ["Linearisation", "linearise", "jvp", "jacobian_set", "input_seeds"]
+__all__ = ["Linearisation", "linearise", "jvp", "value_and_jvp", "jacobian_set", "input_seeds"]
 
 
 class Linearisation:
@@ -57,8 +57,13 @@ def _selected_partials(pieces, choice: np.ndarray, n_inputs: int) -> tuple:
     return tuple(out)
 
 
-def linearise(program: Program, values: dict, *, tol: float, call: str) -> Linearisation:
-    """Partials of every elementwise node (default selection at kinks) and the kinks' pieces."""
+def linearise(program: Program, values: dict, *, tol: float, call: str,
+              with_pieces: bool = True) -> Linearisation:
+    """Partials of every elementwise node (default selection at kinks) and the kinks' pieces.
+
+    With ``with_pieces=False`` only the default selection's partials are computed, through each
+    primitive's ``default_partials`` rule (what a derivative run needs; no piece sets).
+    """
     partials, pieces = {}, {}
     with np.errstate(all="ignore"):
         for step in program.steps:
@@ -70,6 +75,9 @@ def linearise(program: Program, values: dict, *, tol: float, call: str) -> Linea
             try:
                 if prim.pieces is None:
                     d = prim.partials(args, out, **step.params)
+                elif not with_pieces:
+                    partials[step.node] = prim.default_partials(args, out, **step.params)
+                    continue  # piece partials are finite constants
                 else:
                     pc = prim.pieces(args, out, tol, **step.params)
                     pieces[step.node] = pc
@@ -77,7 +85,7 @@ def linearise(program: Program, values: dict, *, tol: float, call: str) -> Linea
             except ConservativeError as exc:
                 raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
             for di in d:
-                if not np.all(np.isfinite(di)):
+                if np.ndim(di) and not np.all(np.isfinite(di)):
                     raise NonFiniteError(located(
                         program, step.node,
                         f"{call}: the derivative of `{prim.name}` is infinite or NaN here (the "
@@ -121,6 +129,59 @@ def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bo
             tangents[step.node] = prim.jvp([values[i] for i in step.inputs],
                                            values[step.node], tin, **step.params)
     return tangents if keep else tangents.get(program.out_node)
+
+
+def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dict, *,
+                  call: str):
+    """Value and tangent of the default selection in one pass (what derivative runs use).
+
+    Parameters
+    ----------
+    x, theta : ndarray, batched ``(B, *shape)`` (``B`` may be 1 for theta)
+    seeds : dict node -> ndarray (B, *shape, T)
+        Tangents at the input nodes.
+
+    Returns
+    -------
+    value : ndarray (B, *out_shape)
+    tangent : ndarray (B, *out_shape, T) or None (zero)
+    """
+    values = {program.x_node: x, program.theta_node: theta}
+    for node, value in program.consts.items():
+        values[node] = value[None]
+    tangents = dict(seeds)
+    with np.errstate(all="ignore"):
+        for step in program.steps:
+            args = [values[i] for i in step.inputs]
+            prim = step.prim
+            try:
+                out = prim.impl(*args, **step.params)
+            except ConservativeError as exc:
+                raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
+            values[step.node] = out
+            tin = [tangents.get(i) for i in step.inputs]
+            if all(t is None for t in tin):
+                continue
+            if prim.kind != "elementwise":
+                tangents[step.node] = prim.jvp(args, out, tin, **step.params)
+                continue
+            if prim.pieces is None:
+                d = prim.partials(args, out, **step.params)
+            else:
+                d = prim.default_partials(args, out, **step.params)
+            acc = None
+            for di, t in zip(d, tin):
+                if t is None or (np.ndim(di) == 0 and di == 0.0):
+                    continue
+                term = t * (di if np.ndim(di) == 0 else di[..., None])
+                acc = term if acc is None else acc + term
+            tangents[step.node] = acc
+    out = values[program.out_node]
+    tangent = tangents.get(program.out_node)
+    if not np.all(np.isfinite(out)) or (tangent is not None and not np.all(np.isfinite(tangent))):
+        linearise(program, values, tol=0.0, call=call)   # names the offending node
+        raise_non_finite(program, values, call)
+    return out, tangent
 
 
 def input_seeds(program: Program) -> dict:

@@ -11,7 +11,7 @@ from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
-from .jacobian import jacobian_set, jvp as _jvp, linearise
+from .jacobian import jacobian_set, value_and_jvp
 from .primitives import PRIMITIVES
 from .sets import JacobianSet
 
@@ -184,7 +184,7 @@ class Map:
         values = evaluate(self.program, xb, tb, call=call, keep=True)
         return jacobian_set(self.program, values, hull=hull, tol=float(tol), call=call)
 
-    def jvp(self, x, theta, dx=None, dtheta=None, *, selection=None):
+    def jvp(self, x, theta, dx=None, dtheta=None):
         """Value and Jacobian-vector product ``A dx + B dtheta`` of the default selection.
 
         Never forms ``A``: the tangents are pushed through the program (forward mode), so a
@@ -205,8 +205,6 @@ class Map:
         """
         call = "Map.jvp"
         xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
-        values = evaluate(self.program, xb, tb, call=call, keep=True)
-        lin = linearise(self.program, values, tol=0.0, call=call)
         seeds, T = {}, None
         for node, t, shape, name in ((self.program.x_node, dx, self.state_shape, "dx"),
                                      (self.program.theta_node, dtheta, self.param_shape,
@@ -223,11 +221,10 @@ class Map:
         if T is None:
             raise InputError(fail_message(call, "dx=None and dtheta=None",
                                           "pass at least one tangent"))
-        out = _jvp(self.program, values, lin.partials, seeds)
-        value = values[self.program.out_node][0]
+        value, out = value_and_jvp(self.program, xb, tb, seeds, call=call)
         tangent = np.zeros(self.state_shape + (T,)) if out is None else \
             np.array(np.broadcast_to(out, (1,) + self.state_shape + (T,))[0])
-        return np.array(value), tangent
+        return np.array(value[0]), tangent
 
     # --- continuity of user-defined piecewise maps ----------------------------------------------
 

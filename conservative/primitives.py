@@ -70,6 +70,9 @@ class Primitive:
         ``partials(values, out, **params) -> tuple`` of elementwise partials (smooth primitives).
     pieces : callable or None
         ``pieces(values, out, tol, **params) -> Pieces`` (nonsmooth primitives).
+    default_partials : callable or None
+        ``default_partials(values, out, **params) -> tuple``: the partials of the default
+        selection, computed directly (nonsmooth primitives; what a derivative run uses).
     jvp : callable or None
         ``jvp(values, out, tangents, **params) -> tangent``; tangents carry a trailing axis of
         directions and may be None (zero).
@@ -91,6 +94,7 @@ class Primitive:
     shape_rule: Callable[..., tuple]
     partials: Callable[..., tuple] | None = None
     pieces: Callable[..., Pieces] | None = None
+    default_partials: Callable[..., tuple] | None = None
     jvp: Callable[..., Any] | None = None
     default_rule: str = ""
     interval: Callable[..., Any] | None = None

@@ -37,6 +37,7 @@ def _relu_pieces(vals, out, tol):
 relu_p = register(Primitive(
     name="relu", kind="elementwise", impl=lambda x: np.maximum(x, 0.0), shape_rule=_same_shape,
     pieces=_relu_pieces,
+    default_partials=lambda vals, out: ((vals[0] > 0).astype(float),),
     default_rule="relu'(0) = 0 (the zero piece), as in JAX and PyTorch; the set at 0 is {0, 1}",
     sympy=lambda x: sympy.Max(x, 0)))
 
@@ -52,12 +53,18 @@ def _abs_pieces(vals, out, tol):
 
 abs_p = register(Primitive(
     name="abs", kind="elementwise", impl=np.abs, shape_rule=_same_shape, pieces=_abs_pieces,
+    default_partials=lambda vals, out: (np.where(vals[0] >= 0, 1.0, -1.0),),
     default_rule="abs'(0) = 1 (the piece x), as in JAX; the set at 0 is {-1, 1}, its hull "
                  "[-1, 1] contains PyTorch's 0",
     sympy=sympy.Abs))
 
 
 # --- maximum / minimum --------------------------------------------------------------------------
+
+def _first_or_second(first):
+    f = first.astype(float)
+    return f, 1.0 - f
+
 
 def _maximum_pieces(vals, out, tol):
     d = vals[0] - vals[1]
@@ -69,6 +76,7 @@ def _maximum_pieces(vals, out, tol):
 maximum_p = register(Primitive(
     name="maximum", kind="elementwise", impl=np.maximum, shape_rule=_same_shape,
     pieces=_maximum_pieces,
+    default_partials=lambda vals, out: _first_or_second(vals[0] >= vals[1]),
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}, its hull contains JAX's split (1/2, 1/2)",
     sympy=sympy.Max))
@@ -84,6 +92,7 @@ def _minimum_pieces(vals, out, tol):
 minimum_p = register(Primitive(
     name="minimum", kind="elementwise", impl=np.minimum, shape_rule=_same_shape,
     pieces=_minimum_pieces,
+    default_partials=lambda vals, out: _first_or_second(vals[0] <= vals[1]),
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}",
     sympy=sympy.Min))
@@ -107,9 +116,16 @@ def _soft_threshold_pieces(vals, out, tol):
                   default=np.where(z > t, 0, np.where(z < -t, 2, 1)).astype(np.intp))
 
 
+def _soft_threshold_default(vals, out):
+    z, t = vals
+    mask = ((z > t) | (z < -t)).astype(float)
+    return mask, -np.sign(z) * mask
+
+
 soft_threshold_p = register(Primitive(
     name="soft_threshold", kind="elementwise", impl=_soft_threshold, shape_rule=_same_shape,
     pieces=_soft_threshold_pieces,
+    default_partials=_soft_threshold_default,
     default_rule="at |z| == t the zero piece is selected (partials (0, 0) in (z, t)); the set "
                  "at z == t > 0 is {(1, -1), (0, 0)}, at z == t == 0 all three pieces",
     sympy=lambda z, t: sympy.sign(z) * sympy.Max(sympy.Abs(z) - t, 0)))
@@ -131,8 +147,15 @@ def _clip_pieces(vals, out, tol):
                   default=np.where(z < lo, 0, np.where(z > hi, 2, 1)).astype(np.intp))
 
 
+def _clip_default(vals, out):
+    z, lo, hi = vals
+    below, above = (z < lo).astype(float), (z > hi).astype(float)
+    return 1.0 - below - above, below, above
+
+
 clip_p = register(Primitive(
     name="clip", kind="elementwise", impl=_clip, shape_rule=_same_shape, pieces=_clip_pieces,
+    default_partials=_clip_default,
     default_rule="at z == lo or z == hi the identity piece is selected (partial 1 in z), as "
                  "PyTorch's clamp; the set at z == lo < hi is {(0, 1, 0), (1, 0, 0)} in "
                  "(z, lo, hi)",
@@ -177,9 +200,16 @@ def _select_pieces(vals, out, tol, strict):
                   default=(~first).astype(np.intp))
 
 
+def _select_default(vals, out, strict):
+    g = vals[0]
+    first = (g > 0 if strict else g >= 0).astype(float)
+    return 0.0, first, 1.0 - first
+
+
 select_p = register(Primitive(
     name="select", kind="elementwise", impl=_select, shape_rule=_same_shape,
     pieces=_select_pieces,
+    default_partials=_select_default,
     default_rule="cv.where(cond, a, b) selects the branch the condition picks at the point "
                  "(for cond g > 0 at g == 0: b; for g >= 0: a); on the boundary both branches "
                  "are active",

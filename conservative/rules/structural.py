@@ -112,7 +112,25 @@ def _matmul_out_shape(sa, sb):
     return tuple(rows) + tuple(cols)
 
 
+def _const_matrix_times(M: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``M @ t[b]`` for every batch entry of ``t`` (B, j, ...), as one 2-D BLAS product.
+
+    Broadcasting ``np.matmul`` over a batch axis does not reach BLAS gemv/gemm efficiently;
+    folding the batch into the columns does.
+    """
+    B, j = t.shape[:2]
+    if B == 1:
+        cols = t[0].reshape(j, -1)
+        return (M @ cols).reshape((1, M.shape[0]) + t.shape[2:])
+    cols = np.moveaxis(t, 0, -1).reshape(j, -1)
+    out = (M @ cols).reshape((M.shape[0],) + t.shape[2:] + (B,))
+    return np.moveaxis(out, -1, 0)
+
+
 def _matmul_impl(a, b):
+    if a.ndim == 3 and a.shape[0] == 1:
+        # a constant matrix times a batch of vectors or matrices
+        return _const_matrix_times(a[0], b)
     a2 = a if a.ndim == 3 else a[:, None, :]
     b2 = b if b.ndim == 3 else b[:, :, None]
     out = np.matmul(a2, b2)
@@ -129,13 +147,15 @@ def _matmul_jvp(vals, out, tangents):
     result = None
     if tb is not None:
         # a @ tb: contract a's last axis with tb's axis 1, keeping tb's trailing axes
-        a2 = a if a.ndim == 3 else a[:, None, :]
         t = tb.reshape(tb.shape[0], tb.shape[1], -1)
-        r = np.matmul(a2, t)
-        r = r.reshape(r.shape[:2] + tb.shape[2:])
-        if a.ndim == 2:
-            r = r[:, 0]
-        result = r
+        if a.ndim == 3 and a.shape[0] == 1:
+            r = _const_matrix_times(a[0], t)
+        else:
+            a2 = a if a.ndim == 3 else a[:, None, :]
+            r = np.matmul(a2, t)
+            if a.ndim == 2:
+                r = r[:, 0]
+        result = r.reshape(r.shape[:a.ndim - 1] + tb.shape[2:])
     if ta is not None:
         # ta @ b: move the direction axis before the contracted axis
         b2 = b if b.ndim == 3 else b[:, :, None]

@@ -1,0 +1,294 @@
+"""Derivatives along the iterations (piggyback) and their limit set (the attractor).
+
+Piggyback differentiation runs the algorithm and its derivative together:
+
+.. math::
+
+    x_{k+1} = F(x_k, \\theta), \\qquad J_{k+1} = A_k J_k + B_k,
+    \\quad [A_k\\; B_k] \\in D_F(x_k, \\theta),
+
+which is what forward-mode AD through the unrolled loop computes, with the AD program's
+selection at kinks. Set-valued, ``𝒥_{k+1} = {A J + B : [A B] in D_F(x_k, theta), J in 𝒥_k}``.
+At a fixed point the set-valued map is the Hutchinson operator of an iterated function system;
+when its linear parts contract in one norm (a certificate), it has a unique compact fixed point,
+the attractor, itself a conservative Jacobian of the solution map (Bolte, Pauwels & Vaiter,
+NeurIPS 2022).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ._types import as_float_array
+from .certify import Certificate, certify_contraction
+from .distances import net_merge
+from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError, SolverError,
+                     fail_message)
+from .ifs import Attractor, ifs_attractor
+from .iterate import _check_steps
+from .jacobian import value_and_jvp
+from .sets import JacobianSet
+
+__all__ = ["piggyback", "piggyback_sets", "attractor", "contraction_certificate"]
+
+
+def _initial_jacobian(F, J0, call):
+    if J0 is None:
+        return np.zeros((F.n, F.m))
+    J0 = as_float_array(J0, name="J0", call=call)
+    if J0.size != F.n * F.m or J0.ndim not in (2, len(F.state_shape) + len(F.param_shape)):
+        raise ShapeError(fail_message(call, f"J0 of shape {J0.shape}",
+                                      f"pass J0 of shape (n, m) = ({F.n}, {F.m})"))
+    return J0.reshape(F.n, F.m)
+
+
+def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: bool = False,
+              tol: float = 0.0, check: bool = True):
+    """Run the algorithm and its piggyback derivative ``J_k = d x_k / d theta`` together.
+
+    Parameters
+    ----------
+    F : Map
+    x0, theta : array_like
+        Initial state and parameters.
+    steps : int
+    J0 : array_like (n, m), optional
+        Derivative of ``x0`` w.r.t. ``theta`` (zero by default).
+    selection : str, sequence of int, or callable
+        Which element ``[A_k B_k]`` of ``D_F(x_k, theta)`` each step uses:
+
+        ``"default"``
+            each primitive's documented AD choice (what JAX/PyTorch-like AD does). Matrix-free:
+            ``J`` is pushed through the program as ``m`` tangent directions (forward mode), so
+            ``A`` is never formed; memory O(n m) per step.
+        ``"min_norm"``
+            the element of least Frobenius norm of the set (hull or finite, per ``hull``).
+        sequence of int
+            one index per step into ``F.jacobian(x_k, theta, hull=False).vertices``.
+        callable
+            ``selection(k, jacobian_set) -> [A B]`` of shape (n, n + m): an adversarial
+            switching rule or any user policy. With ``check=True`` the returned matrix must be a
+            member of the set (``hull`` decides which set), else an error.
+    hull : bool
+        The set handed to ``"min_norm"`` and callables: convex hull (True) or finite (False).
+    tol : float
+        Activity tolerance for kinks (see :meth:`Map.jacobian`).
+    check : bool
+        Verify that a callable's matrices belong to the set.
+
+    Returns
+    -------
+    xs : ndarray (steps + 1, *state_shape)
+    Js : ndarray (steps + 1, n, m)
+
+    Examples
+    --------
+    Gradient descent on f(w) = (w-1)^2/2 + theta w^2/2 with step 1/4 (DESIGN.md's reference):
+    J_k - J̄ = 0.25 (1 + k) 0.5^k.
+
+    >>> import numpy as np, conservative as cv
+    >>> F = cv.trace(lambda w, t: w - 0.25 * ((w - 1.0) + t[0] * w), (), (1,))
+    >>> xs, Js = cv.piggyback(F, 0.0, [1.0], 4)
+    >>> Js[:, 0, 0] - (-0.25)
+    array([0.25   , 0.25   , 0.1875 , 0.125  , 0.078125])
+    """
+    call = "cv.piggyback"
+    steps = _check_steps(steps, call)
+    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    J = _initial_jacobian(F, J0, call)
+    xs = np.empty((steps + 1,) + F.state_shape)
+    Js = np.empty((steps + 1, F.n, F.m))
+    xs[0], Js[0] = xb[0], J
+    if isinstance(selection, str) and selection == "default":
+        return _piggyback_default(F, xb, tb, J, xs, Js, steps)
+    choose = _selector(F, selection, steps, hull=hull, check=check, call=call)
+    x = xb
+    for k in range(steps):
+        js = F.jacobian(x[0], tb[0], hull=hull if not isinstance(selection, Sequence) else False,
+                        tol=tol)
+        M = choose(k, js)
+        J = M[:, :F.n] @ J + M[:, F.n:]
+        x = F(x[0], tb[0])[None]
+        xs[k + 1], Js[k + 1] = x[0], J
+    return xs, Js
+
+
+def _piggyback_default(F, xb, tb, J, xs, Js, steps):
+    program = F.program
+    n_dirs = F.m
+    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (n_dirs,))
+    x = xb
+    for k in range(steps):
+        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (n_dirs,)),
+                 program.theta_node: theta_seed}
+        x, tangent = value_and_jvp(program, x, tb, seeds, call="cv.piggyback")
+        x = np.broadcast_to(x, (1,) + F.state_shape)
+        J = np.zeros((F.n, F.m)) if tangent is None else \
+            np.broadcast_to(tangent, (1,) + F.state_shape + (n_dirs,)).reshape(F.n, F.m)
+        xs[k + 1], Js[k + 1] = x[0], J
+    return xs, Js
+
+
+def _selector(F, selection, steps, *, hull, check, call) -> Callable:
+    width = F.n + F.m
+    if isinstance(selection, str):
+        if selection == "min_norm":
+            return lambda k, js: js.min_norm()
+        raise InputError(fail_message(call, f"selection={selection!r}",
+                                      'pass "default", "min_norm", a sequence of vertex '
+                                      "indices or a callable (k, JacobianSet) -> [A B]"))
+    if callable(selection):
+        def choose(k, js):
+            M = as_float_array(selection(k, js), name=f"the selection's matrix at step {k}",
+                               call=call, shape=(F.n, width))
+            if check and not js.contains(M, atol=1e-9 * max(1.0, float(np.abs(M).max()))):
+                raise InputError(fail_message(
+                    call, f"a selection at step {k} that is not in the conservative Jacobian "
+                    f"({js})", "return an element of the set given to the callable (for "
+                    "example js.vertices[i] or a convex combination when hull=True), or pass "
+                    "check=False for a deliberately outside policy"))
+            return M
+        return choose
+    indices = list(selection)
+    if len(indices) < steps or not all(isinstance(i, (int, np.integer)) for i in indices):
+        raise InputError(fail_message(call, f"a selection sequence of length {len(indices)} "
+                                      f"for {steps} steps", "pass one integer vertex index "
+                                      "per step"))
+
+    def by_index(k, js):
+        verts = js.vertices
+        i = int(indices[k])
+        if not 0 <= i < len(verts):
+            raise InputError(fail_message(call, f"vertex index {i} at step {k}, where the set "
+                                          f"has {len(verts)} vertices",
+                                          "pass indices into F.jacobian(x_k, theta, "
+                                          "hull=False).vertices"))
+        return verts[i]
+    return by_index
+
+
+def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol: float = 0.0,
+                   merge: float = 1e-12, max_points: int = 100_000):
+    """Propagate the whole set ``𝒥_{k+1} = {A J + B : [A B] in D_F(x_k), J in 𝒥_k}``.
+
+    Points closer than ``merge`` (relative to the set's scale) are merged, so the size stays
+    bounded by the geometry of the set. With ``hull=True`` the vertices of ``D_F`` are combined
+    with the points, which generates the convex hull of the propagated set (for ``n m == 1``
+    only the two extreme points are kept).
+
+    Returns
+    -------
+    xs : ndarray (steps + 1, *state_shape)
+    sets : list of ndarray, ``sets[k]`` of shape (N_k, n, m)
+
+    Raises
+    ------
+    SetTooLargeError
+        When a step would hold more than ``max_points`` points.
+    """
+    call = "cv.piggyback_sets"
+    steps = _check_steps(steps, call)
+    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    K = _initial_jacobian(F, J0, call)[None]
+    xs = np.empty((steps + 1,) + F.state_shape)
+    xs[0] = xb[0]
+    sets = [K]
+    x = xb[0]
+    for k in range(steps):
+        verts = F.jacobian(x, tb[0], hull=hull, tol=tol).vertices
+        A, B = verts[:, :, :F.n], verts[:, :, F.n:]
+        new = (np.einsum("vij,pjk->vpik", A, K) + B[:, None]).reshape(-1, F.n, F.m)
+        scale = max(1.0, float(np.max(np.abs(new))))
+        K = net_merge(new, merge * scale)
+        if hull and F.n * F.m == 1:
+            flat = K.reshape(-1)
+            K = np.array([flat.min(), flat.max()]).reshape(-1, 1, 1)
+        if len(K) > max_points:
+            raise SetTooLargeError(fail_message(
+                call, f"{len(K)} points at step {k + 1}", "raise max_points or merge, or use "
+                "cv.attractor for the limit set"))
+        x = F(x, tb[0])
+        xs[k + 1] = x
+        sets.append(K)
+    return xs, sets
+
+
+def contraction_certificate(js: JacobianSet) -> Certificate:
+    """Certify that the A-blocks of a Jacobian set contract (see cv.certify_contraction)."""
+    return certify_contraction(js.A.vertices)
+
+
+def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol: float = 0.0,
+              max_points: int = 200_000) -> Attractor:
+    """The attractor of the piggyback iteration at a fixed point: its limiting derivative set.
+
+    Computes the fixed point of ``Φ(K) = {A J + B : [A B] in D_F(x_star, theta), J in K}`` by a
+    Banach-Picard iteration on an ε-net, in the quadratic norm of a contraction certificate
+    (re-checked exactly). Every piggyback run, whatever its selections, approaches this set.
+
+    Parameters
+    ----------
+    F : Map
+    theta, x_star : array_like
+        Parameters and a fixed point ``x_star = F(x_star, theta)``.
+    hull : bool
+        Use the convex hull of ``D_F`` (True) or its finite set of selections (False); the
+        finite system's attractor can be countable or Cantor-like.
+    tol : float
+        Target Hausdorff distance (Frobenius norm) between the returned points and the true
+        attractor; the proven value is ``.hausdorff_bound``.
+    jac_tol : float
+        Activity tolerance for kinks when ``x_star`` comes from floating-point iterations.
+
+    Returns
+    -------
+    Attractor
+        ``.points`` (N, n, m), ``.rho``, ``.hausdorff_bound``, ``.bounding_box()``,
+        ``.hull_vertices()``; ``.P`` and ``.rho`` are the exactly verified certificate's.
+
+    Raises
+    ------
+    NotContractingError
+        When no contraction of the A-blocks can be certified; carries the JSR lower bound and
+        the product word (a counterexample when the bound exceeds 1). No set is returned then.
+
+    Examples
+    --------
+    A kink at the fixed point: x <- relu(x)/2 + theta/2 ... at theta = 0, x = 0 the A-block is
+    {0, 1/2} and B = 1/2:
+
+    >>> import conservative as cv
+    >>> F = cv.trace(lambda x, t: 0.5 * cv.relu(x) + 0.5 * t, (), ())
+    >>> att = cv.attractor(F, 0.0, 0.0, hull=True, tol=1e-3)
+    >>> lo, hi = att.bounding_box()
+    >>> round(float(lo[0, 0]), 2), round(float(hi[0, 0]), 2)
+    (0.5, 1.0)
+    """
+    call = "cv.attractor"
+    x_star = as_float_array(x_star, name="x_star", call=call, shape=F.state_shape)
+    theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
+    residual = float(np.max(np.abs(F(x_star, theta) - x_star))) if F.n else 0.0
+    if residual > 1e-6 * (1.0 + float(np.max(np.abs(x_star)))):
+        raise InputError(fail_message(call, f"x_star with ||F(x_star) - x_star||_inf = "
+                                      f"{residual:.3e}", "pass a fixed point (cv.fixed_point "
+                                      "computes one)"))
+    js = F.jacobian(x_star, theta, hull=hull, tol=jac_tol)
+    verts = js.vertices
+    A, B = verts[:, :, :F.n], verts[:, :, F.n:]
+    cert = certify_contraction(A)
+    if not cert.certified:
+        raise NotContractingError(
+            fail_message(call, f"a Jacobian set whose A-blocks could not be certified to "
+                         f"contract ({cert.reason}; JSR lower bound {cert.lower:.6g} from the "
+                         f"product word {cert.word})",
+                         "the piggyback iteration has no attractor to compute here: if the "
+                         "lower bound exceeds 1 some switching of AD selections diverges"),
+            lower=cert.lower, word=cert.word, certificate=cert)
+    if cert.P is None:
+        raise SolverError(fail_message(
+            call, f"a contraction certified only in a non-quadratic norm ({cert.norm})",
+            "the attractor is computed in a quadratic norm; none with rho < 1 was found"))
+    return ifs_attractor(A, B, hull=hull, P=cert.P, rho=cert.rho, tol=tol,
+                         max_points=max_points)
