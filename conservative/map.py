@@ -277,24 +277,25 @@ class Map:
 def _bisect_confirms(program, step, xs, t0, ts, change):
     """Bisect each bracketed boundary crossing and test the branch gap at the crossing."""
     confirm = np.zeros_like(change)
+    direction = (xs[1] - xs[0]) / (ts[1] - ts[0])
+    base = xs[0] - ts[0] * direction
+    shape = program.shape(step.node)
+
+    def parts(t, e):
+        vals = evaluate(program, (base + t * direction)[None], t0, call="cv.trace", keep=True)
+        return [float(np.broadcast_to(vals[i], (1,) + shape).reshape(-1)[e]) for i in step.inputs]
+
     k_idx, e_idx = np.nonzero(change)
     for k, e in zip(k_idx[:8], e_idx[:8]):
         lo, hi = ts[k], ts[k + 1]
-        direction = (xs[1] - xs[0]) / (ts[1] - ts[0])
-        base = xs[0] - ts[0] * direction
+        g_lo = parts(lo, e)[0]
         for _ in range(60):
             mid = 0.5 * (lo + hi)
-            vals = evaluate(program, base + mid * direction, t0, call="cv.trace", keep=True)
-            g = np.broadcast_to(vals[step.inputs[0]], vals[step.node].shape).reshape(-1)[e]
-            glo = np.broadcast_to(
-                evaluate(program, base + lo * direction, t0, call="cv.trace",
-                         keep=True)[step.inputs[0]], vals[step.node].shape).reshape(-1)[e]
-            if np.sign(g) == np.sign(glo):
-                lo = mid
+            g_mid = parts(mid, e)[0]
+            if g_mid != 0 and np.sign(g_mid) == np.sign(g_lo):
+                lo, g_lo = mid, g_mid
             else:
                 hi = mid
-        vals = evaluate(program, base + hi * direction, t0, call="cv.trace", keep=True)
-        a = np.broadcast_to(vals[step.inputs[1]], vals[step.node].shape).reshape(-1)[e]
-        b = np.broadcast_to(vals[step.inputs[2]], vals[step.node].shape).reshape(-1)[e]
+        _, a, b = parts(hi, e)
         confirm[k, e] = abs(a - b) > 1e-6 * (1.0 + max(abs(a), abs(b)))
     return confirm
