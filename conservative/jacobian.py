@@ -28,7 +28,8 @@ from .evaluate import located, raise_non_finite
 from .graph import Program
 from .sets import AffineGenerator, CallableGenerator, FiniteGenerator, JacobianSet
 
-__all__ = ["Linearisation", "linearise", "jvp", "value_and_jvp", "jacobian_set", "input_seeds"]
+__all__ = ["Linearisation", "linearise", "jvp", "vjp", "value_and_jvp", "jacobian_set",
+           "input_seeds"]
 
 
 class Linearisation:
@@ -182,6 +183,58 @@ def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dic
         linearise(program, values, tol=0.0, call=call)   # names the offending node
         raise_non_finite(program, values, call)
     return out, tangent
+
+
+def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *,
+        call: str) -> dict:
+    """Pull a cotangent of the output back to ``x`` and ``theta`` (reverse mode).
+
+    Parameters
+    ----------
+    values, partials : dicts from :func:`evaluate` and :func:`linearise`
+    cotangent : ndarray (B, *out_shape)
+
+    Returns
+    -------
+    dict node -> cotangent, with entries for ``program.x_node`` and ``program.theta_node``
+    (zeros when the output does not depend on them).
+    """
+    live = _live_nodes(program)
+    cts: dict[int, np.ndarray] = {program.out_node: cotangent}
+    for step in reversed(program.steps):
+        ct = cts.pop(step.node, None)
+        if ct is None:
+            continue
+        prim = step.prim
+        if prim.kind == "elementwise":
+            ins = tuple(ct * d for d in partials[step.node])
+        elif prim.transpose is None:
+            raise NotImplementedError(f"{call}: reverse mode is not available through "
+                                      f"`{prim.name}` (no transpose rule); use forward mode")
+        else:
+            ins = prim.transpose([values[i] for i in step.inputs], values[step.node], ct,
+                                 **step.params)
+        for src, c in zip(step.inputs, ins):
+            if src not in live or c is None:
+                continue
+            batch = values[src].shape[0]
+            if c.shape[0] != batch:          # a batch-free input used by a batch
+                c = c.sum(axis=0, keepdims=True)
+            c = np.broadcast_to(c, values[src].shape)
+            cts[src] = c if src not in cts else cts[src] + c
+    out = {}
+    for node in (program.x_node, program.theta_node):
+        out[node] = cts.get(node, np.zeros_like(values[node]))
+    return out
+
+
+def _live_nodes(program: Program) -> set:
+    """Nodes that depend on ``x`` or ``theta`` (constants need no cotangent)."""
+    live = {program.x_node, program.theta_node}
+    for step in program.steps:
+        if any(i in live for i in step.inputs):
+            live.add(step.node)
+    return live
 
 
 def input_seeds(program: Program) -> dict:

@@ -11,7 +11,7 @@ from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
-from .jacobian import jacobian_set, value_and_jvp
+from .jacobian import jacobian_set, linearise, value_and_jvp, vjp
 from .primitives import PRIMITIVES
 from .sets import JacobianSet
 
@@ -225,6 +225,40 @@ class Map:
         tangent = np.zeros(self.state_shape + (T,)) if out is None else \
             np.array(np.broadcast_to(out, (1,) + self.state_shape + (T,))[0])
         return np.array(value[0]), tangent
+
+    def vjp(self, x, theta, cotangent):
+        """Value and vector-Jacobian products ``(A^T c, B^T c)`` of the default selection.
+
+        Reverse mode: the cotangent ``c`` of the output is pulled back through the program,
+        never forming ``A``.
+
+        Parameters
+        ----------
+        x, theta : ndarray
+            A point (no batch axes).
+        cotangent : ndarray, shape state_shape
+
+        Returns
+        -------
+        value : ndarray (*state_shape)
+        ct_x : ndarray (*state_shape)
+        ct_theta : ndarray (*param_shape)
+
+        Examples
+        --------
+        >>> import numpy as np, conservative as cv
+        >>> F = cv.trace(lambda x, t: cv.relu(x * t), (2,), ())
+        >>> F.vjp(np.array([1.0, -1.0]), 2.0, np.array([1.0, 1.0]))[1:]
+        (array([2., 0.]), array(1.))
+        """
+        call = "Map.vjp"
+        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        ct = as_float_array(cotangent, name="cotangent", call=call, shape=self.state_shape)
+        values = evaluate(self.program, xb, tb, call=call, keep=True)
+        lin = linearise(self.program, values, tol=0.0, call=call, with_pieces=False)
+        cts = vjp(self.program, values, lin.partials, ct[None], call=call)
+        return (np.array(values[self.program.out_node][0]), np.array(cts[self.program.x_node][0]),
+                np.array(cts[self.program.theta_node][0]))
 
     # --- continuity of user-defined piecewise maps ----------------------------------------------
 

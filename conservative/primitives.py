@@ -76,6 +76,10 @@ class Primitive:
     jvp : callable or None
         ``jvp(values, out, tangents, **params) -> tangent``; tangents carry a trailing axis of
         directions and may be None (zero).
+    transpose : callable or None
+        ``transpose(values, out, cotangent, **params) -> tuple`` of input cotangents (None for
+        inputs that need none): the transpose of ``jvp``, for reverse mode. Cotangents have the
+        batched value shapes ``(B, *shape)``.
     default_rule : str
         Plain-words statement of the default selection at a kink ("" for smooth primitives).
     interval : callable or None
@@ -96,6 +100,7 @@ class Primitive:
     pieces: Callable[..., Pieces] | None = None
     default_partials: Callable[..., tuple] | None = None
     jvp: Callable[..., Any] | None = None
+    transpose: Callable[..., Any] | None = None
     default_rule: str = ""
     interval: Callable[..., Any] | None = None
     interval_pieces: Callable[..., Any] | None = None

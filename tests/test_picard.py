@@ -177,3 +177,45 @@ def test_piggyback_agrees_with_jax_through_the_unrolled_loop():
     xs, Js = cv.piggyback(F, np.zeros(5), lam, 25)
     np.testing.assert_allclose(xs[-1], unrolled(lam), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(Js[-1, :, 0], jax.jacfwd(unrolled)(lam), rtol=1e-10, atol=1e-13)
+
+
+def test_reverse_mode_matches_forward_mode_on_a_lasso():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(20, 6))
+    y = rng.normal(size=20)
+    F = cv.algorithms.forward_backward_lasso(X, y)
+    lam = 0.2 * float(np.max(np.abs(X.T @ y)))
+    g = rng.normal(size=6)
+    xs, Js = cv.piggyback(F, np.zeros(6), lam, 30)
+    np.testing.assert_allclose(cv.piggyback_vjp(F, np.zeros(6), lam, 30, g), g @ Js[-1, :, 0],
+                               rtol=1e-11, atol=1e-14)
+    w_bar = cv.fixed_point(F, np.zeros(6), lam).x
+    S = np.abs(w_bar) > 0
+    closed = np.zeros(6)
+    closed[S] = -np.linalg.solve(X[:, S].T @ X[:, S], np.sign(w_bar[S]))   # dw_S/dlam
+    np.testing.assert_allclose(cv.fpad_vjp(F, lam, w_bar, g), g @ closed, rtol=1e-9)
+    np.testing.assert_allclose(cv.fpad(F, lam, w_bar, 400)[-1, :, 0], closed, rtol=1e-8,
+                               atol=1e-12)
+
+
+def test_map_vjp_is_the_transpose_of_the_jacobian():
+    rng = np.random.default_rng(6)
+    M = rng.normal(size=(3, 4))
+    idx = np.array([2, 0])
+
+    def fn(x, t):
+        m = cv.reshape(x, (2, 3))
+        a = cv.tanh(m @ M)
+        b = cv.concatenate([a[:, 1:3].T, a.T[idx]], axis=0)
+        c = cv.sum(b, axis=1) * t[0] + cv.max(x) * t[1]
+        d = cv.stack([c[0], c[1], c[2] * c[3], c[0] - c[2], cv.relu(c[1]),
+                      cv.soft_threshold(c[3], t[1] ** 2)])
+        return d + x * t[2] + cv.mean(m, axis=0)[0]
+
+    F = cv.trace(fn, (6,), (3,))
+    for _ in range(5):
+        x, t, c = rng.normal(size=6), rng.normal(size=3), rng.normal(size=6)
+        J = F.jacobian(x, t).default
+        _, cx, ct = F.vjp(x, t, c)
+        np.testing.assert_allclose(cx, J[:, :6].T @ c, atol=1e-13)
+        np.testing.assert_allclose(ct, J[:, 6:].T @ c, atol=1e-13)

@@ -30,9 +30,9 @@ const_p = register(Primitive(name="const", kind="input", impl=_no_impl, shape_ru
                              sympy="impl"))
 
 
-def _structural(name, impl, shape_rule, jvp):
+def _structural(name, impl, shape_rule, jvp, transpose):
     return register(Primitive(name=name, kind="structural", impl=impl, shape_rule=shape_rule,
-                              jvp=jvp, sympy="impl"))
+                              jvp=jvp, transpose=transpose, sympy="impl"))
 
 
 # --- broadcast_to -------------------------------------------------------------------------------
@@ -52,8 +52,16 @@ def _broadcast_jvp(vals, out, tangents, shape):
     return np.broadcast_to(t, t.shape[:1] + tuple(shape) + t.shape[-1:])
 
 
+def _broadcast_transpose(vals, out, ct, shape):
+    in_shape = vals[0].shape[1:]
+    lead = len(shape) - len(in_shape)
+    ct = ct.sum(axis=tuple(range(1, lead + 1))) if lead else ct
+    axes = tuple(i + 1 for i, d in enumerate(in_shape) if d == 1 and ct.shape[i + 1] != 1)
+    return (ct.sum(axis=axes, keepdims=True) if axes else ct,)
+
+
 broadcast_to_p = _structural("broadcast_to", _broadcast_impl,
-                             lambda s, shape: tuple(shape), _broadcast_jvp)
+                             lambda s, shape: tuple(shape), _broadcast_jvp, _broadcast_transpose)
 
 
 # --- reshape ------------------------------------------------------------------------------------
@@ -63,7 +71,8 @@ reshape_p = _structural(
     lambda v, shape: v.reshape(v.shape[:1] + tuple(shape)),
     lambda s, shape: tuple(shape),
     lambda vals, out, tangents, shape: None if tangents[0] is None else
-    tangents[0].reshape(tangents[0].shape[:1] + tuple(shape) + tangents[0].shape[-1:]))
+    tangents[0].reshape(tangents[0].shape[:1] + tuple(shape) + tangents[0].shape[-1:]),
+    lambda vals, out, ct, shape: (ct.reshape(ct.shape[:1] + vals[0].shape[1:]),))
 
 
 # --- transpose ----------------------------------------------------------------------------------
@@ -73,10 +82,19 @@ transpose_p = _structural(
     lambda v, perm: v.transpose((0,) + tuple(p + 1 for p in perm)),
     lambda s, perm: tuple(s[p] for p in perm),
     lambda vals, out, tangents, perm: None if tangents[0] is None else
-    tangents[0].transpose((0,) + tuple(p + 1 for p in perm) + (len(perm) + 1,)))
+    tangents[0].transpose((0,) + tuple(p + 1 for p in perm) + (len(perm) + 1,)),
+    lambda vals, out, ct, perm: (ct.transpose((0,) + tuple(int(i) + 1 for i in
+                                                           np.argsort(perm))),))
 
 
 # --- getitem (static indices: ints, slices, None, integer arrays) -------------------------------
+
+def _scatter_add(ct, in_shape, index):
+    """Transpose of indexing: add the cotangent into zeros at the indexed places."""
+    z = np.zeros(ct.shape[:1] + tuple(in_shape))
+    np.add.at(z, (slice(None),) + index, ct)
+    return z
+
 
 def _getitem_shape(s, index):
     return np.empty(s, dtype=np.int8)[index].shape
@@ -87,7 +105,8 @@ getitem_p = _structural(
     lambda v, index: v[(slice(None),) + index],
     _getitem_shape,
     lambda vals, out, tangents, index: None if tangents[0] is None else
-    tangents[0][(slice(None),) + index])
+    tangents[0][(slice(None),) + index],
+    lambda vals, out, ct, index: (_scatter_add(ct, vals[0].shape[1:], index),))
 
 
 # --- sum ----------------------------------------------------------------------------------------
@@ -101,7 +120,9 @@ sum_p = _structural(
     lambda v, axes: np.sum(v, axis=tuple(a + 1 for a in axes)),
     _sum_shape,
     lambda vals, out, tangents, axes: None if tangents[0] is None else
-    np.sum(tangents[0], axis=tuple(a + 1 for a in axes)))
+    np.sum(tangents[0], axis=tuple(a + 1 for a in axes)),
+    lambda vals, out, ct, axes: (np.broadcast_to(
+        np.expand_dims(ct, tuple(a + 1 for a in axes)), ct.shape[:1] + vals[0].shape[1:]),))
 
 
 # --- matmul (1-D and 2-D operands, NumPy semantics) ---------------------------------------------
@@ -170,7 +191,18 @@ def _matmul_jvp(vals, out, tangents):
     return result
 
 
-matmul_p = _structural("matmul", _matmul_impl, _matmul_out_shape, _matmul_jvp)
+def _matmul_transpose(vals, out, ct):
+    a, b = vals
+    sa = "ij"[2 - (a.ndim - 1):]          # "ij" for a matrix, "j" for a vector
+    sb = "jk"[:b.ndim - 1]
+    so = sa[:-1] + sb[1:]
+    ct_a = np.einsum(f"...{so},...{sb}->...{sa}", ct, b, optimize=True)
+    ct_b = np.einsum(f"...{sa},...{so}->...{sb}", a, ct, optimize=True)
+    return ct_a, ct_b
+
+
+matmul_p = _structural("matmul", _matmul_impl, _matmul_out_shape, _matmul_jvp,
+                       _matmul_transpose)
 
 
 # --- concatenate --------------------------------------------------------------------------------
@@ -198,4 +230,10 @@ def _concat_jvp(vals, out, tangents, axis):
     return np.concatenate(parts, axis=axis + 1)
 
 
-concatenate_p = _structural("concatenate", _concat_impl, _concat_shape, _concat_jvp)
+def _concat_transpose(vals, out, ct, axis):
+    cuts = np.cumsum([v.shape[axis + 1] for v in vals])[:-1]
+    return tuple(np.split(ct, cuts, axis=axis + 1))
+
+
+concatenate_p = _structural("concatenate", _concat_impl, _concat_shape, _concat_jvp,
+                            _concat_transpose)
