@@ -9,6 +9,7 @@ import numpy as np
 from ._types import as_float_array, as_shape, size_of
 from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
+from .enclose import as_box, enclose_program
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
 from .jacobian import jacobian_set, linearise, value_and_jvp, vjp
@@ -259,6 +260,49 @@ class Map:
         cts = vjp(self.program, values, lin.partials, ct[None], call=call)
         return (np.array(values[self.program.out_node][0]), np.array(cts[self.program.x_node][0]),
                 np.array(cts[self.program.theta_node][0]))
+
+    # --- enclosures -----------------------------------------------------------------------------
+
+    def enclose(self, x_box, theta_box, *, tol: float = 0.0, value: bool = False):
+        """Interval enclosure of every conservative Jacobian ``[A B]`` of F over a box.
+
+        Parameters
+        ----------
+        x_box, theta_box : tuple (lo, hi) of arrays, Interval, or a point array
+            The box of states and of parameters (a point is a degenerate box).
+        tol : float
+            Pieces within ``tol`` of the box count as possibly active.
+        value : bool
+            Also return the enclosure of ``F`` itself over the box.
+
+        Returns
+        -------
+        IntervalMatrix, shape (n, n + m)
+            ``.lo`` and ``.hi``: every element of ``F.jacobian(x, theta, hull=True)`` at every
+            ``(x, theta)`` in the box lies between them. With ``value=True``, a pair
+            ``(Interval of F's values, IntervalMatrix)``.
+
+        Raises
+        ------
+        UndecidedError
+            When an operation's domain cannot be proved over the box (log of an interval
+            containing 0, division by an interval containing 0): shrink the box.
+
+        Examples
+        --------
+        >>> import conservative as cv
+        >>> F = cv.trace(lambda x, t: cv.relu(x) * t, (), ())
+        >>> M = F.enclose((-1.0, 2.0), (0.5, 1.0))
+        >>> M.lo, M.hi      # d/dx in [0, 1] (kink inside the box), d/dt = relu(x) in [0, 2]
+        (array([[0., 0.]]), array([[1., 2.]]))
+        """
+        call = "Map.enclose"
+        if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
+            raise InputError(fail_message(call, f"tol={tol!r}", "pass a finite tol >= 0"))
+        xb = as_box(x_box, self.state_shape, name="x_box", call=call)
+        tb = as_box(theta_box, self.param_shape, name="theta_box", call=call)
+        val, jac = enclose_program(self.program, xb, tb, tol=float(tol), call=call)
+        return (val, jac) if value else jac
 
     # --- continuity of user-defined piecewise maps ----------------------------------------------
 

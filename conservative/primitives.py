@@ -84,10 +84,13 @@ class Primitive:
         Plain-words statement of the default selection at a kink ("" for smooth primitives).
     interval : callable or None
         ``interval(*intervals, **params) -> Interval`` enclosure over boxes.
-    interval_pieces : callable or None
-        ``interval_pieces(intervals, tol, **params) -> (partials, possibly_active)``: for a
-        nonsmooth primitive, interval enclosures of each piece's partials and which pieces may
-        be active somewhere on the box.
+    interval_partials : callable or None
+        ``interval_partials(intervals, out, tol, **params) -> tuple``: for elementwise
+        primitives, interval enclosures of the partials over a box; for nonsmooth ones, the
+        hull of the partials of every piece that may be active somewhere on the box.
+    interval_jvp : callable or None
+        ``interval_jvp(intervals, out, tangents, **params) -> Interval``: for structural
+        primitives, the tangent map on interval tangents (trailing axis of directions).
     sympy : callable or None
         ``sympy(*exprs, **params) -> sympy.Expr`` (elementwise, on scalars).
     """
@@ -103,7 +106,8 @@ class Primitive:
     transpose: Callable[..., Any] | None = None
     default_rule: str = ""
     interval: Callable[..., Any] | None = None
-    interval_pieces: Callable[..., Any] | None = None
+    interval_partials: Callable[..., Any] | None = None
+    interval_jvp: Callable[..., Any] | None = None
     sympy: Callable[..., Any] | None = None
     doc: str = field(default="", repr=False)
 

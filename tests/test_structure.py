@@ -30,10 +30,13 @@ def test_every_primitive_has_its_rules(name):
     assert prim.sympy is not None, f"{name} has no sympy form"
     if prim.kind == "elementwise":
         assert (prim.partials is None) != (prim.pieces is None), name
+        assert callable(prim.interval) and callable(prim.interval_partials), name
         if prim.pieces is not None:
             assert prim.default_rule, f"{name} must document its default selection"
+            assert callable(prim.default_partials), name
     elif prim.kind == "structural":
-        assert callable(prim.jvp), name
+        assert callable(prim.jvp) and callable(prim.transpose), name
+        assert callable(prim.interval) and callable(prim.interval_jvp), name
     else:
         assert prim.kind == "input", name
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
+from .. import interval as iv
 from ..errors import DiscontinuityError, InputError
 from ..primitives import Pieces, Primitive, register
 
@@ -23,6 +24,23 @@ def _same_shape(*shapes, **_):
 
 def _active(*masks):
     return np.stack(np.broadcast_arrays(*masks))
+
+
+def _piece_hull(partials, possible):
+    """Interval hull, per input, of the constant partials of the pieces that may be active.
+
+    ``partials[p][i]`` is piece p's (constant) partial w.r.t. input i; ``possible[p]`` a boolean
+    array telling where piece p may be active on the box. Every conservative Jacobian element
+    at every point of the box uses partials of active pieces, so it lies in this hull.
+    """
+    possible = np.stack(np.broadcast_arrays(*possible))
+    out = []
+    for i in range(len(partials[0])):
+        c = np.array([float(p[i]) for p in partials]).reshape((-1,) + (1,) * (possible.ndim - 1))
+        lo = np.min(np.where(possible, c, np.inf), axis=0)
+        hi = np.max(np.where(possible, c, -np.inf), axis=0)
+        out.append(iv.Interval(lo, hi))
+    return tuple(out)
 
 
 # --- relu ---------------------------------------------------------------------------------------
@@ -38,6 +56,9 @@ relu_p = register(Primitive(
     name="relu", kind="elementwise", impl=lambda x: np.maximum(x, 0.0), shape_rule=_same_shape,
     pieces=_relu_pieces,
     default_partials=lambda vals, out: ((vals[0] > 0).astype(float),),
+    interval=iv.relu,
+    interval_partials=lambda ivs, out, tol: _piece_hull(
+        ((0.0,), (1.0,)), (ivs[0].lo <= tol, ivs[0].hi >= -tol)),
     default_rule="relu'(0) = 0 (the zero piece), as in JAX and PyTorch; the set at 0 is {0, 1}",
     sympy=lambda x: sympy.Max(x, 0)))
 
@@ -54,12 +75,20 @@ def _abs_pieces(vals, out, tol):
 abs_p = register(Primitive(
     name="abs", kind="elementwise", impl=np.abs, shape_rule=_same_shape, pieces=_abs_pieces,
     default_partials=lambda vals, out: (np.where(vals[0] >= 0, 1.0, -1.0),),
+    interval=iv.absolute,
+    interval_partials=lambda ivs, out, tol: _piece_hull(
+        ((-1.0,), (1.0,)), (ivs[0].lo <= tol, ivs[0].hi >= -tol)),
     default_rule="abs'(0) = 1 (the piece x), as in JAX; the set at 0 is {-1, 1}, its hull "
                  "[-1, 1] contains PyTorch's 0",
     sympy=sympy.Abs))
 
 
 # --- maximum / minimum --------------------------------------------------------------------------
+
+def _tie_hull(d, tol):
+    """Pieces (1, 0) where d = winner - loser may be >= 0, (0, 1) where it may be <= 0."""
+    return _piece_hull(((1.0, 0.0), (0.0, 1.0)), (d.hi >= -tol, d.lo <= tol))
+
 
 def _first_or_second(first):
     f = first.astype(float)
@@ -77,6 +106,8 @@ maximum_p = register(Primitive(
     name="maximum", kind="elementwise", impl=np.maximum, shape_rule=_same_shape,
     pieces=_maximum_pieces,
     default_partials=lambda vals, out: _first_or_second(vals[0] >= vals[1]),
+    interval=iv.maximum,
+    interval_partials=lambda ivs, out, tol: _tie_hull(iv.subtract(ivs[0], ivs[1]), tol),
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}, its hull contains JAX's split (1/2, 1/2)",
     sympy=sympy.Max))
@@ -93,6 +124,8 @@ minimum_p = register(Primitive(
     name="minimum", kind="elementwise", impl=np.minimum, shape_rule=_same_shape,
     pieces=_minimum_pieces,
     default_partials=lambda vals, out: _first_or_second(vals[0] <= vals[1]),
+    interval=iv.minimum,
+    interval_partials=lambda ivs, out, tol: _tie_hull(iv.subtract(ivs[1], ivs[0]), tol),
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}",
     sympy=sympy.Min))
@@ -116,6 +149,14 @@ def _soft_threshold_pieces(vals, out, tol):
                   default=np.where(z > t, 0, np.where(z < -t, 2, 1)).astype(np.intp))
 
 
+def _soft_threshold_interval_partials(ivs, out, tol):
+    z, t = ivs
+    return _piece_hull(((1.0, -1.0), (0.0, 0.0), (1.0, 1.0)),
+                       (iv.subtract(z, t).hi >= -tol,
+                        iv.subtract(iv.absolute(z), t).lo <= tol,
+                        iv.add(z, t).lo <= tol))
+
+
 def _soft_threshold_default(vals, out):
     z, t = vals
     mask = ((z > t) | (z < -t)).astype(float)
@@ -126,6 +167,8 @@ soft_threshold_p = register(Primitive(
     name="soft_threshold", kind="elementwise", impl=_soft_threshold, shape_rule=_same_shape,
     pieces=_soft_threshold_pieces,
     default_partials=_soft_threshold_default,
+    interval=iv.soft_threshold,
+    interval_partials=_soft_threshold_interval_partials,
     default_rule="at |z| == t the zero piece is selected (partials (0, 0) in (z, t)); the set "
                  "at z == t > 0 is {(1, -1), (0, 0)}, at z == t == 0 all three pieces",
     sympy=lambda z, t: sympy.sign(z) * sympy.Max(sympy.Abs(z) - t, 0)))
@@ -147,6 +190,14 @@ def _clip_pieces(vals, out, tol):
                   default=np.where(z < lo, 0, np.where(z > hi, 2, 1)).astype(np.intp))
 
 
+def _clip_interval_partials(ivs, out, tol):
+    z, lo, hi = ivs
+    below, above = iv.subtract(z, lo), iv.subtract(z, hi)
+    return _piece_hull(((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+                       (below.lo <= tol, (below.hi >= -tol) & (above.lo <= tol),
+                        above.hi >= -tol))
+
+
 def _clip_default(vals, out):
     z, lo, hi = vals
     below, above = (z < lo).astype(float), (z > hi).astype(float)
@@ -156,6 +207,8 @@ def _clip_default(vals, out):
 clip_p = register(Primitive(
     name="clip", kind="elementwise", impl=_clip, shape_rule=_same_shape, pieces=_clip_pieces,
     default_partials=_clip_default,
+    interval=iv.clip,
+    interval_partials=_clip_interval_partials,
     default_rule="at z == lo or z == hi the identity piece is selected (partial 1 in z), as "
                  "PyTorch's clamp; the set at z == lo < hi is {(0, 1, 0), (1, 0, 0)} in "
                  "(z, lo, hi)",
@@ -210,6 +263,9 @@ select_p = register(Primitive(
     name="select", kind="elementwise", impl=_select, shape_rule=_same_shape,
     pieces=_select_pieces,
     default_partials=_select_default,
+    interval=lambda g, a, b, strict: iv.where(iv.gt(g, 0.0), a, b),
+    interval_partials=lambda ivs, out, tol, strict: _piece_hull(
+        ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), (ivs[0].hi >= -tol, ivs[0].lo <= tol)),
     default_rule="cv.where(cond, a, b) selects the branch the condition picks at the point "
                  "(for cond g > 0 at g == 0: b; for g >= 0: a); on the boundary both branches "
                  "are active",

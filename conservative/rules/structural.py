@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import interval as iv
 from ..primitives import Primitive, register
 
 
@@ -30,9 +31,14 @@ const_p = register(Primitive(name="const", kind="input", impl=_no_impl, shape_ru
                              sympy="impl"))
 
 
-def _structural(name, impl, shape_rule, jvp, transpose):
+def _structural(name, impl, shape_rule, jvp, transpose, interval, interval_jvp):
     return register(Primitive(name=name, kind="structural", impl=impl, shape_rule=shape_rule,
-                              jvp=jvp, transpose=transpose, sympy="impl"))
+                              jvp=jvp, transpose=transpose, interval=interval,
+                              interval_jvp=interval_jvp, sympy="impl"))
+
+
+def _zero_tangent(shape, ndir):
+    return iv.Interval(np.zeros(tuple(shape) + (ndir,)))
 
 
 # --- broadcast_to -------------------------------------------------------------------------------
@@ -60,8 +66,13 @@ def _broadcast_transpose(vals, out, ct, shape):
     return (ct.sum(axis=axes, keepdims=True) if axes else ct,)
 
 
-broadcast_to_p = _structural("broadcast_to", _broadcast_impl,
-                             lambda s, shape: tuple(shape), _broadcast_jvp, _broadcast_transpose)
+broadcast_to_p = _structural(
+    "broadcast_to", _broadcast_impl, lambda s, shape: tuple(shape), _broadcast_jvp,
+    _broadcast_transpose,
+    lambda x, shape: x.broadcast_to(tuple(shape)),
+    lambda ivs, out, tans, shape: tans[0].reshape(
+        (1,) * (len(shape) - ivs[0].ndim) + tans[0].shape).broadcast_to(
+        tuple(shape) + tans[0].shape[-1:]))
 
 
 # --- reshape ------------------------------------------------------------------------------------
@@ -72,7 +83,9 @@ reshape_p = _structural(
     lambda s, shape: tuple(shape),
     lambda vals, out, tangents, shape: None if tangents[0] is None else
     tangents[0].reshape(tangents[0].shape[:1] + tuple(shape) + tangents[0].shape[-1:]),
-    lambda vals, out, ct, shape: (ct.reshape(ct.shape[:1] + vals[0].shape[1:]),))
+    lambda vals, out, ct, shape: (ct.reshape(ct.shape[:1] + vals[0].shape[1:]),),
+    lambda x, shape: x.reshape(tuple(shape)),
+    lambda ivs, out, tans, shape: tans[0].reshape(tuple(shape) + tans[0].shape[-1:]))
 
 
 # --- transpose ----------------------------------------------------------------------------------
@@ -84,7 +97,9 @@ transpose_p = _structural(
     lambda vals, out, tangents, perm: None if tangents[0] is None else
     tangents[0].transpose((0,) + tuple(p + 1 for p in perm) + (len(perm) + 1,)),
     lambda vals, out, ct, perm: (ct.transpose((0,) + tuple(int(i) + 1 for i in
-                                                           np.argsort(perm))),))
+                                                           np.argsort(perm))),),
+    lambda x, perm: x.transpose(*perm),
+    lambda ivs, out, tans, perm: tans[0].transpose(*perm, len(perm)))
 
 
 # --- getitem (static indices: ints, slices, None, integer arrays) -------------------------------
@@ -106,7 +121,9 @@ getitem_p = _structural(
     _getitem_shape,
     lambda vals, out, tangents, index: None if tangents[0] is None else
     tangents[0][(slice(None),) + index],
-    lambda vals, out, ct, index: (_scatter_add(ct, vals[0].shape[1:], index),))
+    lambda vals, out, ct, index: (_scatter_add(ct, vals[0].shape[1:], index),),
+    lambda x, index: x[index],
+    lambda ivs, out, tans, index: tans[0][index])
 
 
 # --- sum ----------------------------------------------------------------------------------------
@@ -122,7 +139,9 @@ sum_p = _structural(
     lambda vals, out, tangents, axes: None if tangents[0] is None else
     np.sum(tangents[0], axis=tuple(a + 1 for a in axes)),
     lambda vals, out, ct, axes: (np.broadcast_to(
-        np.expand_dims(ct, tuple(a + 1 for a in axes)), ct.shape[:1] + vals[0].shape[1:]),))
+        np.expand_dims(ct, tuple(a + 1 for a in axes)), ct.shape[:1] + vals[0].shape[1:]),),
+    lambda x, axes: iv.sum(x, axis=tuple(axes)) if axes else x,
+    lambda ivs, out, tans, axes: iv.sum(tans[0], axis=tuple(axes)) if axes else tans[0])
 
 
 # --- matmul (1-D and 2-D operands, NumPy semantics) ---------------------------------------------
@@ -201,8 +220,32 @@ def _matmul_transpose(vals, out, ct):
     return ct_a, ct_b
 
 
+def _as_2d(x, vector_axis):
+    """View a 1-D interval as a row (axis 0) or column (axis 1) matrix."""
+    return x.reshape((1, -1)) if vector_axis == 0 else x.reshape((-1, 1))
+
+
+def _matmul_interval_jvp(ivs, out, tans):
+    """Interval tangent of a @ b: a @ t_b + t_a @ b, as 2-D interval products."""
+    a, b = ivs
+    ta, tb = tans
+    ndir = (ta if ta is not None else tb).shape[-1]
+    a2 = _as_2d(a, 0) if a.ndim == 1 else a                     # (i, j)
+    b2 = _as_2d(b, 1) if b.ndim == 1 else b                     # (j, k)
+    i, j, k = a2.shape[0], a2.shape[1], b2.shape[1]
+    total = None
+    if tb is not None:                                          # (j, [k,] T) -> (j, k T)
+        r = iv.matmul(a2, tb.reshape((j, k * ndir)))
+        total = r.reshape((i, k, ndir))
+    if ta is not None:                                          # (i, j, T) -> (i T, j)
+        t = ta.reshape((i, j, ndir)).transpose(0, 2, 1).reshape((i * ndir, j))
+        r = iv.matmul(t, b2).reshape((i, ndir, k)).transpose(0, 2, 1)
+        total = r if total is None else iv.add(total, r)
+    return total.reshape(out.shape + (ndir,))
+
+
 matmul_p = _structural("matmul", _matmul_impl, _matmul_out_shape, _matmul_jvp,
-                       _matmul_transpose)
+                       _matmul_transpose, iv.matmul, _matmul_interval_jvp)
 
 
 # --- concatenate --------------------------------------------------------------------------------
@@ -235,5 +278,12 @@ def _concat_transpose(vals, out, ct, axis):
     return tuple(np.split(ct, cuts, axis=axis + 1))
 
 
+def _concat_interval_jvp(ivs, out, tans, axis):
+    ndir = next(t for t in tans if t is not None).shape[-1]
+    parts = [_zero_tangent(v.shape, ndir) if t is None else t for v, t in zip(ivs, tans)]
+    return iv.concatenate(parts, axis=axis)
+
+
 concatenate_p = _structural("concatenate", _concat_impl, _concat_shape, _concat_jvp,
-                            _concat_transpose)
+                            _concat_transpose, lambda *xs, axis: iv.concatenate(list(xs), axis=axis),
+                            _concat_interval_jvp)
