@@ -1,0 +1,74 @@
+"""Export traced programs to sympy: closed forms of the update map and of its pieces.
+
+Elementwise primitives use their ``sympy`` rule (``Max``, ``Piecewise``, ``Abs``, ...);
+structural ones run their NumPy implementation on object arrays of sympy expressions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .errors import InputError, fail_message
+from .map import Map
+
+__all__ = ["to_sympy", "symbols_for"]
+
+
+def symbols_for(name: str, shape: tuple) -> np.ndarray:
+    """An object array of real sympy symbols ``name_i_j`` of the given shape."""
+    if not shape:
+        return np.array(sympy.Symbol(name, real=True), dtype=object)
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(*shape):
+        out[idx] = sympy.Symbol(f"{name}_{'_'.join(map(str, idx))}", real=True)
+    return out
+
+
+def to_sympy(F: Map, *, rational: bool = False):
+    """The update map as sympy expressions.
+
+    Parameters
+    ----------
+    F : Map
+    rational : bool
+        Convert floating constants to exact rationals (``sympy.nsimplify``) first.
+
+    Returns
+    -------
+    expr : sympy.Array of F's state shape
+    x, theta : ndarray of sympy.Symbol
+        The symbols used for the state and the parameters.
+
+    Examples
+    --------
+    >>> import conservative as cv
+    >>> F = cv.trace(lambda x, t: cv.soft_threshold(x - 0.5 * (x - 1.0), t), (), ())
+    >>> expr, x, t = cv.symbolic.to_sympy(F, rational=True)
+    >>> expr[()].subs({x[()]: 3, t[()]: 1})
+    1
+    """
+    if not isinstance(F, Map):
+        raise InputError(fail_message("cv.symbolic.to_sympy", f"{type(F).__name__}",
+                                      "pass a cv.Map (from cv.trace)"))
+    program = F.program
+    x = symbols_for("x", F.state_shape)
+    theta = symbols_for("theta", F.param_shape)
+    values = {program.x_node: x[None], program.theta_node: theta[None]}
+    for node, value in program.consts.items():
+        arr = np.array(value, dtype=object)
+        if rational:
+            arr = np.vectorize(lambda v: sympy.nsimplify(float(v), rational=True),
+                               otypes=[object])(np.array(value))
+        values[node] = arr[None]
+    for step in program.steps:
+        args = [values[i] for i in step.inputs]
+        if step.prim.kind == "elementwise":
+            fn = np.frompyfunc(lambda *a, _f=step.prim.sympy, _p=step.params: _f(*a, **_p),
+                               len(args), 1)
+            values[step.node] = np.asarray(fn(*np.broadcast_arrays(*args)), dtype=object)
+        else:
+            values[step.node] = np.asarray(step.prim.impl(*args, **step.params), dtype=object)
+    out = np.broadcast_to(values[program.out_node], (1,) + F.state_shape)[0]
+    expr = sympy.Array(out.tolist()) if out.ndim else sympy.Array(out[()])
+    return expr, x, theta
