@@ -69,6 +69,6 @@ def to_sympy(F: Map, *, rational: bool = False):
             values[step.node] = np.asarray(fn(*np.broadcast_arrays(*args)), dtype=object)
         else:
             values[step.node] = np.asarray(step.prim.impl(*args, **step.params), dtype=object)
-    out = np.broadcast_to(values[program.out_node], (1,) + F.state_shape)[0]
-    expr = sympy.Array(out.tolist()) if out.ndim else sympy.Array(out[()])
+    out = np.broadcast_to(values[program.out_node], (1,) + F.state_shape).reshape(F.state_shape)
+    expr = sympy.Array(out.tolist()) if out.ndim else sympy.Array(out.item())
     return expr, x, theta
