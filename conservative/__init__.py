@@ -14,11 +14,20 @@ from .errors import (ConservativeError, DiscontinuityError, InputError, NonFinit
                      SingularJacobianError, SolverError, SymbolicBoolError, TracingError,
                      UndecidedError)
 from .sets import JacobianSet
+from .interval import Interval, IntervalMatrix
+from .distances import excess, hausdorff
 from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, log, matmul, max,
                   maximum, mean, min, minimum, relu, reshape, sigmoid, sin, soft_threshold,
                   sqrt, square, stack, sum, tanh, transpose, where)
 from .map import Map, trace
 from .iterate import FixedPointResult, fixed_point, iterate
-from . import algorithms, datasets
+from .jsr import JSRResult, jsr
+from .certify import Certificate, certify_contraction
+from .ifs import Attractor
+from .picard import attractor, piggyback, piggyback_sets, piggyback_vjp
+from .implicit import fpad, fpad_vjp, implicit_jacobian, invertible_on_hull, one_step
+from .verify import FixedPointCertificate, certify_fixed_point
+from . import algorithms, datasets, examples, symbolic
+from .examples import Counterexample
 
 __version__ = "0.1.0"
