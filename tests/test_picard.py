@@ -219,3 +219,23 @@ def test_map_vjp_is_the_transpose_of_the_jacobian():
         _, cx, ct = F.vjp(x, t, c)
         np.testing.assert_allclose(cx, J[:, :6].T @ c, atol=1e-13)
         np.testing.assert_allclose(ct, J[:, 6:].T @ c, atol=1e-13)
+
+
+def test_many_parameter_piggyback_matches_a_dense_numpy_loop():
+    # one penalty per feature (m = p = 12): tangents are zero off the support, which the
+    # constant-matrix product exploits; compare with the plain dense recursion
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(30, 12))
+    y = rng.normal(size=30)
+    s = 1 / np.linalg.norm(X, 2) ** 2
+    lam = 0.3 * np.abs(X.T @ y) * rng.uniform(0.5, 1.5, size=12)
+    F = cv.trace(lambda w, t: cv.soft_threshold(w - s * (X.T @ (X @ w - y)), s * t), (12,), (12,))
+    xs, Js = cv.piggyback(F, np.zeros(12), lam, 40)
+    w, J = np.zeros(12), np.zeros((12, 12))
+    for k in range(40):
+        z = w - s * (X.T @ (X @ w - y))
+        mask = (np.abs(z) > s * lam).astype(float)
+        J = mask[:, None] * (J - s * (X.T @ (X @ J)) - s * np.diag(np.sign(z)))
+        w = np.sign(z) * np.maximum(np.abs(z) - s * lam, 0)
+        np.testing.assert_allclose(xs[k + 1], w, atol=1e-14)
+        np.testing.assert_allclose(Js[k + 1], J, atol=1e-13)

@@ -161,6 +161,12 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray) -> np.ndarray:
     B, j = t.shape[:2]
     if B == 1:
         cols = t[0].reshape(j, -1)
+        if cols.shape[1] > 8:
+            # tangents pushed through a soft-threshold are zero off the support: multiply only
+            # the nonzero rows (the check costs one pass over t, the product j times more)
+            rows = np.flatnonzero(np.any(cols != 0.0, axis=1))
+            if len(rows) < 0.5 * j:
+                return (M[:, rows] @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
         return (M @ cols).reshape((1, M.shape[0]) + t.shape[2:])
     cols = np.moveaxis(t, 0, -1).reshape(j, -1)
     out = (M @ cols).reshape((M.shape[0],) + t.shape[2:] + (B,))
