@@ -31,3 +31,11 @@ from . import algorithms, datasets, examples, symbolic
 from .examples import Counterexample
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # matplotlib is imported only when pictures are asked for
+    if name == "plotting":
+        import importlib
+        return importlib.import_module(".plotting", __name__)
+    raise AttributeError(f"module 'conservative' has no attribute {name!r}")
