@@ -45,6 +45,27 @@ def as_box(box, shape, *, name: str, call: str) -> iv.Interval:
     return result
 
 
+def _scale(d, t: iv.Interval) -> iv.Interval:
+    """Enclose ``d * t`` for a partial ``d`` (float or Interval) and a tangent ``t`` (…, T).
+
+    Partials whose endpoints are all -1, 0 or 1 (sums, differences, the piece hulls of
+    relu / abs / soft-threshold / clip / where) multiply exactly in floating point, so the
+    four endpoint products need no directed rounding.
+    """
+    if not isinstance(d, iv.Interval):
+        if d == 1.0:
+            return t
+        if d == -1.0:
+            return -t
+        return iv.multiply(d, t)
+    d = d.reshape(d.shape + (1,))
+    ends = np.concatenate([d.lo.ravel(), d.hi.ravel()])
+    if np.all((ends == 0.0) | (ends == 1.0) | (ends == -1.0)):
+        products = (d.lo * t.lo, d.lo * t.hi, d.hi * t.lo, d.hi * t.hi)
+        return iv.Interval(np.minimum.reduce(products), np.maximum.reduce(products))
+    return iv.multiply(d, t)
+
+
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
                     tol: float = 0.0, call: str = "Map.enclose"):
     """Enclose the output and the Jacobian ``[A B]`` of ``program`` over a box.
@@ -77,9 +98,7 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
                 for di, t in zip(d, tin):
                     if t is None or (not isinstance(di, iv.Interval) and di == 0.0):
                         continue
-                    if isinstance(di, iv.Interval):
-                        di = di.reshape(di.shape + (1,))
-                    term = iv.multiply(di, t)
+                    term = _scale(di, t)
                     acc = term if acc is None else iv.add(acc, term)
                 if acc is not None:
                     tans[step.node] = acc
