@@ -27,7 +27,7 @@ from .ifs import Attractor
 from .picard import attractor, piggyback, piggyback_sets, piggyback_vjp
 from .implicit import fpad, fpad_vjp, implicit_jacobian, invertible_on_hull, one_step
 from .verify import FixedPointCertificate, certify_fixed_point
-from . import algorithms, datasets, examples, symbolic
+from . import algorithms, datasets, examples, linalg, symbolic
 from .examples import Counterexample
 
 __version__ = "0.1.0"

@@ -281,8 +281,11 @@ def _quote(source: str) -> str:
 class Condition:
     """A comparison of symbolic values, usable only as the condition of :func:`where`.
 
-    Stored as ``g > 0`` (``strict``) or ``g >= 0`` with ``g = lhs - rhs``.
-    ``&``, ``|`` and ``~`` combine conditions (through ``minimum`` / ``maximum`` of the ``g``).
+    Stored as ``g > 0`` (``strict``) or ``g >= 0`` with ``g = lhs - rhs``. ``&`` and ``|``
+    combine conditions through ``minimum`` / ``maximum`` of the ``g`` (so continuity is checked
+    on the boundary of the combined condition), ``~`` negates. Combining a strict and a
+    non-strict comparison is refused: on the boundary both branches are active anyway, and a
+    single comparison could not reproduce the mixed default there.
     """
 
     def __init__(self, g, strict: bool):
@@ -294,18 +297,35 @@ class Condition:
             self.g._refuse("bool() of a condition")
         raise SymbolicBoolError("bool() of a symbolic condition; use cv.where")
 
+    def _combine(self, other, fn, op: str) -> "Condition":
+        other = _as_condition(other, op)
+        if self.strict != other.strict:
+            raise TracingError(fail_message(
+                op, f"a strict and a non-strict comparison ({self!r} {op} {other!r})",
+                "use > on both sides or >= on both sides: the branches agree on the boundary, "
+                "so the choice only sets which branch is the default there"))
+        return Condition(fn(self.g, other.g), self.strict)
+
     def __and__(self, other: "Condition") -> "Condition":
-        return Condition(minimum(self.g, other.g), self.strict and other.strict)
+        return self._combine(other, minimum, "&")
 
     def __or__(self, other: "Condition") -> "Condition":
-        return Condition(maximum(self.g, other.g), self.strict and other.strict)
+        return self._combine(other, maximum, "|")
 
     def __invert__(self) -> "Condition":
         return Condition(-self.g, not self.strict)
 
     def __repr__(self) -> str:
         g = self.g._expression() if isinstance(self.g, Sym) else repr(self.g)
-        return f"Condition({g} {'>' if self.strict else '>='} 0)"
+        return f"({g} {'>' if self.strict else '>='} 0)"
+
+
+def _as_condition(value, call) -> Condition:
+    if not isinstance(value, Condition):
+        raise TracingError(fail_message(call, f"a {type(value).__name__}",
+                                        "combine conditions built from comparisons of "
+                                        "symbolic values"))
+    return value
 
 
 def _normalise_index(index, shape) -> tuple:

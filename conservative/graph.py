@@ -33,7 +33,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # Frames in these files are the tracer's own; the first frame outside them is the code that
 # wrote the expression (the user's, or a zoo algorithm's).
 _TRACER_FILES = {os.path.join(_PACKAGE_DIR, name) for name in
-                 ("dsl.py", "graph.py", "map.py", "primitives.py")}
+                 ("dsl.py", "graph.py", "map.py", "primitives.py", "linalg.py")}
 _RULES_DIR = os.path.join(_PACKAGE_DIR, "rules") + os.sep
 
 

@@ -246,9 +246,11 @@ def input_seeds(program: Program) -> dict:
 
 
 def _as_matrix(tangent, n_rows: int, n_cols: int, batch: int = 1) -> np.ndarray:
+    """A fresh (writable) stack of matrices from a tangent (None means zero)."""
     if tangent is None:
         return np.zeros((batch, n_rows, n_cols))
-    return np.broadcast_to(tangent, (batch,) + tangent.shape[1:]).reshape(batch, n_rows, n_cols)
+    return np.array(np.broadcast_to(tangent, (batch,) + tangent.shape[1:])
+                    .reshape(batch, n_rows, n_cols))
 
 
 class _Slots:

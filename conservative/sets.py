@@ -191,8 +191,13 @@ class JacobianSet:
 
     @property
     def is_singleton(self) -> bool:
-        """True when the set has one element (no active kink)."""
-        return self.n_selections == 1
+        """True when the set has exactly one element.
+
+        No active kink, or kinks whose choices all give the same matrix (a tie the program
+        masks, e.g. inside a compound condition of ``cv.where``).
+        """
+        n = self.n_selections
+        return n == 1 or (n <= 256 and len(self.enumerate(max_vertices=256)) == 1)
 
     @property
     def default(self) -> np.ndarray:

@@ -68,7 +68,10 @@ def to_sympy(F: Map, *, rational: bool = False):
                                len(args), 1)
             values[step.node] = np.asarray(fn(*np.broadcast_arrays(*args)), dtype=object)
         else:
-            values[step.node] = np.asarray(step.prim.impl(*args, **step.params), dtype=object)
+            # structural primitives run their NumPy implementation on object arrays, unless
+            # they carry a sympy rule of their own (matrix functions, linear solves)
+            rule = step.prim.sympy if callable(step.prim.sympy) else step.prim.impl
+            values[step.node] = np.asarray(rule(*args, **step.params), dtype=object)
     out = np.broadcast_to(values[program.out_node], (1,) + F.state_shape).reshape(F.state_shape)
     expr = sympy.Array(out.tolist()) if out.ndim else sympy.Array(out.item())
     return expr, x, theta

@@ -1,0 +1,418 @@
+"""Contraction certificates: a norm in which every Jacobian block A has ``||A|| <= rho < 1``.
+
+Piggyback differentiation ``J <- A J + B`` converges (to the attractor of the iterated function
+system) when the set of A blocks is a contraction in *some* operator norm, which is equivalent
+to JSR < 1. A :class:`Certificate` is that norm plus the bound, and says how it was checked:
+
+* ``"exact"`` -- rational arithmetic on the exact values of the float64 input: ``P ≻ 0`` and
+  ``rho^2 P - A^T P A ⪰ 0`` by exact LDL^T (quadratic norms; for boxes through an exact
+  midpoint-radius enclosure), or an exact basis solve for each vertex image (polytope norms);
+* ``"float"`` -- only floating point evidence; then ``certified`` is False.
+
+Floating SDP/LP solutions are never trusted on their own: they only propose the norm.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from . import _exact
+from ._types import as_float_array
+from .errors import InputError, ShapeError, fail_message
+from .jsr import (analyse, balanced, gripenberg, parse_matrix_set, polytope_bound,
+                  quadratic_norm, spectral_radius)
+
+__all__ = ["Certificate", "certify_contraction"]
+
+_CALL = "cv.certify_contraction"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A contraction certificate (or the reason there is none).
+
+    Attributes
+    ----------
+    certified : bool
+        True iff ``rho < 1`` and the final check passed in exact rational arithmetic.
+    rho : float
+        Upper bound on ``sup ||A||`` over the set in the certificate's norm (inf if none).
+    norm : str
+        The norm, e.g. ``"quadratic ||v||_P = sqrt(v^T P v)"``.
+    P : ndarray or None
+        The quadratic form (input coordinates) of a one-step quadratic norm:
+        ``A^T P A ⪯ rho^2 P`` for every A. None for polytope and lifted norms.
+    verified : str
+        ``"exact"`` or ``"float"`` (then ``certified`` is False).
+    lower : float
+        Best lower bound on the JSR, ``rho(A_word)^(1/len(word))``.
+    word : tuple of int or None
+        Product attaining ``lower``: ``A[w[-1]] @ ... @ A[w[0]]``. If ``lower > 1`` it is a
+        divergent switching product. For box targets it indexes :attr:`samples` (the box's
+        vertices when there are few, else sampled corners and the midpoint).
+    reason : str
+        Why not certified ("" when certified).
+    method : str
+        How the norm was found and checked.
+    polytope : ndarray or None
+        Polytope vertices (columns) for polytope norms: unit ball ``absconv(polytope)``.
+    k : int
+        Product length of a lifted quadratic norm ``max_{|u|<k} rho^-|u| ||A_u v||_Pk``
+        (1 otherwise).
+    Pk : ndarray or None
+        For a lifted norm: ``A_w^T Pk A_w ⪯ rho^(2k) Pk`` for every product of length k.
+    samples : ndarray or None
+        For box targets: the sampled matrices used for ``lower`` and ``word``.
+
+    Examples
+    --------
+    >>> cert = certify_contraction([[[0.5, 1e6], [0.0, 0.5]]])   # huge norm, JSR 1/2
+    >>> print(cert)                                              # doctest: +ELLIPSIS
+    certified contraction: rho = 0.5... < 1
+      norm: quadratic ||v||_P = sqrt(v^T P v)
+      check: exact
+      method: ...
+      JSR >= 0.5 (product word [0])
+    """
+
+    certified: bool
+    rho: float
+    norm: str
+    P: np.ndarray | None
+    verified: str
+    lower: float
+    word: tuple | None
+    reason: str = ""
+    method: str = ""
+    polytope: np.ndarray | None = field(default=None, repr=False)
+    k: int = 1
+    Pk: np.ndarray | None = field(default=None, repr=False)
+    samples: np.ndarray | None = field(default=None, repr=False)
+
+    def __bool__(self) -> bool:
+        return self.certified
+
+    def __str__(self) -> str:
+        head = (f"certified contraction: rho = {self.rho:.10g} < 1" if self.certified
+                else "NOT certified")
+        lines = [head, f"  norm: {self.norm}", f"  check: {self.verified}",
+                 f"  method: {self.method}",
+                 f"  JSR >= {self.lower:.10g}"
+                 + ("" if self.word is None else f" (product word {list(self.word)})")]
+        if not self.certified:
+            lines.append(f"  reason: {self.reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (arrays become nested lists, inf becomes None)."""
+        def num(x):
+            return None if x is None or not math.isfinite(x) else float(x)
+        return {
+            "certified": self.certified, "rho": num(self.rho), "norm": self.norm,
+            "P": None if self.P is None else self.P.tolist(), "verified": self.verified,
+            "lower": num(self.lower), "word": None if self.word is None else list(self.word),
+            "reason": self.reason, "method": self.method, "k": self.k,
+            "Pk": None if self.Pk is None else self.Pk.tolist(),
+            "polytope": None if self.polytope is None else self.polytope.T.tolist(),
+        }
+
+
+_QUAD = "quadratic ||v||_P = sqrt(v^T P v)"
+
+
+def _lifted_name(k: int) -> str:
+    return (f"lifted quadratic ||v|| = max over products A_u with |u| < {k} of "
+            f"rho^-|u| ||A_u v||_Pk")
+
+
+# ---------------------------------------------------------------------------------------------
+# finite sets
+
+
+def _certify_set(A: np.ndarray, *, tol: float, time_limit: float,
+                 prefer: str) -> Certificate:
+    an = analyse(A, tol=tol, time_limit=time_limit, stop_at=1.0,
+                 stop_below=1.0 if prefer == "quadratic" else -math.inf)
+    lower, word = an.lower, an.word
+    if lower >= 1:
+        return _refuse(lower, word, f"the product of length {len(word)} has spectral radius"
+                       f"^(1/{len(word)}) = {lower:.10g} >= 1: switching along this word "
+                       "does not converge, so no norm can make the set contracting")
+    # try exactly verified norms (one-step quadratic ones first if preferred, then from the
+    # smallest bound up) and re-check each on the input matrices themselves
+    def rank(u):
+        plain_quadratic = u.P is not None and u.k == 1
+        return (not (prefer == "quadratic" and plain_quadratic), u.value)
+
+    # every candidate norm (even one only float-checked so far) gets the final exact check
+    for ub in sorted((u for u in an.uppers if u.P is not None or u.V is not None), key=rank):
+        if ub.value >= 1:
+            continue
+        cert = _recheck(A, ub, lower, word)
+        if cert is not None:
+            return cert
+    best = an.best()
+    reason = (f"no norm with sup ||A|| < 1 was verified; JSR bracket [{lower:.10g}, "
+              f"{best.value:.10g}] by {best.method}")
+    if lower > 1 - 1e-9:
+        reason += (f"; the product word {list(word)} has spectral radius^(1/{len(word)}) "
+                   "equal to 1 up to rounding, so the JSR is (numerically) 1 and the set "
+                   "does not contract")
+    if best.value < 1:
+        reason += " (float evidence only: not a proof)"
+    return Certificate(False, best.value, "none verified" if best.verified != "exact"
+                       else _norm_of(best), best.P if best.k == 1 else None, "float", lower,
+                       word, reason, best.method)
+
+
+def _norm_of(ub) -> str:
+    if ub.V is not None:
+        return "polytope (unit ball = symmetric convex hull of the columns of .polytope)"
+    if ub.k > 1:
+        return _lifted_name(ub.k)
+    return _QUAD
+
+
+def _recheck(A: np.ndarray, ub, lower: float, word: tuple) -> Certificate | None:
+    """Final exact check of one candidate norm on the user's own matrices."""
+    rho = ub.value
+    if ub.V is not None:
+        bound = polytope_bound(A, ub.V)
+        if bound is None or bound >= 1:
+            return None
+        return Certificate(True, bound, _norm_of(ub), None, "exact", lower, word, "",
+                           ub.method, polytope=ub.V)
+    if ub.P is None:
+        return None
+    ok = (_exact.check_quadratic_products(A, ub.P, rho, ub.k) if ub.k > 1
+          else _exact.check_quadratic(A, ub.P, rho))
+    if not ok:
+        return None
+    if ub.k > 1:
+        return Certificate(True, rho, _norm_of(ub), None, "exact", lower, word, "", ub.method,
+                           k=ub.k, Pk=ub.P)
+    return Certificate(True, rho, _norm_of(ub), ub.P, "exact", lower, word, "", ub.method)
+
+
+def _refuse(lower, word, reason, samples=None) -> Certificate:
+    return Certificate(False, math.inf, "none", None, "float", lower, word, reason,
+                       "lower bound by products", samples=samples)
+
+
+# ---------------------------------------------------------------------------------------------
+# interval boxes lo <= A <= hi
+
+
+def _box_samples(lo: np.ndarray, hi: np.ndarray, count: int = 12) -> np.ndarray:
+    """Midpoint, the two extreme corners and a few deterministic random corners of the box."""
+    rng = np.random.default_rng(0)
+    corners = [np.where(rng.random(lo.shape) < 0.5, lo, hi) for _ in range(count)]
+    return np.stack([(lo + hi) / 2, lo, hi, *corners])
+
+
+def _box_vertices(lo: np.ndarray, hi: np.ndarray, limit: int) -> np.ndarray | None:
+    """All vertices of the box if there are at most ``limit`` (few uncertain entries)."""
+    free = np.flatnonzero(lo.ravel() != hi.ravel())
+    if 2 ** len(free) > limit:
+        return None
+    out = np.repeat(lo.ravel()[None], 2 ** len(free), axis=0)
+    bits = (np.arange(2 ** len(free))[:, None] >> np.arange(len(free))[None, :]) & 1
+    out[:, free] = np.where(bits == 1, hi.ravel()[free], lo.ravel()[free])
+    return out.reshape(-1, *lo.shape)
+
+
+def _certify_box(lo: np.ndarray, hi: np.ndarray, *, tol: float, time_limit: float,
+                 prefer: str, max_vertices: int = 64) -> Certificate:
+    """Certify every matrix of the box.
+
+    With few uncertain entries the box is the convex hull of its vertices, and every norm
+    check used here (``||A||`` convex in A; products multi-convex) holds on the hull once it
+    holds at the vertices, so the finite-set certifier applies exactly. Otherwise a quadratic
+    norm is checked through an exact enclosure of ``A^T P A`` over the box.
+    """
+    verts = _box_vertices(lo, hi, max_vertices)
+    if verts is not None:
+        cert = _certify_set(verts, tol=tol, time_limit=time_limit, prefer=prefer)
+        return replace(cert, samples=verts,
+                       method=cert.method + f" (on the {len(verts)} vertices of the box)")
+    samples = _box_samples(lo, hi)
+    B, _, s, _ = balanced(samples)
+    rho1 = spectral_radius(B)
+    quick = gripenberg(B, alpha=float(rho1.max()), word=(int(rho1.argmax()),), delta=1e-3,
+                       max_length=8, max_nodes=2000,
+                       deadline=time.monotonic() + 0.3 * time_limit)
+    lower, word = quick.alpha * s, quick.word
+    if lower >= 1:
+        return _refuse(lower, word, f"sampled matrices of the box have a product of "
+                       f"length {len(word)} with spectral radius^(1/{len(word)}) = "
+                       f"{lower:.10g} >= 1 (see .samples)", samples)
+    lo_b, hi_b, d = _balance_box(lo, hi)
+    mid = (lo_b + hi_b) / 2
+    _, P = quadratic_norm(np.concatenate([mid[None], _box_samples(lo_b, hi_b)]), lower / 2,
+                          _box_norm(lo_b, hi_b) * (1 + 1e-9), rtol=min(max(tol, 1e-8), 1e-4))
+    P = P / d[:, None] / d[None, :]                     # back to input coordinates
+    P = np.vectorize(_exact.dyadic_round)(P / np.abs(P).max())
+    P = (P + P.T) / 2
+    try:
+        gamma = _box_gamma(lo, hi, P)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+        gamma = math.inf                                # rounded P not definite: no proof
+    if not math.isfinite(gamma):
+        return Certificate(False, math.inf, _QUAD, P, "float", lower, word,
+                           "the quadratic norm found for the sampled matrices is numerically "
+                           "singular, so it cannot be checked over the box",
+                           "quadratic norm from SDP on sampled matrices", samples=samples)
+    for eps in (1e-9, 1e-6, 1e-3):
+        g = _exact.dyadic_round(gamma * (1 + eps), 40)
+        if not g < 1:
+            break
+        if _exact.check_quadratic_box(lo, hi, P, g):
+            return Certificate(True, g, _QUAD, P, "exact", lower, word, "",
+                               "quadratic norm from SDP on sampled matrices; exact "
+                               "midpoint-radius enclosure of A^T P A over the whole box",
+                               samples=samples)
+    return Certificate(False, max(gamma, lower), _QUAD, P, "float", lower, word,
+                       f"the quadratic norm found bounds the box only by {gamma:.6g} >= 1 "
+                       f"(sampled JSR >= {lower:.6g}); the box may be too wide or need a "
+                       "non-quadratic norm", "quadratic norm from SDP on sampled matrices",
+                       samples=samples)
+
+
+def _balance_box(lo, hi):
+    _, d, _, _ = balanced(np.stack([np.maximum(np.abs(lo), np.abs(hi))]))
+    return lo * d[None, :] / d[:, None], hi * d[None, :] / d[:, None], d
+
+
+def _box_norm(lo, hi) -> float:
+    return float(np.linalg.norm(np.maximum(np.abs(lo), np.abs(hi)), 2))
+
+
+def _box_gamma(lo, hi, P) -> float:
+    """Float estimate of the smallest gamma that :func:`_exact.check_quadratic_box` accepts."""
+    c, r = (lo + hi) / 2, (hi - lo) / 2
+    pc, pr = P @ c, np.abs(P) @ r
+    sc = c.T @ pc
+    sr = np.abs(c.T) @ pr + r.T @ np.abs(pc) + r.T @ pr
+    sc, sr = (sc + sc.T) / 2, np.maximum(sr, sr.T)
+    dd = np.exp2(np.round(np.log2(np.diag(P)) / 2))
+    rad = float(spectral_radius((sr / dd[:, None] / dd[None, :])))
+    M = sc + rad * np.diag(dd ** 2)
+    L = np.linalg.cholesky(P)
+    G = np.linalg.solve(L, np.linalg.solve(L, M).T)
+    return float(math.sqrt(max(np.linalg.eigvalsh((G + G.T) / 2).max(), 0.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch
+
+
+def _is_box(value: Any, shape) -> bool:
+    if not isinstance(value, tuple) or len(value) != 2:
+        return False
+    if shape is None:
+        return True
+    return all(np.shape(v) == tuple(shape) for v in value)
+
+
+def _interval_bounds(obj: Any, call: str):
+    lo = as_float_array(obj.lo, name="target.lo", call=call)
+    hi = as_float_array(obj.hi, name="target.hi", call=call)
+    if lo.ndim != 2 or lo.shape != hi.shape or lo.shape[1] < lo.shape[0] or lo.shape[0] == 0:
+        raise ShapeError(fail_message(
+            call, f"an interval matrix with lo {lo.shape} and hi {hi.shape}",
+            "pass lo and hi of equal shape (n, n) or (n, n + m); the first n columns are A"))
+    n = lo.shape[0]
+    lo, hi = lo[:, :n], hi[:, :n]
+    if np.any(lo > hi):
+        raise InputError(fail_message(call, "an interval matrix with lo > hi somewhere",
+                                      "pass boxes with lo <= hi entrywise"))
+    return lo, hi
+
+
+def _from_map(F: Any, theta: Any, x: Any):
+    if x is None or theta is None:
+        raise InputError(fail_message(
+            _CALL, "a Map without x and theta",
+            "pass the point (or boxes) as certify_contraction(F, theta=..., x=...)"))
+    shape_x = getattr(F, "state_shape", None)
+    shape_t = getattr(F, "param_shape", None)
+    if _is_box(x, shape_x) or _is_box(theta, shape_t):
+        xb = x if _is_box(x, shape_x) else (x, x)
+        tb = theta if _is_box(theta, shape_t) else (theta, theta)
+        return ("box", *_interval_bounds(F.enclose(xb, tb), _CALL))
+    return ("set", parse_matrix_set(F.jacobian(x, theta, hull=True).A.vertices, call=_CALL,
+                                    name="F.jacobian(x, theta).A.vertices"))
+
+
+def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: float = 1e-4,
+                        time_limit: float = 20.0, prefer: str = "quadratic") -> Certificate:
+    """Find and exactly verify a norm in which every A of the target has ``||A|| <= rho < 1``.
+
+    For a set S (or its convex hull) the certificate is a norm with
+    ``sup_{A in S} ||A|| <= rho < 1``. Quadratic norms ``||v||_P = sqrt(v^T P v)`` are checked
+    as ``P ≻ 0`` and ``rho^2 P - A^T P A ⪰ 0`` for every vertex (convex in A, so the hull
+    follows) by exact LDL^T on the rational values of the float64 data. Lifted quadratic and
+    polytope norms are checked exactly too (see :mod:`conservative._exact`). An exact check
+    implies JSR <= rho, so no certificate is ever issued for a set with a product of spectral
+    radius >= 1.
+
+    Parameters
+    ----------
+    target : array_like (k, n, n), list of matrices, JacobianSet, interval matrix, or Map
+        * matrices, or a JacobianSet ``js`` (its ``js.A.vertices`` are used);
+        * an interval matrix (attributes ``lo``, ``hi`` of shape (n, n) or (n, n + m); the first
+          n columns): every matrix of the box is covered;
+        * a Map ``F``: with point ``x`` and ``theta`` the set ``F.jacobian(x, theta).A``; if
+          either is a box ``(lo, hi)``, the enclosure ``F.enclose(x_box, theta_box)``.
+    theta, x : array_like or tuple (lo, hi), optional
+        Only for a Map.
+    tol : float
+        Relative accuracy sought for rho (bisection of the SDP, pruning of the product search);
+        it never affects soundness, only how close rho gets to the JSR.
+    time_limit : float
+        Soft limit in seconds.
+    prefer : {"quadratic", "tightest"}
+        Which verified norm to return when several prove ``rho < 1``: a one-step quadratic
+        norm (what attractor computations use) or the one with the smallest rho.
+
+    Returns
+    -------
+    Certificate
+        ``.certified`` is True only after an exact check with ``rho < 1``. Otherwise
+        ``.reason`` explains, and ``.lower``/``.word`` give the best product found.
+
+    Raises
+    ------
+    ShapeError, NonFiniteError, InputError
+        Bad matrices, NaN, empty sets, inconsistent boxes, a Map without a point.
+
+    Examples
+    --------
+    >>> M = lambda c: [[1 + 0.25 - 0.25 * c, -0.25], [1, 0]]      # heavy ball, alpha=beta=1/4
+    >>> cert = certify_contraction([M(1), M(3)])
+    >>> cert.certified, cert.verified, cert.rho < 1
+    (True, 'exact', True)
+    >>> bad = certify_contraction([M(1), M(9)])                     # each rho(M) = 1/2
+    >>> bad.certified, round(bad.lower, 6), bad.word
+    (False, 1.207107, (0, 1))
+    """
+    if not (tol > 0 and time_limit > 0):
+        raise InputError(fail_message(_CALL, f"tol={tol!r}, time_limit={time_limit!r}",
+                                      "pass positive values"))
+    if prefer not in ("quadratic", "tightest"):
+        raise InputError(fail_message(_CALL, f"prefer={prefer!r}",
+                                      'pass prefer="quadratic" or prefer="tightest"'))
+    if callable(getattr(target, "jacobian", None)) and callable(getattr(target, "enclose", None)):
+        kind, *data = _from_map(target, theta, x)
+    elif hasattr(target, "lo") and hasattr(target, "hi"):
+        kind, *data = ("box", *_interval_bounds(target, _CALL))
+    else:
+        kind, data = "set", [parse_matrix_set(target, call=_CALL, name="target")]
+    if kind == "box":
+        return _certify_box(*data, tol=tol, time_limit=time_limit, prefer=prefer)
+    return _certify_set(data[0], tol=tol, time_limit=time_limit, prefer=prefer)

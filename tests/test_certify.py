@@ -1,0 +1,341 @@
+"""Tests of contraction certificates (conservative.certify).
+
+Every issued certificate is re-verified here *independently* of conservative._exact: sympy
+rationals and Sylvester's criterion over all principal minors (quadratic norms), exact sympy
+solves of LP-suggested representations (polytope norms).
+"""
+
+import itertools
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from conservative.certify import Certificate, certify_contraction
+from conservative.errors import ConservativeError, InputError, NonFiniteError, ShapeError
+from conservative.jsr import product, spectral_radius
+
+GRIPENBERG = np.array([[[3, 0], [1, 3]], [[3, -3], [0, -1]]]) / 5
+
+
+def heavy_ball(c, alpha=0.25, beta=0.25):
+    return np.array([[1 + beta - alpha * c, -beta], [1.0, 0.0]])
+
+
+# --- independent exact re-checks ---------------------------------------------------------------
+
+
+def q(x):
+    return sp.Rational(float(x))          # exact value of a double
+
+
+def qmat(a):
+    a = np.atleast_2d(a)
+    return sp.Matrix(a.shape[0], a.shape[1], lambda i, j: q(a[i, j]))
+
+
+def psd_by_minors(G, strict=False):
+    """Sylvester: PSD iff all principal minors >= 0; PD iff leading minors > 0."""
+    n = G.shape[0]
+    if strict:
+        return all(G[:k, :k].det() > 0 for k in range(1, n + 1))
+    return all(G.extract(list(i), list(i)).det() >= 0
+               for s in range(1, n + 1) for i in itertools.combinations(range(n), s))
+
+
+def quadratic_certificate_holds(mats, cert):
+    P = qmat(cert.P if cert.k == 1 else cert.Pk)
+    if not psd_by_minors(P, strict=True):
+        return False
+    k = cert.k
+    g = q(cert.rho) ** (2 * k)
+    As = [qmat(a) for a in mats]
+    for w in itertools.product(range(len(As)), repeat=k):
+        M = sp.eye(P.shape[0])
+        for i in w:
+            M = As[i] * M
+        if not psd_by_minors(g * P - M.T * P * M):
+            return False
+    return True
+
+
+def polytope_certificate_holds(mats, cert):
+    V = cert.polytope
+    n, N = V.shape
+    Vq = qmat(V)
+    if Vq.rank() < n:
+        return False                                      # not a norm
+    for a in mats:
+        for j in range(N):
+            y = qmat(a) * Vq[:, j]
+            yf = np.array(a @ V[:, j], dtype=float)
+            res = linprog(np.ones(2 * N), A_eq=np.hstack([V, -V]), b_eq=yf, bounds=(0, None))
+            lam = res.x[:N] - res.x[N:]
+            cols = [int(i) for i in np.argsort(-np.abs(lam)) if abs(lam[i]) > 1e-9][:n]
+            while len(cols) < n:                  # complete by the column farthest from span
+                Q = np.linalg.qr(V[:, cols])[0] if cols else np.zeros((n, 0))
+                dist = np.linalg.norm(V - Q @ (Q.T @ V), axis=0)
+                dist[cols] = -1
+                cols.append(int(np.argmax(dist)))
+            B = Vq[:, cols]
+            if B.rank() < n:
+                return False
+            sol = B.LUsolve(y)
+            if sum(abs(v) for v in sol) > q(cert.rho):
+                return False
+    return True
+
+
+def independently_verified(mats, cert):
+    if cert.polytope is not None:
+        return polytope_certificate_holds(mats, cert)
+    return quadratic_certificate_holds(mats, cert)
+
+
+def max_product_rho(mats, max_len):
+    return max(float(spectral_radius(product(mats, w))) ** (1 / k)
+               for k in range(1, max_len + 1)
+               for w in itertools.product(range(len(mats)), repeat=k))
+
+
+# --- reference sets --------------------------------------------------------------------------
+
+
+def test_heavy_ball_kink_pair_is_refused_with_divergent_word():
+    mats = np.stack([heavy_ball(1), heavy_ball(9)])
+    cert = certify_contraction(mats)
+    assert not cert.certified and not cert
+    assert cert.lower > 1 and cert.word == (0, 1)
+    assert float(spectral_radius(product(mats, cert.word))) > 1     # a divergent product
+    assert "does not converge" in cert.reason
+
+
+def test_huge_euclidean_norm_small_jsr_is_certified():
+    mats = np.array([[[0.5, 1e6], [0.0, 0.5]]])
+    cert = certify_contraction(mats)
+    assert cert.certified and cert.verified == "exact" and cert.rho < 0.51
+    assert independently_verified(mats, cert)
+
+
+def test_gripenberg_pair_certified_near_its_jsr():
+    cert = certify_contraction(GRIPENBERG, prefer="tightest")
+    assert cert.certified and cert.rho < 0.6596789089552835 * (1 + 1e-9)
+    assert cert.polytope is not None and independently_verified(GRIPENBERG, cert)
+    quad = certify_contraction(GRIPENBERG)               # default: a one-step quadratic norm
+    assert quad.certified and quad.P is not None and quad.k == 1
+    assert independently_verified(GRIPENBERG, quad)
+
+
+def test_polytope_certificate_when_no_quadratic_norm_contracts():
+    # heavy ball at curvatures {1, 7}: JSR = 0.9659 < 1, the best quadratic norm gives > 1
+    mats = np.stack([heavy_ball(1), heavy_ball(7)])
+    cert = certify_contraction(mats)
+    assert cert.certified and cert.P is None and cert.polytope is not None
+    assert independently_verified(mats, cert)
+
+
+def test_quadratic_certificate_for_heavy_ball_with_close_curvatures():
+    mats = np.stack([heavy_ball(2), heavy_ball(3)])
+    cert = certify_contraction(mats)
+    assert cert.certified and independently_verified(mats, cert)
+
+
+def test_jacobian_set_target():
+    js = SimpleNamespace(A=SimpleNamespace(vertices=GRIPENBERG))
+    assert certify_contraction(js).certified
+
+
+def test_scaled_gripenberg_above_one_is_refused():
+    mats = GRIPENBERG * 1.52                              # JSR = 1.0027
+    cert = certify_contraction(mats)
+    assert not cert.certified and cert.lower > 1
+    assert float(spectral_radius(product(mats, cert.word))) > 1
+
+
+def test_jsr_exactly_one_is_never_certified():
+    cert = certify_contraction([[[0.0, -1.0], [1.0, 0.0]]])
+    assert not cert.certified
+
+
+def test_certificate_is_readable_and_json():
+    cert = certify_contraction(np.array([[[0.5, 1e6], [0.0, 0.5]]]))
+    assert isinstance(cert, Certificate)
+    assert "certified contraction" in str(cert) and "quadratic" in str(cert)
+    d = json.loads(json.dumps(cert.to_dict()))
+    assert d["certified"] is True and d["verified"] == "exact"
+    bad = certify_contraction([heavy_ball(1), heavy_ball(9)])
+    assert "NOT certified" in str(bad) and "reason" in str(bad)
+    assert json.loads(json.dumps(bad.to_dict()))["rho"] is None
+
+
+# --- properties --------------------------------------------------------------------------------
+
+small_sets = st.integers(1, 3).flatmap(lambda n: st.lists(
+    st.lists(st.lists(st.integers(-4, 4), min_size=n, max_size=n), min_size=n, max_size=n),
+    min_size=1, max_size=3))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_sets, st.sampled_from([2.0, 3.0, 5.0]))
+def test_certificates_are_sound_on_random_sets(entries, scale):
+    mats = np.array(entries, dtype=float) / scale
+    cert = certify_contraction(mats, time_limit=2.0)
+    assert cert.verified in ("exact", "float")
+    if cert.verified == "float":
+        assert not cert.certified and cert.reason
+    if cert.certified:
+        assert cert.rho < 1
+        assert max_product_rho(mats, 4) < 1              # no divergent product exists
+        assert independently_verified(mats, cert)
+    elif cert.word is not None and cert.lower > 0:
+        got = float(spectral_radius(product(mats, cert.word))) ** (1 / len(cert.word))
+        assert abs(got - cert.lower) <= 1e-9 * cert.lower
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_sets)
+def test_no_certificate_when_a_product_diverges(entries):
+    mats = np.array(entries, dtype=float) / 2
+    if max_product_rho(mats, 3) > 1 + 1e-12:
+        assert not certify_contraction(mats, time_limit=2.0).certified
+
+
+# --- interval matrices and maps --------------------------------------------------------------
+
+
+class Box(SimpleNamespace):
+    """Duck-typed interval matrix: .lo and .hi."""
+
+
+def test_interval_box_certificate_covers_sampled_matrices():
+    lo = np.array([[0.3, -0.2, 7.0], [0.1, 0.2, -1.0]])
+    hi = np.array([[0.4, 0.1, 8.0], [0.2, 0.3, 1.0]])      # third column: the B block
+    cert = certify_contraction(Box(lo=lo, hi=hi))
+    assert cert.certified and cert.verified == "exact"
+    assert "16 vertices of the box" in cert.method          # 4 uncertain entries
+    rng = np.random.default_rng(1)
+    samples = [lo[:, :2] + rng.random((2, 2)) * (hi[:, :2] - lo[:, :2]) for _ in range(6)]
+    assert independently_verified(samples, cert)
+    corners = [np.where(np.reshape(c, (2, 2)), hi[:, :2], lo[:, :2])
+               for c in itertools.product([0, 1], repeat=4)]
+    assert independently_verified(corners, cert)
+
+
+def test_wide_interval_box_uses_the_exact_enclosure():
+    rng = np.random.default_rng(3)
+    c = rng.integers(-2, 3, size=(3, 3)) / 10
+    lo, hi = c - 0.01, c + 0.01                          # 9 uncertain entries: 512 vertices
+    cert = certify_contraction(Box(lo=lo, hi=hi))
+    assert cert.certified and "enclosure" in cert.method
+    samples = [lo + rng.random((3, 3)) * (hi - lo) for _ in range(4)] + [lo, hi]
+    assert quadratic_certificate_holds(samples, cert)
+
+
+def test_interval_box_containing_a_divergent_matrix_is_refused():
+    lo = np.array([[0.9, 0.0], [0.0, 0.2]])
+    hi = np.array([[1.1, 0.0], [0.0, 0.3]])
+    cert = certify_contraction(Box(lo=lo, hi=hi))
+    assert not cert.certified and cert.lower > 1 and cert.reason
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(-3, 3), min_size=4, max_size=4), st.integers(0, 3))
+def test_interval_certificates_contain_sampled_matrices(center, width):
+    c = np.reshape(center, (2, 2)) / 8
+    r = np.full((2, 2), width / 64)
+    cert = certify_contraction(Box(lo=c - r, hi=c + r), time_limit=2.0)
+    if cert.certified:
+        rng = np.random.default_rng(0)
+        samples = [c - r + 2 * r * rng.random((2, 2)) for _ in range(3)] + [c - r, c + r]
+        assert independently_verified(samples, cert)
+
+
+class FakeMap:
+    """Duck-typed Map: x -> A x + b theta with a kink choosing between two A blocks."""
+
+    state_shape = (2,)
+    param_shape = (1,)
+
+    def __init__(self):
+        self.calls = []
+
+    def jacobian(self, x, theta, hull=True):
+        self.calls.append(("jacobian", x, theta))
+        v = np.stack([np.hstack([GRIPENBERG[i], np.ones((2, 1))]) for i in range(2)])
+        return SimpleNamespace(vertices=v, A=SimpleNamespace(vertices=v[:, :, :2]))
+
+    def enclose(self, x_box, theta_box):
+        self.calls.append(("enclose", x_box, theta_box))
+        lo = np.hstack([np.minimum(*GRIPENBERG), np.zeros((2, 1))])
+        hi = np.hstack([np.maximum(*GRIPENBERG), np.ones((2, 1))])
+        return Box(lo=lo, hi=hi)
+
+
+def test_map_at_a_point_uses_jacobian_A_block():
+    F = FakeMap()
+    cert = certify_contraction(F, theta=np.array([0.1]), x=np.zeros(2))
+    assert F.calls[0][0] == "jacobian" and cert.certified
+
+
+def test_map_with_a_box_uses_enclose_with_degenerate_point_box():
+    F = FakeMap()
+    x_box = (np.zeros(2), np.ones(2))
+    cert = certify_contraction(F, theta=np.array([0.5]), x=x_box)
+    kind, xb, tb = F.calls[0]
+    assert kind == "enclose" and xb is x_box
+    assert np.array_equal(tb[0], tb[1])
+    # the hull box of the Gripenberg pair contains matrices with spectral radius 0.8 ...
+    assert cert.verified in ("exact", "float")
+    if cert.certified:
+        assert cert.rho < 1
+
+
+# --- failure paths ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad, exc", [
+    (np.ones((2, 3, 2)), ShapeError),
+    ([[[np.nan, 0.0], [0.0, 0.0]]], NonFiniteError),
+    ([], ConservativeError),
+    (Box(lo=np.zeros((2, 2)), hi=np.zeros((3, 3))), ShapeError),
+    (Box(lo=np.ones((2, 2)), hi=np.zeros((2, 2))), InputError),
+    (Box(lo=np.zeros((3, 2)), hi=np.zeros((3, 2))), ShapeError),
+])
+def test_bad_targets_raise_named_errors(bad, exc):
+    with pytest.raises(exc) as info:
+        certify_contraction(bad)
+    assert "cv.certify_contraction" in str(info.value)
+
+
+def test_map_without_point_is_refused():
+    with pytest.raises(InputError, match="cv.certify_contraction"):
+        certify_contraction(FakeMap())
+
+
+def test_lifted_quadratic_certificate_when_one_step_norms_fail():
+    # found by search: no one-step quadratic norm < 1, the polytope start is complex
+    mats = np.array([[[0.5, -0.5, -0.5], [0.5, -0.75, 0.5], [0.984375, 0.5, 0.25]],
+                     [[0.0, 0.984375, -0.75], [-0.25, 0.25, 0.25], [-0.984375, -0.75, 0.5]]])
+    cert = certify_contraction(mats)
+    assert cert.certified and cert.k >= 2 and cert.P is None and cert.Pk is not None
+    assert "lifted" in cert.norm and independently_verified(mats, cert)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(InputError, match="prefer"):
+        certify_contraction(GRIPENBERG, prefer="fast")
+    with pytest.raises(InputError, match="cv.certify_contraction"):
+        certify_contraction(GRIPENBERG, tol=0)
+
+
+def test_polytope_certificate_to_dict_is_json():
+    cert = certify_contraction(np.stack([heavy_ball(1), heavy_ball(7)]))
+    d = json.loads(json.dumps(cert.to_dict()))
+    assert d["P"] is None and len(d["polytope"]) == cert.polytope.shape[1]
+    assert d["verified"] == "exact" and d["rho"] == cert.rho

@@ -1,0 +1,836 @@
+"""Tests of the interval layer: soundness (exact and 200-bit references), tightness, tri-state
+decisions, the mpmath bridge and the failure paths."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import conservative.interval as I
+from conservative.errors import (ConservativeError, InputError, NonFiniteError, ShapeError,
+                                 UndecidedError)
+from conservative.interval import Interval, IntervalMatrix, decide
+
+INF = math.inf
+MAX = float(np.finfo(float).max)
+ETA = 5e-324
+
+SETTINGS = settings(max_examples=100, deadline=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+def frac_inside(lo: float, hi: float, q: Fraction) -> bool:
+    """Exact test lo <= q <= hi for a rational q."""
+    return (lo == -INF or Fraction(lo) <= q) and (hi == INF or q <= Fraction(hi))
+
+
+def mp_inside(lo: float, hi: float, v) -> bool:
+    """Exact test lo <= v <= hi for an mpmath number v (mpf comparisons are exact)."""
+    return (lo == -INF or mpmath.mpf(lo) <= v) and (hi == INF or v <= mpmath.mpf(hi))
+
+
+def points_of(lo: float, hi: float, u: float) -> list[float]:
+    """Endpoints and one interior float of [lo, hi] (finite endpoints)."""
+    with np.errstate(all="ignore"):
+        x = lo + u * (hi - lo)
+        if not math.isfinite(x):
+            x = lo * (1 - u) + hi * u
+    return [lo, hi, float(np.clip(x, lo, hi))]
+
+
+def assert_valid(x: Interval) -> None:
+    assert x.lo.dtype == np.float64 and x.hi.dtype == np.float64
+    assert x.lo.shape == x.hi.shape
+    assert not np.any(np.isnan(x.lo)) and not np.any(np.isnan(x.hi))
+    assert np.all(x.lo <= x.hi)
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)             # full double range
+moderate = st.floats(-1e6, 1e6, allow_nan=False)
+unit = st.floats(0.0, 1.0)
+
+
+@st.composite
+def pairs(draw, elems=moderate, n=None):
+    size = draw(st.integers(1, 4)) if n is None else n
+    out = []
+    for _ in range(size):
+        a, b = draw(elems), draw(elems)
+        out.append((min(a, b), max(a, b)))
+    return out
+
+
+@st.composite
+def narrow_pairs(draw, elems=moderate, max_width=4.0):
+    """Short intervals (where sin/cos extrema decisions and monotone pieces matter)."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        c = draw(elems)
+        w = draw(st.floats(0.0, max_width))
+        out.append((c, c + w))
+    return out
+
+
+def mixed_pairs(elems):
+    return st.one_of(pairs(elems), narrow_pairs(elems))
+
+
+def build(ps) -> Interval:
+    return Interval([p[0] for p in ps], [p[1] for p in ps])
+
+
+# ---------------------------------------------------------------------------------------------
+# construction and basic properties
+# ---------------------------------------------------------------------------------------------
+
+def test_environment_is_ieee_nearest():
+    assert I._fp_environment_ok()
+
+
+def test_constructor_broadcasts_and_is_immutable():
+    x = Interval(np.zeros((2, 1)), np.ones(3))
+    assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6
+    with pytest.raises(ValueError):
+        x.lo[0, 0] = 5.0
+    with pytest.raises(AttributeError):
+        x._lo = np.zeros((2, 3))
+    with pytest.raises(TypeError):
+        x[0] = Interval(0.0, 1.0)
+
+
+def test_pickle_and_copy_round_trip():
+    import copy
+    import pickle
+    x = Interval([0.0, -INF], [1.0, 2.0])
+    for y in (pickle.loads(pickle.dumps(x)), copy.deepcopy(x), copy.copy(x)):
+        assert y.equals(x) and not y.lo.flags.writeable
+    M = IntervalMatrix(np.zeros((2, 2)), np.ones((2, 2)))
+    assert isinstance(pickle.loads(pickle.dumps(M)), IntervalMatrix)
+
+
+def test_point_hull_mid_rad_width():
+    x = Interval([0.0, -INF, 1.0], [1.0, INF, 1.0])
+    assert np.all(x.contains(x.mid))
+    assert x.mid[1] == 0.0
+    assert x.rad[0] == 0.5 and x.rad[1] == INF and x.rad[2] == 0.0
+    assert x.width[0] == 1.0 and x.width[1] == INF
+    assert np.array_equal(x.is_point, [False, False, True])
+    h = Interval(0.0, 1.0).hull(Interval(3.0, 4.0))
+    assert h.equals(Interval(0.0, 4.0))
+    assert I.hull(2.0, -1.0, Interval(0.0, 5.0)).equals(Interval(-1.0, 5.0))
+    assert np.array_equal(Interval(0.0, 1.0).intersects(Interval([1.0, 1.5], [2.0, 2.0])),
+                          [True, False])
+    assert Interval(0.0, 2.0).intersection(Interval(1.0, 3.0)).equals(Interval(1.0, 2.0))
+    assert np.array_equal(Interval([-2.0, 1.0], [3.0, 2.0]).mag, [3.0, 2.0])
+    assert np.array_equal(Interval([-2.0, 1.0], [3.0, 2.0]).mig, [0.0, 1.0])
+
+
+@given(pairs(), unit)
+@SETTINGS
+def test_mid_rad_enclose(ps, u):
+    x = build(ps)
+    m, r = x.mid, x.rad
+    for i, (lo, hi) in enumerate(ps):
+        mf, rf = Fraction(m[i]), Fraction(r[i])
+        assert mf - rf <= Fraction(lo) and Fraction(hi) <= mf + rf
+        assert lo <= m[i] <= hi
+
+
+def test_from_exact_and_large_integers():
+    tenth = Interval.from_exact("0.1")
+    assert frac_inside(tenth.lo[()], tenth.hi[()], Fraction(1, 10))
+    assert tenth.hi[()] == np.nextafter(tenth.lo[()], INF)
+    third = Interval.from_exact(["1/3", 2, Fraction(-7, 3)])
+    for i, q in enumerate([Fraction(1, 3), Fraction(2), Fraction(-7, 3)]):
+        assert frac_inside(third.lo[i], third.hi[i], q)
+    big = 2 ** 60 + 1
+    x = Interval.point(np.array([big], dtype=np.int64))
+    assert frac_inside(x.lo[0], x.hi[0], Fraction(big)) and x.lo[0] < x.hi[0]
+    odd = Interval.point(2 ** 70 + 1)
+    assert frac_inside(odd.lo[()], odd.hi[()], Fraction(2 ** 70 + 1)) and odd.lo[()] < odd.hi[()]
+    huge = Interval.from_exact(10 ** 400)
+    assert huge.lo[()] == MAX and huge.hi[()] == INF
+
+
+def test_sample_inside():
+    x = Interval([0.0, -1e300, 5.0], [1.0, 1e300, 5.0])
+    s = x.sample(np.random.default_rng(1), 100)
+    assert s.shape == (100, 3) and np.all(x.contains(s))
+
+
+# ---------------------------------------------------------------------------------------------
+# outward rounding is real
+# ---------------------------------------------------------------------------------------------
+
+def test_sum_of_tenths_contains_the_exact_rational_sum():
+    s = Interval.point(0.1) + Interval.point(0.2)
+    exact = Fraction(0.1) + Fraction(0.2)           # the doubles, added exactly
+    assert frac_inside(s.lo[()], s.hi[()], exact)
+    assert s.lo[()] < 0.1 + 0.2                     # the rounded sum alone would exclude it
+    assert s.hi[()] == np.nextafter(s.lo[()], INF)  # directed rounding: one ulp wide
+
+
+def test_exact_operations_stay_exact():
+    a = Interval.point([2.0, 0.0, 1.5])
+    b = Interval.point([3.0, 7.1, 0.25])
+    assert (a * b).equals(Interval.point([6.0, 0.0, 0.375]))
+    assert (a + b).equals(Interval.point([5.0, 7.1, 1.75]))
+    assert (a / Interval.point([4.0, 3.0, 0.5])).equals(Interval.point([0.5, 0.0, 3.0]))
+    assert I.sqrt(Interval.point([4.0, 0.0, 2.25])).equals(Interval.point([2.0, 0.0, 1.5]))
+    assert (Interval.point(3.0) ** 4).equals(Interval.point(81.0))
+    assert I.sum(Interval.point([1.0, 2.0, 3.0, 0.5])).equals(Interval.point(6.5))
+
+
+def test_inexact_operations_are_one_ulp_wide():
+    for r in (Interval.point(0.1) * 0.1, Interval.point(1.0) / 3.0, I.sqrt(2.0)):
+        assert r.hi[()] == np.nextafter(r.lo[()], INF)
+    third = Interval.point(1.0) / 3.0
+    assert frac_inside(third.lo[()], third.hi[()], Fraction(1, 3))
+
+
+def test_overflow_and_underflow_are_sound():
+    big = Interval.point(MAX) + MAX
+    assert big.lo[()] == MAX and big.hi[()] == INF
+    tiny = Interval.point(1e-200) * 1e-200
+    assert tiny.lo[()] == 0.0 and tiny.hi[()] == ETA
+    neg = Interval.point(-1e-200) * 1e-200
+    assert neg.lo[()] == -ETA and neg.hi[()] == 0.0
+    sub = Interval.point(ETA) / 2.0
+    assert sub.lo[()] == 0.0 and sub.hi[()] == ETA
+
+
+# ---------------------------------------------------------------------------------------------
+# arithmetic soundness against exact rationals
+# ---------------------------------------------------------------------------------------------
+
+def _check_binary(op, frac_op, pa, pb, u, elems_ok=lambda x, y: True):
+    a, b = build(pa), build(pb)
+    r = op(a, b)
+    assert_valid(r)
+    for i in range(len(pa)):
+        for x in points_of(*pa[i], u):
+            for y in points_of(*pb[i], 1 - u):
+                if not elems_ok(x, y):
+                    continue
+                assert frac_inside(r.lo[i], r.hi[i], frac_op(Fraction(x), Fraction(y))), \
+                    (pa[i], pb[i], x, y, r.lo[i], r.hi[i])
+
+
+@given(st.data(), unit)
+@SETTINGS
+def test_add_sub_mul_sound_full_range(data, u):
+    n = data.draw(st.integers(1, 4))
+    pa, pb = data.draw(pairs(finite, n)), data.draw(pairs(finite, n))
+    _check_binary(lambda a, b: a + b, lambda x, y: x + y, pa, pb, u)
+    _check_binary(lambda a, b: a - b, lambda x, y: x - y, pa, pb, u)
+    _check_binary(lambda a, b: a * b, lambda x, y: x * y, pa, pb, u)
+
+
+@given(st.data(), unit)
+@SETTINGS
+def test_div_sound_full_range(data, u):
+    n = data.draw(st.integers(1, 4))
+    pa = data.draw(pairs(finite, n))
+    positive = finite.map(abs).filter(lambda v: v > 0)
+    pb = [(lo, hi) if data.draw(st.booleans()) else (-hi, -lo)
+          for lo, hi in data.draw(pairs(positive, n))]
+    _check_binary(lambda a, b: a / b, lambda x, y: x / y, pa, pb, u)
+
+
+@given(pairs(moderate), st.floats(-1e3, 1e3), unit)
+@SETTINGS
+def test_mixed_with_arrays_and_scalars(ps, c, u):
+    a = build(ps)
+    arr = np.full(len(ps), c)
+    for r, f in ((arr + a, lambda x: c + x), (a - c, lambda x: x - c), (c * a, lambda x: c * x),
+                 (arr * a, lambda x: c * x), (-a, lambda x: -x)):
+        assert isinstance(r, Interval)
+        for i, p in enumerate(ps):
+            for x in points_of(*p, u):
+                assert frac_inside(r.lo[i], r.hi[i], f(Fraction(x)) if not isinstance(
+                    f(Fraction(x)), float) else Fraction(f(Fraction(x))))
+
+
+def test_multiplication_with_infinite_endpoints():
+    r = Interval(0.0, 1.0) * Interval(1.0, INF)
+    assert r.equals(Interval(0.0, INF))
+    r = Interval(-INF, -1.0) * Interval(-2.0, 3.0)
+    assert r.lo[()] == -INF and r.hi[()] == INF
+    r = Interval(1.0, INF) / Interval(2.0, INF)
+    assert r.lo[()] == 0.0 and r.hi[()] == INF
+    assert (Interval(1.0, 2.0) / Interval(1.0, INF)).equals(Interval(0.0, 2.0))
+    assert (np.float64(2.0) * Interval(0.0, 1.0)).equals(Interval(0.0, 2.0))
+
+
+@given(pairs(finite), st.integers(0, 7), unit)
+@SETTINGS
+def test_power_sound_and_even_powers_tight(ps, k, u):
+    x = build(ps)
+    r = x ** k
+    assert_valid(r)
+    for i, (lo, hi) in enumerate(ps):
+        for v in points_of(lo, hi, u):
+            assert frac_inside(r.lo[i], r.hi[i], Fraction(v) ** k)
+        if k % 2 == 0 and k > 0:
+            assert r.lo[i] >= 0.0
+            if lo <= 0 <= hi:
+                assert r.lo[i] == 0.0
+    assert (Interval(-2.0, 1.0) ** 2).equals(Interval(0.0, 4.0))
+    assert I.square(Interval(-3.0, -1.0)).equals(Interval(1.0, 9.0))
+    assert (Interval(-2.0, 1.0) ** 3).equals(Interval(-8.0, 1.0))
+
+
+@given(pairs(st.floats(0.0, 1e300)), unit)
+@SETTINGS
+def test_sqrt_sound_at_200_bits(ps, u):
+    r = I.sqrt(build(ps))
+    assert_valid(r)
+    with mpmath.workprec(200):
+        for i, p in enumerate(ps):
+            for v in points_of(*p, u):
+                assert mp_inside(r.lo[i], r.hi[i], mpmath.sqrt(mpmath.mpf(v)))
+
+
+@given(pairs(moderate), unit)
+@SETTINGS
+def test_abs_max_min_relu_clip_exact(ps, u):
+    a = build(ps)
+    b = build(list(reversed(ps)))
+    checks = [
+        (abs(a), lambda x, y: abs(x)),
+        (I.maximum(a, b), max),
+        (I.minimum(a, b), min),
+        (I.relu(a), lambda x, y: max(x, 0.0)),
+        (I.clip(a, -1.0, 2.0), lambda x, y: min(max(x, -1.0), 2.0)),
+    ]
+    for r, f in checks:
+        assert_valid(r)
+        for i in range(len(ps)):
+            for x in points_of(*ps[i], u):
+                for y in points_of(*ps[len(ps) - 1 - i], u):
+                    assert r.lo[i] <= f(x, y) <= r.hi[i]
+    # tight: the endpoints are attained
+    assert abs(Interval(-3.0, 2.0)).equals(Interval(0.0, 3.0))
+    assert I.clip(Interval(-5.0, 5.0), Interval(-1.0, 0.0), 2.0).equals(Interval(-1.0, 2.0))
+
+
+def soft_threshold_ref(z: Fraction, t: Fraction) -> Fraction:
+    if z > t:
+        return z - t
+    if z < -t:
+        return z + t
+    return Fraction(0)
+
+
+@given(pairs(moderate), pairs(st.floats(0.0, 1e3)), unit)
+@SETTINGS
+def test_soft_threshold_sound(pz, pt, u):
+    n = min(len(pz), len(pt))
+    pz, pt = pz[:n], pt[:n]
+    r = I.soft_threshold(build(pz), build(pt))
+    assert_valid(r)
+    for i in range(n):
+        for z in points_of(*pz[i], u):
+            for t in points_of(*pt[i], u):
+                assert frac_inside(r.lo[i], r.hi[i], soft_threshold_ref(Fraction(z), Fraction(t)))
+    # tight on a hand example; monotone in z, magnitude antitone in t
+    r = I.soft_threshold(Interval([-3.0, -0.5, 2.0], [-2.0, 0.5, 4.0]), Interval(0.5, 1.0))
+    assert r.equals(Interval([-2.5, 0.0, 1.0], [-1.0, 0.0, 3.5]))
+
+
+# ---------------------------------------------------------------------------------------------
+# transcendental functions against mpmath at 200 bits
+# ---------------------------------------------------------------------------------------------
+
+MP = {"exp": mpmath.exp, "log": mpmath.log, "tanh": mpmath.tanh, "sin": mpmath.sin,
+      "cos": mpmath.cos, "sigmoid": lambda v: 1 / (1 + mpmath.exp(-v))}
+DOMAIN = {"exp": st.floats(-745, 710), "log": st.floats(0.0, 1e308, exclude_min=False),
+          "tanh": st.floats(-30, 30), "sigmoid": st.floats(-800, 800),
+          "sin": st.floats(-200, 200), "cos": st.floats(-200, 200)}
+
+
+@pytest.mark.parametrize("name", sorted(MP))
+@pytest.mark.parametrize("exact", [False, True])
+def test_transcendental_sound(name, exact):
+    @given(mixed_pairs(DOMAIN[name]), unit)
+    @settings(max_examples=40 if exact else 120, deadline=None)
+    def check(ps, u):
+        ps = [(lo, hi) for lo, hi in ps if not (name == "log" and hi == 0.0)]
+        assume(ps)
+        x = build(ps)
+        r = getattr(I, name)(x, exact=exact)
+        assert_valid(r)
+        with mpmath.workprec(200):
+            for i, p in enumerate(ps):
+                for v in points_of(*p, u):
+                    if name == "log" and v == 0.0:
+                        assert r.lo[i] == -INF
+                        continue
+                    assert mp_inside(r.lo[i], r.hi[i], MP[name](mpmath.mpf(v))), (p, v)
+    check()
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sin", "cos"])
+def test_contains_mpmath_iv_result_at_200_bits(name):
+    @given(mixed_pairs(DOMAIN[name]))
+    @settings(max_examples=60, deadline=None)
+    def check(ps):
+        ps = [(lo, hi) for lo, hi in ps if lo > 0 or name != "log"]
+        assume(ps)
+        r = getattr(I, name)(build(ps))
+        with I.workprec(200):
+            for i, (lo, hi) in enumerate(ps):
+                ref = getattr(mpmath.iv, name)(mpmath.iv.mpf([lo, hi]))
+                a, b = ref.a, ref.b
+                if name in ("sin", "cos"):       # mpmath may overshoot the range slightly
+                    a, b = max(a, -1), min(b, 1)
+                assert mpmath.mpf(r.lo[i]) <= a and b <= mpmath.mpf(r.hi[i])
+    check()
+
+
+def test_sin_cos_extrema_inside():
+    assert I.sin(Interval(1.0, 2.0)).hi[()] == 1.0               # pi/2 inside
+    assert I.sin(Interval(4.0, 5.0)).lo[()] == -1.0              # 3 pi/2 inside
+    assert I.cos(Interval(-0.5, 0.5)).hi[()] == 1.0
+    assert I.cos(Interval(3.0, 3.5)).lo[()] == -1.0
+    assert I.sin(Interval(0.0, 7.0)).equals(Interval(-1.0, 1.0))
+    r = I.sin(Interval(0.1, 0.2))                                # monotone piece: tight-ish
+    assert r.hi[()] < 0.2 and r.lo[()] > 0.09
+    assert I.sin(Interval(-INF, 0.0)).equals(Interval(-1.0, 1.0))
+    big = I.cos(Interval.point(1e300))
+    with mpmath.workprec(200):
+        assert mp_inside(big.lo[()], big.hi[()], mpmath.cos(mpmath.mpf(1e300)))
+
+
+def test_transcendental_special_values():
+    assert I.exp(Interval(-INF, 0.0)).lo[()] == 0.0
+    assert I.exp(Interval(0.0, 1000.0)).hi[()] == INF
+    assert I.exp(Interval.point(1000.0)).lo[()] > 1.79e308     # exp(1000) > MAX: still sound
+    assert I.log(Interval(0.0, 1.0)).lo[()] == -INF
+    assert I.tanh(Interval(-INF, INF)).equals(Interval(-1.0, 1.0))
+    s = I.sigmoid(Interval(-INF, INF))
+    assert s.lo[()] == 0.0 and s.hi[()] == 1.0
+    assert I.tanh(Interval(-INF, INF), exact=True).equals(Interval(-1.0, 1.0))
+
+
+def test_libm_guard_falls_back_to_mpmath(monkeypatch):
+    report = I.libm_check()
+    assert all(v <= I.LIBM_ULPS / 2 for v in report.values()), report
+    monkeypatch.setattr(I, "libm_check", lambda: {k: 100.0 for k in report})
+    I._trusted.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="mpmath path"):
+            r = I.exp(Interval(0.0, 1.0))
+        assert r.equals(I.exp(Interval(0.0, 1.0), exact=True))
+    finally:
+        monkeypatch.undo()
+        I._trusted.cache_clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# sums and matrix products
+# ---------------------------------------------------------------------------------------------
+
+@given(st.lists(st.tuples(finite, finite), min_size=1, max_size=9))
+@SETTINGS
+def test_sum_sound_full_range(ps):
+    ps = [(min(a, b), max(a, b)) for a, b in ps]
+    r = I.sum(build(ps))
+    assert_valid(r)
+    assert frac_inside(r.lo[()], r.hi[()], builtin_sum(Fraction(p[0]) for p in ps))
+    assert frac_inside(r.lo[()], r.hi[()], builtin_sum(Fraction(p[1]) for p in ps))
+
+
+builtin_sum = sum
+
+
+def test_sum_axes_keepdims_and_cancellation():
+    x = Interval(np.arange(24.0).reshape(2, 3, 4), np.arange(24.0).reshape(2, 3, 4) + 1)
+    for axis, keep in [(None, False), (0, False), (-1, True), ((0, 2), False), ((1,), True)]:
+        r = I.sum(x, axis=axis, keepdims=keep)
+        ref = np.sum(x.lo, axis=axis, keepdims=keep)
+        assert r.shape == ref.shape
+        assert np.array_equal(r.lo, ref) and np.array_equal(r.hi, ref + np.prod(
+            np.array(x.shape)[list(np.atleast_1d(axis if axis is not None else (0, 1, 2)))]))
+    c = I.sum(Interval.point([1e16, 1.0, -1e16]))         # float sum would give 0
+    assert frac_inside(c.lo[()], c.hi[()], Fraction(1))
+    assert I.sum(Interval.point(np.zeros(5))).equals(Interval.point(0.0))
+    assert I.sum(Interval(np.zeros(0), np.zeros(0))).equals(Interval.point(0.0))
+    assert I.sum(Interval([-INF, 0.0], [0.0, 1.0])).lo[()] == -INF
+    assert I.sum(Interval.point([MAX, MAX, -MAX])).hi[()] >= MAX
+
+
+def exact_matmul(A, B):
+    A = np.asarray(A, dtype=object)
+    B = np.asarray(B, dtype=object)
+    fa = np.vectorize(Fraction, otypes=[object])(A)
+    fb = np.vectorize(Fraction, otypes=[object])(B)
+    return fa @ fb
+
+
+@st.composite
+def interval_matrices(draw, shape, elems=st.floats(-1e3, 1e3)):
+    lo = np.array(draw(st.lists(elems, min_size=int(np.prod(shape)),
+                                max_size=int(np.prod(shape))))).reshape(shape)
+    w = np.array(draw(st.lists(st.floats(0, 10), min_size=lo.size,
+                               max_size=lo.size))).reshape(shape)
+    return Interval(lo, np.maximum(lo, lo + w))
+
+
+def _vertex_samples(x: Interval, rng, count):
+    out = [x.lo, x.hi]
+    for _ in range(count):
+        pick = rng.random(x.shape) < 0.5
+        out.append(np.where(pick, x.lo, x.hi))
+    out.append(x.sample(rng))
+    return out
+
+
+@pytest.mark.parametrize("method", ["midrad", "tight"])
+@given(st.data())
+@settings(max_examples=40, deadline=None)
+def test_matmul_contains_exact_products(method, data):
+    n, k, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5)), data.draw(
+        st.integers(1, 3))
+    A = data.draw(interval_matrices((n, k)))
+    B = data.draw(interval_matrices((k, m)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    C = I.matmul(A, B, method=method)
+    assert_valid(C) and C.shape == (n, m)
+    for Ma in _vertex_samples(A, rng, 3):
+        for Mb in _vertex_samples(B, rng, 3):
+            E = exact_matmul(Ma, Mb)
+            for idx in np.ndindex(n, m):
+                assert frac_inside(C.lo[idx], C.hi[idx], E[idx])
+
+
+@given(st.data())
+@settings(max_examples=60, deadline=None)
+def test_point_interval_matmul_variants(data):
+    k = data.draw(st.integers(1, 6))
+    P = np.array(data.draw(st.lists(finite.filter(lambda v: abs(v) < 1e150), min_size=3 * k,
+                                    max_size=3 * k))).reshape(3, k)
+    x = data.draw(interval_matrices((k,), st.floats(-1e100, 1e100)))
+    rng = np.random.default_rng(0)
+    for r, sample in ((P @ x, lambda v: exact_matmul(P, v)),
+                      (x @ P.T, lambda v: exact_matmul(v, P.T)),
+                      (I.matmul(P, x, method="tight"), lambda v: exact_matmul(P, v))):
+        assert r.shape == (3,)
+        for v in _vertex_samples(x, rng, 4):
+            E = sample(v)
+            for i in range(3):
+                assert frac_inside(r.lo[i], r.hi[i], E[i])
+
+
+def test_matmul_large_cancellation_and_tightness():
+    rng = np.random.default_rng(7)
+    n = 40
+    A = rng.normal(size=(n, n)) * 10.0 ** rng.integers(-8, 8, size=(n, n))
+    x = rng.normal(size=n)
+    r = A @ Interval.point(x)
+    E = exact_matmul(A, x)
+    for i in range(n):
+        assert frac_inside(r.lo[i], r.hi[i], E[i])
+    # midrad of a point product is only k-ulp wide; tight keeps exact integer products exact
+    assert np.all(r.width <= 1e-12 * (np.abs(A) @ np.abs(x)) + 1e-300)
+    Z = np.arange(12.0).reshape(3, 4)
+    t = I.matmul(Z, Interval.point(np.ones((4, 2))), method="tight")
+    assert t.equals(Interval.point(Z @ np.ones((4, 2))))
+    zero = np.zeros((3, 4)) @ Interval(-np.ones(4), np.ones(4))
+    assert zero.equals(Interval.point(np.zeros(3)))
+
+
+def test_matmul_stacks_and_unbounded():
+    A = Interval(np.zeros((5, 2, 3)), np.ones((5, 2, 3)))
+    B = np.ones((3, 4))
+    C = A @ B
+    assert C.shape == (5, 2, 4)
+    assert np.all(C.contains(np.full((5, 2, 4), 3.0))) and np.all(C.contains(0.0))
+    U = Interval([[-INF, 0.0]], [[1.0, 1.0]]) @ Interval.point([[1.0], [0.0]])
+    assert U.lo[0, 0] == -INF and U.hi[0, 0] >= 1.0
+
+
+def test_midrad_width_within_rump_factor_of_tight():
+    rng = np.random.default_rng(3)
+    lo = rng.normal(size=(6, 7))
+    A = Interval(lo, lo + rng.random((6, 7)))
+    lo = rng.normal(size=(7, 5))
+    B = Interval(lo, lo + rng.random((7, 5)))
+    w_mid = I.matmul(A, B).width
+    w_tight = I.matmul(A, B, method="tight").width
+    assert np.all(w_tight <= w_mid * (1 + 1e-12))
+    assert np.all(w_mid <= 1.5 * w_tight + 1e-9)
+
+
+def test_forward_backward_step_vectorised():
+    """A 100-dimensional forward-backward (ISTA) step over a box, checked on samples."""
+    rng = np.random.default_rng(0)
+    n, p = 60, 100
+    X = rng.normal(size=(n, p))
+    y = rng.normal(size=n)
+    step = 1.0 / np.linalg.norm(X, 2) ** 2
+    c = rng.normal(size=p) * 0.1
+    w = Interval(c - 1e-3, c + 1e-3)
+    lam = Interval(0.5, 0.6)
+    out = I.soft_threshold(w - step * (X.T @ (X @ w - y)), step * lam)
+    assert out.shape == (p,)
+    for s in range(20):
+        ws = w.sample(np.random.default_rng(s))
+        ls = lam.sample(np.random.default_rng(s))
+        z = ws - step * (X.T @ (X @ ws - y))
+        val = np.sign(z) * np.maximum(np.abs(z) - step * ls, 0)
+        assert np.all(out.contains(val))
+
+
+# ---------------------------------------------------------------------------------------------
+# tri-state comparisons
+# ---------------------------------------------------------------------------------------------
+
+COMPARE = {"lt": lambda x, y: x < y, "le": lambda x, y: x <= y, "gt": lambda x, y: x > y,
+           "ge": lambda x, y: x >= y, "eq": lambda x, y: x == y, "ne": lambda x, y: x != y}
+
+
+@pytest.mark.parametrize("op", sorted(COMPARE))
+@given(pairs(st.integers(-5, 5).map(float)), pairs(st.integers(-5, 5).map(float)), unit)
+@SETTINGS
+def test_tristate_never_claims_certainty_when_overlapping(op, pa, pb, u):
+    n = min(len(pa), len(pb))
+    pa, pb = pa[:n], pb[:n]
+    t = getattr(I, op)(build(pa), build(pb))
+    assert t.shape == (n,)
+    for i in range(n):
+        ends = [*pa[i], *pb[i]]                 # witnesses of equality live at the endpoints
+        grid_a = np.concatenate([np.linspace(*pa[i], 11), np.clip(ends, *pa[i])])
+        grid_b = np.concatenate([np.linspace(*pb[i], 11), np.clip(ends, *pb[i])])
+        truths = {COMPARE[op](x, y) for x in grid_a for y in grid_b}
+        if t.certainly[i]:
+            assert truths == {True}
+        elif not t.possibly[i]:
+            assert truths == {False}
+        else:                               # undecided only when both outcomes occur
+            assert truths == {True, False}
+            assert t.value[i] == -1 and t.undecided[i]
+
+
+def test_tristate_operators_logic_and_bool():
+    x = Interval([0.0, 2.0, -1.0], [1.0, 3.0, 0.5])
+    t = x > 0.75
+    assert repr(t) == "Tristate([undecided, True, False])"
+    assert np.array_equal(t.value, np.array([-1, 1, 0], dtype=np.int8))
+    assert bool(t[1]) is True and bool(t[2]) is False
+    with pytest.raises(UndecidedError, match=r"gt\(x=\[0.0, 1.0\], y=0.75\)"):
+        bool(t[0])
+    with pytest.raises(InputError, match="elements"):
+        bool(t)
+    assert np.array_equal((~t).value, [-1, 0, 1])
+    both = t & (x < 10.0)
+    assert np.array_equal(both.value, [-1, 1, 0])
+    assert np.array_equal((t | (x < 0.9)).value, [-1, 1, 1])   # Kleene: elementwise, no algebra
+    assert t.any().value[()] == 1 and t.all().value[()] == 0
+    assert (Interval(1.0, 1.0) == 1.0).certainly[()]
+    assert (Interval(0.0, 1.0) == Interval(0.0, 1.0)).undecided[()]
+    assert decide(np.array([0.5, 5.0]) < Interval(1.0, 2.0)).tolist() == [True, False]
+    with pytest.raises(InputError, match="np.asarray"):
+        np.asarray(t)
+    assert (Interval(0.0, 1.0) == None) is False  # noqa: E711  (not a number: identity)
+
+
+def test_decide_names_the_call():
+    assert decide(Interval(1.0, 2.0) > 0) is True
+    assert np.array_equal(decide(Interval([1.0, -3.0], [2.0, -2.0]) > 0), [True, False])
+    with pytest.raises(UndecidedError, match=r"^relu activity: .*1 of 2 elements"):
+        decide(Interval([-1.0, 1.0], [1.0, 2.0]) > 0, call="relu activity")
+    assert decide(np.array([True, False])).tolist() == [True, False]
+
+
+def test_certainly_possibly_helpers_and_where():
+    x = Interval([-2.0, -1.0, 0.0, 1.0], [-1.0, 1.0, 0.0, 2.0])
+    assert I.certainly_positive(x).tolist() == [False, False, False, True]
+    assert I.certainly_negative(x).tolist() == [True, False, False, False]
+    assert I.certainly_nonnegative(x).tolist() == [False, False, True, True]
+    assert I.certainly_nonpositive(x).tolist() == [True, False, True, False]
+    assert I.certainly_zero(x).tolist() == [False, False, True, False]
+    assert I.possibly_zero(x).tolist() == [False, True, True, False]
+    assert I.possibly_positive(x).tolist() == [False, True, False, True]
+    assert I.possibly_negative(x).tolist() == [True, True, False, False]
+    w = I.where(x > 0, x, 0.0)
+    assert w.equals(Interval([0.0, -1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 2.0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes and assembly
+# ---------------------------------------------------------------------------------------------
+
+def test_indexing_reshape_stack_concatenate_broadcast():
+    x = Interval(np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(2, 3) + 0.5)
+    assert x[1].equals(Interval([3.0, 4.0, 5.0], [3.5, 4.5, 5.5]))
+    assert x[:, 1:].shape == (2, 2) and x[x.lo > 2].shape == (3,)
+    assert x.reshape(3, 2).shape == (3, 2) and x.reshape((6,)).shape == (6,)
+    assert x.T.shape == (3, 2) and x.transpose(1, 0).equals(x.T) and x.ravel().shape == (6,)
+    assert len(x) == 2 and [r.shape for r in x] == [(3,), (3,)]
+    s = I.stack([x, x.lo], axis=1)
+    assert s.shape == (2, 2, 3) and s[:, 1].equals(Interval.point(x.lo))
+    c = I.concatenate([x, np.zeros((1, 3))])
+    assert c.shape == (3, 3)
+    a, b = I.broadcast_arrays(Interval(0.0, 1.0), np.zeros((2, 2)))
+    assert a.shape == b.shape == (2, 2)
+    assert x.broadcast_to((4, 2, 3)).shape == (4, 2, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# IntervalMatrix
+# ---------------------------------------------------------------------------------------------
+
+def test_interval_matrix_api():
+    lo = np.array([[0.0, 1.0, -1.0], [0.5, 0.0, 2.0]])
+    M = IntervalMatrix(lo, lo + np.array([[0.0, 0.0, 1.0], [0.5, 0.0, 0.0]]))
+    assert M.shape == (2, 3) and isinstance(M, Interval)
+    assert M.contains(np.array([[0.0, 1.0, -0.5], [0.75, 0.0, 2.0]])) is True
+    assert M.contains(np.array([[0.0, 1.0, -0.5], [2.0, 0.0, 2.0]])) is False
+    assert M.contains(np.array([[1e-10, 1.0, -0.5], [0.75, 0.0, 2.0]]), atol=1e-9) is True
+    stack = np.stack([lo, lo + 10.0, M.hi])
+    assert M.contains(stack).tolist() == [True, False, True]
+    assert M.contains(M) is True
+    assert M.A_block(2).shape == (2, 2) and M.B_block(2).shape == (2, 1)
+    assert isinstance(M.A_block(2), IntervalMatrix)
+    assert M.columns([0, 2]).equals(M[:, [0, 2]]) and isinstance(M[:, :2], IntervalMatrix)
+    assert M.vertices_count == 4
+    assert isinstance(M.T, IntervalMatrix) and M.T.shape == (3, 2)
+    assert np.array_equal(M.mid, (M.lo + M.hi) / 2) and np.all(M.rad >= 0)
+    text = repr(M)
+    assert text.startswith("IntervalMatrix(shape=(2, 3)") and "lo=" in text and "hi=" in text
+    assert IntervalMatrix([[0.0, -1.0]], [[0.5, -0.5]]).norm_bound(np.inf) == 1.5
+    assert IntervalMatrix([[0.0, -1.0]], [[0.5, -0.5]]).norm_bound(1) == 1.0
+    assert isinstance((Interval.point(np.eye(2)) + 1).as_matrix(), IntervalMatrix)
+
+
+# ---------------------------------------------------------------------------------------------
+# mpmath bridge
+# ---------------------------------------------------------------------------------------------
+
+def test_workprec_scopes_both_contexts_and_restores_on_error():
+    before = (mpmath.mp.prec, mpmath.iv.prec)
+    with pytest.raises(RuntimeError):
+        with I.workprec(300):
+            assert mpmath.iv.prec == 300 and mpmath.mp.prec == 300
+            raise RuntimeError
+    assert (mpmath.mp.prec, mpmath.iv.prec) == before
+    with pytest.raises(InputError):
+        with I.workprec(0):
+            pass
+
+
+@given(pairs(finite))
+@SETTINGS
+def test_mpmath_round_trip_is_exact(ps):
+    x = build(ps)
+    back = Interval.from_mpmath(x.to_mpmath())
+    assert back.equals(x)
+    m = x.to_iv_matrix()
+    assert (m.rows, m.cols) == (len(ps), 1)
+    assert Interval.from_mpmath(m).reshape(-1).equals(x)
+
+
+def test_from_mpmath_rounds_outward():
+    with I.workprec(200):
+        third = mpmath.iv.mpf(1) / 3
+        pt = mpmath.mpf(2) / 3
+        huge = mpmath.mpf(2) ** 2000
+        tiny = mpmath.mpf(2) ** -1100
+    x = Interval.from_mpmath([third, pt, huge, tiny, -tiny])
+    with mpmath.workprec(200):
+        assert mp_inside(x.lo[0], x.hi[0], mpmath.mpf(1) / 3)
+        assert mp_inside(x.lo[1], x.hi[1], mpmath.mpf(2) / 3)
+    assert x.hi[0] == np.nextafter(x.lo[0], INF)
+    assert (x.lo[2], x.hi[2]) == (MAX, INF)
+    assert (x.lo[3], x.hi[3]) == (0.0, ETA) and (x.lo[4], x.hi[4]) == (-ETA, 0.0)
+    M = Interval.from_mpmath(mpmath.iv.matrix([[1, 2], [3, 4]]))
+    assert M.equals(Interval.point([[1.0, 2.0], [3.0, 4.0]]))
+    assert isinstance(I.as_interval(mpmath.iv.mpf([1, 2])), Interval)
+
+
+def test_iv_matmul_reference_contained():
+    rng = np.random.default_rng(5)
+    lo = rng.normal(size=(3, 4))
+    A = Interval(lo, lo + 0.1)
+    b = Interval.point(rng.normal(size=(4, 2)))
+    C = A @ b
+    with I.workprec(200):
+        ref = A.to_iv_matrix() * b.to_iv_matrix()
+    R = Interval.from_mpmath(ref)
+    assert np.all(C.contains(R))
+
+
+# ---------------------------------------------------------------------------------------------
+# failure paths: ConservativeError subclasses whose messages name the call
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make, error, call", [
+    (lambda: Interval(2.0, 1.0), InputError, "Interval"),
+    (lambda: Interval([0.0, np.nan], 1.0), NonFiniteError, "Interval"),
+    (lambda: Interval(np.inf, np.inf), InputError, "Interval"),
+    (lambda: Interval([1.0, 2.0], [1.0, 2.0, 3.0]), ShapeError, "Interval"),
+    (lambda: Interval(1 + 2j, 3.0), InputError, "Interval"),
+    (lambda: Interval(True, True), InputError, "Interval"),
+    (lambda: Interval.point(np.inf), NonFiniteError, "Interval.point"),
+    (lambda: Interval.point([0.0, 1.0]) + Interval.point([0.0, 1.0, 2.0]), ShapeError,
+     "Interval.__add__"),
+    (lambda: Interval(0.0, 1.0) / Interval(-1.0, 1.0), UndecidedError, "Interval.__truediv__"),
+    (lambda: Interval(0.0, 1.0) / 0.0, InputError, "Interval.__truediv__"),
+    (lambda: I.sqrt(Interval(-2.0, -1.0)), InputError, "interval.sqrt"),
+    (lambda: I.sqrt(Interval(-1.0, 1.0)), UndecidedError, "interval.sqrt"),
+    (lambda: I.log(Interval(-1.0, 1.0)), UndecidedError, "interval.log"),
+    (lambda: I.log(Interval(0.0, 0.0)), InputError, "interval.log"),
+    (lambda: I.soft_threshold(1.0, Interval(-1.0, 1.0)), UndecidedError,
+     "interval.soft_threshold"),
+    (lambda: Interval(0.0, 1.0) ** -1, InputError, "Interval.__pow__"),
+    (lambda: Interval(0.0, 1.0) ** 0.5, InputError, "Interval.__pow__"),
+    (lambda: Interval.point(np.ones((2, 3))) @ Interval.point(np.ones((2, 3))), ShapeError,
+     "interval.matmul"),
+    (lambda: Interval.point(1.0) @ Interval.point(np.ones(2)), ShapeError, "interval.matmul"),
+    (lambda: I.matmul(np.ones((2, 2)), np.ones(2), method="fast"), InputError,
+     "interval.matmul"),
+    (lambda: np.asarray(Interval(0.0, 1.0)), InputError, "np.asarray(Interval)"),
+    (lambda: bool(Interval(0.0, 1.0)), InputError, "bool(Interval)"),
+    (lambda: IntervalMatrix([1.0, 2.0]), ShapeError, "IntervalMatrix"),
+    (lambda: IntervalMatrix(np.zeros((2, 2))).contains(np.zeros((3, 3))), ShapeError,
+     "IntervalMatrix.contains"),
+    (lambda: IntervalMatrix(np.zeros((2, 2))).contains(np.full((2, 2), np.nan)),
+     NonFiniteError, "IntervalMatrix.contains"),
+    (lambda: Interval(0.0, 1.0).intersection(Interval(2.0, 3.0)), InputError,
+     "Interval.intersection"),
+    (lambda: Interval(np.zeros(3), np.ones(3)).reshape(2, 2), ShapeError, "Interval.reshape"),
+    (lambda: I.sum(Interval(np.zeros(3), np.ones(3)), axis=2), ShapeError, "interval.sum"),
+    (lambda: I.stack([Interval(0.0, 1.0), np.zeros(2)]), ShapeError, "interval.stack"),
+    (lambda: Interval.from_box([1.0, 2.0, 3.0]), InputError, "Interval.from_box"),
+    (lambda: Interval.from_exact("abc"), InputError, "Interval.from_exact"),
+    (lambda: Interval.from_mpmath(["x"]), InputError, "Interval.from_mpmath"),
+    (lambda: decide(Interval(0.0, 1.0) < 0.5, call="cv.certify_contraction"), UndecidedError,
+     "cv.certify_contraction"),
+    (lambda: Interval(0.0, INF).sample(np.random.default_rng(0)), InputError, "Interval.sample"),
+    (lambda: I.log(Interval(-1.0, 0.0)), InputError, "interval.log"),
+])
+def test_failure_paths_name_the_call(make, error, call):
+    with pytest.raises(error) as info:
+        make()
+    assert isinstance(info.value, ConservativeError)
+    assert str(info.value).startswith(call + ":"), str(info.value)
+    assert "received" in str(info.value)
+
+
+def test_no_warnings_leak_from_overflow():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Interval.point(MAX) * 10.0
+        I.exp(Interval(0.0, 1000.0))
+        I.matmul(Interval.point([[MAX, MAX]]), Interval.point([[MAX], [MAX]]))
