@@ -77,6 +77,11 @@ def float_at_least(q: Fraction) -> float:
     return f
 
 
+def _finite(*arrays) -> bool:
+    """Rationals exist only for finite floats: anything else cannot be a proof."""
+    return all(np.all(np.isfinite(np.asarray(a, dtype=np.float64))) for a in arrays)
+
+
 def _matmul(a: QMatrix, b: QMatrix) -> QMatrix:
     bt = list(zip(*b))
     return [[sum((x * y for x, y in zip(row, col)), Fraction(0)) for col in bt] for row in a]
@@ -151,6 +156,8 @@ def check_quadratic(mats: np.ndarray, P: np.ndarray, gamma: float) -> bool:
     >>> check_quadratic(A, np.eye(2), 0.5), check_quadratic(A, np.eye(2), 0.49)
     (True, False)
     """
+    if not _finite(mats, P, gamma):
+        return False
     p = to_fractions(P)
     if not is_psd(p, strict=True):
         return False
@@ -203,6 +210,8 @@ def check_quadratic_box(lo: np.ndarray, hi: np.ndarray, P: np.ndarray, gamma: fl
     >>> check_quadratic_box(lo, hi, np.eye(2), 0.75), check_quadratic_box(lo, hi, np.eye(2), 0.5)
     (True, False)
     """
+    if not _finite(lo, hi, P, gamma):
+        return False
     p = to_fractions(P)
     n = len(p)
     if not is_psd(p, strict=True):
@@ -240,6 +249,8 @@ def check_quadratic_products(mats: np.ndarray, P: np.ndarray, gamma: float, k: i
     >>> check_quadratic_products(A, np.eye(2), 0.5, 2)
     True
     """
+    if not _finite(mats, P, gamma):
+        return False
     p = to_fractions(P)
     if not is_psd(p, strict=True):
         return False
@@ -315,6 +326,8 @@ def polytope_norm_bound(mats: np.ndarray, V: np.ndarray, supports: dict) -> Frac
     Fraction(3, 4)
     """
     n, N = V.shape
+    if not _finite(mats, V):
+        return None
     vq = to_fractions(V)
     worst = Fraction(0)
     for i, a in enumerate(mats):

@@ -48,7 +48,9 @@ class Certificate:
         The quadratic form (input coordinates) of a one-step quadratic norm:
         ``A^T P A ⪯ rho^2 P`` for every A. None for polytope and lifted norms.
     verified : str
-        ``"exact"`` or ``"float"`` (then ``certified`` is False).
+        ``"exact"`` (rational arithmetic; box targets too, through an exact enclosure),
+        ``"interval"`` (outward-rounded intervals; reserved, not produced at present) or
+        ``"float"`` (then ``certified`` is False).
     lower : float
         Best lower bound on the JSR, ``rho(A_word)^(1/len(word))``.
     word : tuple of int or None

@@ -352,9 +352,23 @@ class CellSnapper:
         np.maximum.at(out, inverse, reach)
         return keys[first], kept, X[first], out
 
-    def add(self, Z: np.ndarray, X: np.ndarray) -> None:
-        """Add a chunk of rows (coordinates Z, payload X)."""
-        self._parts.append(self._reduce(self.keys(Z), Z, X, np.zeros(len(Z))))
+    def add(self, Z: np.ndarray, X: np.ndarray, *, exact: bool = True) -> None:
+        """Add a chunk of rows (coordinates Z, payload X).
+
+        With ``exact=False`` the rows only mark their cubes as occupied (e.g. points of a
+        segment standing for the whole piece of it inside the cube): those cubes always
+        return their centre.
+        """
+        spread = np.zeros(len(Z)) if exact else np.full(len(Z), np.inf)
+        self._parts.append(self._reduce(self.keys(Z), Z, X, spread))
+
+    def add_cells(self, keys: np.ndarray) -> None:
+        """Mark cubes (integer indices, as returned by :meth:`keys`) as occupied; they return
+        their centres."""
+        first, _ = _unique_rows(keys)
+        keys = keys[first]
+        self._parts.append((keys, np.zeros(keys.shape), np.zeros(keys.shape),
+                            np.full(len(keys), np.inf)))
 
     def result(self):
         """(Z, X, member): one row per occupied cube."""

@@ -300,19 +300,22 @@ def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
                   J0=None, strict=True) -> Attractor:
     """Attractor of the set-valued piggyback map ``Phi(K) = {A J + B : [A B] in S, J in K}``.
 
-    Iterates Phi from ``{J0}`` on an epsilon-net: after each application the points are snapped
-    to a grid of cubes of diameter ``2 eps`` in the P-norm (:func:`conservative.distances.net_snap`:
-    one point per occupied cube, the input point itself when it is within eps of everything in
-    its cube, else the cube's centre), so the number of points is bounded by the geometry of the
-    set (about ``(diam / eps)^dim``), not by ``k^iterations``. For ``hull=True`` the polytopes ``conv{A_i J + B_i}`` are filled: exactly as
-    intervals, merged and gridded, when ``n*m == 1``; otherwise by the convex combinations with
-    weights on the simplex lattice ``{w : q w integer}`` with q chosen per point so the sampling
-    resolution is below a set share of the per-iteration error.
+    Iterates Phi from ``{J0}`` on an epsilon-net: after each application the points are
+    snapped to a grid of cubes of diameter ``2 eps`` in the P-norm
+    (:func:`conservative.distances.net_snap`: one point per occupied cube, the input point itself
+    when it is within eps of everything in its cube, else the cube's centre), so the number of
+    points is bounded by the geometry of the set (about ``(diam / eps)^dim``), not by
+    ``k^iterations``. For ``hull=True`` the polytopes ``conv{A_i J + B_i}`` are filled: exactly
+    as intervals (merged, then gridded at spacing ``2 eps``) when ``n*m == 1``; otherwise by the
+    convex combinations with weights on the simplex lattice ``{w : q w integer}``, q chosen per
+    point so that the sampling resolution is a third of the per-iteration error. The work of the
+    latter grows like ``N (diam / eps)^min(k-1, n*m)`` per iteration (N points), so it is meant
+    for small k and moderate tolerances (about 1e-2 of the diameter in the plane with k = 2).
 
-    **Error bound.** Let ``eps`` be the per-iteration error in the P-norm (merge radius plus
+    **Error bound.** Let ``eps`` be the per-iteration error in the P-norm (snapping radius plus
     polytope sampling resolution), so the computed iterates satisfy
-    ``K_{j+1} = N(Phi(K_j))`` with ``d_H(N(X), Phi(K_j)) <= eps``. Since Phi is a rho-contraction
-    for the Hausdorff distance ``d_P`` in the P-norm, with ``K*`` its fixed point,
+    ``d_P(K_{j+1}, Phi(K_j)) <= eps``. Since Phi is a rho-contraction for the Hausdorff
+    distance ``d_P`` in the P-norm, with ``K*`` its fixed point,
 
     .. math::
 
@@ -324,9 +327,11 @@ def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
     ``d_P(K_0, K*) <= d_P(K_0, Phi(K_0)) / (1 - rho)`` where, for ``K_0 = {J0}``,
     ``d_P(K_0, Phi(K_0)) = max_i ||A_i J0 + B_i - J0||_P`` (the farthest point of a polytope is a
     vertex). ``eps`` is set to 80% of ``(1 - rho) tol sqrt(lambda_min(P))`` and the number of
-    iterations j to the smallest making the total at most ``tol sqrt(lambda_min(P))``; a
-    floating-point slack (a multiple of the unit roundoff times the sizes involved) is added to
-    ``eps``. The bound is converted to the Frobenius norm with
+    iterations j to the smallest making the total at most ``tol sqrt(lambda_min(P))``. For
+    floating point, a slack (a multiple of the unit roundoff times the sizes involved and
+    ``sqrt(cond(P))``) is added to ``eps`` and to the computed ``d_P(K_0, Phi(K_0))``, and rho
+    is taken as ``max(rho, measured norm * (1 + 16 n u))``: the bound is rigorous up to this
+    modelled rounding, not interval-verified. The bound is converted to the Frobenius norm with
     ``||J||_F <= ||J||_P / sqrt(lambda_min(P))``, and the value actually proved is reported as
     ``hausdorff_bound`` (<= tol).
 
@@ -476,6 +481,8 @@ def _step(pb: _Problem, K: np.ndarray, eps: float, j: int, iterations: int) -> n
                                  for s in range(0, len(K), _CHUNK // pb.k)), eps)
     elif pb.d == 1:
         out = _hull_step_1d(pb, K, eps, j, iterations)
+    elif pb.k == 2:
+        out = _hull_step_segments(pb, K, eps, j, iterations)
     else:
         out = _hull_step_nd(pb, K, eps, j, iterations)
     if len(out) > pb.max_points:
@@ -526,6 +533,58 @@ def _hull_step_1d(pb: _Problem, K: np.ndarray, eps: float, j: int, iterations: i
     inner = np.minimum(np.repeat(L, counts) + h * offsets, np.repeat(U, counts))
     samples = np.unique(np.concatenate([inner, U]))
     return samples.reshape(-1, 1, 1)
+
+
+def _hull_step_segments(pb: _Problem, K: np.ndarray, eps: float, j: int, iterations: int):
+    """Phi_hull for two vertices and n*m >= 2: the grid cubes crossed by the segments.
+
+    The polytope of J is the segment from ``v_1 = A_1 J + B_1`` to ``v_2 = A_2 J + B_2``. In the
+    coordinates z = vec(L^T J), the cubes it meets are those of its end points and, at each
+    crossing of a grid plane (found exactly, per coordinate), the two cubes on either side of
+    the crossing point: a segment enters every other cube it meets through such a crossing.
+    Every marked cube returns its centre, within eps of the whole cube and hence of the piece of
+    segment in it, and every point of a segment lies in a marked cube: the Hausdorff error is
+    eps, with no sampling error (the cubes have diameter 2 eps).
+    """
+    snapper = CellSnapper(pb.d, eps, call=_CALL)
+    V = pb.images(K)
+    Z0 = np.matmul(pb.L.T, V[:, 0]).reshape(len(K), -1)
+    Z1 = np.matmul(pb.L.T, V[:, 1]).reshape(len(K), -1)
+    k0, k1 = snapper.keys(Z0), snapper.keys(Z1)
+    per_segment = np.abs(k1 - k0).sum(axis=1)  # grid planes crossed
+    total = 2 * int(per_segment.sum()) + 2 * len(K)
+    if total > 50 * pb.max_points:
+        raise _too_large(pb, total, "the segments conv{A_1 J + B_1, A_2 J + B_2} cross", j,
+                         iterations, pb.d + 1, 50 * pb.max_points)
+    snapper.add_cells(np.concatenate([k0, k1]))
+    bounds = np.concatenate([[0], np.cumsum(per_segment)])
+    cuts = np.searchsorted(bounds, np.arange(0, bounds[-1], _CHUNK), side="right") - 1
+    cuts = np.unique(np.concatenate([cuts, [len(K)]]))
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        snapper.add_cells(_crossing_cells(Z0[a:b], Z1[a:b], k0[a:b], k1[a:b], snapper.side))
+    Z, _, _ = snapper.result()
+    return np.matmul(pb.Lt_inv, Z.reshape(-1, pb.n, pb.m))
+
+
+def _crossing_cells(Z0, Z1, k0, k1, side):
+    """Cubes on both sides of every grid-plane crossing of the segments [Z0_s, Z1_s]."""
+    N, d = Z0.shape
+    lo = np.minimum(k0, k1)
+    count = np.abs(k1 - k0).ravel()
+    if count.sum() == 0:
+        return np.zeros((0, d), dtype=np.int64)
+    group = np.repeat(np.arange(N * d), count)  # (segment, coordinate) of each crossing
+    offset = np.arange(len(group)) - np.repeat(np.cumsum(count) - count, count)
+    seg, coord = np.divmod(group, d)
+    g = lo.ravel()[group] + 1 + offset  # the plane z_coord = g * side is crossed
+    delta = Z1[seg] - Z0[seg]
+    t = np.clip((g * side - Z0[seg, coord]) / delta[np.arange(len(seg)), coord], 0.0, 1.0)
+    keys = np.floor((Z0[seg] + t[:, None] * delta) / side).astype(np.int64)
+    rows = np.arange(len(seg))
+    keys[rows, coord] = g
+    before = keys.copy()
+    before[rows, coord] = g - 1
+    return np.concatenate([keys, before])
 
 
 def _hull_step_nd(pb: _Problem, K: np.ndarray, eps: float, j: int, iterations: int):

@@ -22,7 +22,7 @@ from ._exact import is_psd, to_fractions
 from ._types import as_float_array
 from .certify import certify_contraction
 from .errors import InputError, NotConvergedError, SingularJacobianError, fail_message
-from .iterate import _check_steps
+from .iterate import _check_steps, require_fixed_point
 from .evaluate import evaluate
 from .jacobian import linearise, value_and_jvp, vjp
 from .sets import JacobianSet
@@ -101,7 +101,7 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
     call = "cv.implicit_jacobian"
     x_star = as_float_array(x_star, name="x_star", call=call, shape=F.state_shape)
     theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
-    _require_fixed_point(F, x_star, theta, call)
+    require_fixed_point(F, x_star, theta, call)
     verts = F.jacobian(x_star, theta, hull=hull, tol=tol).vertices
     A, B = verts[:, :, :F.n], verts[:, :, F.n:]
     proved, how = invertible_on_hull(A)
@@ -112,14 +112,6 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
             "(cv.attractor) or move theta off the degenerate point"))
     images = np.linalg.solve(np.eye(F.n)[None] - A, B)
     return JacobianSet.from_matrices(images, hull=hull)
-
-
-def _require_fixed_point(F, x_star, theta, call):
-    residual = float(np.max(np.abs(F(x_star, theta) - x_star)))
-    if residual > 1e-6 * (1.0 + float(np.max(np.abs(x_star)))):
-        raise InputError(fail_message(call, f"x_star with ||F(x_star) - x_star||_inf = "
-                                      f"{residual:.3e}", "pass a fixed point (cv.fixed_point "
-                                      "computes one)"))
 
 
 def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
@@ -143,7 +135,7 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
     call = "cv.fpad"
     steps = _check_steps(steps, call)
     xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
-    _require_fixed_point(F, xb[0], tb[0], call)
+    require_fixed_point(F, xb[0], tb[0], call)
     J = np.zeros((F.n, F.m)) if J0 is None else \
         as_float_array(J0, name="J0", call=call).reshape(F.n, F.m)
     Js = np.empty((steps + 1, F.n, F.m))
@@ -181,7 +173,7 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     """
     call = "cv.fpad_vjp"
     xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
-    _require_fixed_point(F, xb[0], tb[0], call)
+    require_fixed_point(F, xb[0], tb[0], call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     p = F.program
     values = evaluate(p, xb, tb, call=call, keep=True)

@@ -10,7 +10,7 @@ from ._types import as_float_array
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
 
-__all__ = ["iterate", "fixed_point", "FixedPointResult"]
+__all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point"]
 
 
 def _check_steps(steps, call, name="steps"):
@@ -119,3 +119,12 @@ def _observed_rate(residuals) -> float:
     if len(r) < 2:
         return 0.0 if len(residuals) and residuals[-1] == 0 else float("nan")
     return float(np.exp(np.mean(np.diff(np.log(r)))))
+
+
+def require_fixed_point(F, x_star, theta, call: str, rtol: float = 1e-6) -> None:
+    """Raise InputError unless ``||F(x_star) - x_star||_inf <= rtol (1 + ||x_star||_inf)``."""
+    residual = float(np.max(np.abs(F(x_star, theta) - x_star))) if F.n else 0.0
+    if residual > rtol * (1.0 + float(np.max(np.abs(x_star), initial=0.0))):
+        raise InputError(fail_message(call, f"x_star with ||F(x_star) - x_star||_inf = "
+                                      f"{residual:.3e}", "pass a fixed point (cv.fixed_point "
+                                      "computes one)"))

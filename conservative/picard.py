@@ -27,7 +27,7 @@ from .distances import net_merge
 from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError, SolverError,
                      fail_message)
 from .ifs import Attractor, ifs_attractor
-from .iterate import _check_steps
+from .iterate import _check_steps, require_fixed_point
 from .evaluate import evaluate
 from .jacobian import linearise, value_and_jvp, vjp
 from .sets import JacobianSet
@@ -317,11 +317,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     call = "cv.attractor"
     x_star = as_float_array(x_star, name="x_star", call=call, shape=F.state_shape)
     theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
-    residual = float(np.max(np.abs(F(x_star, theta) - x_star))) if F.n else 0.0
-    if residual > 1e-6 * (1.0 + float(np.max(np.abs(x_star)))):
-        raise InputError(fail_message(call, f"x_star with ||F(x_star) - x_star||_inf = "
-                                      f"{residual:.3e}", "pass a fixed point (cv.fixed_point "
-                                      "computes one)"))
+    require_fixed_point(F, x_star, theta, call)
     js = F.jacobian(x_star, theta, hull=hull, tol=jac_tol)
     verts = js.vertices
     A, B = verts[:, :, :F.n], verts[:, :, F.n:]
