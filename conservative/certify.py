@@ -415,6 +415,84 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
         kind, *data = ("box", *_interval_bounds(target, _CALL))
     else:
         kind, data = "set", [parse_matrix_set(target, call=_CALL, name="target")]
+    return _certify(kind, data, tol=tol, time_limit=time_limit, prefer=prefer)
+
+
+# ---------------------------------------------------------------------------------------------
+# reduction: coordinates that every matrix sends to zero
+
+
+#: Largest dimension certified directly (exact rational LDL^T grows like n^3 with long numbers).
+MAX_EXACT_DIM = 80
+
+
+def _certify(kind: str, data: list, *, tol, time_limit, prefer) -> Certificate:
+    """Certify a set or a box, first removing the rows that are zero in every matrix.
+
+    If rows Z vanish in every matrix, then ``(A v)_Z = 0`` and every product's spectral
+    radius is that of the product of the ``N x N`` blocks (N the other rows), so the set's JSR
+    is the JSR of the blocks. A quadratic certificate ``P_N, rho_N`` for the blocks lifts to the
+    whole space (:func:`_lift`). At a Lasso solution N is the support.
+    """
+    mags = np.abs(data[0]) if kind == "set" else np.maximum(np.abs(data[0]), np.abs(data[1]))
+    bound = mags.max(axis=0) if kind == "set" else mags
+    n = bound.shape[0]
+    keep = np.flatnonzero(np.any(bound != 0, axis=1))
+    if 0 < len(keep) < n:
+        sub = [d[..., keep[:, None], keep[None, :]] for d in data]
+        cert = _certify(kind, sub, tol=tol, time_limit=time_limit, prefer=prefer)
+        if cert.certified and cert.P is not None:
+            return _lift(cert, keep, bound, n)
+        if n > MAX_EXACT_DIM:
+            return replace(cert, certified=False, reason=cert.reason or (
+                f"the {len(keep)} coordinates left after removing zero rows were certified "
+                "only in a non-quadratic norm, which is not lifted at this size"))
+    if len(keep) == 0:
+        return Certificate(True, 0.0, _QUAD, np.eye(n), "exact", 0.0, None, "",
+                           "every matrix is zero")
+    if n > MAX_EXACT_DIM and len(keep) == n:
+        return Certificate(False, math.inf, "none", None, "float", math.nan, None,
+                           f"{n} coordinates, none sent to zero by every matrix: beyond the "
+                           f"size ({MAX_EXACT_DIM}) where the exact check is run",
+                           "no attempt")
     if kind == "box":
         return _certify_box(*data, tol=tol, time_limit=time_limit, prefer=prefer)
     return _certify_set(data[0], tol=tol, time_limit=time_limit, prefer=prefer)
+
+
+def _lift(cert: Certificate, keep: np.ndarray, bound: np.ndarray, n: int) -> Certificate:
+    """Extend a quadratic certificate on the rows ``keep`` to all n coordinates.
+
+    With ``P = blockdiag(P_N, c I)`` and any ``delta > 0``, for every A of the set
+    ``||A v||_P^2 = ||A_NN v_N + A_NZ v_Z||_{P_N}^2 <= (1 + delta) rho_N^2 ||v_N||^2 +
+    (1 + 1/delta) K^2 ||v_Z||^2`` with ``K^2 >= lambda_max(P_N) ||A_NZ||_F^2``; choosing
+    ``rho'^2 = (1 + delta) rho_N^2 = rho_N^2 + (1 - rho_N^2)/16 < 1`` and
+    ``c = (1 + 1/delta) K^2 / rho'^2`` gives ``||A||_P <= rho'``. K is bounded in exact
+    rationals (Gershgorin for lambda_max).
+    """
+    from fractions import Fraction
+
+    zero = np.setdiff1d(np.arange(n), keep)
+    coupling = bound[keep[:, None], zero[None, :]]
+    frob2 = sum((Fraction(float(v)) ** 2 for v in coupling.ravel() if v != 0), Fraction(0))
+    P_N = _exact.to_fractions(cert.P)
+    lam_max = max(sum((abs(v) for v in row), Fraction(0)) for row in P_N)
+    rho = Fraction(float(cert.rho))
+    if rho == 0:
+        rho = Fraction(1, 2 ** 30)
+    rho2 = rho ** 2 + (1 - rho ** 2) / 16          # rho' only slightly above rho_N
+    delta = rho2 / rho ** 2 - 1
+    c = (1 + 1 / delta) * lam_max * frob2 / rho2 if frob2 else Fraction(1)
+    c_up = _exact.float_at_least(c) if frob2 else 1.0
+    rho_up = _exact.float_at_least(Fraction(math.sqrt(float(rho2))))
+    while Fraction(rho_up) ** 2 < rho2:          # round the square root up, exactly checked
+        rho_up = float(np.nextafter(rho_up, math.inf))
+    if not rho_up < 1:
+        return replace(cert, certified=False, rho=rho_up, reason=(
+            "the certificate of the non-zero rows is too close to 1 to be lifted"))
+    P = np.zeros((n, n))
+    P[np.ix_(keep, keep)] = cert.P
+    P[zero, zero] = c_up
+    return replace(cert, rho=rho_up, P=P, polytope=None, Pk=None, k=1,
+                   method=f"{cert.method}; on the {len(keep)} coordinates not sent to zero by "
+                          f"every matrix, lifted to all {n} exactly")

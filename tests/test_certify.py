@@ -339,3 +339,28 @@ def test_polytope_certificate_to_dict_is_json():
     d = json.loads(json.dumps(cert.to_dict()))
     assert d["P"] is None and len(d["polytope"]) == cert.polytope.shape[1]
     assert d["verified"] == "exact" and d["rho"] == cert.rho
+
+
+def test_zero_rows_reduce_the_problem_and_the_lift_is_sound():
+    # rows outside N vanish in every matrix (a Lasso support): certify the N block, lift
+    rng = np.random.default_rng(4)
+    n, keep = 120, np.array([3, 17, 40, 77])
+    mats = np.zeros((2, n, n))
+    for A in mats:
+        A[keep] = rng.normal(size=(len(keep), n)) * 0.3
+        A[np.ix_(keep, keep)] = 0.4 * np.linalg.qr(rng.normal(size=(4, 4)))[0]
+    cert = certify_contraction(mats)
+    assert cert.certified and cert.verified == "exact" and cert.rho < 1
+    assert "lifted" in cert.method
+    P = cert.P
+    for A in mats:                     # independent check of ||A||_P <= rho on the whole space
+        M = cert.rho ** 2 * P - A.T @ P @ A
+        assert np.linalg.eigvalsh((M + M.T) / 2).min() >= -1e-9
+    assert np.linalg.eigvalsh(P).min() > 0
+
+
+def test_large_sets_without_structure_are_refused_not_exhausted():
+    mats = np.eye(100)[None] * 0.5
+    mats[0, 0, 1] = 0.1
+    cert = certify_contraction(mats + 0.001)     # no zero rows, 100 coordinates
+    assert not cert.certified and "size" in cert.reason
