@@ -213,7 +213,7 @@ def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *
                                       f"`{prim.name}` (no transpose rule); use forward mode")
         else:
             ins = prim.transpose([values[i] for i in step.inputs], values[step.node], ct,
-                                 **step.params)
+                                 tuple(i in live for i in step.inputs), **step.params)
         for src, c in zip(step.inputs, ins):
             if src not in live or c is None:
                 continue

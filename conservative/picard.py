@@ -269,7 +269,7 @@ def contraction_certificate(js: JacobianSet) -> Certificate:
 
 
 def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol: float = 0.0,
-              max_points: int = 200_000) -> Attractor:
+              max_points: int | None = None) -> Attractor:
     """The attractor of the piggyback iteration at a fixed point: its limiting derivative set.
 
     Computes the fixed point of ``Φ(K) = {A J + B : [A B] in D_F(x_star, theta), J in K}`` by a
@@ -289,6 +289,9 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
         attractor; the proven value is ``.hausdorff_bound``.
     jac_tol : float
         Activity tolerance for kinks when ``x_star`` comes from floating-point iterations.
+    max_points : int, optional
+        Largest ε-net allowed (default: 2.5 million divided by ``n m``, at least 200 000: an
+        interval of length L needs about L / (2 tol) points).
 
     Returns
     -------
@@ -334,5 +337,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
         raise SolverError(fail_message(
             call, f"a contraction certified only in a non-quadratic norm ({cert.norm})",
             "the attractor is computed in a quadratic norm; none with rho < 1 was found"))
+    if max_points is None:
+        max_points = max(200_000, 2_500_000 // max(1, F.n * F.m))
     return ifs_attractor(A, B, hull=hull, P=cert.P, rho=cert.rho, tol=tol,
                          max_points=max_points)

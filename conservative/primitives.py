@@ -77,9 +77,10 @@ class Primitive:
         ``jvp(values, out, tangents, **params) -> tangent``; tangents carry a trailing axis of
         directions and may be None (zero).
     transpose : callable or None
-        ``transpose(values, out, cotangent, **params) -> tuple`` of input cotangents (None for
-        inputs that need none): the transpose of ``jvp``, for reverse mode. Cotangents have the
-        batched value shapes ``(B, *shape)``.
+        ``transpose(values, out, cotangent, live, **params) -> tuple`` of input cotangents:
+        the transpose of ``jvp``, for reverse mode. ``live[i]`` tells whether input ``i``
+        depends on the inputs of the program (else its cotangent may be None and need not be
+        computed). Cotangents have the batched value shapes ``(B, *shape)``.
     default_rule : str
         Plain-words statement of the default selection at a kink ("" for smooth primitives).
     interval : callable or None

@@ -239,3 +239,11 @@ def test_many_parameter_piggyback_matches_a_dense_numpy_loop():
         w = np.sign(z) * np.maximum(np.abs(z) - s * lam, 0)
         np.testing.assert_allclose(xs[k + 1], w, atol=1e-14)
         np.testing.assert_allclose(Js[k + 1], J, atol=1e-13)
+
+
+def test_default_tolerance_works_for_an_interval_attractor():
+    F = cv.trace(lambda x, t: 0.5 * cv.relu(x) + 0.5 * t, (), ())
+    att = cv.attractor(F, 0.0, 0.0)                       # hull=True, tol=1e-6 (the contract)
+    lo, hi = att.bounding_box()
+    assert att.hausdorff_bound <= 1e-6
+    assert abs(lo[0, 0] - 0.5) <= 1e-6 and abs(hi[0, 0] - 1.0) <= 1e-6

@@ -84,7 +84,7 @@ def _spectral_primitive(name, g, dg, divided, interval, interval_jvp, sympy_form
         inner = (qtb @ hs @ qb) * G[:, None]
         return _directions_last(qb @ inner @ qtb)
 
-    def transpose(vals, out, ct, **params):
+    def transpose(vals, out, ct, live, **params):
         # the Daleckii-Krein map H -> Q (G o (Q^T H_s Q)) Q^T is self-adjoint (G symmetric)
         lam, q = np.linalg.eigh(_symmetric_part(vals[0]))
         G = divided(lam[:, :, None], lam[:, None, :], **params)
@@ -288,7 +288,7 @@ def _solve_jvp(vals, out, tangents):
     return dx[:, :, 0] if vec else dx
 
 
-def _solve_transpose(vals, out, ct):
+def _solve_transpose(vals, out, ct, live):
     # x = A^{-1} b: ct_b = A^{-T} ct, ct_A = -ct_b x^T
     a, b = vals
     vec = b.ndim == 2

@@ -58,7 +58,7 @@ def _broadcast_jvp(vals, out, tangents, shape):
     return np.broadcast_to(t, t.shape[:1] + tuple(shape) + t.shape[-1:])
 
 
-def _broadcast_transpose(vals, out, ct, shape):
+def _broadcast_transpose(vals, out, ct, live, shape):
     in_shape = vals[0].shape[1:]
     lead = len(shape) - len(in_shape)
     ct = ct.sum(axis=tuple(range(1, lead + 1))) if lead else ct
@@ -83,7 +83,7 @@ reshape_p = _structural(
     lambda s, shape: tuple(shape),
     lambda vals, out, tangents, shape: None if tangents[0] is None else
     tangents[0].reshape(tangents[0].shape[:1] + tuple(shape) + tangents[0].shape[-1:]),
-    lambda vals, out, ct, shape: (ct.reshape(ct.shape[:1] + vals[0].shape[1:]),),
+    lambda vals, out, ct, live, shape: (ct.reshape(ct.shape[:1] + vals[0].shape[1:]),),
     lambda x, shape: x.reshape(tuple(shape)),
     lambda ivs, out, tans, shape: tans[0].reshape(tuple(shape) + tans[0].shape[-1:]))
 
@@ -96,7 +96,7 @@ transpose_p = _structural(
     lambda s, perm: tuple(s[p] for p in perm),
     lambda vals, out, tangents, perm: None if tangents[0] is None else
     tangents[0].transpose((0,) + tuple(p + 1 for p in perm) + (len(perm) + 1,)),
-    lambda vals, out, ct, perm: (ct.transpose((0,) + tuple(int(i) + 1 for i in
+    lambda vals, out, ct, live, perm: (ct.transpose((0,) + tuple(int(i) + 1 for i in
                                                            np.argsort(perm))),),
     lambda x, perm: x.transpose(*perm),
     lambda ivs, out, tans, perm: tans[0].transpose(*perm, len(perm)))
@@ -121,7 +121,7 @@ getitem_p = _structural(
     _getitem_shape,
     lambda vals, out, tangents, index: None if tangents[0] is None else
     tangents[0][(slice(None),) + index],
-    lambda vals, out, ct, index: (_scatter_add(ct, vals[0].shape[1:], index),),
+    lambda vals, out, ct, live, index: (_scatter_add(ct, vals[0].shape[1:], index),),
     lambda x, index: x[index],
     lambda ivs, out, tans, index: tans[0][index])
 
@@ -138,7 +138,7 @@ sum_p = _structural(
     _sum_shape,
     lambda vals, out, tangents, axes: None if tangents[0] is None else
     np.sum(tangents[0], axis=tuple(a + 1 for a in axes)),
-    lambda vals, out, ct, axes: (np.broadcast_to(
+    lambda vals, out, ct, live, axes: (np.broadcast_to(
         np.expand_dims(ct, tuple(a + 1 for a in axes)), ct.shape[:1] + vals[0].shape[1:]),),
     lambda x, axes: iv.sum(x, axis=tuple(axes)) if axes else x,
     lambda ivs, out, tans, axes: iv.sum(tans[0], axis=tuple(axes)) if axes else tans[0])
@@ -216,13 +216,16 @@ def _matmul_jvp(vals, out, tangents):
     return result
 
 
-def _matmul_transpose(vals, out, ct):
+def _matmul_transpose(vals, out, ct, live):
     a, b = vals
+    if a.ndim == 3 and a.shape[0] == 1 and not live[0]:
+        # constant matrix: only b needs a cotangent, a^T @ ct as one BLAS product
+        return None, _const_matrix_times(np.ascontiguousarray(a[0].T), ct)
     sa = "ij"[2 - (a.ndim - 1):]          # "ij" for a matrix, "j" for a vector
     sb = "jk"[:b.ndim - 1]
     so = sa[:-1] + sb[1:]
-    ct_a = np.einsum(f"...{so},...{sb}->...{sa}", ct, b, optimize=True)
-    ct_b = np.einsum(f"...{sa},...{so}->...{sb}", a, ct, optimize=True)
+    ct_a = np.einsum(f"...{so},...{sb}->...{sa}", ct, b, optimize=True) if live[0] else None
+    ct_b = np.einsum(f"...{sa},...{so}->...{sb}", a, ct, optimize=True) if live[1] else None
     return ct_a, ct_b
 
 
@@ -279,7 +282,7 @@ def _concat_jvp(vals, out, tangents, axis):
     return np.concatenate(parts, axis=axis + 1)
 
 
-def _concat_transpose(vals, out, ct, axis):
+def _concat_transpose(vals, out, ct, live, axis):
     cuts = np.cumsum([v.shape[axis + 1] for v in vals])[:-1]
     return tuple(np.split(ct, cuts, axis=axis + 1))
 
