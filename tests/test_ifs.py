@@ -226,8 +226,23 @@ def test_bound_holds_for_planar_systems(seed, k, hull, weighted):
     else:
         fine = ifs_attractor(A, B, hull=True, P=P, rho=0.5, tol=tol / 2.5)
         ref, ref_err = fine.points, fine.hausdorff_bound
+        vert = ifs_attractor(A, B, hull=False, P=P, rho=0.5, tol=tol)  # K_v ⊆ K_h
+        assert excess(vert.points, att.points) <= att.hausdorff_bound + vert.hausdorff_bound
     assert hausdorff(att.points, ref) <= att.hausdorff_bound + ref_err
     assert excess(implicit_points(A, B), att.points) <= att.hausdorff_bound
+
+
+@pytest.mark.parametrize("hull", [False, True])
+@pytest.mark.parametrize("P", [None, [[2.0, 0.5], [0.5, 1.0]]])
+def test_planar_segment_attractor(hull, P):
+    # A_1 = A_2 = I/2, B_1 = 0, B_2 = (1, 1/2): with u = (2, 1), the maps are s u -> (s/2) u and
+    # s u -> (s/2 + 1/2) u, the binary expansions along u, so K_v = {s u : s in [0, 1]}. The
+    # hull maps add t (1, 1/2) for t in [0, 1], which gives the same segment: K_h = K_v.
+    A = np.array([np.eye(2) / 2, np.eye(2) / 2])
+    B = np.array([[[0.0], [0.0]], [[1.0], [0.5]]])
+    att = ifs_attractor(A, B, hull=hull, P=P, rho=0.5, tol=2e-2)
+    segment = np.linspace(0, 1, 20_001)[:, None, None] * np.array([[2.0], [1.0]])
+    assert hausdorff(att.points, segment) <= att.hausdorff_bound + 1e-4
 
 
 def test_norm_from_certificate_is_needed_and_used():
