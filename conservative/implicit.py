@@ -21,7 +21,7 @@ import numpy as np
 from ._exact import is_psd, to_fractions
 from ._types import as_float_array
 from .certify import certify_contraction
-from .errors import InputError, NotConvergedError, SingularJacobianError, fail_message
+from .errors import NotConvergedError, SingularJacobianError, fail_message
 from .iterate import _check_steps, require_fixed_point
 from .evaluate import evaluate
 from .jacobian import linearise, value_and_jvp, vjp

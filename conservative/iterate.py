@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._types import as_float_array
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
 

@@ -23,7 +23,7 @@ from ._exact import is_psd, to_fractions
 from ._types import as_float_array
 from .certify import Certificate, certify_contraction
 from .errors import InputError, fail_message
-from .interval import Interval, IntervalMatrix
+from .interval import IntervalMatrix
 
 __all__ = ["FixedPointCertificate", "certify_fixed_point"]
 
