@@ -424,6 +424,9 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
 
 #: Largest dimension certified directly (exact rational LDL^T grows like n^3 with long numbers).
 MAX_EXACT_DIM = 80
+#: Up to this dimension the whole set is certified directly (tightest rho); above it, rows that
+#: every matrix sends to zero are removed first and the certificate lifted (slightly looser).
+SMALL_DIM = 24
 
 
 def _certify(kind: str, data: list, *, tol, time_limit, prefer) -> Certificate:
@@ -438,7 +441,7 @@ def _certify(kind: str, data: list, *, tol, time_limit, prefer) -> Certificate:
     bound = mags.max(axis=0) if kind == "set" else mags
     n = bound.shape[0]
     keep = np.flatnonzero(np.any(bound != 0, axis=1))
-    if 0 < len(keep) < n:
+    if 0 < len(keep) < n and n > SMALL_DIM:
         sub = [d[..., keep[:, None], keep[None, :]] for d in data]
         cert = _certify(kind, sub, tol=tol, time_limit=time_limit, prefer=prefer)
         if cert.certified and cert.P is not None:
@@ -466,7 +469,7 @@ def _lift(cert: Certificate, keep: np.ndarray, bound: np.ndarray, n: int) -> Cer
     With ``P = blockdiag(P_N, c I)`` and any ``delta > 0``, for every A of the set
     ``||A v||_P^2 = ||A_NN v_N + A_NZ v_Z||_{P_N}^2 <= (1 + delta) rho_N^2 ||v_N||^2 +
     (1 + 1/delta) K^2 ||v_Z||^2`` with ``K^2 >= lambda_max(P_N) ||A_NZ||_F^2``; choosing
-    ``rho'^2 = (1 + delta) rho_N^2 = rho_N^2 + (1 - rho_N^2)/16 < 1`` and
+    ``rho'^2 = (1 + delta) rho_N^2 = rho_N^2 + (1 - rho_N^2)/256 < 1`` and
     ``c = (1 + 1/delta) K^2 / rho'^2`` gives ``||A||_P <= rho'``. K is bounded in exact
     rationals (Gershgorin for lambda_max).
     """
@@ -480,7 +483,7 @@ def _lift(cert: Certificate, keep: np.ndarray, bound: np.ndarray, n: int) -> Cer
     rho = Fraction(float(cert.rho))
     if rho == 0:
         rho = Fraction(1, 2 ** 30)
-    rho2 = rho ** 2 + (1 - rho ** 2) / 16          # rho' only slightly above rho_N
+    rho2 = rho ** 2 + (1 - rho ** 2) / 256         # rho' only slightly above rho_N
     delta = rho2 / rho ** 2 - 1
     c = (1 + 1 / delta) * lam_max * frob2 / rho2 if frob2 else Fraction(1)
     c_up = _exact.float_at_least(c) if frob2 else 1.0

@@ -59,7 +59,8 @@ class Counterexample:
         Length of the demonstrated run.
     selection : str or tuple of int
         Usable as ``cv.piggyback(map, x0, theta, steps, selection=selection)``: "default" or
-        vertex indices into ``map.jacobian(x_k, theta, hull=False).vertices``.
+        ``steps`` vertex indices into ``map.jacobian(x_k, theta, hull=False).vertices`` (the
+        periodic ``word`` repeated).
     growth : float
         Asymptotic growth factor per step of ``||J_k||`` along the run (> 1).
     matrices : ndarray (k, n, n)
@@ -95,8 +96,7 @@ class Counterexample:
         if isinstance(self.selection, str):
             return self.selection
         n = self.steps if steps is None else steps
-        reps = -(-n // len(self.selection))
-        return tuple(self.selection) * reps
+        return _tile(self.word, n)
 
     def __repr__(self) -> str:
         m = self.measured
@@ -111,6 +111,11 @@ class Counterexample:
                 f"{self.jsr_lower:.6f} > 1 per step:\n"
                 f"  ||J_k|| reached {m.get('final_norm', float('nan')):.3e} "
                 f"(true derivative {np.round(self.true_derivative.ravel(), 6).tolist()})")
+
+
+def _tile(word, n: int) -> tuple:
+    """The periodic word repeated to length n."""
+    return (tuple(word) * (n // len(word) + 1))[:n]
 
 
 def _verify(ce_args: dict, *, require_stable: bool = True) -> dict:
@@ -129,10 +134,7 @@ def _verify(ce_args: dict, *, require_stable: bool = True) -> dict:
     for i in word:
         prod = mats[i] @ prod
     lower = float(np.max(np.abs(np.linalg.eigvals(prod)))) ** (1.0 / len(word))
-    sel = ce_args["selection"]
-    if not isinstance(sel, str):
-        sel = tuple(sel) * (-(-steps // len(sel)))
-    _, Js = piggyback(F, x0, theta, steps, selection=sel)
+    _, Js = piggyback(F, x0, theta, steps, selection=ce_args["selection"])
     norms = np.linalg.norm(Js.reshape(steps + 1, -1), axis=1)
     tail = max(2, steps // 3)
     growth = float((norms[-1] / norms[-1 - tail]) ** (1.0 / tail)) if norms[-1 - tail] > 0 \
@@ -168,7 +170,8 @@ def _heavy_ball_at_kink(alpha: float, beta: float, a1: float, a2: float, *,
         raise ConservativeError("Counterexample: the kink does not expose two Jacobians")
     result = jsr(A)
     word = tuple(int(i) for i in result.word)
-    args = dict(map=F, theta=theta, x0=x0, steps=steps, selection=word, matrices=A, word=word)
+    args = dict(map=F, theta=theta, x0=x0, steps=steps, selection=_tile(word, steps),
+                matrices=A, word=word)
     measured = _verify(args)
     return Counterexample(growth=measured["lower"], jsr_lower=measured["lower"],
                           true_derivative=np.array([[1.0], [1.0]]), description=description,

@@ -98,10 +98,18 @@ def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000
     residuals = []
     for k in range(1, max_steps + 1):
         x_new = evaluate(F.program, x, tb, call=call)
-        res = float(np.linalg.norm((x_new - x).ravel()))
+        with np.errstate(over="ignore"):          # overflow is detected just below
+            res = float(np.linalg.norm((x_new - x).ravel()))
+            size = float(np.linalg.norm(x_new.ravel()))
+        if not (np.isfinite(res) and np.isfinite(size)):
+            raise NotConvergedError(
+                fail_message(call, f"iterates that diverged (overflow after {k} steps)",
+                             "check that the map has a fixed point for these parameters and "
+                             "contracts near it (cv.certify_contraction)"),
+                steps=k, residual=float("inf"))
         residuals.append(res)
         x = x_new
-        if res <= tol * (1.0 + float(np.linalg.norm(x.ravel()))):
+        if res <= tol * (1.0 + size):
             rate = _observed_rate(residuals)
             est = rate / (1 - rate) * res if rate < 1 else np.inf
             return FixedPointResult(np.array(x[0]), k, res, rate, est)

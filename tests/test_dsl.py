@@ -185,3 +185,11 @@ def test_numpy_ufunc_dispatch_and_unsupported_ufunc():
     with pytest.raises(cv.TracingError) as err:
         cv.trace(lambda x, t: np.floor(x), (), ())
     assert "np.floor" in str(err.value)
+
+
+def test_fixed_point_reports_divergence_instead_of_overflowing_into_success():
+    # y <- y - (|y| - x) has no fixed point for x < 0; the iterates overflow
+    F = cv.trace(lambda y, x: y - (cv.abs(y) - x), (), ())
+    with pytest.raises(cv.NotConvergedError) as err:
+        cv.fixed_point(F, 0.05, -0.1)
+    assert "diverged" in str(err.value)

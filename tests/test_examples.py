@@ -20,14 +20,21 @@ def _check_momentum(ce):
         prod = A[i] @ prod
     lower = np.max(np.abs(np.linalg.eigvals(prod))) ** (1 / len(ce.word))
     assert lower > 1 and abs(lower - ce.growth) < 1e-9                 # recomputed bound
-    sel = tuple(ce.selection) * (200 // len(ce.selection) + 1)
-    _, Js = cv.piggyback(F, ce.x0, theta, 200, selection=sel[:200])
+    sel = (tuple(ce.word) * 200)[:200]
+    _, Js = cv.piggyback(F, ce.x0, theta, 200, selection=sel)
     norms = np.linalg.norm(Js.reshape(201, -1), axis=1)
     measured = (norms[200] / norms[100]) ** (1 / 100)
     assert measured == pytest.approx(ce.growth, rel=1e-3)              # diverges at .growth
     # implicit differentiation is exact: every selection's fixed point is the true derivative
     imp = cv.implicit_jacobian(F, theta, xs[-1], hull=False).vertices
     np.testing.assert_allclose(imp, np.broadcast_to(ce.true_derivative, imp.shape), atol=1e-9)
+
+
+def test_selection_is_usable_directly_in_piggyback():
+    ce = cv.examples.momentum_divergence()
+    xs, Js = cv.piggyback(ce.map, ce.x0, ce.theta, ce.steps, selection=ce.selection)
+    np.testing.assert_array_equal(Js, ce.run()[1])
+    assert np.linalg.norm(Js[-1]) > 1e4
 
 
 def test_momentum_divergence_reference_values():
