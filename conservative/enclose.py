@@ -57,13 +57,27 @@ def _scale(d, t: iv.Interval) -> iv.Interval:
             return t
         if d == -1.0:
             return -t
-        return iv.multiply(d, t)
+        return _point_scale(np.asarray(d, dtype=float), t)
     d = d.reshape(d.shape + (1,))
     ends = np.concatenate([d.lo.ravel(), d.hi.ravel()])
     if np.all((ends == 0.0) | (ends == 1.0) | (ends == -1.0)):
         products = (d.lo * t.lo, d.lo * t.hi, d.hi * t.lo, d.hi * t.hi)
         return iv.Interval(np.minimum.reduce(products), np.maximum.reduce(products))
+    if np.array_equal(d.lo, d.hi):
+        return _point_scale(d.lo, t)
     return iv.multiply(d, t)
+
+
+def _point_scale(d: np.ndarray, t: iv.Interval) -> iv.Interval:
+    """Enclose ``d * t`` for exact reals ``d``: one rounded product per endpoint, then one
+    step outward (a round-to-nearest product errs by at most half an ulp, and by less than the
+    smallest subnormal when it underflows)."""
+    with np.errstate(invalid="ignore"):
+        a, b = d * t.lo, d * t.hi
+    zero = d == 0                                   # 0 * inf is 0 here, not NaN
+    a, b = np.where(zero, 0.0, a), np.where(zero, 0.0, b)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return iv.Interval(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
 
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,

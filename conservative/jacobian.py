@@ -96,6 +96,28 @@ def linearise(program: Program, values: dict, *, tol: float, call: str,
     return Linearisation(partials, pieces)
 
 
+def _combine(partials, tangents):
+    """``sum_i d_i * t_i`` for elementwise partials; scalar 0 and ±1 cost no multiplication."""
+    acc = None
+    for d, t in zip(partials, tangents):
+        if t is None:
+            continue
+        if np.ndim(d) == 0:
+            if d == 0.0:
+                continue
+            if d == 1.0 or d == -1.0:
+                if acc is None:
+                    acc = t if d == 1.0 else -t
+                else:
+                    acc = acc + t if d == 1.0 else acc - t
+                continue
+            term = t * d
+        else:
+            term = t * d[..., None]
+        acc = term if acc is None else acc + term
+    return acc
+
+
 def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bool = False):
     """Push tangents forward through the program.
 
@@ -119,13 +141,7 @@ def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bo
             continue
         prim = step.prim
         if prim.kind == "elementwise":
-            acc = None
-            for d, t in zip(partials[step.node], tin):
-                if t is None or (np.ndim(d) == 0 and d == 0.0):
-                    continue
-                term = t * (d if np.ndim(d) == 0 else d[..., None])
-                acc = term if acc is None else acc + term
-            tangents[step.node] = acc
+            tangents[step.node] = _combine(partials[step.node], tin)
         else:
             tangents[step.node] = prim.jvp([values[i] for i in step.inputs],
                                            values[step.node], tin, **step.params)
@@ -170,13 +186,7 @@ def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dic
                 d = prim.partials(args, out, **step.params)
             else:
                 d = prim.default_partials(args, out, **step.params)
-            acc = None
-            for di, t in zip(d, tin):
-                if t is None or (np.ndim(di) == 0 and di == 0.0):
-                    continue
-                term = t * (di if np.ndim(di) == 0 else di[..., None])
-                acc = term if acc is None else acc + term
-            tangents[step.node] = acc
+            tangents[step.node] = _combine(d, tin)
     out = values[program.out_node]
     tangent = tangents.get(program.out_node)
     if not np.all(np.isfinite(out)) or (tangent is not None and not np.all(np.isfinite(tangent))):

@@ -139,7 +139,7 @@ def _soft_threshold(z, t):
             "cv.soft_threshold: received a negative threshold t (min "
             f"{float(np.min(t)):.3g}); the map sign(z) max(|z| - t, 0) is discontinuous for t < 0, "
             "pass t >= 0 (e.g. step * lam with lam >= 0)")
-    return np.sign(z) * np.maximum(np.abs(z) - t, 0.0)
+    return z - np.clip(z, -t, t)        # = sign(z) max(|z| - t, 0) for t >= 0, in two passes
 
 
 def _soft_threshold_pieces(vals, out, tol):
@@ -158,9 +158,9 @@ def _soft_threshold_interval_partials(ivs, out, tol):
 
 
 def _soft_threshold_default(vals, out):
-    z, t = vals
-    mask = ((z > t) | (z < -t)).astype(float)
-    return mask, -np.sign(z) * mask
+    # the output is nonzero exactly off the zero piece, with the sign of z
+    sign = np.sign(out)
+    return np.abs(sign), -sign
 
 
 soft_threshold_p = register(Primitive(
