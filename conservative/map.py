@@ -123,9 +123,10 @@ class Map:
     # --- input handling -------------------------------------------------------------------------
 
     def _inputs(self, x, theta, call: str, allow_batch: bool = True):
-        x = as_float_array(x, name="x", call=call, shape=self.state_shape, allow_batch=allow_batch)
-        theta = as_float_array(theta, name="theta", call=call, shape=self.param_shape,
-                               allow_batch=allow_batch)
+        x = as_float_array(_one_element(x, self.state_shape), name="x", call=call,
+                           shape=self.state_shape, allow_batch=allow_batch)
+        theta = as_float_array(_one_element(theta, self.param_shape), name="theta", call=call,
+                               shape=self.param_shape, allow_batch=allow_batch)
         bx = x.shape[:x.ndim - len(self.state_shape)]
         bt = theta.shape[:theta.ndim - len(self.param_shape)]
         try:
@@ -350,6 +351,13 @@ class Map:
                         "of the condition: the map jumps there. Conservative Jacobians exist "
                         "only for continuous piecewise maps; make the two branches agree where "
                         "the condition switches")
+
+
+def _one_element(value, shape):
+    """A plain scalar stands for an array of one element (``theta=1.0`` for shape (1,))."""
+    if shape != () and size_of(shape) == 1 and np.ndim(value) == 0:
+        return np.reshape(value, shape)
+    return value
 
 
 def _bisect_confirms(program, step, xs, t0, ts, change):
