@@ -46,7 +46,7 @@ def _initial_jacobian(F, J0, call):
 
 
 def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: bool = False,
-              tol: float = 0.0, check: bool = True):
+              tol: float = 0.0, check: bool = True, history: bool = True):
     """Run the algorithm and its piggyback derivative ``J_k = d x_k / d theta`` together.
 
     Parameters
@@ -78,11 +78,16 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
         Activity tolerance for kinks (see :meth:`Map.jacobian`).
     check : bool
         Verify that a callable's matrices belong to the set.
+    history : bool
+        Keep every iterate and derivative (memory ``(steps + 1) n m``). With False only the
+        last ones are kept and returned, with a leading axis of length 1: the choice for many
+        parameters (at n = m = 2000 each J is 32 MB).
 
     Returns
     -------
     xs : ndarray (steps + 1, *state_shape)
     Js : ndarray (steps + 1, n, m)
+        (``(1, ...)``: the last ones, with ``history=False``.)
 
     Examples
     --------
@@ -99,37 +104,41 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
     steps = _check_steps(steps, call)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     J = _initial_jacobian(F, J0, call)
-    xs = np.empty((steps + 1,) + F.state_shape)
-    Js = np.empty((steps + 1, F.n, F.m))
+    kept = steps + 1 if history else 1
+    xs = np.empty((kept,) + F.state_shape)
+    Js = np.empty((kept, F.n, F.m))
     xs[0], Js[0] = xb[0], J
     if isinstance(selection, str) and selection == "default":
-        return _piggyback_default(F, xb, tb, J, xs, Js, steps)
-    choose = _selector(F, selection, steps, hull=hull, check=check, call=call)
+        step = _default_step(F, tb)
+    else:
+        choose = _selector(F, selection, steps, hull=hull, check=check, call=call)
+        set_hull = hull if not isinstance(selection, Sequence) else False
+
+        def step(k, x, J):
+            M = choose(k, F.jacobian(x[0], tb[0], hull=set_hull, tol=tol))
+            return F(x[0], tb[0])[None], M[:, :F.n] @ J + M[:, F.n:]
     x = xb
     for k in range(steps):
-        js = F.jacobian(x[0], tb[0], hull=hull if not isinstance(selection, Sequence) else False,
-                        tol=tol)
-        M = choose(k, js)
-        J = M[:, :F.n] @ J + M[:, F.n:]
-        x = F(x[0], tb[0])[None]
-        xs[k + 1], Js[k + 1] = x[0], J
+        x, J = step(k, x, J)
+        slot = k + 1 if history else 0
+        xs[slot], Js[slot] = x[0], J
     return xs, Js
 
 
-def _piggyback_default(F, xb, tb, J, xs, Js, steps):
+def _default_step(F, tb):
+    """One matrix-free step of the default selection: value and m tangents in one pass."""
     program = F.program
-    n_dirs = F.m
-    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (n_dirs,))
-    x = xb
-    for k in range(steps):
-        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (n_dirs,)),
+    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
+
+    def step(k, x, J):
+        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (F.m,)),
                  program.theta_node: theta_seed}
-        x, tangent = value_and_jvp(program, x, tb, seeds, call="cv.piggyback")
-        x = np.broadcast_to(x, (1,) + F.state_shape)
-        J = np.zeros((F.n, F.m)) if tangent is None else \
-            np.broadcast_to(tangent, (1,) + F.state_shape + (n_dirs,)).reshape(F.n, F.m)
-        xs[k + 1], Js[k + 1] = x[0], J
-    return xs, Js
+        x_new, tangent = value_and_jvp(program, x, tb, seeds, call="cv.piggyback")
+        x_new = np.broadcast_to(x_new, (1,) + F.state_shape)
+        J_new = np.zeros((F.n, F.m)) if tangent is None else \
+            np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
+        return x_new, J_new
+    return step
 
 
 def piggyback_vjp(F, x0, theta, steps: int, grad_x, *, grad_theta=None) -> np.ndarray:

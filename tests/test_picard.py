@@ -247,3 +247,14 @@ def test_default_tolerance_works_for_an_interval_attractor():
     lo, hi = att.bounding_box()
     assert att.hausdorff_bound <= 1e-6
     assert abs(lo[0, 0] - 0.5) <= 1e-6 and abs(hi[0, 0] - 1.0) <= 1e-6
+
+
+def test_history_false_keeps_only_the_last_derivative():
+    F = gd_quadratic()
+    xs, Js = cv.piggyback(F, 0.0, [1.0], 12)
+    xl, Jl = cv.piggyback(F, 0.0, [1.0], 12, history=False)
+    assert xl.shape == (1,) and Jl.shape == (1, 1, 1)
+    np.testing.assert_array_equal(Jl[0], Js[-1])
+    np.testing.assert_array_equal(xl[0], xs[-1])
+    _, Jsel = cv.piggyback(F, 0.0, [1.0], 3, selection=[0, 0, 0], history=False)
+    np.testing.assert_allclose(Jsel[0], cv.piggyback(F, 0.0, [1.0], 3)[1][-1])
