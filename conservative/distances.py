@@ -188,6 +188,19 @@ def hausdorff(X, Y, *, norm_matrix=None) -> float:
     return max(_excess_flat(Xf, Yf), _excess_flat(Yf, Xf))
 
 
+def _net_input(points, radius, norm_matrix, call: str):
+    """Validated points, radius, norm factor and flat coordinates for the ε-net functions."""
+    pts = as_float_array(points, name="points", call=call)
+    if pts.ndim not in (2, 3) or pts.shape[0] == 0:
+        raise ShapeError(fail_message(call, f"points of shape {pts.shape}",
+                                      "pass a non-empty point set of shape (N, d) or (N, n, m)"))
+    radius = float(radius)
+    if not (np.isfinite(radius) and radius > 0):
+        raise InputError(fail_message(call, f"radius={radius!r}", "pass a positive finite radius"))
+    L = norm_factor(norm_matrix, pts.shape[1], call=call)
+    return pts, radius, L, _flat_coordinates(pts, name="points", call=call, L=L)
+
+
 def net_merge(points, radius: float, *, norm_matrix=None, return_index: bool = False):
     """Keep a subset of the points such that every point is within ``radius`` of a kept one.
 
@@ -238,15 +251,7 @@ def net_merge(points, radius: float, *, norm_matrix=None, return_index: bool = F
     array([0, 3])
     """
     call = "cv.net_merge"
-    pts = as_float_array(points, name="points", call=call)
-    if pts.ndim not in (2, 3) or pts.shape[0] == 0:
-        raise ShapeError(fail_message(call, f"points of shape {pts.shape}",
-                                      "pass a non-empty point set of shape (N, d) or (N, n, m)"))
-    radius = float(radius)
-    if not (np.isfinite(radius) and radius > 0):
-        raise InputError(fail_message(call, f"radius={radius!r}", "pass a positive finite radius"))
-    L = norm_factor(norm_matrix, pts.shape[1], call=call)
-    Z = _flat_coordinates(pts, name="points", call=call, L=L)
+    pts, radius, L, Z = _net_input(points, radius, norm_matrix, call)
     index = grid_representatives(Z, radius, call=call)
     kept = pts[index]
     return (kept, index) if return_index else kept
@@ -288,15 +293,7 @@ def net_snap(points, radius: float, *, norm_matrix=None):
            [5.  ]])
     """
     call = "cv.net_snap"
-    pts = as_float_array(points, name="points", call=call)
-    if pts.ndim not in (2, 3) or pts.shape[0] == 0:
-        raise ShapeError(fail_message(call, f"points of shape {pts.shape}",
-                                      "pass a non-empty point set of shape (N, d) or (N, n, m)"))
-    radius = float(radius)
-    if not (np.isfinite(radius) and radius > 0):
-        raise InputError(fail_message(call, f"radius={radius!r}", "pass a positive finite radius"))
-    L = norm_factor(norm_matrix, pts.shape[1], call=call)
-    Z = _flat_coordinates(pts, name="points", call=call, L=L)
+    pts, radius, L, Z = _net_input(points, radius, norm_matrix, call)
     snapper = CellSnapper(Z.shape[1], radius, call=call)
     step = _CHUNK * 8
     for start in range(0, len(Z), step):
