@@ -601,19 +601,28 @@ def _hull_step_nd(pb: _Problem, K: np.ndarray, eps: float, j: int, iterations: i
     V = pb.images(K)  # (N, k, n, m)
     Z = np.matmul(pb.L.T, V).reshape(len(K), pb.k, -1)
     V = V.reshape(len(K), pb.k, -1)
+    k = pb.k
+    subsets = list(itertools.combinations(range(k), pb.d + 1)) if k > pb.d + 1 else []
+    if subsets and len(subsets) * (pb.d + 1) < _lattice_size(4, k):
+        # Caratheodory: conv of k points in R^d is the union of the simplices on their
+        # (d+1)-subsets, each needing O(q^d) lattice points instead of O(q^(k-1))
+        idx = np.array(subsets)
+        V = V[:, idx].reshape(-1, pb.d + 1, V.shape[-1])
+        Z = Z[:, idx].reshape(-1, pb.d + 1, Z.shape[-1])
+        k = pb.d + 1
     R = np.sqrt(np.max(np.sum((Z - Z.mean(axis=1, keepdims=True)) ** 2, axis=2), axis=1))
-    q = np.maximum(1, np.ceil(pb.k * R / (2 * delta))).astype(np.int64)
+    q = np.maximum(1, np.ceil(k * R / (2 * delta))).astype(np.int64)
     q = np.ceil(2.0 ** (np.ceil(4 * np.log2(q)) / 4)).astype(np.int64)  # few distinct lattices
     levels = np.unique(q)
-    sizes = {int(lv): _lattice_size(int(lv), pb.k) for lv in levels}
+    sizes = {int(lv): _lattice_size(int(lv), k) for lv in levels}
     total = sum(sizes[int(lv)] * int(np.sum(q == lv)) for lv in levels)
     if total > 50 * pb.max_points:
         raise _too_large(pb, total, "filling the polytopes conv{A_i J + B_i} needs", j,
-                         iterations, pb.d + min(pb.k - 1, pb.d), 50 * pb.max_points)
+                         iterations, pb.d + min(k - 1, pb.d), 50 * pb.max_points)
 
     def chunks():
         for lv in levels:
-            W = _simplex_lattice(int(lv), pb.k)
+            W = _simplex_lattice(int(lv), k)
             group_v, group_z = V[q == lv], Z[q == lv]
             per = max(1, _CHUNK // len(W))
             for s in range(0, len(group_v), per):

@@ -403,3 +403,22 @@ def test_non_strict_mode_enlarges_the_tolerance_and_warns():
 def test_tolerance_below_rounding_is_refused():
     with pytest.raises(InputError, match="floating-point"):
         ifs_attractor(*scalars([0.5, 0.5], [0.0, 1e6]), hull=False, tol=1e-12)
+
+
+def test_hull_with_more_vertices_than_dimension_plus_one_meets_its_bound():
+    # a ReLU layer at a kink: four vertices in a 2-D Jacobian space, so the polytopes are
+    # filled through their triangles (Caratheodory); compare with a finer run
+    W = np.array([[0.3, -0.2], [0.1, 0.4]])
+    D = [np.diag(d) for d in ([0, 0], [0, 1], [1, 0], [1, 1])]
+    A = np.array([d @ W for d in D])
+    B = np.array([d @ np.ones((2, 1)) for d in D])
+    P = np.array([[0.61705853, 0.2133256], [0.2133256, 0.88876118]])
+    coarse = ifs_attractor(A, B, hull=True, P=P, rho=0.41, tol=0.3)
+    fine = ifs_attractor(A, B, hull=True, P=P, rho=0.41, tol=0.2)
+    gap = hausdorff(coarse.points.reshape(len(coarse), -1), fine.points.reshape(len(fine), -1))
+    assert gap <= coarse.hausdorff_bound + fine.hausdorff_bound
+    # the hull attractor contains the finite one's points within the bound
+    finite = ifs_attractor(A, B, hull=False, P=P, rho=0.41, tol=0.05)
+    assert excess(finite.points.reshape(len(finite), -1),
+                  coarse.points.reshape(len(coarse), -1)) <= \
+        coarse.hausdorff_bound + finite.hausdorff_bound
