@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
 
 from ._types import as_float_array
 from .certify import Certificate, certify_contraction
@@ -231,9 +232,10 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
     """Propagate the whole set ``𝒥_{k+1} = {A J + B : [A B] in D_F(x_k), J in 𝒥_k}``.
 
     Points closer than ``merge`` (relative to the set's scale) are merged, so the size stays
-    bounded by the geometry of the set. With ``hull=True`` the vertices of ``D_F`` are combined
-    with the points, which generates the convex hull of the propagated set (for ``n m == 1``
-    only the two extreme points are kept).
+    bounded by the geometry of the set. With ``hull=True`` the set propagated is the convex
+    hull: ``(A, J) -> A J + B`` is bilinear, so the hull of the images is the hull of the
+    images of vertex pairs, and only the hull's vertices are kept (exactly for ``n m <= 3``;
+    above that every merged point is kept, which generates the same hull).
 
     Returns
     -------
@@ -259,9 +261,8 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
         new = (np.einsum("vij,pjk->vpik", A, K) + B[:, None]).reshape(-1, F.n, F.m)
         scale = max(1.0, float(np.max(np.abs(new))))
         K = net_merge(new, merge * scale)
-        if hull and F.n * F.m == 1:
-            flat = K.reshape(-1)
-            K = np.array([flat.min(), flat.max()]).reshape(-1, 1, 1)
+        if hull:
+            K = _hull_vertices(K)
         if len(K) > max_points:
             raise SetTooLargeError(fail_message(
                 call, f"{len(K)} points at step {k + 1}", "raise max_points or merge, or use "
@@ -270,6 +271,20 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
         xs[k + 1] = x
         sets.append(K)
     return xs, sets
+
+
+def _hull_vertices(K: np.ndarray) -> np.ndarray:
+    """The vertices of conv(K) for point sets of dimension <= 3 (K itself above)."""
+    flat = K.reshape(len(K), -1)
+    d = flat.shape[1]
+    if d == 1:
+        return K[[int(np.argmin(flat)), int(np.argmax(flat))]]
+    if d > 3 or len(K) <= d + 1:
+        return K
+    try:
+        return K[np.sort(ConvexHull(flat).vertices)]
+    except QhullError:            # flat (lower-dimensional) sets: keep every point
+        return K
 
 
 def contraction_certificate(js: JacobianSet) -> Certificate:

@@ -258,3 +258,17 @@ def test_history_false_keeps_only_the_last_derivative():
     np.testing.assert_array_equal(xl[0], xs[-1])
     _, Jsel = cv.piggyback(F, 0.0, [1.0], 3, selection=[0, 0, 0], history=False)
     np.testing.assert_allclose(Jsel[0], cv.piggyback(F, 0.0, [1.0], 3)[1][-1])
+
+
+def test_set_valued_piggyback_with_hull_keeps_the_hull_vertices():
+    W = np.array([[0.3, -0.2], [0.1, 0.4]])
+    F = cv.trace(lambda z, t: cv.relu(W @ z + t), (2,), ())
+    _, sets = cv.piggyback_sets(F, np.zeros(2), 0.0, 6, hull=True)
+    _, finite = cv.piggyback_sets(F, np.zeros(2), 0.0, 6, hull=False)
+    from scipy.spatial import Delaunay
+    for k in (3, 6):
+        hull_pts = sets[k].reshape(len(sets[k]), 2)
+        pts = finite[k].reshape(len(finite[k]), 2)
+        tri = Delaunay(hull_pts)                                 # every selection inside
+        assert np.all(tri.find_simplex(pts, tol=1e-12) >= 0)
+        assert len(hull_pts) <= len(pts)
