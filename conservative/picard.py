@@ -361,7 +361,40 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
         raise SolverError(fail_message(
             call, f"a contraction certified only in a non-quadratic norm ({cert.norm})",
             "the attractor is computed in a quadratic norm; none with rho < 1 was found"))
+    P, rho = _conditioned_norm(A, cert.P, cert.rho)
     if max_points is None:
         max_points = max(200_000, 2_500_000 // max(1, F.n * F.m))
-    return ifs_attractor(A, B, hull=hull, P=cert.P, rho=cert.rho, tol=tol,
-                         max_points=max_points)
+    return ifs_attractor(A, B, hull=hull, P=P, rho=rho, tol=tol, max_points=max_points)
+
+
+def _conditioned_norm(A: np.ndarray, P: np.ndarray, rho: float, max_cond: float = 1e4):
+    """A quadratic norm better suited to the ε-net than the tightest one, when that one is
+    ill-conditioned (defective matrices push the SDP to nearly singular P).
+
+    Solves ``min kappa`` s.t. ``I ≼ P ≼ kappa I`` and ``A_i^T P A_i ≼ s^2 P`` with s a third of
+    the way from rho to 1, and keeps the result only if the exact rational check passes at
+    gamma halfway from rho to 1 (the margin absorbs the rounding of P).
+    """
+    if np.linalg.cond(P) <= max_cond:
+        return P, rho
+    import cvxpy as cp
+
+    from ._exact import check_quadratic, dyadic_round
+
+    n = A.shape[1]
+    gamma = dyadic_round(rho + (1.0 - rho) / 2.0, 30)      # what is claimed and checked
+    solve_at = rho + (1.0 - rho) / 3.0                     # margin for the rounding of P
+    X = cp.Variable((n, n), symmetric=True)
+    kappa = cp.Variable()
+    constraints = [X >> np.eye(n), X << kappa * np.eye(n)]
+    constraints += [solve_at ** 2 * X - Ai.T @ X @ Ai >> 0 for Ai in A]
+    try:
+        cp.Problem(cp.Minimize(kappa), constraints).solve(solver=cp.CLARABEL)
+    except Exception:  # noqa: BLE001 - any solver failure keeps the certified norm
+        return P, rho
+    if X.value is None:
+        return P, rho
+    Q = np.vectorize(lambda v: dyadic_round(v, 30))((X.value + X.value.T) / 2)
+    if np.linalg.cond(Q) < np.linalg.cond(P) and check_quadratic(A, Q, gamma):
+        return Q, gamma
+    return P, rho

@@ -272,3 +272,18 @@ def test_set_valued_piggyback_with_hull_keeps_the_hull_vertices():
         tri = Delaunay(hull_pts)                                 # every selection inside
         assert np.all(tri.find_simplex(pts, tol=1e-12) >= 0)
         assert len(hull_pts) <= len(pts)
+
+
+def test_attractor_at_a_defective_smooth_fixed_point_uses_a_well_conditioned_norm():
+    # heavy-ball with alpha = beta = 1/4 on x^2/2 - x: the Jacobian has a double eigenvalue 1/2
+    # (defective), the tightest quadratic norm is nearly singular; the attractor is one point
+    F = cv.algorithms.heavy_ball(lambda x, t: x * t[0] - 1.0, 0.25, 0.25, 1)
+    x_bar = cv.fixed_point(F, np.zeros(2), [1.0]).x
+    att = cv.attractor(F, [1.0], x_bar)
+    imp = cv.implicit_jacobian(F, [1.0], x_bar).vertices[0]          # d x̄/d theta = -1
+    np.testing.assert_allclose(imp, [[-1.0], [-1.0]], atol=1e-12)
+    assert att.hausdorff_bound <= 1e-6
+    assert cv.excess(imp.reshape(1, -1), att.points.reshape(len(att), -1)) <= att.hausdorff_bound
+    A = F.jacobian(x_bar, [1.0]).A.vertices[0]
+    M = att.rho ** 2 * att.P - A.T @ att.P @ A                       # the norm really contracts
+    assert np.linalg.eigvalsh(M).min() >= -1e-12 and att.rho < 1
