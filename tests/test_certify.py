@@ -364,3 +364,17 @@ def test_large_sets_without_structure_are_refused_not_exhausted():
     mats[0, 0, 1] = 0.1
     cert = certify_contraction(mats + 0.001)     # no zero rows, 100 coordinates
     assert not cert.certified and "size" in cert.reason
+
+
+def test_lifted_certificates_pass_the_exact_rational_check():
+    from conservative import _exact
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        n, keep = 30, np.sort(rng.choice(30, size=4, replace=False))
+        mats = np.zeros((2, n, n))
+        for A in mats:
+            A[keep] = rng.normal(size=(4, n)) * rng.uniform(0.1, 2)
+            A[np.ix_(keep, keep)] = rng.uniform(0.2, 0.9) * np.linalg.qr(rng.normal(size=(4, 4)))[0]
+        cert = certify_contraction(mats)
+        assert cert.certified and "lifted" in cert.method
+        assert _exact.check_quadratic(mats, cert.P, cert.rho)      # P ≻ 0, rho^2 P - A^T P A ⪰ 0
