@@ -143,8 +143,10 @@ def _certify_set(A: np.ndarray, *, tol: float, time_limit: float,
     lower, word = an.lower, an.word
     if lower >= 1:
         return _refuse(lower, word, f"the product of length {len(word)} has spectral radius"
-                       f"^(1/{len(word)}) = {lower:.10g} >= 1: switching along this word "
-                       "does not converge, so no norm can make the set contracting")
+                       f"^(1/{len(word)}) = {lower:.10g} >= 1 in floating point (numerical "
+                       "evidence, not a proof: eigenvalues of defective products can err by "
+                       "sqrt(eps) ||A||): switching along this word appears not to converge, so "
+                       "no norm was sought")
     # try exactly verified norms (one-step quadratic ones first if preferred, then from the
     # smallest bound up) and re-check each on the input matrices themselves
     def rank(u):
@@ -486,7 +488,14 @@ def _lift(cert: Certificate, keep: np.ndarray, bound: np.ndarray, n: int) -> Cer
     rho2 = rho ** 2 + (1 - rho ** 2) / 256         # rho' only slightly above rho_N
     delta = rho2 / rho ** 2 - 1
     c = (1 + 1 / delta) * lam_max * frob2 / rho2 if frob2 else Fraction(1)
-    c_up = _exact.float_at_least(c) if frob2 else 1.0
+    try:
+        c_up = _exact.float_at_least(c) if frob2 else 1.0
+    except OverflowError:
+        c_up = math.inf
+    if not math.isfinite(c_up):
+        return replace(cert, certified=False, reason=(
+            "the coupling to the coordinates sent to zero is too large to lift the norm in "
+            "float64; rescale the problem"))
     rho_up = _exact.float_at_least(Fraction(math.sqrt(float(rho2))))
     while Fraction(rho_up) ** 2 < rho2:          # round the square root up, exactly checked
         rho_up = float(np.nextafter(rho_up, math.inf))

@@ -81,8 +81,15 @@ def _point_scale(d: np.ndarray, t: iv.Interval) -> iv.Interval:
 
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
-                    tol: float = 0.0, call: str = "Map.enclose"):
+                    tol: float = 0.0, call: str = "Map.enclose", boundaries: list | None = None):
     """Enclose the output and the Jacobian ``[A B]`` of ``program`` over a box.
+
+    Parameters
+    ----------
+    boundaries : list, optional
+        If given, the ``cv.where`` (select) nodes whose condition may change sign on the box
+        are appended to it. Their continuity is checked only at evaluated points, so a caller
+        that needs F to be Lipschitz on the box (a mean-value argument) must refuse them.
 
     Returns
     -------
@@ -103,6 +110,9 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         try:
             out = prim.interval(*args, **step.params)
             vals[step.node] = out
+            if boundaries is not None and prim.name == "select" and \
+                    np.any((args[0].lo <= tol) & (args[0].hi >= -tol)):
+                boundaries.append(step.node)
             tin = [tans.get(i) for i in step.inputs]
             if all(t is None for t in tin):
                 continue

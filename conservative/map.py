@@ -264,7 +264,8 @@ class Map:
 
     # --- enclosures -----------------------------------------------------------------------------
 
-    def enclose(self, x_box, theta_box, *, tol: float = 0.0, value: bool = False):
+    def enclose(self, x_box, theta_box, *, tol: float = 0.0, value: bool = False,
+                boundaries: list | None = None):
         """Interval enclosure of every conservative Jacobian ``[A B]`` of F over a box.
 
         Parameters
@@ -275,6 +276,9 @@ class Map:
             Pieces within ``tol`` of the box count as possibly active.
         value : bool
             Also return the enclosure of ``F`` itself over the box.
+        boundaries : list, optional
+            Receives the ``cv.where`` nodes whose boundary may meet the box (see
+            :func:`conservative.enclose.enclose_program`).
 
         Returns
         -------
@@ -302,7 +306,8 @@ class Map:
             raise InputError(fail_message(call, f"tol={tol!r}", "pass a finite tol >= 0"))
         xb = as_box(x_box, self.state_shape, name="x_box", call=call)
         tb = as_box(theta_box, self.param_shape, name="theta_box", call=call)
-        val, jac = enclose_program(self.program, xb, tb, tol=float(tol), call=call)
+        val, jac = enclose_program(self.program, xb, tb, tol=float(tol), call=call,
+                                   boundaries=boundaries)
         return (val, jac) if value else jac
 
     # --- continuity of user-defined piecewise maps ----------------------------------------------

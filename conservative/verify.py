@@ -6,7 +6,10 @@ enclosures and exactly re-checked certificates, that
 
 1. every element of every conservative Jacobian of F on a box ``x_k ± r`` has A-block with
    ``||A||_P <= rho < 1`` (so F is a rho-contraction on the box in the norm ``||.||_P``, by the
-   Clarke mean-value theorem: the Clarke Jacobian lies in the hull of any conservative one);
+   Clarke mean-value theorem: the Clarke Jacobian lies in the hull of any conservative one).
+   This needs F Lipschitz on the box: nonsmooth primitives are continuous by construction, but
+   a ``cv.where`` is continuous only as far as its checks go, so a box meeting the boundary of
+   one is refused;
 2. the ball ``{x : ||x - x_k||_P <= ||F(x_k) - x_k||_P / (1 - rho)}`` lies in the box, so
    Banach's theorem on that ball puts ``x̄`` in it;
 3. hence ``D_F(x̄, theta)`` lies in the box enclosure, and the certificate holds at ``x̄``.
@@ -123,8 +126,19 @@ def certify_fixed_point(F, theta, x, *, radius: float | None = None,
     reason = "no attempt made"
     last_cert = None
     for _ in range(attempts):
-        lo, hi = x - r, x + r
-        M = F.enclose((lo, hi), theta)
+        # outward-rounded corners: x - lo >= r and hi - x >= r hold exactly
+        lo, hi = np.nextafter(x - r, -np.inf), np.nextafter(x + r, np.inf)
+        met: list = []
+        M = F.enclose((lo, hi), theta, boundaries=met)
+        if met:
+            node = met[0]
+            where = F.program.expression(node)
+            src = F.program.graph.nodes[node]["source"]
+            return FixedPointCertificate(False, None, (lo, hi), math.inf, M, (
+                f"the box meets the boundary of `{where}` (defined at {src}); the continuity "
+                "of a cv.where is checked only at evaluated points, so the mean-value "
+                "argument is not applied across it. Write kinks you want certified with "
+                "cv.relu / cv.maximum / cv.minimum / cv.clip / cv.soft_threshold"))
         A = IntervalMatrix(M.lo[:, :F.n], M.hi[:, :F.n])
         cert = certify_contraction(A)
         last_cert = cert
