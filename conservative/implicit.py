@@ -22,9 +22,9 @@ from ._exact import is_psd, to_fractions
 from ._types import as_float_array
 from .certify import certify_contraction
 from .errors import NotConvergedError, SingularJacobianError, fail_message
-from .iterate import _check_steps, require_fixed_point
+from .iterate import _check_steps, blocks_at_fixed_point, derivative_step, require_fixed_point
 from .evaluate import evaluate
-from .jacobian import linearise, value_and_jvp, vjp
+from .jacobian import _as_matrix, linearise, value_and_jvp, vjp
 from .sets import JacobianSet
 
 __all__ = ["implicit_jacobian", "invertible_on_hull", "fpad", "fpad_vjp", "one_step"]
@@ -99,11 +99,7 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
     array([0.5, 1. ])
     """
     call = "cv.implicit_jacobian"
-    x_star = as_float_array(x_star, name="x_star", call=call, shape=F.state_shape)
-    theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
-    require_fixed_point(F, x_star, theta, call)
-    verts = F.jacobian(x_star, theta, hull=hull, tol=tol).vertices
-    A, B = verts[:, :, :F.n], verts[:, :, F.n:]
+    A, B = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=tol, call=call)
     proved, how = invertible_on_hull(A)
     if not proved:
         raise SingularJacobianError(fail_message(
@@ -140,13 +136,9 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
         as_float_array(J0, name="J0", call=call).reshape(F.n, F.m)
     Js = np.empty((steps + 1, F.n, F.m))
     Js[0] = J
-    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
-    p = F.program
+    advance = derivative_step(F, tb)
     for k in range(steps):
-        seeds = {p.x_node: J.reshape((1,) + F.state_shape + (F.m,)), p.theta_node: theta_seed}
-        _, tangent = value_and_jvp(p, xb, tb, seeds, call=call)
-        J = np.zeros((F.n, F.m)) if tangent is None else \
-            np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
+        _, J = advance(xb, J)               # the Jacobian stays frozen at x_star
         Js[k + 1] = J
     return Js
 
@@ -215,6 +207,4 @@ def one_step(F, x, theta) -> np.ndarray:
     xb, tb, _ = F._inputs(x, theta, call, allow_batch=False)
     seeds = {F.program.theta_node: np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))}
     _, tangent = value_and_jvp(F.program, xb, tb, seeds, call=call)
-    if tangent is None:
-        return np.zeros((F.n, F.m))
-    return np.array(np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m))
+    return _as_matrix(tangent, F.n, F.m)[0]

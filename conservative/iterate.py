@@ -8,8 +8,10 @@ import numpy as np
 
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
+from .jacobian import _as_matrix, value_and_jvp
 
-__all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point"]
+__all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
+           "blocks_at_fixed_point", "derivative_step"]
 
 
 def _check_steps(steps, call, name="steps"):
@@ -135,3 +137,29 @@ def require_fixed_point(F, x_star, theta, call: str, rtol: float = 1e-6) -> None
         raise InputError(fail_message(call, f"x_star with ||F(x_star) - x_star||_inf = "
                                       f"{residual:.3e}", "pass a fixed point (cv.fixed_point "
                                       "computes one)"))
+
+
+def blocks_at_fixed_point(F, theta, x_star, *, hull: bool, tol: float, call: str):
+    """The A and B blocks of the vertices of ``D_F(x_star, theta)``, after checking that
+    ``x_star`` is a fixed point: ``(A (k, n, n), B (k, n, m))``."""
+    xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
+    require_fixed_point(F, xb[0], tb[0], call)
+    verts = F.jacobian(xb[0], tb[0], hull=hull, tol=tol).vertices
+    return verts[:, :, :F.n], verts[:, :, F.n:]
+
+
+def derivative_step(F, tb):
+    """One matrix-free step ``(x, J) -> (F(x), A J + B)`` of the default selection.
+
+    ``J`` (n, m) is pushed through the program as m tangent directions with the identity at
+    ``theta``: value and tangents in one pass, ``A`` never formed. ``tb`` is the batched theta.
+    """
+    program = F.program
+    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
+
+    def step(x, J):
+        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (F.m,)),
+                 program.theta_node: theta_seed}
+        x_new, tangent = value_and_jvp(program, x, tb, seeds, call="derivative step")
+        return np.broadcast_to(x_new, (1,) + F.state_shape), _as_matrix(tangent, F.n, F.m)[0]
+    return step

@@ -118,6 +118,13 @@ def _combine(partials, tangents):
     return acc
 
 
+def _tangent(step, args, out, tangents, partials):
+    """The output tangent of one node: elementwise partials, or the primitive's JVP rule."""
+    if step.prim.kind == "elementwise":
+        return _combine(partials, tangents)
+    return step.prim.jvp(args, out, tangents, **step.params)
+
+
 def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bool = False):
     """Push tangents forward through the program.
 
@@ -139,12 +146,8 @@ def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bo
         if all(t is None for t in tin):
             tangents[step.node] = None
             continue
-        prim = step.prim
-        if prim.kind == "elementwise":
-            tangents[step.node] = _combine(partials[step.node], tin)
-        else:
-            tangents[step.node] = prim.jvp([values[i] for i in step.inputs],
-                                           values[step.node], tin, **step.params)
+        tangents[step.node] = _tangent(step, [values[i] for i in step.inputs],
+                                       values[step.node], tin, partials.get(step.node))
     return tangents if keep else tangents.get(program.out_node)
 
 
@@ -179,14 +182,11 @@ def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dic
             tin = [tangents.get(i) for i in step.inputs]
             if all(t is None for t in tin):
                 continue
-            if prim.kind != "elementwise":
-                tangents[step.node] = prim.jvp(args, out, tin, **step.params)
-                continue
-            if prim.pieces is None:
-                d = prim.partials(args, out, **step.params)
-            else:
-                d = prim.default_partials(args, out, **step.params)
-            tangents[step.node] = _combine(d, tin)
+            d = None
+            if prim.kind == "elementwise":
+                rule = prim.partials if prim.pieces is None else prim.default_partials
+                d = rule(args, out, **step.params)
+            tangents[step.node] = _tangent(step, args, out, tin, d)
     out = values[program.out_node]
     tangent = tangents.get(program.out_node)
     if not np.all(np.isfinite(out)) or (tangent is not None and not np.all(np.isfinite(tangent))):

@@ -28,9 +28,9 @@ from .distances import net_merge
 from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError, SolverError,
                      fail_message)
 from .ifs import Attractor, ifs_attractor
-from .iterate import _check_steps, require_fixed_point
+from .iterate import _check_steps, blocks_at_fixed_point, derivative_step
 from .evaluate import evaluate
-from .jacobian import linearise, value_and_jvp, vjp
+from .jacobian import linearise, vjp
 from .sets import JacobianSet
 
 __all__ = ["piggyback", "piggyback_vjp", "piggyback_sets", "attractor", "contraction_certificate"]
@@ -110,7 +110,10 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
     Js = np.empty((kept, F.n, F.m))
     xs[0], Js[0] = xb[0], J
     if isinstance(selection, str) and selection == "default":
-        step = _default_step(F, tb)
+        advance = derivative_step(F, tb)
+
+        def step(k, x, J):
+            return advance(x, J)
     else:
         choose = _selector(F, selection, steps, hull=hull, check=check, call=call)
         set_hull = hull if not isinstance(selection, Sequence) else False
@@ -124,22 +127,6 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
         slot = k + 1 if history else 0
         xs[slot], Js[slot] = x[0], J
     return xs, Js
-
-
-def _default_step(F, tb):
-    """One matrix-free step of the default selection: value and m tangents in one pass."""
-    program = F.program
-    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
-
-    def step(k, x, J):
-        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (F.m,)),
-                 program.theta_node: theta_seed}
-        x_new, tangent = value_and_jvp(program, x, tb, seeds, call="cv.piggyback")
-        x_new = np.broadcast_to(x_new, (1,) + F.state_shape)
-        J_new = np.zeros((F.n, F.m)) if tangent is None else \
-            np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
-        return x_new, J_new
-    return step
 
 
 def piggyback_vjp(F, x0, theta, steps: int, grad_x, *, grad_theta=None) -> np.ndarray:
@@ -342,12 +329,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     (0.5, 1.0)
     """
     call = "cv.attractor"
-    x_star = as_float_array(x_star, name="x_star", call=call, shape=F.state_shape)
-    theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
-    require_fixed_point(F, x_star, theta, call)
-    js = F.jacobian(x_star, theta, hull=hull, tol=jac_tol)
-    verts = js.vertices
-    A, B = verts[:, :, :F.n], verts[:, :, F.n:]
+    A, B = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=jac_tol, call=call)
     cert = certify_contraction(A)
     if not cert.certified:
         raise NotContractingError(
