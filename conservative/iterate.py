@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
-from .jacobian import _as_matrix, value_and_jvp
+from .jacobian import value_and_jvp
 
 __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
            "blocks_at_fixed_point", "derivative_step"]
@@ -161,5 +161,9 @@ def derivative_step(F, tb):
         seeds = {program.x_node: J.reshape((1,) + F.state_shape + (F.m,)),
                  program.theta_node: theta_seed}
         x_new, tangent = value_and_jvp(program, x, tb, seeds, call="derivative step")
-        return np.broadcast_to(x_new, (1,) + F.state_shape), _as_matrix(tangent, F.n, F.m)[0]
+        if tangent is None:
+            J_new = np.zeros((F.n, F.m))
+        else:   # a read-only view, no copy: J is only read, then copied into the history
+            J_new = np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
+        return np.broadcast_to(x_new, (1,) + F.state_shape), J_new
     return step
