@@ -21,6 +21,7 @@ from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, log, ma
                   sqrt, square, stack, sum, tanh, transpose, where)
 from .map import Map, trace
 from .iterate import FixedPointResult, fixed_point, iterate
+from .fixed_point_set import FixedPointEnclosure, fixed_point_enclosure
 from .jsr import JSRResult, jsr
 from .certify import Certificate, certify_contraction
 from .ifs import Attractor
@@ -81,6 +82,8 @@ __all__ = [
     "FixedPointResult",
     "fixed_point",
     "iterate",
+    "FixedPointEnclosure",
+    "fixed_point_enclosure",
     "JSRResult",
     "jsr",
     "Certificate",

@@ -23,11 +23,13 @@ import numpy as np
 
 from . import _exact
 from ._types import as_float_array
-from .errors import InputError, ShapeError, fail_message
+from .errors import ConservativeError, InputError, ShapeError, fail_message
+from .fixed_point_set import (is_numerical_fixed_point, jacobian_at_fixed_point,
+                                    kinks_near, refusal)
 from .jsr import (analyse, balanced, gripenberg, parse_matrix_set, polytope_bound,
                   quadratic_norm, spectral_radius)
 
-__all__ = ["Certificate", "certify_contraction"]
+__all__ = ["Certificate", "certify_contraction", "own_jacobians", "product_lower_bound"]
 
 _CALL = "cv.certify_contraction"
 
@@ -69,7 +71,13 @@ class Certificate:
     Pk : ndarray or None
         For a lifted norm: ``A_w^T Pk A_w ⪯ rho^(2k) Pk`` for every product of length k.
     samples : ndarray or None
-        For box targets: the sampled matrices used for ``lower`` and ``word``.
+        The matrices ``word`` indexes when they are not the target's own vertices: for a Map
+        over a box, or at a computed fixed point near a kink, the A-blocks of the map's own
+        Jacobians at sampled points (so ``lower`` is a bound for the map, never for an
+        enclosure's over-wide matrices); for an interval matrix, sampled matrices of the box.
+    notes : tuple of str
+        What the certificate assumed or noticed about the point: the proved enclosure of the
+        exact fixed point and the kinks inside it, or a kink within a few ulps of the point.
 
     Examples
     --------
@@ -95,6 +103,7 @@ class Certificate:
     k: int = 1
     Pk: np.ndarray | None = field(default=None, repr=False)
     samples: np.ndarray | None = field(default=None, repr=False)
+    notes: tuple = ()
 
     def __bool__(self) -> bool:
         return self.certified
@@ -108,6 +117,7 @@ class Certificate:
                  + ("" if self.word is None else f" (product word {list(self.word)})")]
         if not self.certified:
             lines.append(f"  reason: {self.reason}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -121,6 +131,7 @@ class Certificate:
             "reason": self.reason, "method": self.method, "k": self.k,
             "Pk": None if self.Pk is None else self.Pk.tolist(),
             "polytope": None if self.polytope is None else self.polytope.T.tolist(),
+            "notes": list(self.notes),
         }
 
 
@@ -245,12 +256,7 @@ def _certify_box(lo: np.ndarray, hi: np.ndarray, *, tol: float, time_limit: floa
         return replace(cert, samples=verts,
                        method=cert.method + f" (on the {len(verts)} vertices of the box)")
     samples = _box_samples(lo, hi)
-    B, _, s, _ = balanced(samples)
-    rho1 = spectral_radius(B)
-    quick = gripenberg(B, alpha=float(rho1.max()), word=(int(rho1.argmax()),), delta=1e-3,
-                       max_length=8, max_nodes=2000,
-                       deadline=time.monotonic() + 0.3 * time_limit)
-    lower, word = quick.alpha * s, quick.word
+    lower, word = product_lower_bound(samples, deadline=time.monotonic() + 0.3 * time_limit)
     if lower >= 1:
         return _refuse(lower, word, f"sampled matrices of the box have a product of "
                        f"length {len(word)} with spectral radius^(1/{len(word)}) = "
@@ -285,6 +291,25 @@ def _certify_box(lo: np.ndarray, hi: np.ndarray, *, tol: float, time_limit: floa
                        f"(sampled JSR >= {lower:.6g}); the box may be too wide or need a "
                        "non-quadratic norm", "quadratic norm from SDP on sampled matrices",
                        samples=samples)
+
+
+def product_lower_bound(mats: np.ndarray, *, deadline: float) -> tuple[float, tuple]:
+    """``(rho(A_w)^(1/|w|), w)`` for the best product ``A_w`` of ``mats`` found by a short
+    branch-and-bound search (a floating-point lower bound on the JSR of ``mats``).
+
+    Rows that every matrix sends to zero are dropped first: the products' spectral radii are
+    those of the blocks on the other rows.
+    """
+    keep = np.flatnonzero(np.any(mats != 0, axis=(0, 2)))
+    if len(keep) == 0:
+        return 0.0, (0,)
+    sub = mats[:, keep[:, None], keep[None, :]]
+    B, _, s, _ = balanced(sub)
+    rho1 = spectral_radius(B)
+    quick = gripenberg(B, alpha=float(rho1.max()), word=(int(rho1.argmax()),), delta=1e-3,
+                       max_length=8, max_nodes=2000, deadline=deadline)
+    word = tuple(int(i) for i in quick.word)
+    return quick.alpha * s, min(word[r:] + word[:r] for r in range(len(word)))
 
 
 def _balance_box(lo, hi):
@@ -338,7 +363,18 @@ def _interval_bounds(obj: Any, call: str):
     return lo, hi
 
 
-def _from_map(F: Any, theta: Any, x: Any):
+@dataclass(frozen=True)
+class _MapTarget:
+    """What ``certify_contraction(F, theta, x)`` certifies, and what it reports besides."""
+
+    kind: str                       # "set" or "box"
+    data: list                      # [matrices] or [lo, hi]
+    own: np.ndarray | None = None   # the map's own A-blocks at sampled points (for .lower)
+    notes: tuple = ()
+    refusal: str = ""               # when set, never certified (the reason)
+
+
+def _from_map(F: Any, theta: Any, x: Any) -> _MapTarget:
     if x is None or theta is None:
         raise InputError(fail_message(
             _CALL, "a Map without x and theta",
@@ -348,9 +384,57 @@ def _from_map(F: Any, theta: Any, x: Any):
     if _is_box(x, shape_x) or _is_box(theta, shape_t):
         xb = x if _is_box(x, shape_x) else (x, x)
         tb = theta if _is_box(theta, shape_t) else (theta, theta)
-        return ("box", *_interval_bounds(F.enclose(xb, tb), _CALL))
-    return ("set", parse_matrix_set(F.jacobian(x, theta, hull=True).A.vertices, call=_CALL,
-                                    name="F.jacobian(x, theta).A.vertices"))
+        lo, hi = _interval_bounds(F.enclose(xb, tb), _CALL)
+        return _MapTarget("box", [lo, hi], own=own_jacobians(F, xb, tb))
+    x = as_float_array(x, name="x", call=_CALL, shape=shape_x)
+    theta = as_float_array(theta, name="theta", call=_CALL, shape=shape_t)
+    if is_numerical_fixed_point(F, x, theta):
+        # the question is about the exact fixed point: count every piece active near it
+        js, enc = jacobian_at_fixed_point(F, theta, x, hull=True)
+        A = parse_matrix_set(js.A.vertices, call=_CALL, name="the A-blocks at the fixed point")
+        notes = (str(enc).replace("\n ", ";"),)
+        own = own_jacobians(F, (enc.lo, enc.hi), (theta, theta)) if enc.kinks else None
+        return _MapTarget("set", [A], own=own, notes=notes,
+                          refusal="" if enc.proven else refusal(enc))
+    A = parse_matrix_set(F.jacobian(x, theta, hull=True).A.vertices, call=_CALL,
+                         name="F.jacobian(x, theta).A.vertices")
+    near = kinks_near(F, _ulp_box(x, 4), _ulp_box(theta, 4))
+    notes = () if not near else (
+        "a kink lies within 4 ulps of the point (" + "; ".join(near) + "); the set is the one "
+        "at the point as given, whose pieces a rounding of x could change",)
+    return _MapTarget("set", [A], notes=notes)
+
+
+def _ulp_box(v: np.ndarray, ulps: int):
+    lo, hi = np.array(v, dtype=float), np.array(v, dtype=float)
+    for _ in range(ulps):
+        lo, hi = np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf)
+    return lo, hi
+
+
+def own_jacobians(F, x_box, theta_box, *, count: int = 8, seed: int = 0) -> np.ndarray:
+    """The A-blocks of the map's own conservative Jacobians at points of a box.
+
+    The centre, the two extreme corners and ``count`` seeded random points; each point
+    contributes every element of its (finite) set. A lower bound computed from them is a bound
+    for the map on the box, not for an enclosure's over-wide matrices.
+    """
+    lo_x, hi_x = (np.asarray(v, dtype=float) for v in x_box)
+    lo_t, hi_t = (np.asarray(v, dtype=float) for v in theta_box)
+    rng = np.random.default_rng(seed)
+    points = [((lo_x + hi_x) / 2, (lo_t + hi_t) / 2), (lo_x, lo_t), (hi_x, hi_t)]
+    points += [(lo_x + rng.random(lo_x.shape) * (hi_x - lo_x),
+                lo_t + rng.random(lo_t.shape) * (hi_t - lo_t)) for _ in range(count)]
+    found = []
+    for xp, tp in points:
+        try:
+            found.append(F.jacobian(np.clip(xp, lo_x, hi_x), np.clip(tp, lo_t, hi_t),
+                                    hull=False).A.vertices)
+        except ConservativeError:
+            continue                       # a point outside the domain says nothing here
+    if not found:
+        return np.zeros((0, F.n, F.n))
+    return np.unique(np.concatenate(found), axis=0)
 
 
 def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: float = 1e-4,
@@ -412,12 +496,33 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
         raise InputError(fail_message(_CALL, f"prefer={prefer!r}",
                                       'pass prefer="quadratic" or prefer="tightest"'))
     if callable(getattr(target, "jacobian", None)) and callable(getattr(target, "enclose", None)):
-        kind, *data = _from_map(target, theta, x)
+        mt = _from_map(target, theta, x)
     elif hasattr(target, "lo") and hasattr(target, "hi"):
-        kind, *data = ("box", *_interval_bounds(target, _CALL))
+        mt = _MapTarget("box", list(_interval_bounds(target, _CALL)))
     else:
-        kind, data = "set", [parse_matrix_set(target, call=_CALL, name="target")]
-    return _certify(kind, data, tol=tol, time_limit=time_limit, prefer=prefer)
+        mt = _MapTarget("set", [parse_matrix_set(target, call=_CALL, name="target")])
+    start = time.monotonic()
+    cert = _certify(mt.kind, mt.data, tol=tol, time_limit=time_limit, prefer=prefer)
+    return _report_for_map(cert, mt, deadline=start + 1.2 * time_limit)
+
+
+def _report_for_map(cert: Certificate, mt: _MapTarget, *, deadline: float) -> Certificate:
+    """Lower bound and word from the map's own Jacobians; refusals and notes of the target."""
+    changes: dict = {}
+    if mt.own is not None and len(mt.own):
+        lower, word = product_lower_bound(mt.own, deadline=max(deadline, time.monotonic() + 1))
+        changes.update(lower=lower, word=word, samples=mt.own)
+        if not cert.certified and lower < 1 and not mt.refusal:
+            changes["reason"] = (cert.reason + f"; the map's own Jacobians sampled there have "
+                                 f"JSR >= {lower:.6g} < 1 only, so the refusal may be due to "
+                                 "the width of the enclosure: a smaller box may certify")
+    if mt.refusal:
+        status = "certified" if cert.certified else "not certified"
+        changes.update(certified=False, verified="float", reason=mt.refusal + (
+            f" (the set counting those pieces: {status}, rho {cert.rho:.6g})"))
+    if mt.notes:
+        changes["notes"] = cert.notes + mt.notes
+    return replace(cert, **changes) if changes else cert
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .errors import ConservativeError, InputError, ShapeError, fail_message
 from .evaluate import located
 from .graph import Program
 
-__all__ = ["enclose_program", "as_box"]
+__all__ = ["enclose_program", "enclose_values", "possible_pieces", "as_box"]
 
 
 def as_box(box, shape, *, name: str, call: str) -> iv.Interval:
@@ -81,7 +81,8 @@ def _point_scale(d: np.ndarray, t: iv.Interval) -> iv.Interval:
 
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
-                    tol: float = 0.0, call: str = "Map.enclose", boundaries: list | None = None):
+                    tol: float = 0.0, call: str = "Map.enclose", boundaries: list | None = None,
+                    seeds: tuple | None = None):
     """Enclose the output and the Jacobian ``[A B]`` of ``program`` over a box.
 
     Parameters
@@ -90,20 +91,30 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         If given, the ``cv.where`` (select) nodes whose condition may change sign on the box
         are appended to it. Their continuity is checked only at evaluated points, so a caller
         that needs F to be Lipschitz on the box (a mean-value argument) must refuse them.
+    seeds : tuple (x_seed, theta_seed), optional
+        Interval tangents of ``x`` (shape ``(*state_shape, T)``) and ``theta`` (or None for
+        zero) in place of the identity: the result then encloses ``{[A B] S : S in seeds}``
+        for every Jacobian on the box, ``T`` columns (a few directions, or a whole box of
+        directions at once).
 
     Returns
     -------
     value : Interval, output shape
-    jacobian : IntervalMatrix, shape (n, n + m)
+    jacobian : IntervalMatrix, shape (n, n + m) (or (n, T) with ``seeds``)
     """
     sx, st = x_box.shape, theta_box.shape
     n_in, m = int(np.prod(sx, dtype=np.int64)), int(np.prod(st, dtype=np.int64))
-    ndir = n_in + m
     vals = {program.x_node: x_box, program.theta_node: theta_box}
     for node, value in program.consts.items():
         vals[node] = iv.Interval(value)
-    tans = {program.x_node: iv.Interval(np.eye(n_in, ndir).reshape(sx + (ndir,))),
-            program.theta_node: iv.Interval(np.eye(m, ndir, k=n_in).reshape(st + (ndir,)))}
+    if seeds is None:
+        ndir = n_in + m
+        tans = {program.x_node: iv.Interval(np.eye(n_in, ndir).reshape(sx + (ndir,))),
+                program.theta_node: iv.Interval(np.eye(m, ndir, k=n_in).reshape(st + (ndir,)))}
+    else:
+        tans = {node: seed for node, seed in zip((program.x_node, program.theta_node), seeds)
+                if seed is not None}
+        ndir = next(iter(tans.values())).shape[-1]
     for step in program.steps:
         prim = step.prim
         args = [vals[i] for i in step.inputs]
@@ -116,18 +127,15 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
             tin = [tans.get(i) for i in step.inputs]
             if all(t is None for t in tin):
                 continue
-            if prim.kind == "elementwise":
+            if prim.kind == "elementwise" and prim.pieces is not None:
+                acc = _piece_tangent_hull(prim, args, tin, tol, step.params)
+            elif prim.kind == "elementwise":
                 d = prim.interval_partials(args, out, tol, **step.params)
-                acc = None
-                for di, t in zip(d, tin):
-                    if t is None or (not isinstance(di, iv.Interval) and di == 0.0):
-                        continue
-                    term = _scale(di, t)
-                    acc = term if acc is None else iv.add(acc, term)
-                if acc is not None:
-                    tans[step.node] = acc
+                acc = _combine_interval(d, tin)
             else:
-                tans[step.node] = prim.interval_jvp(args, out, tin, **step.params)
+                acc = prim.interval_jvp(args, out, tin, **step.params)
+            if acc is not None:
+                tans[step.node] = acc
         except ConservativeError as exc:
             raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
     out_shape = program.shape(program.out_node)
@@ -139,3 +147,76 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         t = t.broadcast_to(out_shape + (ndir,)).reshape((n_out, ndir))
         jac = iv.IntervalMatrix(t.lo, t.hi)
     return vals[program.out_node], jac
+
+
+def _combine_interval(partials, tangents):
+    """Enclose ``sum_i d_i * t_i`` (interval or float partials ``d_i``; None tangents are 0)."""
+    acc = None
+    for di, t in zip(partials, tangents):
+        if t is None or (not isinstance(di, iv.Interval) and di == 0.0):
+            continue
+        term = _scale(di, t)
+        acc = term if acc is None else iv.add(acc, term)
+    return acc
+
+
+def _piece_tangent_hull(prim, args, tangents, tol, params):
+    """Enclose the output tangent of a nonsmooth node: the hull, over the pieces that may be
+    active on the box, of each piece's own tangent ``sum_i c_{p,i} t_i``.
+
+    Tighter than combining the hulls of the partials input by input (which lets the pieces
+    mix: for ``where(g > 0, 9 d, d)`` the tangent is in ``[1, 9] dd``, not ``[0, 10] dd``),
+    and as sound: at each point the output tangent is one piece's tangent.
+    """
+    possible = prim.interval_active(args, tol, **params)
+    lo = hi = None
+    for coeffs, mask in zip(prim.piece_partials, possible):
+        if not np.any(mask):
+            continue
+        t = _combine_interval(coeffs, tangents)
+        if t is None:
+            t = iv.Interval(np.zeros(()))
+        mask = np.asarray(mask)[..., None]
+        t_lo = np.where(mask, t.lo, np.inf)
+        t_hi = np.where(mask, t.hi, -np.inf)
+        lo = t_lo if lo is None else np.minimum(lo, t_lo)
+        hi = t_hi if hi is None else np.maximum(hi, t_hi)
+    return iv.Interval(lo, hi)
+
+
+def enclose_values(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
+                   call: str = "Map.enclose") -> dict:
+    """Interval enclosures of every node's value over a box (no derivatives): node -> Interval."""
+    vals = {program.x_node: x_box, program.theta_node: theta_box}
+    for node, value in program.consts.items():
+        vals[node] = iv.Interval(value)
+    for step in program.steps:
+        try:
+            vals[step.node] = step.prim.interval(*[vals[i] for i in step.inputs], **step.params)
+        except ConservativeError as exc:
+            raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
+    return vals
+
+
+def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
+                    tol: float = 0.0, call: str = "Map.jacobian") -> dict:
+    """The pieces of each nonsmooth node that may be active somewhere on a box.
+
+    Returns
+    -------
+    dict node -> ndarray of bool (P, *shape)
+        Only nodes where some element may have two or more active pieces (a kink the box
+        meets); elsewhere the pieces active at any point of the box are those at the point.
+    """
+    vals = enclose_values(program, x_box, theta_box, call=call)
+    out = {}
+    for step in program.steps:
+        prim = step.prim
+        if prim.kind != "elementwise" or prim.pieces is None:
+            continue
+        masks = prim.interval_active([vals[i] for i in step.inputs], tol, **step.params)
+        shape = program.shape(step.node)
+        stacked = np.stack([np.broadcast_to(m, shape) for m in masks])
+        if np.any(stacked.sum(axis=0) >= 2):
+            out[step.node] = stacked
+    return out

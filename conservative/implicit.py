@@ -22,9 +22,10 @@ from ._exact import is_psd, to_fractions
 from ._types import as_float_array
 from .certify import certify_contraction
 from .errors import NotConvergedError, SingularJacobianError, fail_message
-from .iterate import _check_steps, blocks_at_fixed_point, derivative_step, require_fixed_point
-from .evaluate import evaluate
-from .jacobian import _as_matrix, linearise, value_and_jvp, vjp
+from .fixed_point_set import is_numerical_fixed_point, refusal
+from .iterate import (_check_steps, blocks_at_fixed_point, frozen_step,
+                      linearisation_at_fixed_point)
+from .jacobian import _as_matrix, jvp, value_and_jvp, vjp
 from .sets import JacobianSet
 
 __all__ = ["implicit_jacobian", "invertible_on_hull", "fpad", "fpad_vjp", "one_step"]
@@ -99,14 +100,14 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
     array([0.5, 1. ])
     """
     call = "cv.implicit_jacobian"
-    A, B = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=tol, call=call)
-    proved, how = invertible_on_hull(A)
+    A, AB, enclosure = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=tol, call=call)
+    proved, how = invertible_on_hull(A) if enclosure.proven else (False, refusal(enclosure))
     if not proved:
         raise SingularJacobianError(fail_message(
             call, f"a Jacobian set whose I - A may be singular on its convex hull ({how})",
             "the implicit function theorem does not apply here; use the piggyback attractor "
             "(cv.attractor) or move theta off the degenerate point"))
-    images = np.linalg.solve(np.eye(F.n)[None] - A, B)
+    images = np.linalg.solve(np.eye(F.n)[None] - AB[:, :, :F.n], AB[:, :, F.n:])
     return JacobianSet.from_matrices(images, hull=hull)
 
 
@@ -130,15 +131,14 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
     """
     call = "cv.fpad"
     steps = _check_steps(steps, call)
-    xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
-    require_fixed_point(F, xb[0], tb[0], call)
+    _, _, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
     J = np.zeros((F.n, F.m)) if J0 is None else \
         as_float_array(J0, name="J0", call=call).reshape(F.n, F.m)
     Js = np.empty((steps + 1, F.n, F.m))
     Js[0] = J
-    advance = derivative_step(F, tb)
+    advance = frozen_step(F, values, partials)          # the Jacobian stays frozen at x̄
     for k in range(steps):
-        _, J = advance(xb, J)               # the Jacobian stays frozen at x_star
+        J = advance(J)
         Js[k + 1] = J
     return Js
 
@@ -164,15 +164,12 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     array([-0.25])
     """
     call = "cv.fpad_vjp"
-    xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
-    require_fixed_point(F, xb[0], tb[0], call)
+    _, _, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     p = F.program
-    values = evaluate(p, xb, tb, call=call, keep=True)
-    lin = linearise(p, values, tol=0.0, call=call, with_pieces=False)
     v = g
     for k in range(1, max_steps + 1):
-        cts = vjp(p, values, lin.partials, v, call=call)
+        cts = vjp(p, values, partials, v, call=call)
         v_new = cts[p.x_node] + g
         change = float(np.max(np.abs(v_new - v)))
         v = v_new
@@ -183,7 +180,7 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
             call, f"an adjoint iteration still changing by {change:.3e} after {max_steps} steps",
             "check that the map contracts at x_star (cv.certify_contraction) or raise "
             "max_steps"), steps=max_steps, residual=change)
-    total = vjp(p, values, lin.partials, v, call=call)[p.theta_node][0]
+    total = vjp(p, values, partials, v, call=call)[p.theta_node][0]
     if grad_theta is not None:
         total = total + as_float_array(grad_theta, name="grad_theta", call=call,
                                        shape=F.param_shape)
@@ -206,5 +203,10 @@ def one_step(F, x, theta) -> np.ndarray:
     call = "cv.one_step"
     xb, tb, _ = F._inputs(x, theta, call, allow_batch=False)
     seeds = {F.program.theta_node: np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))}
-    _, tangent = value_and_jvp(F.program, xb, tb, seeds, call=call)
+    if is_numerical_fixed_point(F, xb[0], tb[0]):
+        # at (numerically) the fixed point: the selection at the exact one, as fpad
+        _, _, values, partials = linearisation_at_fixed_point(F, theta, x, call=call)
+        tangent = jvp(F.program, values, partials, seeds)
+    else:
+        _, tangent = value_and_jvp(F.program, xb, tb, seeds, call=call)
     return _as_matrix(tangent, F.n, F.m)[0]

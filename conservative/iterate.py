@@ -8,10 +8,14 @@ import numpy as np
 
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
-from .jacobian import value_and_jvp
+from . import interval as iv
+from .enclose import possible_pieces
+from .fixed_point_set import fixed_point_enclosure, jacobian_at_fixed_point
+from .jacobian import jvp, linearise, value_and_jvp
 
 __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
-           "blocks_at_fixed_point", "derivative_step"]
+           "blocks_at_fixed_point", "derivative_step", "linearisation_at_fixed_point",
+           "frozen_step"]
 
 
 def _check_steps(steps, call, name="steps"):
@@ -140,12 +144,26 @@ def require_fixed_point(F, x_star, theta, call: str, rtol: float = 1e-6) -> None
 
 
 def blocks_at_fixed_point(F, theta, x_star, *, hull: bool, tol: float, call: str):
-    """The A and B blocks of the vertices of ``D_F(x_star, theta)``, after checking that
-    ``x_star`` is a fixed point: ``(A (k, n, n), B (k, n, m))``."""
+    """The conservative Jacobian at the exact fixed point near ``x_star``, after checking that
+    ``x_star`` is numerically a fixed point.
+
+    Every piece that may be active on a proved enclosure of the exact fixed point counts as
+    active (:func:`conservative.fixed_point_set.jacobian_at_fixed_point`); claims about A
+    use A's own set, never the A-parts of the deduplicated ``[A B]``.
+
+    Returns
+    -------
+    A : ndarray (k, n, n)
+        The vertices of the set of A-blocks (its own, exactly deduplicated).
+    AB : ndarray (k', n, n + m)
+        The vertices of the set of ``[A B]`` (the maps of the iterated function system).
+    enclosure : FixedPointEnclosure
+        Callers must refuse when ``enclosure.proven`` is False.
+    """
     xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
     require_fixed_point(F, xb[0], tb[0], call)
-    verts = F.jacobian(xb[0], tb[0], hull=hull, tol=tol).vertices
-    return verts[:, :, :F.n], verts[:, :, F.n:]
+    js, enc = jacobian_at_fixed_point(F, tb[0], xb[0], hull=hull, tol=tol)
+    return js.A.vertices, js.vertices, enc
 
 
 def derivative_step(F, tb):
@@ -166,4 +184,44 @@ def derivative_step(F, tb):
         else:   # a read-only view, no copy: J is only read, then copied into the history
             J_new = np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
         return np.broadcast_to(x_new, (1,) + F.state_shape), J_new
+    return step
+
+
+def linearisation_at_fixed_point(F, theta, x_star, *, call: str):
+    """The default selection at the exact fixed point near ``x_star``, frozen.
+
+    Where a proved enclosure of the exact fixed point meets a kink, the selection is the one
+    made *on* the kink (relu'(0) = 0, ...), whichever side of it the rounded ``x_star`` fell on:
+    fixed-point AD then gives the same result from every nearby computed point.
+
+    Returns
+    -------
+    xb, tb : the batched point
+    values : dict node -> value at the point
+    partials : dict node -> the selection's elementwise partials
+    """
+    xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
+    require_fixed_point(F, xb[0], tb[0], call)
+    enc = fixed_point_enclosure(F, tb[0], xb[0])
+    possible = possible_pieces(F.program, iv.Interval(enc.lo, enc.hi), iv.Interval(tb[0]),
+                               call=call) if enc.kinks else None
+    values = evaluate(F.program, xb, tb, call=call, keep=True)
+    lin = linearise(F.program, values, tol=0.0, call=call, with_pieces=False,
+                    possible=possible)
+    return xb, tb, values, lin.partials
+
+
+def frozen_step(F, values: dict, partials: dict):
+    """``J -> A J + B`` with ``[A B]`` frozen (values and partials from one linearisation);
+    matrix-free, the point is not re-evaluated."""
+    program = F.program
+    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
+
+    def step(J):
+        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (F.m,)),
+                 program.theta_node: theta_seed}
+        tangent = jvp(program, values, partials, seeds)
+        if tangent is None:
+            return np.zeros((F.n, F.m))
+        return np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
     return step

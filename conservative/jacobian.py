@@ -58,14 +58,32 @@ def _selected_partials(pieces, choice: np.ndarray, n_inputs: int) -> tuple:
     return tuple(out)
 
 
+def _widen(pc, possible, kink: int):
+    """Pieces at a point, with every piece that ``possible`` says may be active counted active.
+
+    Where two or more pieces may be active the default becomes the primitive's choice *on*
+    the kink (``kink``), so that it does not depend on the side a rounded point fell on.
+    """
+    possible = np.asarray(possible)[:, None]            # (P, 1, *shape): batch of one point
+    active = pc.active | possible
+    on_kink = possible.sum(axis=0) >= 2
+    default = np.where(on_kink & possible[kink], kink, pc.default).astype(np.intp)
+    return type(pc)(pc.partials, active, default)
+
+
 def linearise(program: Program, values: dict, *, tol: float, call: str,
-              with_pieces: bool = True) -> Linearisation:
+              with_pieces: bool = True, possible: dict | None = None) -> Linearisation:
     """Partials of every elementwise node (default selection at kinks) and the kinks' pieces.
 
     With ``with_pieces=False`` only the default selection's partials are computed, through each
     primitive's ``default_partials`` rule (what a derivative run needs; no piece sets).
+
+    ``possible`` (node -> boolean array (P, *shape), from :func:`conservative.enclose.
+    possible_pieces` over a box around the point, batch of one) adds every piece that may be
+    active on that box: the set of a point known only through an enclosure.
     """
     partials, pieces = {}, {}
+    possible = possible or {}
     with np.errstate(all="ignore"):
         for step in program.steps:
             prim = step.prim
@@ -73,15 +91,19 @@ def linearise(program: Program, values: dict, *, tol: float, call: str,
                 continue
             args = [values[i] for i in step.inputs]
             out = values[step.node]
+            widen = step.node in possible
             try:
                 if prim.pieces is None:
                     d = prim.partials(args, out, **step.params)
-                elif not with_pieces:
+                elif not with_pieces and not widen:
                     partials[step.node] = prim.default_partials(args, out, **step.params)
                     continue  # piece partials are finite constants
                 else:
                     pc = prim.pieces(args, out, tol, **step.params)
-                    pieces[step.node] = pc
+                    if widen:
+                        pc = _widen(pc, possible[step.node], prim.kink_default(**step.params))
+                    if with_pieces:
+                        pieces[step.node] = pc
                     d = _selected_partials(pc, pc.default, len(args))
             except ConservativeError as exc:
                 raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
@@ -289,14 +311,15 @@ def _find_slots(program: Program, lin: Linearisation) -> list[_Slots]:
 
 
 def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
-                 call: str = "Map.jacobian", structure: str = "auto") -> JacobianSet:
+                 call: str = "Map.jacobian", structure: str = "auto",
+                 possible: dict | None = None) -> JacobianSet:
     """The conservative Jacobian ``[A B]`` of the program at one point (batch size 1).
 
     ``structure="auto"`` uses the affine (rank-one per slot) form when no kink lies downstream
     of another, and lazy assembly otherwise; ``"lazy"`` forces lazy assembly (for tests that
-    compare the two).
+    compare the two). ``possible`` widens the active pieces as in :func:`linearise`.
     """
-    lin = linearise(program, values, tol=tol, call=call)
+    lin = linearise(program, values, tol=tol, call=call, possible=possible)
     seeds = input_seeds(program)
     n = int(np.prod(program.shape(program.out_node), dtype=np.int64))
     T = next(iter(seeds.values())).shape[-1]

@@ -9,7 +9,7 @@ import numpy as np
 from ._types import as_float_array, as_shape, size_of
 from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
-from .enclose import as_box, enclose_program
+from .enclose import as_box, enclose_program, possible_pieces
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
 from .jacobian import jacobian_set, linearise, value_and_jvp, vjp
@@ -152,7 +152,8 @@ class Map:
 
     # --- derivatives ----------------------------------------------------------------------------
 
-    def jacobian(self, x, theta, *, hull: bool = True, tol: float = 0.0) -> JacobianSet:
+    def jacobian(self, x, theta, *, hull: bool = True, tol: float = 0.0,
+                 box=None) -> JacobianSet:
         """The conservative Jacobian ``[A B]`` of F at ``(x, theta)``.
 
         Rows follow the C-order flattening of the state, columns the state then the parameters.
@@ -165,6 +166,12 @@ class Map:
         tol : float
             A piece is active when the point is within ``tol`` of its region (use a small
             positive value for points computed in floating point that sit on a kink).
+        box : tuple (x_box, theta_box), optional
+            A box around the point, each given as in :meth:`enclose`: every piece that may be
+            active *somewhere* on the box (decided in interval arithmetic) counts as active,
+            and where the box meets a kink the default is the selection made on the kink.
+            This is the set of a point known only through an enclosure, such as the exact
+            fixed point near a computed one (``cv.fixed_point_enclosure``).
 
         Returns
         -------
@@ -183,8 +190,21 @@ class Map:
         if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
             raise InputError(fail_message(call, f"tol={tol!r}", "pass a finite tol >= 0"))
         xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        possible = None
+        if box is not None:
+            if not (isinstance(box, tuple) and len(box) == 2):
+                raise InputError(fail_message(call, f"box of type {type(box).__name__}",
+                                              "pass box=(x_box, theta_box), each a (lo, hi) "
+                                              "pair or a point"))
+            x_box = as_box(box[0], self.state_shape, name="box[0]", call=call)
+            t_box = as_box(box[1], self.param_shape, name="box[1]", call=call)
+            if not (np.all(x_box.contains(xb[0])) and np.all(t_box.contains(tb[0]))):
+                raise InputError(fail_message(call, "a box that does not contain the point",
+                                              "pass a box around (x, theta)"))
+            possible = possible_pieces(self.program, x_box, t_box, tol=float(tol), call=call)
         values = evaluate(self.program, xb, tb, call=call, keep=True)
-        return jacobian_set(self.program, values, hull=hull, tol=float(tol), call=call)
+        return jacobian_set(self.program, values, hull=hull, tol=float(tol), call=call,
+                            possible=possible)
 
     def jvp(self, x, theta, dx=None, dtheta=None):
         """Value and Jacobian-vector product ``A dx + B dtheta`` of the default selection.

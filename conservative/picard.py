@@ -26,7 +26,8 @@ from ._types import as_float_array
 from .certify import Certificate, certify_contraction
 from .distances import net_merge
 from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError, SolverError,
-                     fail_message)
+                     UndecidedError, fail_message)
+from .fixed_point_set import refusal
 from .ifs import Attractor, ifs_attractor
 from .iterate import _check_steps, blocks_at_fixed_point, derivative_step
 from .evaluate import evaluate
@@ -329,8 +330,12 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     (0.5, 1.0)
     """
     call = "cv.attractor"
-    A, B = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=jac_tol, call=call)
+    A, AB, enclosure = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=jac_tol, call=call)
     cert = certify_contraction(A)
+    if cert.certified and not enclosure.proven:
+        raise UndecidedError(fail_message(
+            call, f"a computed fixed point where {refusal(enclosure)}",
+            "pass a more accurate fixed point, or a theta away from the degenerate point"))
     if not cert.certified:
         raise NotContractingError(
             fail_message(call, f"a Jacobian set whose A-blocks could not be certified to "
@@ -346,7 +351,8 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     P, rho = _conditioned_norm(A, cert.P, cert.rho)
     if max_points is None:
         max_points = max(200_000, 2_500_000 // max(1, F.n * F.m))
-    return ifs_attractor(A, B, hull=hull, P=P, rho=rho, tol=tol, max_points=max_points)
+    return ifs_attractor(AB[:, :, :F.n], AB[:, :, F.n:], hull=hull, P=P, rho=rho, tol=tol,
+                         max_points=max_points)
 
 
 def _conditioned_norm(A: np.ndarray, P: np.ndarray, rho: float, max_cond: float = 1e4):

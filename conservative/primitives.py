@@ -92,6 +92,21 @@ class Primitive:
     interval_jvp : callable or None
         ``interval_jvp(intervals, out, tangents, **params) -> Interval``: for structural
         primitives, the tangent map on interval tangents (trailing axis of directions).
+    interval_active : callable or None
+        ``interval_active(intervals, tol, **params) -> tuple`` of boolean arrays, one per piece
+        (nonsmooth primitives): where the piece *may* be active somewhere on the box of the
+        inputs, decided in interval arithmetic (an undecided comparison counts as possible).
+        This is how a result about a point known only through an enclosure (a computed fixed
+        point) counts every piece that can be active at the exact point.
+    piece_partials : tuple or None
+        ``piece_partials[p][i]``: the constant partial of piece ``p`` w.r.t. input ``i``
+        (nonsmooth primitives; every piece of a selection function here is affine in its
+        inputs). Enclosures take the hull of whole pieces with it.
+    kink_default : callable or None
+        ``kink_default(**params) -> int`` (nonsmooth primitives): the piece the default
+        selection takes *on* a kink, where several pieces are active (relu: the zero piece).
+        Used when an enclosure of the exact point straddles the kink, so that the selection
+        does not depend on which side of it a rounded point fell.
     sympy : callable or None
         ``sympy(*exprs, **params) -> sympy.Expr`` (elementwise, on scalars).
     """
@@ -109,6 +124,9 @@ class Primitive:
     interval: Callable[..., Any] | None = None
     interval_partials: Callable[..., Any] | None = None
     interval_jvp: Callable[..., Any] | None = None
+    interval_active: Callable[..., tuple] | None = None
+    piece_partials: tuple | None = None
+    kink_default: Callable[..., int] | None = None
     sympy: Callable[..., Any] | None = None
     doc: str = field(default="", repr=False)
 

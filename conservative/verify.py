@@ -18,13 +18,14 @@ enclosures and exactly re-checked certificates, that
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._exact import is_psd, to_fractions
 from ._types import as_float_array
-from .certify import Certificate, certify_contraction
+from .certify import Certificate, certify_contraction, own_jacobians, product_lower_bound
 from .errors import InputError, fail_message
 from .interval import IntervalMatrix
 
@@ -57,9 +58,28 @@ class FixedPointCertificate:
     jacobian: IntervalMatrix | None
     reason: str = ""
 
+    @property
+    def rho(self) -> float:
+        """The contraction bound on the box (inf when not certified)."""
+        return self.certificate.rho if self.certified else math.inf
+
+    @property
+    def lower(self) -> float:
+        """A lower bound on the JSR of the map's own Jacobians near the fixed point."""
+        return self.certificate.lower if self.certificate is not None else math.nan
+
+    @property
+    def word(self):
+        """The product attaining :attr:`lower` (indexes ``certificate.samples``)."""
+        return self.certificate.word if self.certificate is not None else None
+
     def __str__(self) -> str:
         if not self.certified:
-            return f"fixed point not certified: {self.reason}"
+            text = f"fixed point not certified: {self.reason}"
+            if self.certificate is not None and np.isfinite(self.lower):
+                text += (f"\n  the map's own Jacobians near x: JSR >= {self.lower:.10g} "
+                         f"(product word {list(self.word)})")
+            return text
         c = self.certificate
         return (f"fixed point certified: ||x_k - x̄||_inf <= {self.radius:.3e}; every Jacobian "
                 f"on the box contracts with rho = {c.rho:.6g} in {c.norm} (check: {c.verified})")
@@ -83,8 +103,22 @@ def _p_norm_upper(P: np.ndarray, v_abs: np.ndarray) -> float:
     return math.sqrt(lam_max) * float(np.linalg.norm(v_abs)) * (1 + 1e-12)
 
 
+def _refused(F, theta, lo, hi, reason: str, enclosure=None) -> FixedPointCertificate:
+    """A refusal that still reports the best lower bound of the map's own Jacobians on the box
+    (sampled points), so a divergent switching word is named when there is one."""
+    own = own_jacobians(F, (lo, hi), (theta, theta))
+    cert = None
+    if len(own):
+        lower, word = product_lower_bound(own, deadline=time.monotonic() + 2.0)
+        cert = Certificate(False, math.inf, "none", None, "float", lower, word, reason,
+                           "lower bound by products of the map's own Jacobians on the box",
+                           samples=own)
+    return FixedPointCertificate(False, cert, (lo, hi), math.inf, enclosure, reason)
+
+
 def certify_fixed_point(F, theta, x, *, radius: float | None = None,
-                        attempts: int = 8) -> FixedPointCertificate:
+                        attempts: int = 8, time_limit: float | None = 60.0
+                        ) -> FixedPointCertificate:
     """Prove that F contracts at its exact fixed point near ``x``, and locate that point.
 
     Parameters
@@ -99,6 +133,8 @@ def certify_fixed_point(F, theta, x, *, radius: float | None = None,
     attempts : int
         Box sizes tried (the box grows when too small to contain the ball, shrinks when the
         enclosure is too wide to certify).
+    time_limit : float or None
+        Seconds; no new box is tried after it (then "not certified: time limit").
 
     Returns
     -------
@@ -125,7 +161,12 @@ def certify_fixed_point(F, theta, x, *, radius: float | None = None,
     r = radius if radius is not None else max(1e-9, 100.0 * float(np.max(gap)))
     reason = "no attempt made"
     last_cert = None
-    for _ in range(attempts):
+    start = time.monotonic()
+    for attempt in range(attempts):
+        remaining = math.inf if time_limit is None else time_limit - (time.monotonic() - start)
+        if attempt and remaining <= 0:
+            reason = f"time limit ({time_limit:g} s) reached after {attempt} box(es); {reason}"
+            break
         # outward-rounded corners: x - lo >= r and hi - x >= r hold exactly
         lo, hi = np.nextafter(x - r, -np.inf), np.nextafter(x + r, np.inf)
         met: list = []
@@ -134,13 +175,14 @@ def certify_fixed_point(F, theta, x, *, radius: float | None = None,
             node = met[0]
             where = F.program.expression(node)
             src = F.program.graph.nodes[node]["source"]
-            return FixedPointCertificate(False, None, (lo, hi), math.inf, M, (
+            return _refused(F, theta, lo, hi, (
                 f"the box meets the boundary of `{where}` (defined at {src}); the continuity "
                 "of a cv.where is checked only at evaluated points, so the mean-value "
                 "argument is not applied across it. Write kinks you want certified with "
-                "cv.relu / cv.maximum / cv.minimum / cv.clip / cv.soft_threshold"))
+                "cv.relu / cv.maximum / cv.minimum / cv.clip / cv.soft_threshold"), M)
         A = IntervalMatrix(M.lo[:, :F.n], M.hi[:, :F.n])
-        cert = certify_contraction(A)
+        cert = certify_contraction(A, time_limit=max(remaining, 1.0) if math.isfinite(
+            remaining) else 20.0)
         last_cert = cert
         if not cert.certified or cert.P is None:
             reason = f"no certified quadratic contraction on the box of radius {r:.2e} " \
@@ -158,4 +200,5 @@ def certify_fixed_point(F, theta, x, *, radius: float | None = None,
         reason = f"the ball that holds the fixed point (radius {inf_radius:.2e}) exceeds the " \
                  f"box (radius {r:.2e})"
         r = 2.0 * inf_radius
-    return FixedPointCertificate(False, last_cert, (x - r, x + r), math.inf, None, reason)
+    lo, hi = np.nextafter(x - r, -np.inf), np.nextafter(x + r, np.inf)
+    return _refused(F, theta, lo, hi, reason)

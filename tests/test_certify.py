@@ -7,8 +7,8 @@ solves of LP-suggested representations (polytope norms).
 
 import itertools
 import json
-import math
 from types import SimpleNamespace
+import math
 
 import numpy as np
 import pytest
@@ -256,44 +256,41 @@ def test_interval_certificates_contain_sampled_matrices(center, width):
         assert independently_verified(samples, cert)
 
 
-class FakeMap:
-    """Duck-typed Map: x -> A x + b theta with a kink choosing between two A blocks."""
+def _heavy_ball(curvatures):
+    """Heavy-ball (alpha = beta = 1/4) on a piecewise quadratic with a kink at x = theta."""
+    import conservative as cv
+    lo, hi = curvatures
 
-    state_shape = (2,)
-    param_shape = (1,)
-
-    def __init__(self):
-        self.calls = []
-
-    def jacobian(self, x, theta, hull=True):
-        self.calls.append(("jacobian", x, theta))
-        v = np.stack([np.hstack([GRIPENBERG[i], np.ones((2, 1))]) for i in range(2)])
-        return SimpleNamespace(vertices=v, A=SimpleNamespace(vertices=v[:, :, :2]))
-
-    def enclose(self, x_box, theta_box):
-        self.calls.append(("enclose", x_box, theta_box))
-        lo = np.hstack([np.minimum(*GRIPENBERG), np.zeros((2, 1))])
-        hi = np.hstack([np.maximum(*GRIPENBERG), np.ones((2, 1))])
-        return Box(lo=lo, hi=hi)
+    def grad(x, t):
+        d = x - t[0]
+        return cv.where(d > 0, hi * d, lo * d)
+    return cv.algorithms.heavy_ball(grad, 0.25, 0.25, 1)
 
 
-def test_map_at_a_point_uses_jacobian_A_block():
-    F = FakeMap()
-    cert = certify_contraction(F, theta=np.array([0.1]), x=np.zeros(2))
-    assert F.calls[0][0] == "jacobian" and cert.certified
+def _hb_matrix(c):
+    return np.array([[1 + 0.25 - 0.25 * c, -0.25], [1.0, 0.0]])
 
 
-def test_map_with_a_box_uses_enclose_with_degenerate_point_box():
-    F = FakeMap()
-    x_box = (np.zeros(2), np.ones(2))
-    cert = certify_contraction(F, theta=np.array([0.5]), x=x_box)
-    kind, xb, tb = F.calls[0]
-    assert kind == "enclose" and xb is x_box
-    assert np.array_equal(tb[0], tb[1])
-    # the hull box of the Gripenberg pair contains matrices with spectral radius 0.8 ...
+def test_map_at_a_point_uses_the_set_of_A_blocks():
+    F = _heavy_ball((1.0, 3.0))
+    x = np.array([0.0, 5.0])                     # on the kink, not a fixed point
+    cert = certify_contraction(F, theta=[0.0], x=x)
+    assert cert.certified
+    assert independently_verified([_hb_matrix(1), _hb_matrix(3)], cert)
+    bad = certify_contraction(_heavy_ball((1.0, 9.0)), theta=[0.0], x=x)
+    assert not bad.certified and bad.lower == pytest.approx((1 + math.sqrt(2)) / 2)
+
+
+def test_map_with_a_box_uses_the_enclosure_and_the_maps_own_lower_bound():
+    F = _heavy_ball((1.0, 3.0))
+    x_box = (np.array([-0.1, -0.1]), np.array([0.1, 0.1]))
+    cert = certify_contraction(F, theta=[0.0], x=x_box)
     assert cert.verified in ("exact", "float")
     if cert.certified:
         assert cert.rho < 1
+    # every sampled matrix is one of the map's own two Jacobians
+    for M in cert.samples:
+        assert any(np.array_equal(M, _hb_matrix(c)) for c in (1.0, 3.0))
 
 
 # --- failure paths ---------------------------------------------------------------------------
@@ -315,7 +312,7 @@ def test_bad_targets_raise_named_errors(bad, exc):
 
 def test_map_without_point_is_refused():
     with pytest.raises(InputError, match="cv.certify_contraction"):
-        certify_contraction(FakeMap())
+        certify_contraction(_heavy_ball((1.0, 3.0)))
 
 
 def test_lifted_quadratic_certificate_when_one_step_norms_fail():

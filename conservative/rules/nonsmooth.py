@@ -43,11 +43,27 @@ def _piece_hull(partials, possible):
     return tuple(out)
 
 
+def _sign_pieces_possible(ivs, tol):
+    """Pieces (x <= 0, x >= 0) of relu and abs: where each may be active on the box."""
+    return ivs[0].lo <= tol, ivs[0].hi >= -tol
+
+
+def _hull_of(partials, active_rule):
+    """The ``interval_partials`` rule of a primitive whose pieces have constant ``partials``:
+    the hull of the partials of the pieces that ``active_rule`` says may be active."""
+    def rule(ivs, out, tol, **params):
+        return _piece_hull(partials, active_rule(ivs, tol, **params))
+    return rule
+
+
 # --- relu ---------------------------------------------------------------------------------------
+
+_RELU_PARTIALS = ((0.0,), (1.0,))
+
 
 def _relu_pieces(vals, out, tol):
     x = vals[0]
-    return Pieces(partials=((0.0,), (1.0,)),
+    return Pieces(partials=_RELU_PARTIALS,
                   active=_active(x <= tol, x >= -tol),
                   default=(x > 0).astype(np.intp))
 
@@ -57,17 +73,22 @@ relu_p = register(Primitive(
     pieces=_relu_pieces,
     default_partials=lambda vals, out: ((vals[0] > 0).astype(float),),
     interval=iv.relu,
-    interval_partials=lambda ivs, out, tol: _piece_hull(
-        ((0.0,), (1.0,)), (ivs[0].lo <= tol, ivs[0].hi >= -tol)),
+    piece_partials=_RELU_PARTIALS,
+    interval_active=_sign_pieces_possible,
+    interval_partials=_hull_of(_RELU_PARTIALS, _sign_pieces_possible),
+    kink_default=lambda: 0,
     default_rule="relu'(0) = 0 (the zero piece), as in JAX and PyTorch; the set at 0 is {0, 1}",
     sympy=lambda x: sympy.Max(x, 0)))
 
 
 # --- abs ----------------------------------------------------------------------------------------
 
+_ABS_PARTIALS = ((-1.0,), (1.0,))
+
+
 def _abs_pieces(vals, out, tol):
     x = vals[0]
-    return Pieces(partials=((-1.0,), (1.0,)),
+    return Pieces(partials=_ABS_PARTIALS,
                   active=_active(x <= tol, x >= -tol),
                   default=(x >= 0).astype(np.intp))
 
@@ -76,8 +97,10 @@ abs_p = register(Primitive(
     name="abs", kind="elementwise", impl=np.abs, shape_rule=_same_shape, pieces=_abs_pieces,
     default_partials=lambda vals, out: (np.where(vals[0] >= 0, 1.0, -1.0),),
     interval=iv.absolute,
-    interval_partials=lambda ivs, out, tol: _piece_hull(
-        ((-1.0,), (1.0,)), (ivs[0].lo <= tol, ivs[0].hi >= -tol)),
+    piece_partials=_ABS_PARTIALS,
+    interval_active=_sign_pieces_possible,
+    interval_partials=_hull_of(_ABS_PARTIALS, _sign_pieces_possible),
+    kink_default=lambda: 1,
     default_rule="abs'(0) = 1 (the piece x), as in JAX; the set at 0 is {-1, 1}, its hull "
                  "[-1, 1] contains PyTorch's 0",
     sympy=sympy.Abs))
@@ -85,9 +108,18 @@ abs_p = register(Primitive(
 
 # --- maximum / minimum --------------------------------------------------------------------------
 
-def _tie_hull(d, tol):
-    """Pieces (1, 0) where d = winner - loser may be >= 0, (0, 1) where it may be <= 0."""
-    return _piece_hull(((1.0, 0.0), (0.0, 1.0)), (d.hi >= -tol, d.lo <= tol))
+_TIE_PARTIALS = ((1.0, 0.0), (0.0, 1.0))
+
+
+def _maximum_possible(ivs, tol):
+    """Pieces (first, second) of maximum: where a - b may be >= 0, where it may be <= 0."""
+    d = iv.subtract(ivs[0], ivs[1])
+    return d.hi >= -tol, d.lo <= tol
+
+
+def _minimum_possible(ivs, tol):
+    """Pieces (first, second) of minimum: where b - a may be >= 0, where it may be <= 0."""
+    return _maximum_possible(ivs[::-1], tol)
 
 
 def _first_or_second(first):
@@ -97,7 +129,7 @@ def _first_or_second(first):
 
 def _maximum_pieces(vals, out, tol):
     d = vals[0] - vals[1]
-    return Pieces(partials=((1.0, 0.0), (0.0, 1.0)),
+    return Pieces(partials=_TIE_PARTIALS,
                   active=_active(d >= -tol, d <= tol),
                   default=(d < 0).astype(np.intp))
 
@@ -107,7 +139,10 @@ maximum_p = register(Primitive(
     pieces=_maximum_pieces,
     default_partials=lambda vals, out: _first_or_second(vals[0] >= vals[1]),
     interval=iv.maximum,
-    interval_partials=lambda ivs, out, tol: _tie_hull(iv.subtract(ivs[0], ivs[1]), tol),
+    piece_partials=_TIE_PARTIALS,
+    interval_active=_maximum_possible,
+    interval_partials=_hull_of(_TIE_PARTIALS, _maximum_possible),
+    kink_default=lambda: 0,
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}, its hull contains JAX's split (1/2, 1/2)",
     sympy=sympy.Max))
@@ -115,7 +150,7 @@ maximum_p = register(Primitive(
 
 def _minimum_pieces(vals, out, tol):
     d = vals[0] - vals[1]
-    return Pieces(partials=((1.0, 0.0), (0.0, 1.0)),
+    return Pieces(partials=_TIE_PARTIALS,
                   active=_active(d <= tol, d >= -tol),
                   default=(d > 0).astype(np.intp))
 
@@ -125,7 +160,10 @@ minimum_p = register(Primitive(
     pieces=_minimum_pieces,
     default_partials=lambda vals, out: _first_or_second(vals[0] <= vals[1]),
     interval=iv.minimum,
-    interval_partials=lambda ivs, out, tol: _tie_hull(iv.subtract(ivs[1], ivs[0]), tol),
+    piece_partials=_TIE_PARTIALS,
+    interval_active=_minimum_possible,
+    interval_partials=_hull_of(_TIE_PARTIALS, _minimum_possible),
+    kink_default=lambda: 0,
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}",
     sympy=sympy.Min))
@@ -142,19 +180,21 @@ def _soft_threshold(z, t):
     return z - np.clip(z, -t, t)        # = sign(z) max(|z| - t, 0) for t >= 0, in two passes
 
 
+_SOFT_THRESHOLD_PARTIALS = ((1.0, -1.0), (0.0, 0.0), (1.0, 1.0))
+
+
 def _soft_threshold_pieces(vals, out, tol):
     z, t = vals
-    return Pieces(partials=((1.0, -1.0), (0.0, 0.0), (1.0, 1.0)),
+    return Pieces(partials=_SOFT_THRESHOLD_PARTIALS,
                   active=_active(z - t >= -tol, np.abs(z) - t <= tol, z + t <= tol),
                   default=np.where(z > t, 0, np.where(z < -t, 2, 1)).astype(np.intp))
 
 
-def _soft_threshold_interval_partials(ivs, out, tol):
+def _soft_threshold_possible(ivs, tol):
+    """Pieces (z >= t, |z| <= t, z <= -t): where each may be active on the box."""
     z, t = ivs
-    return _piece_hull(((1.0, -1.0), (0.0, 0.0), (1.0, 1.0)),
-                       (iv.subtract(z, t).hi >= -tol,
-                        iv.subtract(iv.absolute(z), t).lo <= tol,
-                        iv.add(z, t).lo <= tol))
+    return (iv.subtract(z, t).hi >= -tol, iv.subtract(iv.absolute(z), t).lo <= tol,
+            iv.add(z, t).lo <= tol)
 
 
 def _soft_threshold_default(vals, out):
@@ -168,7 +208,10 @@ soft_threshold_p = register(Primitive(
     pieces=_soft_threshold_pieces,
     default_partials=_soft_threshold_default,
     interval=iv.soft_threshold,
-    interval_partials=_soft_threshold_interval_partials,
+    piece_partials=_SOFT_THRESHOLD_PARTIALS,
+    interval_active=_soft_threshold_possible,
+    interval_partials=_hull_of(_SOFT_THRESHOLD_PARTIALS, _soft_threshold_possible),
+    kink_default=lambda: 1,
     default_rule="at |z| == t the zero piece is selected (partials (0, 0) in (z, t)); the set "
                  "at z == t > 0 is {(1, -1), (0, 0)}, at z == t == 0 all three pieces",
     sympy=lambda z, t: sympy.sign(z) * sympy.Max(sympy.Abs(z) - t, 0)))
@@ -182,20 +225,22 @@ def _clip(z, lo, hi):
     return np.minimum(np.maximum(z, lo), hi)
 
 
+_CLIP_PARTIALS = ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+
+
 def _clip_pieces(vals, out, tol):
     z, lo, hi = vals
-    return Pieces(partials=((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+    return Pieces(partials=_CLIP_PARTIALS,
                   active=_active(z - lo <= tol, (z - lo >= -tol) & (z - hi <= tol),
                                  z - hi >= -tol),
                   default=np.where(z < lo, 0, np.where(z > hi, 2, 1)).astype(np.intp))
 
 
-def _clip_interval_partials(ivs, out, tol):
+def _clip_possible(ivs, tol):
+    """Pieces (z <= lo, lo <= z <= hi, z >= hi): where each may be active on the box."""
     z, lo, hi = ivs
     below, above = iv.subtract(z, lo), iv.subtract(z, hi)
-    return _piece_hull(((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
-                       (below.lo <= tol, (below.hi >= -tol) & (above.lo <= tol),
-                        above.hi >= -tol))
+    return below.lo <= tol, (below.hi >= -tol) & (above.lo <= tol), above.hi >= -tol
 
 
 def _clip_default(vals, out):
@@ -208,7 +253,10 @@ clip_p = register(Primitive(
     name="clip", kind="elementwise", impl=_clip, shape_rule=_same_shape, pieces=_clip_pieces,
     default_partials=_clip_default,
     interval=iv.clip,
-    interval_partials=_clip_interval_partials,
+    piece_partials=_CLIP_PARTIALS,
+    interval_active=_clip_possible,
+    interval_partials=_hull_of(_CLIP_PARTIALS, _clip_possible),
+    kink_default=lambda: 1,
     default_rule="at z == lo or z == hi the identity piece is selected (partial 1 in z), as "
                  "PyTorch's clamp; the set at z == lo < hi is {(0, 1, 0), (1, 0, 0)} in "
                  "(z, lo, hi)",
@@ -217,6 +265,7 @@ clip_p = register(Primitive(
 
 # --- select (cv.where) --------------------------------------------------------------------------
 
+_SELECT_PARTIALS = ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 _CONTINUITY_RTOL = 1e-8
 _CONTINUITY_ATOL = 1e-12
 
@@ -248,9 +297,14 @@ def _select_pieces(vals, out, tol, strict):
     check_branches_agree(g, a, b, np.broadcast_to(both, out.shape) if tol == 0 else
                          np.broadcast_to(g == 0, out.shape))
     first = g > 0 if strict else g >= 0
-    return Pieces(partials=((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+    return Pieces(partials=_SELECT_PARTIALS,
                   active=_active(g >= -tol, g <= tol),
                   default=(~first).astype(np.intp))
+
+
+def _select_possible(ivs, tol, strict):
+    """Branches (a where g >= 0, b where g <= 0): where each may be active on the box."""
+    return ivs[0].hi >= -tol, ivs[0].lo <= tol
 
 
 def _select_default(vals, out, strict):
@@ -264,8 +318,10 @@ select_p = register(Primitive(
     pieces=_select_pieces,
     default_partials=_select_default,
     interval=lambda g, a, b, strict: iv.where(iv.gt(g, 0.0), a, b),
-    interval_partials=lambda ivs, out, tol, strict: _piece_hull(
-        ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), (ivs[0].hi >= -tol, ivs[0].lo <= tol)),
+    piece_partials=_SELECT_PARTIALS,
+    interval_active=_select_possible,
+    interval_partials=_hull_of(_SELECT_PARTIALS, _select_possible),
+    kink_default=lambda strict: 1 if strict else 0,
     default_rule="cv.where(cond, a, b) selects the branch the condition picks at the point "
                  "(for cond g > 0 at g == 0: b; for g >= 0: a); on the boundary both branches "
                  "are active",

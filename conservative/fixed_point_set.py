@@ -1,0 +1,317 @@
+"""Where is the exact fixed point, and which pieces can be active there?
+
+A computed fixed point ``x_k`` is a float; the fixed point ``x̄ = F(x̄, theta)`` a user asks about
+is a real number that may sit exactly on a kink while ``x_k`` lands one rounding beside it
+(heavy-ball on a piecewise quadratic: 3e-13 off, on the side where a single curvature is
+active). Deciding the active pieces from ``x_k`` alone is then a decision made by a float.
+
+:func:`fixed_point_enclosure` proves a box ``X`` around ``x_k`` that contains a fixed point of
+F, with Krawczyk's test (Krawczyk 1969; Rump's epsilon-inflation) on ``g(x) = x - F(x, theta)``:
+with ``M`` an interval enclosure of every conservative Jacobian of F over ``X`` (``F.enclose``;
+it contains the Clarke Jacobian, so Clarke's mean-value theorem gives
+``g(x) - g(x_k) ∈ (I - M)(x - x_k)``) and any matrix ``C``, the continuous map
+``T(x) = x - C g(x)`` satisfies ``T(X) ⊆ K(X) = x_k - C g(x_k) + (I - C (I - M))(X - x_k)``. If
+``K(X) ⊆ X``, Brouwer's theorem gives a fixed point of ``T`` in ``X``, and ``C`` is nonsingular
+(``|I - C (I - M)|`` has spectral radius below 1), so it is a fixed point of F. Rows of ``M``
+that are identically zero (coordinates that F sends to a constant over the box, such as the
+inactive coordinates of a soft-threshold) are not iterated: ``T`` keeps ``F`` itself there, and
+``F(X) ⊆ X`` is checked on them, so the dense part of the test is only as large as the rest.
+
+:func:`jacobian_at_fixed_point` then counts as active every piece that may be active somewhere
+on ``X`` (``Map.jacobian(..., box=...)``). When no box can be proved, callers refuse and say how
+close the point is to a kink.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import interval as iv
+from ._types import as_float_array
+from .enclose import enclose_program, enclose_values
+from .errors import ConservativeError
+from .sets import JacobianSet
+
+__all__ = ["FixedPointEnclosure", "fixed_point_enclosure", "jacobian_at_fixed_point",
+           "kinks_near", "is_numerical_fixed_point", "refusal"]
+
+#: Largest number of coordinates with a non-zero Jacobian row for the dense Krawczyk test.
+MAX_DENSE_ROWS = 3000
+
+
+@dataclass(frozen=True)
+class FixedPointEnclosure:
+    """A box around a computed point, proved (or not) to contain a fixed point of F.
+
+    Attributes
+    ----------
+    lo, hi : ndarray, state shape
+        The box. When ``proven``, it contains a fixed point ``x̄ = F(x̄, theta)``; otherwise it
+        is the last box tried, an estimate of where ``x̄`` lies.
+    proven : bool
+        True when Krawczyk's test succeeded.
+    radius : float
+        ``max |x - lo|, |hi - x|``: a bound (when proven) on ``||x - x̄||_inf``.
+    reason : str
+        Why no box was proved ("" when proven).
+    caveat : str
+        An assumption the proof makes ("" if none): the continuity of a ``cv.where`` whose
+        boundary meets the box (its branches are checked to agree only at evaluated points).
+    kinks : tuple of str
+        The nonsmooth operations with a kink inside the box (the point is this close to them).
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    proven: bool
+    radius: float
+    reason: str = ""
+    caveat: str = ""
+    kinks: tuple = field(default=())
+
+    def __str__(self) -> str:
+        head = (f"fixed point enclosed: ||x - x̄||_inf <= {self.radius:.3e}" if self.proven else
+                f"fixed point NOT enclosed ({self.reason}); estimated distance "
+                f"{self.radius:.3e}")
+        lines = [head]
+        if self.kinks:
+            lines.append("  kinks within the box: " + "; ".join(self.kinks))
+        if self.caveat:
+            lines.append(f"  assumes: {self.caveat}")
+        return "\n".join(lines)
+
+
+def is_numerical_fixed_point(F, x, theta, rtol: float = 1e-6) -> bool:
+    """``||F(x) - x||_inf <= rtol (1 + ||x||_inf)``: the question is about a fixed point."""
+    if F.n == 0:
+        return True
+    with np.errstate(all="ignore"):
+        residual = float(np.max(np.abs(F(x, theta) - x)))
+    return residual <= rtol * (1.0 + float(np.max(np.abs(x), initial=0.0)))
+
+
+def kinks_near(F, x_box, theta_box, *, tol: float = 0.0) -> tuple:
+    """Descriptions (expression and source line) of the kinks that a box meets."""
+    from .enclose import as_box, possible_pieces
+    xb = as_box(x_box, F.state_shape, name="x_box", call="kinks_near")
+    tb = as_box(theta_box, F.param_shape, name="theta_box", call="kinks_near")
+    found = possible_pieces(F.program, xb, tb, tol=tol, call="kinks_near")
+    out = []
+    for node, masks in found.items():
+        count = int(np.sum(masks.sum(axis=0) >= 2))
+        src = F.program.graph.nodes[node]["source"]
+        expr = F.program.expression(node, depth=2)
+        out.append(f"`{expr}` at {os.path.basename(src)} ({count} element"
+                   f"{'s' if count != 1 else ''})")
+    return tuple(out)
+
+
+def _outward_box(x, rho):
+    return np.nextafter(x - rho, -np.inf), np.nextafter(x + rho, np.inf)
+
+
+def _directions(F, theta, lo, hi, seed, met=None):
+    """``(value, D)``: enclosures of F and of ``{A S}`` over the box, ``S`` in ``seed``."""
+    shape = F.state_shape
+    x_box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
+    t_box = iv.Interval(np.asarray(theta, dtype=float))
+    value, D = enclose_program(F.program, x_box, t_box, call="cv.fixed_point_enclosure",
+                               boundaries=met, seeds=(seed.reshape(shape + (-1,)), None))
+    return value.reshape((F.n,)), iv.Interval(D.lo, D.hi)
+
+
+def _krawczyk_step(F, x, theta, lo, hi, residual):
+    """One Krawczyk test on ``[lo, hi]``.
+
+    Returns ``(contained, box_lo, box_hi, K_lo, K_hi, met)``: the box actually tested (its
+    constant coordinates shrunk to the values F takes there) and the Krawczyk image.
+    """
+    n = F.n
+    met: list = []
+    # which rows of A may be non-zero somewhere on the box: one direction holding the box
+    value, probe = _directions(F, theta, lo, hi, iv.Interval(-np.ones((n, 1)), np.ones((n, 1))),
+                               met)
+    rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
+    const = np.setdiff1d(np.arange(n), rows)
+    k_lo, k_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+    # F is constant in x on the box along the other rows: T keeps F there, so F(X) must lie in
+    # X, and the box may shrink to hull(x, F(X)) there (F stays constant on a smaller box)
+    k_lo[const], k_hi[const] = value.lo[const], value.hi[const]
+    if not (np.all(k_lo[const] >= lo[const]) and np.all(k_hi[const] <= hi[const])):
+        return False, lo, hi, k_lo, k_hi, met
+    lo, hi = np.array(lo), np.array(hi)
+    lo[const] = np.minimum(x[const], k_lo[const])
+    hi[const] = np.maximum(x[const], k_hi[const])
+    if len(rows) == 0:
+        return True, lo, hi, k_lo, k_hi, met
+    if len(rows) > MAX_DENSE_ROWS:
+        raise _Refused(f"{len(rows)} coordinates with a non-zero Jacobian row, beyond the "
+                       f"dense enclosure test ({MAX_DENSE_ROWS})")
+    d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x))                     # X - x
+    wide = np.union1d(rows, const[(d.lo[const] != 0) | (d.hi[const] != 0)])
+    seed = np.zeros((n, len(wide)))
+    seed[wide, np.arange(len(wide))] = 1.0
+    _, M = _directions(F, theta, lo, hi, iv.Interval(seed))                  # columns `wide`
+    M = M[rows]
+    on_rows = np.searchsorted(wide, rows)
+    G = iv.subtract(iv.Interval(np.eye(len(rows))), M[:, on_rows])          # I - M_NN
+    try:
+        C = np.linalg.inv(G.mid)
+    except np.linalg.LinAlgError:
+        raise _Refused("I - A is singular at the point (no isolated fixed point can be "
+                       "enclosed)") from None
+    if not np.all(np.isfinite(C)):
+        raise _Refused("I - A is numerically singular at the point")
+    Ci = iv.Interval(C)
+    E = iv.subtract(iv.Interval(np.eye(len(rows))), iv.matmul(Ci, G))       # I - C (I - M_NN)
+    K = iv.subtract(iv.Interval(x[rows]),
+                    iv.matmul(Ci, residual[rows].reshape(-1, 1)).reshape(-1))
+    K = iv.add(K, iv.matmul(E, d[rows].reshape(-1, 1)).reshape(-1))
+    others = np.setdiff1d(np.arange(len(wide)), on_rows)
+    if len(others):                                         # C M_NZ (X_Z - x_Z)
+        coupling = iv.matmul(M[:, others], d[wide[others]].reshape(-1, 1))
+        K = iv.add(K, iv.matmul(Ci, coupling).reshape(-1))
+    k_lo[rows], k_hi[rows] = K.lo, K.hi
+    contained = bool(np.all(k_lo[rows] >= lo[rows]) and np.all(k_hi[rows] <= hi[rows]))
+    if not contained and float(np.max(_spectral_bound(E))) >= 1:
+        raise _Refused("I - A may be singular somewhere on the box: the hull of the Jacobians "
+                       "there contains a matrix with eigenvalue 1, or its enclosure is too wide")
+    return contained, lo, hi, k_lo, k_hi, met
+
+
+def _spectral_bound(E) -> float:
+    """Float estimate of the spectral radius of ``|E|`` (a diagnostic only)."""
+    mag = E.mag
+    if mag.size == 0:
+        return 0.0
+    return float(np.max(np.abs(np.linalg.eigvals(mag))))
+
+
+class _Refused(Exception):
+    """The enclosure test cannot be run (the message says why)."""
+
+
+def fixed_point_enclosure(F, theta, x, *, max_iter: int = 12) -> FixedPointEnclosure:
+    """Prove a box around ``x`` that contains a fixed point ``x̄ = F(x̄, theta)``.
+
+    Krawczyk's test with epsilon-inflation (module docstring); every step is in outward-rounded
+    interval arithmetic, so a returned ``proven=True`` box is rigorous, given that the map is
+    continuous (``cv.where`` boundaries meeting the box are named in ``.caveat``).
+
+    Parameters
+    ----------
+    F : Map
+    theta : array_like
+        Parameters (a point).
+    x : array_like
+        A computed fixed point.
+    max_iter : int
+        Inflation steps tried.
+
+    Returns
+    -------
+    FixedPointEnclosure
+
+    Examples
+    --------
+    >>> import conservative as cv
+    >>> F = cv.trace(lambda x, t: 0.5 * cv.relu(x) + t, (), ())
+    >>> enc = cv.fixed_point_enclosure(F, 1.0, 2.0 + 1e-13)     # x̄ = 2
+    >>> enc.proven, bool(enc.lo <= 2.0 <= enc.hi), enc.radius < 1e-12
+    (True, True, True)
+    """
+    call = "cv.fixed_point_enclosure"
+    x = as_float_array(x, name="x", call=call, shape=F.state_shape).reshape(-1)
+    theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
+    n = F.n
+    if n == 0:
+        return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
+    try:
+        point = iv.Interval(x.reshape(F.state_shape))
+        fx = enclose_values(F.program, point, iv.Interval(theta),
+                            call=call)[F.program.out_node].reshape((n,))
+    except ConservativeError as exc:
+        return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
+    residual = iv.subtract(iv.Interval(x), fx)                                  # g(x) = x - F(x)
+    floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x)) + 2.0 ** -1000
+    rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
+    if not np.all(np.isfinite(rho)):
+        return _unproven(F, theta, x, np.zeros(n), "the residual F(x) - x is not finite")
+    reason = "the Krawczyk test did not close within the inflation steps"
+    for _ in range(max_iter):
+        lo, hi = _outward_box(x, rho)
+        try:
+            contained, lo, hi, k_lo, k_hi, met = _krawczyk_step(F, x, theta, lo, hi, residual)
+        except _Refused as exc:
+            reason = str(exc)
+            break
+        except ConservativeError as exc:
+            reason = f"F cannot be enclosed on the box ({exc})"
+            break
+        if contained:
+            return _proven(F, theta, x, lo, hi, met)
+        spread = np.maximum(np.abs(k_lo - x), np.abs(k_hi - x))
+        if not np.all(np.isfinite(spread)):
+            reason = "the Krawczyk operator diverged (I - A may be singular on the box)"
+            break
+        rho = np.maximum(rho, 1.5 * spread) + floor
+        if float(np.max(rho)) > 1e-2 * (1.0 + float(np.max(np.abs(x)))):
+            reason = ("the box needed to enclose the fixed point grew beyond 1 % of the point "
+                      "(I - A may be singular nearby, or x is not close to a fixed point)")
+            break
+    return _unproven(F, theta, x, rho, reason)
+
+
+def _proven(F, theta, x, lo, hi, met) -> FixedPointEnclosure:
+    shape = F.state_shape
+    caveat = ""
+    if met:
+        exprs = ", ".join(f"`{F.program.expression(node, depth=2)}`"
+                          for node in dict.fromkeys(met))
+        caveat = (f"the branches of {exprs} agree on the boundary inside the box (checked at "
+                  "evaluated points and sampled at trace time)")
+    radius = float(max(np.max(x - lo), np.max(hi - x)))
+    kinks = kinks_near(F, (lo.reshape(shape), hi.reshape(shape)), theta)
+    return FixedPointEnclosure(lo.reshape(shape), hi.reshape(shape), True, radius, "", caveat,
+                               kinks)
+
+
+def _unproven(F, theta, x, rho, reason: str) -> FixedPointEnclosure:
+    shape = F.state_shape
+    lo, hi = _outward_box(x, rho)
+    try:
+        kinks = kinks_near(F, (lo.reshape(shape), hi.reshape(shape)), theta)
+    except ConservativeError:
+        kinks = ()
+    radius = float(np.max(rho)) if rho.size else 0.0
+    return FixedPointEnclosure(lo.reshape(shape), hi.reshape(shape), False,
+                               radius if math.isfinite(radius) else math.inf, reason, "", kinks)
+
+
+def jacobian_at_fixed_point(F, theta, x, *, hull: bool, tol: float = 0.0
+                            ) -> tuple[JacobianSet, FixedPointEnclosure]:
+    """The conservative Jacobian at the exact fixed point near ``x``, and its enclosure.
+
+    Every piece that may be active on the enclosure's box counts as active. When no box is
+    proved, the set counts the pieces that may be active within the *estimated* distance: its
+    elements are still Jacobians of F near ``x`` (good for lower bounds), but no claim about
+    the exact fixed point may be made from it (callers check ``enclosure.proven``).
+    """
+    enc = fixed_point_enclosure(F, theta, x)
+    js = F.jacobian(x, theta, hull=hull, tol=tol, box=((enc.lo, enc.hi), theta))
+    return js, enc
+
+
+def refusal(enc: FixedPointEnclosure) -> str:
+    """Plain words for a failed enclosure, naming the kinks within the estimated distance."""
+    text = f"the exact fixed point could not be enclosed near x ({enc.reason})"
+    if enc.kinks:
+        text += (f"; x is within about {enc.radius:.1e} of the kink of "
+                 + "; ".join(enc.kinks) + ", so which pieces are active at the exact fixed "
+                 "point is undecided")
+    return text
+
