@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -75,6 +76,9 @@ class Attractor:
         for ``hull=True``, the resolution at which the polytopes were filled.
     tol : float
         The requested bound.
+    complete : bool
+        False when a time limit stopped the iteration early: ``points`` are then the last
+        complete iterate and ``hausdorff_bound`` (larger than ``tol``) is proved for it.
     """
 
     points: np.ndarray
@@ -85,6 +89,7 @@ class Attractor:
     iterations: int
     net_radius: float
     tol: float
+    complete: bool = True
 
     def __post_init__(self):
         for name in ("points", "P"):
@@ -165,6 +170,8 @@ class Attractor:
         if n * m == 1:
             lo, hi = self.bounding_box()
             text += f", range=[{lo.item():.6g}, {hi.item():.6g}]"
+        if not self.complete:
+            text += ", PARTIAL: stopped by the time limit"
         return text + ")"
 
 
@@ -297,7 +304,7 @@ class _Problem:
 
 
 def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
-                  J0=None, strict=True) -> Attractor:
+                  J0=None, strict=True, time_limit: float | None = None) -> Attractor:
     """Attractor of the set-valued piggyback map ``Phi(K) = {A J + B : [A B] in S, J in K}``.
 
     Iterates Phi from ``{J0}`` on an epsilon-net: after each application the points are
@@ -356,6 +363,9 @@ def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
     J0 : array_like of shape (n, m), optional
         Start point. Default: the fixed point ``(I - A_0)^{-1} B_0`` of the first vertex map,
         which lies in the attractor.
+    time_limit : float, optional
+        Seconds. When it runs out the iteration stops within one chunk of work and the last
+        complete iterate is returned with its own proved bound (``complete=False``).
     strict : bool
         If True (default), raise :class:`SetTooLargeError` when ``tol`` needs more than
         ``max_points`` points. If False, retry with larger tolerances until the set fits and
@@ -406,6 +416,7 @@ def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
     True
     """
     pb = _Problem(A, B, hull, P, rho, tol, max_points, J0)
+    pb.deadline = math.inf if time_limit is None else time.monotonic() + float(time_limit)
     if strict:
         return _compute(pb)
     for _ in range(30):
@@ -451,14 +462,28 @@ def _compute(pb: _Problem) -> Attractor:
         iterations = 1
     else:
         iterations = max(1, math.ceil(math.log(target / bound0) / math.log(rho)))
+    done = 0
     for j in range(iterations):
-        K = _step(pb, K, eps, j, iterations)
-    proved_p = rho ** iterations * bound0 + (eps + slack) * (1 - rho ** iterations) / (1 - rho)
-    if iterations == 0:
+        try:
+            K = _step(pb, K, eps, j, iterations)
+        except _TimeUp:
+            break
+        done = j + 1
+    proved_p = rho ** done * bound0 + (eps + slack) * (1 - rho ** done) / (1 - rho)
+    if done == 0:
         proved_p = bound0
     bound = proved_p / pb.sqrt_lmin * (1 + 64 * _U * cond ** 2)
     return Attractor(points=K, rho=pb.rho, hausdorff_bound=bound, hull=pb.hull, P=pb.P,
-                     iterations=iterations, net_radius=eps, tol=pb.tol)
+                     iterations=done, net_radius=eps, tol=pb.tol, complete=done == iterations)
+
+
+class _TimeUp(Exception):
+    """The time limit ran out inside an iteration (its partial result is dropped)."""
+
+
+def _check_time(pb: _Problem) -> None:
+    if time.monotonic() > getattr(pb, "deadline", math.inf):
+        raise _TimeUp
 
 
 def _too_large(pb: _Problem, count: int, what: str, j: int, iterations: int, dim: float,
@@ -476,6 +501,7 @@ def _too_large(pb: _Problem, count: int, what: str, j: int, iterations: int, dim
 
 def _step(pb: _Problem, K: np.ndarray, eps: float, j: int, iterations: int) -> np.ndarray:
     """One application of Phi followed by the epsilon-net merge (total error <= eps)."""
+    _check_time(pb)
     if not pb.hull or pb.k == 1:
         out = _merge_chunks(pb, (pb.images(K[s:s + _CHUNK // pb.k]).reshape(-1, pb.n, pb.m)
                                  for s in range(0, len(K), _CHUNK // pb.k)), eps)
@@ -499,6 +525,7 @@ def _merge_chunks(pb: _Problem, chunks, radius: float) -> np.ndarray:
     """
     snapper = CellSnapper(pb.d, radius, call=_CALL)
     for item in chunks:
+        _check_time(pb)
         X, Z = item if isinstance(item, tuple) else (item, pb.flat(item))
         snapper.add(Z, X.reshape(len(X), -1))
     Z, X, member = snapper.result()

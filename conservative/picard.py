@@ -281,7 +281,7 @@ def contraction_certificate(js: JacobianSet) -> Certificate:
 
 
 def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol: float = 0.0,
-              max_points: int | None = None) -> Attractor:
+              max_points: int | None = None, time_limit: float | None = 60.0) -> Attractor:
     """The attractor of the piggyback iteration at a fixed point: its limiting derivative set.
 
     Computes the fixed point of ``Φ(K) = {A J + B : [A B] in D_F(x_star, theta), J in K}`` by a
@@ -304,6 +304,9 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     max_points : int, optional
         Largest ε-net allowed (default: 2.5 million divided by ``n m``, at least 200 000: an
         interval of length L needs about L / (2 tol) points).
+    time_limit : float or None
+        Seconds for the set iteration; when it runs out the last complete iterate is returned
+        with the bound proved for it (``att.complete`` is False, ``att.hausdorff_bound`` > tol).
 
     Returns
     -------
@@ -352,7 +355,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     if max_points is None:
         max_points = max(200_000, 2_500_000 // max(1, F.n * F.m))
     return ifs_attractor(AB[:, :, :F.n], AB[:, :, F.n:], hull=hull, P=P, rho=rho, tol=tol,
-                         max_points=max_points)
+                         max_points=max_points, time_limit=time_limit)
 
 
 def _conditioned_norm(A: np.ndarray, P: np.ndarray, rho: float, max_cond: float = 1e4):

@@ -204,3 +204,18 @@ def test_enclosures_of_relu_layers_contain_the_exact_fixed_point(seed):
     inside = [all(Fraction(float(enc.lo[i])) <= v[i] <= Fraction(float(enc.hi[i]))
                   for i in range(n)) for v in exact]
     assert any(inside)
+
+
+def test_attractor_time_limit_returns_an_honest_partial_result():
+    import time
+    F = cv.trace(lambda x, t: 0.5 * cv.relu(x) + 0.5 * t, (), ())
+    start = time.monotonic()
+    att = cv.attractor(F, 0.0, 0.0, hull=False, tol=1e-7, time_limit=0.0)
+    assert time.monotonic() - start < 5
+    assert not att.complete and att.hausdorff_bound > 1e-7
+    # the partial bound is still a bound: the attractor of {x/2 + 1/2, 1/2} ... is [1/2, 1]
+    lo, hi = att.bounding_box()
+    assert lo[0, 0] - att.hausdorff_bound <= 0.5 + 1e-12
+    assert hi[0, 0] + att.hausdorff_bound >= 1.0 - 1e-12
+    full = cv.attractor(F, 0.0, 0.0, hull=False, tol=1e-3)
+    assert full.complete and full.hausdorff_bound <= 1e-3

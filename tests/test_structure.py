@@ -34,11 +34,20 @@ def test_every_primitive_has_its_rules(name):
         if prim.pieces is not None:
             assert prim.default_rule, f"{name} must document its default selection"
             assert callable(prim.default_partials), name
+            assert callable(prim.interval_active) and callable(prim.kink_default), name
+            assert len(prim.piece_partials) == len(prim.interval_active(
+                [_unit_box()] * len(prim.piece_partials[0]), 0.0,
+                **({"strict": True} if name == "select" else {}))), name
     elif prim.kind == "structural":
         assert callable(prim.jvp) and callable(prim.transpose), name
         assert callable(prim.interval) and callable(prim.interval_jvp), name
     else:
         assert prim.kind == "input", name
+
+
+def _unit_box():
+    from conservative.interval import Interval
+    return Interval(-1.0, 1.0)
 
 
 def _layer_of(path: pathlib.Path) -> int:
