@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +73,12 @@ class FixedPointEnclosure:
     reason: str = ""
     caveat: str = ""
     kinks: tuple = field(default=())
+
+    def __post_init__(self):
+        for name in ("lo", "hi"):             # shared between callers (cached): read-only
+            arr = np.array(getattr(self, name), dtype=float)
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
 
     def __str__(self) -> str:
         head = (f"fixed point enclosed: ||x - x̄||_inf <= {self.radius:.3e}" if self.proven else
@@ -195,6 +202,12 @@ class _Refused(Exception):
     """The enclosure test cannot be run (the message says why)."""
 
 
+#: Recent enclosures per program (programs are frozen, so a result stays valid): attractor,
+#: implicit_jacobian, fpad and certify_contraction at one point share one proof.
+_RECENT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_RECENT_PER_PROGRAM = 8
+
+
 def fixed_point_enclosure(F, theta, x, *, max_iter: int = 12) -> FixedPointEnclosure:
     """Prove a box around ``x`` that contains a fixed point ``x̄ = F(x̄, theta)``.
 
@@ -227,6 +240,16 @@ def fixed_point_enclosure(F, theta, x, *, max_iter: int = 12) -> FixedPointEnclo
     call = "cv.fixed_point_enclosure"
     x = as_float_array(x, name="x", call=call, shape=F.state_shape).reshape(-1)
     theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
+    key = (x.tobytes(), theta.tobytes(), max_iter)
+    recent = _RECENT.setdefault(F.program, {})
+    if key not in recent:
+        if len(recent) >= _RECENT_PER_PROGRAM:
+            recent.pop(next(iter(recent)))
+        recent[key] = _enclose(F, theta, x, max_iter, call)
+    return recent[key]
+
+
+def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     n = F.n
     if n == 0:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
