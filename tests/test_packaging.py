@@ -1,0 +1,43 @@
+"""The package installs like its peers: a wheel with types, data and licence, and a clean tree."""
+
+import pathlib
+import tomllib
+import zipfile
+
+import pytest
+
+import conservative
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PKG = ROOT / "conservative"
+
+
+def test_wheel_ships_every_module_the_data_the_types_and_the_licence(tmp_path, monkeypatch):
+    build_system = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+    backend = pytest.importorskip(build_system["build-backend"])   # hatchling: the test extra
+    before = {p.name for p in ROOT.iterdir()}
+    monkeypatch.chdir(ROOT)                 # PEP 517 hooks run in the project's root
+    name = backend.build_wheel(str(tmp_path))
+    dist_info = f"conservative-{conservative.__version__}.dist-info"
+    with zipfile.ZipFile(tmp_path / name) as wheel:
+        files = set(wheel.namelist())
+        entry_points = wheel.read(f"{dist_info}/entry_points.txt").decode()
+    sources = {p.relative_to(ROOT).as_posix() for p in PKG.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert sources <= files, sorted(sources - files)
+    assert {"conservative/py.typed", "conservative/data/lasso_small.csv",
+            f"{dist_info}/licenses/LICENSE"} <= files
+    assert "conservative = conservative.cli:main" in entry_points
+    # nothing built into the source tree (setuptools leaves build/ and *.egg-info there)
+    assert {p.name for p in ROOT.iterdir()} == before
+
+
+def test_metadata_agrees_with_the_licence_and_the_citation():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == conservative.__version__
+    assert project["license"] == "BSD-3-Clause"
+    assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
+    citation = (ROOT / "CITATION.cff").read_text()
+    assert "cff-version: 1.2.0" in citation
+    assert f"version: {conservative.__version__}\n" in citation
+    assert "license: BSD-3-Clause\n" in citation
