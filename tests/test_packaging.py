@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 import conservative
+from conservative.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "conservative"
@@ -22,22 +23,31 @@ def test_wheel_ships_every_module_the_data_the_types_and_the_licence(tmp_path, m
     with zipfile.ZipFile(tmp_path / name) as wheel:
         files = set(wheel.namelist())
         entry_points = wheel.read(f"{dist_info}/entry_points.txt").decode()
+        metadata = wheel.read(f"{dist_info}/METADATA").decode()
     sources = {p.relative_to(ROOT).as_posix() for p in PKG.rglob("*")
                if p.is_file() and "__pycache__" not in p.parts}
     assert sources <= files, sorted(sources - files)
     assert {"conservative/py.typed", "conservative/data/lasso_small.csv",
             f"{dist_info}/licenses/LICENSE"} <= files
     assert "conservative = conservative.cli:main" in entry_points
+    assert f"\nVersion: {conservative.__version__}\n" in metadata
+    assert "\nLicense-Expression: BSD-3-Clause\n" in metadata
     # nothing built into the source tree (setuptools leaves build/ and *.egg-info there)
     assert {p.name for p in ROOT.iterdir()} == before
 
 
 def test_metadata_agrees_with_the_licence_and_the_citation():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["version"] == conservative.__version__
     assert project["license"] == "BSD-3-Clause"
     assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
     citation = (ROOT / "CITATION.cff").read_text()
     assert "cff-version: 1.2.0" in citation
     assert f"version: {conservative.__version__}\n" in citation
     assert "license: BSD-3-Clause\n" in citation
+
+
+def test_command_line_prints_its_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"conservative {conservative.__version__}\n"
