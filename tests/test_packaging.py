@@ -1,6 +1,9 @@
 """The package installs like its peers: a wheel with types, data and licence, and a clean tree."""
 
 import pathlib
+import subprocess
+import sys
+import textwrap
 import tomllib
 import zipfile
 
@@ -51,3 +54,44 @@ def test_command_line_prints_its_version(capsys):
         main(["--version"])
     assert stop.value.code == 0
     assert capsys.readouterr().out == f"conservative {conservative.__version__}\n"
+
+
+# Modules that take a large part of a second to import. The package imports each of them in the
+# function that uses it, so that `import conservative` stays well under half a second.
+HEAVY = ("sympy", "cvxpy", "matplotlib", "networkx", "scipy.optimize", "scipy.linalg",
+         "scipy.spatial")
+
+
+def _fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter on this checkout; its standard output."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_import_leaves_heavy_modules_for_later():
+    out = _fresh_python(f"""
+        import sys
+        import conservative
+        print([name for name in {HEAVY!r} if name in sys.modules])
+        """)
+    assert out.strip() == "[]", f"`import conservative` imported {out.strip()}: import them in " \
+        "the function that uses them"
+
+
+def test_sympy_forms_import_sympy_on_first_use():
+    out = _fresh_python("""
+        import sys
+        import conservative as cv
+        from conservative.primitives import PRIMITIVES
+        F = cv.trace(lambda x, t: cv.relu(x - t) + abs(x) * cv.exp(t), (), ())
+        assert "sympy" not in sys.modules
+        expr, x, t = cv.symbolic.to_sympy(F)
+        import sympy
+        X, T = x[()], t[()]
+        assert sympy.simplify(expr[()] - (sympy.Max(X - T, 0) + sympy.Abs(X) * sympy.exp(T))) == 0
+        assert PRIMITIVES["abs"].sympy(-2) == 2
+        print("ok")
+        """)
+    assert out.strip() == "ok"
