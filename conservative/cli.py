@@ -137,9 +137,11 @@ def _load_matrices(path: str) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from conservative import __version__
     parser = argparse.ArgumentParser(
         prog="conservative",
         description="Conservative Jacobians of nonsmooth iterative algorithms.")
+    parser.add_argument("--version", action="version", version=f"conservative {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="the main job on built-in data")
     p_demo.add_argument("--out", default="conservative-demo",

@@ -26,8 +26,6 @@ Definitions, for non-empty compact X, Y:
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import cholesky, solve_triangular
-from scipy.spatial import cKDTree
 
 from ._types import as_float_array
 from .errors import InputError, ShapeError, fail_message
@@ -70,6 +68,7 @@ def norm_factor(norm_matrix, size: int, *, call: str) -> np.ndarray | None:
     if np.max(np.abs(P - P.T)) > 1e-10 * scale:
         raise InputError(fail_message(call, "a non-symmetric norm_matrix P",
                                       "pass a symmetric positive definite matrix (P + P.T) / 2"))
+    from scipy.linalg import cholesky  # scipy is imported where used (import time)
     try:
         L = cholesky((P + P.T) / 2, lower=True)
     except np.linalg.LinAlgError:
@@ -113,6 +112,7 @@ def _prepare(X, Y, norm_matrix, call: str):
 
 def _excess_flat(X: np.ndarray, Y: np.ndarray) -> float:
     """sup_{x in X} min_{y in Y} ||x - y||_2 for flat (N, d) arrays (exact, chunked)."""
+    from scipy.spatial import cKDTree
     tree = cKDTree(Y)
     worst = 0.0
     for start in range(0, X.shape[0], _CHUNK):
@@ -300,6 +300,7 @@ def net_snap(points, radius: float, *, norm_matrix=None):
         snapper.add(Z[start:start + step], pts[start:start + step].reshape(-1, Z.shape[1]))
     Zs, Xs, member = snapper.result()
     if L is not None and not np.all(member):
+        from scipy.linalg import solve_triangular
         n = pts.shape[1]
         centres = Zs[~member].reshape(-1, n, Xs.shape[1] // n)
         Xs[~member] = solve_triangular(L.T, centres.transpose(1, 0, 2).reshape(n, -1),

@@ -20,7 +20,6 @@ import os
 import sys
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from .primitives import Primitive
@@ -65,6 +64,7 @@ class Builder:
     """Mutable graph under construction during one trace."""
 
     def __init__(self):
+        import networkx as nx  # imported at the first trace, not by `import conservative`
         self.graph = nx.DiGraph()
         self._consts: dict[int, int] = {}
 
@@ -103,6 +103,7 @@ class Program:
     """
 
     def __init__(self, builder: Builder, x_node: int, theta_node: int, out_node: int):
+        import networkx as nx
         g = builder.graph
         keep = nx.ancestors(g, out_node) | {out_node, x_node, theta_node}
         self.graph = nx.freeze(g.subgraph(sorted(keep)).copy())

@@ -33,8 +33,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
-from scipy.spatial import ConvexHull
 
 from ._types import as_float_array, as_matrix_stack
 from .distances import CellSnapper, norm_factor
@@ -190,6 +188,7 @@ def _hull_indices(Z: np.ndarray) -> np.ndarray:
     coords = C @ Vt[:rank].T
     if rank == 1:
         return np.array([np.argmin(coords[:, 0]), np.argmax(coords[:, 0])])
+    from scipy.spatial import ConvexHull  # scipy is imported where used (import time)
     return np.sort(ConvexHull(coords).vertices)
 
 
@@ -238,6 +237,7 @@ class _Problem:
         self.P = self.L @ self.L.T if P is None else np.asarray(P, dtype=float)
         self.sqrt_lmin = math.sqrt(float(np.linalg.eigvalsh((self.P + self.P.T) / 2)[0]))
         # Contraction factors ||L^T A_i L^{-T}||_2 = ||P^{1/2} A_i P^{-1/2}||_2.
+        from scipy.linalg import solve_triangular
         self.Lt_inv = Lt_inv = solve_triangular(self.L, np.eye(n), lower=True).T
         M = np.einsum("ji,kjl,lm->kim", self.L, self.A, Lt_inv)
         norms = np.linalg.norm(M, ord=2, axis=(1, 2))

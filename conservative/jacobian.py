@@ -20,7 +20,6 @@ Chain rule on programs
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 
 from .errors import ConservativeError, NonFiniteError
@@ -329,6 +328,7 @@ def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
     if not slots:
         return JacobianSet(FiniteGenerator(J0[None]), hull=hull)
     kinks = {s.node for s in slots}
+    import networkx as nx  # loaded by the first trace already; local to keep import time low
     nested = any(nx.descendants(program.graph, k) & kinks for k in kinks)
     if nested or structure == "lazy":
         return JacobianSet(_callable_generator(program, values, lin, slots, seeds, n, T),

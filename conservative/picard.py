@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
 
 from ._types import as_float_array
 from .certify import Certificate, certify_contraction
@@ -269,6 +268,7 @@ def _hull_vertices(K: np.ndarray) -> np.ndarray:
         return K[[int(np.argmin(flat)), int(np.argmax(flat))]]
     if d > 3 or len(K) <= d + 1:
         return K
+    from scipy.spatial import ConvexHull, QhullError  # imported where used (import time)
     try:
         return K[np.sort(ConvexHull(flat).vertices)]
     except QhullError:            # flat (lower-dimensional) sets: keep every point

@@ -15,7 +15,8 @@ A primitive is an operation the tracer records as one graph node. Its block (see
 ``jvp`` (structural primitives: matmul, sum, reshape, indexing, ...)
     the tangent map, linear in the tangents;
 ``interval`` and ``sympy``
-    the interval rule (enclosure of the value over a box) and the sympy form.
+    the interval rule (enclosure of the value over a box) and the sympy form. Rule blocks name
+    sympy through :data:`lazy_sympy`, so that ``import conservative`` does not import sympy.
 
 Everything expressible from existing primitives without a new kink is a DSL function
 (``conservative.dsl``), not a primitive.
@@ -23,12 +24,14 @@ Everything expressible from existing primitives without a new kink is a DSL func
 
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Primitive", "Pieces", "PRIMITIVES", "register", "get"]
+__all__ = ["Primitive", "Pieces", "PRIMITIVES", "register", "get", "lazy_sympy"]
 
 
 class Pieces(NamedTuple):
@@ -153,3 +156,52 @@ def register(prim: Primitive) -> Primitive:
 def get(name: str) -> Primitive:
     """Return the registered primitive called ``name``."""
     return PRIMITIVES[name]
+
+
+class _SympyName:
+    """Stands for ``sympy.<name>`` until it is called; the call imports sympy."""
+
+    __slots__ = ("name", "_target")
+
+    def __init__(self, name: str):
+        self.name = name
+        self._target = None
+
+    def __call__(self, *args, **kwargs):
+        if self._target is None:
+            self._target = getattr(importlib.import_module("sympy"), self.name)
+        return self._target(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<sympy.{self.name}, imported on first call>"
+
+
+class _LazySympy:
+    """The ``sympy`` module for rule blocks, imported on first use.
+
+    Importing sympy takes longer than importing the rest of the package, and only the sympy
+    export (:mod:`conservative.symbolic`) needs it. A rule block writes
+    ``from ..primitives import lazy_sympy as sympy`` and uses ``sympy.Abs``, ``sympy.Max``, ...
+    as usual: once sympy is imported they are sympy's own objects; before that (when the block
+    registers ``sympy=sympy.Abs`` at import time) a stand-in that imports sympy when called.
+
+    Examples
+    --------
+    >>> from conservative.primitives import lazy_sympy
+    >>> lazy_sympy.Max(1, 2)
+    2
+    """
+
+    def __getattr__(self, name: str):
+        module = sys.modules.get("sympy")
+        if module is not None:
+            return getattr(module, name)
+        if name.startswith("__"):        # copy, pickle and introspection probes
+            raise AttributeError(name)
+        return _SympyName(name)
+
+    def __repr__(self) -> str:
+        return "<sympy, imported on first use>"
+
+
+lazy_sympy = _LazySympy()

@@ -26,7 +26,6 @@ import math
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import optimize
 
 from ._types import as_float_array
 from .errors import InputError, SetTooLargeError, ShapeError, SolverError, fail_message
@@ -302,6 +301,7 @@ class JacobianSet:
         if not self.hull or len(verts) == 1:
             return verts[int(np.argmin(norms))]
         # min ||V lam|| on the simplex: NNLS with a heavily weighted row sum(lam) = 1
+        from scipy import optimize  # scipy.optimize is imported where used (import time)
         V = verts.reshape(len(verts), -1).T
         weight = 1e3 * max(1.0, float(norms.max()))
         lam, _ = optimize.nnls(np.vstack([V, weight * np.ones((1, V.shape[1]))]),
@@ -336,6 +336,7 @@ class JacobianSet:
 
     @classmethod
     def _hull_contains(cls, verts, M, atol) -> bool:
+        from scipy import optimize
         k = len(verts)
         V = verts.reshape(k, -1).T
         m = M.ravel()
@@ -346,6 +347,7 @@ class JacobianSet:
         return cls._accept(res, V, m, atol, np.ones((1, k)))
 
     def _affine_contains(self, M, atol, *, integral: bool) -> bool:
+        from scipy import optimize
         gen = self._gen
         S, O, c = gen.C.shape
         valid = (np.arange(O)[None, :] < gen.counts[:, None]).ravel()

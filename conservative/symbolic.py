@@ -7,7 +7,6 @@ structural ones run their NumPy implementation on object arrays of sympy express
 from __future__ import annotations
 
 import numpy as np
-import sympy
 
 from .errors import InputError, fail_message
 from .map import Map
@@ -17,6 +16,7 @@ __all__ = ["to_sympy", "symbols_for"]
 
 def symbols_for(name: str, shape: tuple) -> np.ndarray:
     """An object array of real sympy symbols ``name_i_j`` of the given shape."""
+    import sympy  # here, not at module level: ``import conservative`` does not import sympy
     if not shape:
         return np.array(sympy.Symbol(name, real=True), dtype=object)
     out = np.empty(shape, dtype=object)
@@ -48,6 +48,7 @@ def to_sympy(F: Map, *, rational: bool = False):
     >>> expr[()].subs({x[()]: 3, t[()]: 1})
     1
     """
+    import sympy
     if not isinstance(F, Map):
         raise InputError(fail_message("cv.symbolic.to_sympy", f"{type(F).__name__}",
                                       "pass a cv.Map (from cv.trace)"))

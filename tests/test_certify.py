@@ -363,6 +363,7 @@ def test_large_sets_without_structure_are_refused_not_exhausted():
     assert not cert.certified and "size" in cert.reason
 
 
+@pytest.mark.slow
 def test_lifted_certificates_pass_the_exact_rational_check():
     from conservative import _exact
     rng = np.random.default_rng(5)

@@ -405,6 +405,7 @@ def test_tolerance_below_rounding_is_refused():
         ifs_attractor(*scalars([0.5, 0.5], [0.0, 1e6]), hull=False, tol=1e-12)
 
 
+@pytest.mark.slow
 def test_hull_with_more_vertices_than_dimension_plus_one_meets_its_bound():
     # a ReLU layer at a kink: four vertices in a 2-D Jacobian space, so the polytopes are
     # filled through their triangles (Caratheodory); compare with a finer run

@@ -23,6 +23,7 @@ def test_notebooks_exist():
     assert len(NOTEBOOKS) >= 7, f"expected the seven notebooks in {NOTEBOOK_DIR}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -5,12 +5,14 @@ import re
 
 import matplotlib
 import numpy as np
+import pytest
 
 matplotlib.use("Agg")
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_run(capsys):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert len(blocks) >= 3

@@ -88,6 +88,7 @@ def test_heavy_ball_divergent_pair_refused():
     assert not cert.certified and cert.lower > 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_certified_sets_recheck_exactly_and_have_no_divergent_products(seed):
     rng = np.random.default_rng(seed)

@@ -32,7 +32,7 @@ characteristic polynomial is not a usable expression, and sympy's Jordan form ha
 from __future__ import annotations
 
 import numpy as np
-import sympy
+from ..primitives import lazy_sympy as sympy  # imported on first use, not by `import conservative`
 
 from .. import interval as iv
 from ..errors import InputError, UndecidedError

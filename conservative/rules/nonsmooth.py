@@ -11,7 +11,7 @@ and pinned by tests. Conventions of other frameworks that are not pieces (PyTorc
 from __future__ import annotations
 
 import numpy as np
-import sympy
+from ..primitives import lazy_sympy as sympy  # imported on first use, not by `import conservative`
 
 from .. import interval as iv
 from ..errors import DiscontinuityError, InputError

@@ -7,7 +7,7 @@ broadcasts), so partials are plain elementwise arrays.
 from __future__ import annotations
 
 import numpy as np
-import sympy
+from ..primitives import lazy_sympy as sympy  # imported on first use, not by `import conservative`
 
 from .. import interval as iv
 from ..primitives import Primitive, register
