@@ -14,6 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import conservative.interval as I
+from conservative.interval import _elementary, _rounding
 from conservative.errors import (ConservativeError, InputError, NonFiniteError, ShapeError,
                                  UndecidedError)
 from conservative.interval import Interval, IntervalMatrix, decide
@@ -94,7 +95,7 @@ def build(ps) -> Interval:
 # ---------------------------------------------------------------------------------------------
 
 def test_environment_is_ieee_nearest():
-    assert I._fp_environment_ok()
+    assert _rounding._fp_environment_ok()
 
 
 def test_constructor_broadcasts_and_is_immutable():
@@ -426,15 +427,15 @@ def test_transcendental_special_values():
 def test_libm_guard_falls_back_to_mpmath(monkeypatch):
     report = I.libm_check()
     assert all(v <= I.LIBM_ULPS / 2 for v in report.values()), report
-    monkeypatch.setattr(I, "libm_check", lambda: {k: 100.0 for k in report})
-    I._trusted.cache_clear()
+    monkeypatch.setattr(_elementary, "libm_check", lambda: {k: 100.0 for k in report})
+    _elementary._trusted.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="mpmath path"):
             r = I.exp(Interval(0.0, 1.0))
         assert r.equals(I.exp(Interval(0.0, 1.0), exact=True))
     finally:
         monkeypatch.undo()
-        I._trusted.cache_clear()
+        _elementary._trusted.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------
