@@ -28,8 +28,14 @@ operation is followed by an explicit correction, in the spirit of ``mpmath.libmp
   1.15 ulp for ``tanh``). The assumption is *guarded*: on first use, :func:`libm_check`
   measures NumPy against mpmath on a fixed sample and, if any observed error exceeds
   ``LIBM_ULPS / 2``, the function switches to the mpmath path with a ``RuntimeWarning``.
+  ``sin`` and ``cos`` trust NumPy only for ``|x| <= 2**30``: beyond, NumPy's argument
+  reduction errs by more than ``LIBM_ULPS`` at the doubles closest to multiples of pi/2, so
+  narrow intervals there take the mpmath path.
   Passing ``exact=True`` always takes the mpmath path: each endpoint is enclosed with
-  ``mpmath.iv`` at ``EXACT_PREC`` bits and rounded outward to float64 (no assumption, slow).
+  ``mpmath.iv`` at ``EXACT_PREC`` bits, moved outward by ``2**-(EXACT_PREC - 10)`` relative and
+  rounded outward to float64 (slow). No libm assumption; the margin covers mpmath's own
+  directed rounding, which is not rigorous by itself (it rounds a truncated fixed-point value:
+  ``mpmath.iv.exp`` of ``2**-111`` at 96 bits is ``[1, 1]``).
 * ``sigmoid`` is ``1 / (1 + exp(-x))`` in interval arithmetic, so it inherits ``exp``'s rule.
 
 The floating-point environment is checked once (round-to-nearest, no flush-to-zero); a

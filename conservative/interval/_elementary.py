@@ -11,11 +11,12 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from mpmath import libmp
 
 from ..errors import InputError, fail_message
 from ._arith import add, check_domain, divide
 from ._core import Interval, as_interval
-from ._rounding import ETA, mp_endpoints, quiet, raw_to_float, widen_down, widen_up, workprec
+from ._rounding import ETA, quiet, raw_to_float, widen_down, widen_up, workprec
 
 __all__ = [
     "LIBM_ULPS", "EXACT_PREC", "libm_check", "exp", "log", "tanh", "sigmoid", "sin", "cos",
@@ -26,6 +27,20 @@ __all__ = [
 LIBM_ULPS = 4
 #: Working precision (bits) of the mpmath path (``exact=True``).
 EXACT_PREC = 96
+# mpmath's results are moved outward by 2**-_MP_MARGIN_BITS relative (a thousand of its ulps,
+# far below a float64 ulp) before rounding to float64: mpmath carries guard bits but truncates
+# in fixed point and then rounds the truncated value, so its directed rounding lands on the
+# wrong side when the exact result is within the truncation of a representable number
+# (mpmath.iv.exp(2**-111) at 96 bits is [1, 1]; the upper end of its tanh(-1e-40) is -1e-40).
+_MP_MARGIN_BITS = EXACT_PREC - 10
+# Ranges of the functions: the margin must not push a bound past them.
+_RANGES = {"exp": (0.0, math.inf), "log": (-math.inf, math.inf), "tanh": (-1.0, 1.0),
+           "sigmoid": (0.0, 1.0), "sin": (-1.0, 1.0), "cos": (-1.0, 1.0)}
+# NumPy's sin and cos are trusted only up to this magnitude; beyond, argument reduction errs by
+# more than the assumed LIBM_ULPS (measured: 7 ulps near 5.6e11, 12 near 3.9e12, thousands
+# near 2**50, at the doubles closest to multiples of pi/2), so narrow intervals there take the
+# mpmath path.
+_TRIG_LIBM_MAX = 2.0 ** 30
 
 _TWO_PI = 2.0 * math.pi
 
@@ -45,9 +60,10 @@ def _libm_sample(name: str) -> np.ndarray:
     elif name == "tanh":
         parts = [rng.uniform(-20, 20, 48), rng.normal(size=24) * 1e-3, rng.normal(size=8),
                  [1e-300, 19.0, 0.5493]]
-    else:
+    else:       # the last four are the doubles closest to a multiple of pi/2 in their binade
         parts = [rng.uniform(-10, 10, 40), rng.uniform(-1e6, 1e6, 16), rng.normal(size=8) * 1e-6,
-                 np.pi * np.arange(1, 9), np.pi * (np.arange(1, 9) + 0.5), [1e15, 1e22, 1e300]]
+                 np.pi * np.arange(1, 9), np.pi * (np.arange(1, 9) + 0.5), [1e15, 1e22, 1e300],
+                 [14461176.67027838, 28922353.34055676, 57844706.68111352, 252634696.53458422]]
     return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
 
 
@@ -127,8 +143,16 @@ def _iv_tanh_point(v: float):
         mpmath.iv.prec = old
 
 
+def _outward(raw, up: bool) -> float:
+    """Float64 bound of an mpmath endpoint moved outward by the relative margin (exactly)."""
+    if raw in (libmp.fzero, libmp.finf, libmp.fninf, libmp.fnan):
+        return raw_to_float(raw, up)
+    eps = libmp.mpf_shift(libmp.mpf_abs(raw), -_MP_MARGIN_BITS)
+    return raw_to_float(libmp.mpf_add(raw, eps) if up else libmp.mpf_sub(raw, eps), up)
+
+
 def _exact_unary(name: str, x: Interval) -> Interval:
-    """Endpoint-wise mpmath.iv enclosure, rounded outward to float64 (Python loop)."""
+    """Endpoint-wise mpmath.iv enclosure, widened and rounded outward to float64 (Python loop)."""
     iv = mpmath.iv
     lo = np.empty(x.shape)
     hi = np.empty(x.shape)
@@ -136,17 +160,17 @@ def _exact_unary(name: str, x: Interval) -> Interval:
         for idx in np.ndindex(x.shape):
             a, b = float(x._lo[idx]), float(x._hi[idx])
             if name == "tanh":
-                ra, rb = _iv_tanh_point(a), _iv_tanh_point(b)
-                lo[idx] = raw_to_float(ra._mpi_[0], up=False)
-                hi[idx] = raw_to_float(rb._mpi_[1], up=True)
-                continue
-            box = iv.mpf([a, b])
-            if name == "sigmoid":
-                r = 1 / (1 + iv.exp(-box))
-            else:                                   # iv.log([0, b]) = [-inf, log b]
-                r = getattr(iv, name)(box)
-            lo[idx], hi[idx] = mp_endpoints(r)
-    return Interval._new(lo, hi)
+                r_lo, r_hi = _iv_tanh_point(a)._mpi_[0], _iv_tanh_point(b)._mpi_[1]
+            else:
+                box = iv.mpf([a, b])
+                if name == "sigmoid":
+                    r = 1 / (1 + iv.exp(-box))
+                else:                               # iv.log([0, b]) = [-inf, log b]
+                    r = getattr(iv, name)(box)
+                r_lo, r_hi = r._mpi_
+            lo[idx], hi[idx] = _outward(r_lo, up=False), _outward(r_hi, up=True)
+    floor, ceiling = _RANGES[name]
+    return Interval._new(np.clip(lo, floor, ceiling), np.clip(hi, floor, ceiling))
 
 
 def _use_exact(name: str, exact: bool) -> bool:
@@ -163,7 +187,8 @@ def exp(x: Any, *, exact: bool = False) -> Interval:
     ----------
     x : Interval or array_like
     exact : bool
-        Use the mpmath path (rigorous without any libm assumption, Python-loop slow).
+        Use the mpmath path (no assumption on NumPy's libm; mpmath's results are widened by
+        ``2**-(EXACT_PREC - 10)`` relative; Python-loop slow).
 
     Examples
     --------
@@ -259,9 +284,14 @@ def _trig(name: str, x: Interval, phase_max: float, phase_min: float) -> Interva
     wide = ~(x._hi - x._lo < 6.0) | ~np.isfinite(x._lo) | ~np.isfinite(x._hi)
     has_max = wide | _may_contain_phase(x._lo, x._hi, phase_max)
     has_min = wide | _may_contain_phase(x._lo, x._hi, phase_min)
-    hi = np.where(has_max, 1.0, hi)
-    lo = np.where(has_min, -1.0, lo)
-    return Interval._new(np.clip(lo, -1.0, 1.0), np.clip(hi, -1.0, 1.0))
+    lo = np.clip(np.where(has_min, -1.0, lo), -1.0, 1.0)
+    hi = np.clip(np.where(has_max, 1.0, hi), -1.0, 1.0)
+    far = ~wide & ((np.abs(x._lo) > _TRIG_LIBM_MAX) | (np.abs(x._hi) > _TRIG_LIBM_MAX))
+    if np.any(far):
+        slow = _exact_unary(name, Interval._new(x._lo[far], x._hi[far]))
+        lo, hi = np.array(lo), np.array(hi)
+        lo[far], hi[far] = slow._lo, slow._hi
+    return Interval._new(lo, hi)
 
 
 @quiet
