@@ -45,7 +45,7 @@ bounds.
 Decisions are three-valued. ``a < b`` on intervals returns a :class:`Tristate` that is
 *certainly* true, *certainly* false, or *undecided* elementwise; ``bool()`` of an undecided
 comparison raises :class:`~conservative.errors.UndecidedError` (``mpmath.iv`` would return
-``None``, which is silently falsy). :func:`decide` forces a comparison and names the call.
+``None``, which is silently falsy).
 
 Division by an interval that contains 0 raises :class:`~conservative.errors.UndecidedError`;
 :func:`divide` with ``on_zero="whole"`` returns the whole real line there instead.
@@ -53,7 +53,7 @@ Division by an interval that contains 0 raises :class:`~conservative.errors.Unde
 Examples
 --------
 >>> from conservative.interval import Interval
->>> s = Interval.point(0.1) + Interval.point(0.2)
+>>> s = Interval(0.1) + Interval(0.2)
 >>> s
 Interval(lo=0.3, hi=0.30000000000000004)
 >>> from fractions import Fraction
@@ -62,8 +62,8 @@ True
 >>> x = Interval([-1.0, 2.0], [1.0, 3.0])
 >>> x ** 2
 Interval(lo=[0.0, 4.0], hi=[1.0, 9.0])
->>> (x > 0).value
-array([-1,  1], dtype=int8)
+>>> x > 0
+Tristate([undecided, True])
 
 Layout
 ------
@@ -81,33 +81,27 @@ Layout
 ``_elementary``
     ``exp, log, tanh, sigmoid, sin, cos``;
 ``_assembly``
-    sums, matrix products, stacking, hulls and ``where``.
+    sums, matrix products, concatenation and ``where``.
 
 All of them are internal: import from ``conservative.interval``.
 """
 
 from ._arith import (absolute, add, divide, maximum, minimum, multiply, power, sqrt, square,
                      subtract)
-from ._assembly import broadcast_arrays, concatenate, hull, matmul, stack, sum, where
-from ._core import Interval, IntervalMatrix, as_interval
+from ._assembly import concatenate, matmul, sum, where
+from ._core import Interval, IntervalMatrix
 from ._elementary import EXACT_PREC, LIBM_ULPS, cos, exp, libm_check, log, sigmoid, sin, tanh
 from ._primitive_ranges import clip, relu, soft_threshold
 from ._rounding import workprec
-from ._tristate import (Tristate, certainly_negative, certainly_nonnegative,
-                        certainly_nonpositive, certainly_positive, certainly_zero, decide, eq, ge,
-                        gt, le, lt, ne, possibly_negative, possibly_positive, possibly_zero)
+from ._tristate import Tristate, eq, ge, gt, le, lt, ne
 
 __all__ = [
     "Interval", "IntervalMatrix", "Tristate",
-    "as_interval", "decide",
     "lt", "le", "gt", "ge", "eq", "ne",
-    "certainly_positive", "certainly_negative", "certainly_nonnegative",
-    "certainly_nonpositive", "certainly_zero", "possibly_zero", "possibly_positive",
-    "possibly_negative",
     "add", "subtract", "multiply", "divide", "power", "square", "sqrt", "absolute",
     "maximum", "minimum", "relu", "clip", "soft_threshold",
     "exp", "log", "tanh", "sigmoid", "sin", "cos",
-    "matmul", "stack", "concatenate", "broadcast_arrays", "hull", "where",
+    "matmul", "concatenate", "where",
     "workprec", "libm_check", "LIBM_ULPS", "EXACT_PREC",
 ]
 # ``sum`` is public (``interval.sum``) but kept out of ``__all__`` so that a star-import does not

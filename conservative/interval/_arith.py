@@ -13,8 +13,8 @@ from ._core import Interval, as_interval, as_interval_pair
 from ._rounding import add_rd, add_ru, div_dir, mul_dir, pow_dir, quiet, sqrt_dir
 
 __all__ = [
-    "add", "subtract", "multiply", "divide", "power", "square", "sqrt", "check_domain",
-    "absolute", "maximum", "minimum",
+    "add", "subtract", "multiply", "divide", "power", "square", "sqrt", "check_domain", "absolute",
+    "maximum", "minimum",
 ]
 
 

@@ -1,5 +1,5 @@
 """Reductions, products and assembly of intervals: outward-rounded sums and matrix products
-(midpoint-radius with an a-priori BLAS bound, or tight), stacking, hulls and selection."""
+(midpoint-radius with an a-priori BLAS bound, or tight), concatenation and selection."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ._core import Interval, as_interval, as_interval_pair
 from ._rounding import ETA, TINY_FACTOR, add_rd, add_ru, mul_dir, next_up, quiet, sum_bound, sum_dir
 from ._tristate import as_tristate
 
-__all__ = ["matmul", "stack", "concatenate", "broadcast_arrays", "hull", "where"]
+__all__ = ["matmul", "concatenate", "where"]
 # ``sum`` is public (``interval.sum``) but kept out of ``__all__`` so that a star-import does not
 # shadow the builtin.
 
@@ -175,26 +175,6 @@ def matmul(a: Any, b: Any, *, method: str = "midrad") -> Interval:
     return _matmul_midrad(a, b, k)
 
 
-def stack(xs: Any, axis: int = 0) -> Interval:
-    """Stack intervals (or real arrays) along a new axis.
-
-    Raises
-    ------
-    ShapeError
-        If the shapes differ.
-
-    Examples
-    --------
-    >>> stack([Interval(0.0, 1.0), 2.0]).shape
-    (2,)
-    """
-    items = [as_interval(x, call="interval.stack") for x in xs]
-    try:
-        return Interval._new(np.stack([x._lo for x in items], axis=axis),
-                             np.stack([x._hi for x in items], axis=axis))
-    except (ValueError, np.exceptions.AxisError):
-        raise ShapeError(fail_message("interval.stack", f"shapes {[x.shape for x in items]} "
-                                      f"with axis={axis}", "pass equal shapes and a valid axis"))
 
 
 def concatenate(xs: Any, axis: int = 0) -> Interval:
@@ -220,38 +200,6 @@ def concatenate(xs: Any, axis: int = 0) -> Interval:
                                       "pass shapes that agree except along axis"))
 
 
-def broadcast_arrays(*xs: Any) -> list[Interval]:
-    """Broadcast intervals (or real arrays) against each other.
-
-    Raises
-    ------
-    ShapeError
-        If the shapes do not broadcast.
-    """
-    items = [as_interval(x, call="interval.broadcast_arrays") for x in xs]
-    try:
-        shape = np.broadcast_shapes(*[x.shape for x in items])
-    except ValueError:
-        raise ShapeError(fail_message("interval.broadcast_arrays",
-                                      f"shapes {[x.shape for x in items]}",
-                                      "pass shapes that broadcast"))
-    return [x.broadcast_to(shape) for x in items]
-
-
-def hull(*xs: Any) -> Interval:
-    """Smallest interval containing all arguments elementwise (reals or intervals).
-
-    Examples
-    --------
-    >>> hull(3.0, 1.0, Interval(2.0, 5.0))
-    Interval(lo=1.0, hi=5.0)
-    """
-    if not xs:
-        raise InputError(fail_message("interval.hull", "no arguments", "pass at least one"))
-    out = as_interval(xs[0], call="interval.hull")
-    for x in xs[1:]:
-        out = out.hull(x)
-    return out
 
 
 def where(cond: Any, a: Any, b: Any) -> Interval:

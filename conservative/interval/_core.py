@@ -11,19 +11,16 @@ import math
 from fractions import Fraction
 from typing import Any
 
-import mpmath
 import numpy as np
 
 from ..errors import InputError, NonFiniteError, ShapeError, fail_message
 # The operators and methods of Interval call the package's functions, looked up when called: the
 # modules that define them import this one, so the package is still being initialised here.
 from .. import interval as _interval
-from ._rounding import (add_ru, check_environment, fraction_endpoints, mp_endpoints, quiet, sum_dir,
-                        workprec)
+from ._rounding import add_ru, check_environment, fraction_endpoints, quiet
 
 __all__ = [
-    "describe", "as_interval", "as_interval_pair", "format_endpoints", "Interval",
-    "IntervalMatrix",
+    "describe", "as_interval", "as_interval_pair", "format_endpoints", "Interval", "IntervalMatrix",
 ]
 
 
@@ -75,9 +72,9 @@ def as_interval(value: Any, *, name: str = "value", call: str = "as_interval") -
 
     Parameters
     ----------
-    value : Interval, array_like of real numbers, or mpmath interval/number
-        Floats are exact points (``0.1`` means the double nearest 1/10, not 1/10: use
-        :meth:`Interval.from_exact` for decimal strings or fractions).
+    value : Interval or array_like of real numbers
+        Floats are exact points (``0.1`` means the double nearest 1/10, not 1/10).
+        Integers beyond 2**53 are enclosed outward.
     name, call : str
         Used in error messages.
 
@@ -94,9 +91,6 @@ def as_interval(value: Any, *, name: str = "value", call: str = "as_interval") -
     if isinstance(value, Interval):
         return value
     check_environment(call)
-    if isinstance(value, (mpmath.ctx_iv.ivmpf, mpmath.mpf)) or (
-            hasattr(value, "rows") and hasattr(value, "cols")):
-        return Interval.from_mpmath(value)
     lo, hi = _float_endpoints(value, name=name, call=call, finite=True)
     return Interval._new(lo, hi)
 
@@ -187,8 +181,8 @@ class Interval:
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InputError(fail_message(
                 call, f"lo > hi at index {idx} (lo={float(lo_d[idx])!r}, hi={float(hi_u[idx])!r})",
-                "pass lo <= hi elementwise (use Interval.hull to build the smallest interval "
-                "around unordered values)"))
+                "pass lo <= hi elementwise (np.minimum and np.maximum of unordered values give "
+                "the smallest interval around them)"))
         if np.any(lo_d == np.inf) or np.any(hi_u == -np.inf):
             raise InputError(fail_message(call, "lo = +inf or hi = -inf",
                                           "an interval must contain a real number"))
@@ -215,174 +209,6 @@ class Interval:
 
     # --- constructors ----------------------------------------------------------------------
 
-    @classmethod
-    def point(cls, x: Any, *, call: str = "Interval.point") -> "Interval":
-        """Degenerate intervals ``[x, x]`` (exact: floats are taken as they are).
-
-        Raises
-        ------
-        InputError
-            For NaN, infinite, complex, bool or object input.
-
-        Examples
-        --------
-        >>> Interval.point([1.5, -2.0])
-        Interval(lo=[1.5, -2.0], hi=[1.5, -2.0])
-        """
-        check_environment(call)
-        lo, hi = _float_endpoints(x, name="x", call=call, finite=True)
-        return cls._new(lo, hi)
-
-    @classmethod
-    def whole(cls, shape: tuple[int, ...] = ()) -> "Interval":
-        """The whole real line ``[-inf, inf]`` in every entry.
-
-        Examples
-        --------
-        >>> Interval.whole((2,))
-        Interval(lo=[-inf, -inf], hi=[inf, inf])
-        """
-        return cls._new(np.full(shape, -np.inf), np.full(shape, np.inf))
-
-    @classmethod
-    def from_box(cls, box: Any, *, call: str = "Interval.from_box") -> "Interval":
-        """Interval from a ``(lo, hi)`` pair of arrays (the box format of ``F.enclose``).
-
-        An :class:`Interval` is returned unchanged.
-
-        Raises
-        ------
-        InputError
-            If ``box`` is not an Interval or a pair, or ``lo > hi``.
-
-        Examples
-        --------
-        >>> Interval.from_box(([0, 1], [1, 1]))
-        Interval(lo=[0.0, 1.0], hi=[1.0, 1.0])
-        """
-        if isinstance(box, Interval):
-            return box
-        if not isinstance(box, (tuple, list)) or len(box) != 2:
-            raise InputError(fail_message(call, f"box as {describe(box)}",
-                                          "pass an Interval or a pair (lo, hi) of arrays"))
-        return cls(box[0], box[1], call=call)
-
-    @classmethod
-    def from_exact(cls, values: Any, *, call: str = "Interval.from_exact") -> "Interval":
-        """Tightest float64 enclosure of exact numbers: ints, Fractions, decimal strings.
-
-        ``Interval.point(0.1)`` encloses the double nearest 1/10; ``from_exact("0.1")``
-        encloses 1/10 itself.
-
-        Raises
-        ------
-        InputError
-            If an element cannot be read as an exact rational number.
-
-        Examples
-        --------
-        >>> Interval.from_exact("0.1")
-        Interval(lo=0.09999999999999999, hi=0.1)
-        >>> Interval.from_exact([1, "1/3"]).hi
-        array([1.        , 0.33333333])
-        """
-        arr = np.asarray(values, dtype=object)
-        lo = np.empty(arr.shape)
-        hi = np.empty(arr.shape)
-        for idx in np.ndindex(arr.shape):
-            v = arr[idx]
-            try:
-                if isinstance(v, (float, np.floating)) and math.isnan(v):
-                    raise ValueError
-                fr = Fraction(v) if not isinstance(v, np.generic) else Fraction(v.item())
-            except (TypeError, ValueError, OverflowError):
-                raise InputError(fail_message(call, f"element {idx} = {v!r}",
-                                              "pass ints, Fractions, floats or decimal strings"))
-            lo[idx], hi[idx] = fraction_endpoints(fr)
-        return cls._new(lo, hi)
-
-    @classmethod
-    def from_mpmath(cls, value: Any, *, call: str = "Interval.from_mpmath") -> "Interval":
-        """Outward float64 enclosure of mpmath intervals or numbers.
-
-        Parameters
-        ----------
-        value : mpmath.iv.mpf, mpmath.mpf, mpmath (iv) matrix, or a (nested) sequence or
-            object array of these
-            An ``iv.matrix`` or ``mp.matrix`` gives a 2-D interval.
-
-        Raises
-        ------
-        InputError
-            For elements that are not real mpmath numbers or intervals.
-
-        Examples
-        --------
-        >>> import mpmath
-        >>> with workprec(100):
-        ...     third = mpmath.iv.mpf(1) / 3
-        >>> x = Interval.from_mpmath(third)
-        >>> bool(x.lo < x.hi)
-        True
-        """
-        if hasattr(value, "rows") and hasattr(value, "cols"):
-            value = [[value[i, j] for j in range(value.cols)] for i in range(value.rows)]
-        arr = np.empty((), dtype=object)
-        if isinstance(value, (list, tuple, np.ndarray)):
-            arr = np.asarray(value, dtype=object)
-        else:
-            arr[()] = value
-        lo = np.empty(arr.shape)
-        hi = np.empty(arr.shape)
-        for idx in np.ndindex(arr.shape):
-            lo[idx], hi[idx] = mp_endpoints(arr[idx])
-        return cls._new(lo, hi)
-
-    def to_mpmath(self) -> Any:
-        """Exact conversion to ``mpmath.iv.mpf`` intervals.
-
-        Returns
-        -------
-        mpmath.iv.mpf or ndarray of object
-            A single interval for 0-d input, else an object array of the same shape. The
-            endpoints are exact (they are floats); precision for further ``iv`` arithmetic is
-            set with :func:`workprec`.
-
-        Examples
-        --------
-        >>> Interval(1.0, 2.0).to_mpmath()
-        mpi('1.0', '2.0')
-        """
-        out = np.empty(self.shape, dtype=object)
-        with workprec(max(53, mpmath.iv.prec)):
-            for idx in np.ndindex(self.shape):
-                out[idx] = mpmath.iv.mpf([float(self._lo[idx]), float(self._hi[idx])])
-        return out[()] if self.ndim == 0 else out
-
-    def to_iv_matrix(self) -> Any:
-        """Exact conversion to an ``mpmath.iv.matrix`` (1-D input becomes a column).
-
-        Raises
-        ------
-        ShapeError
-            If the interval is not 1-D or 2-D.
-
-        Examples
-        --------
-        >>> m = Interval([[0.0, 1.0]], [[1.0, 1.0]]).to_iv_matrix()
-        >>> (m.rows, m.cols)
-        (1, 2)
-        """
-        if self.ndim not in (1, 2):
-            raise ShapeError(fail_message("Interval.to_iv_matrix", f"an interval of shape "
-                                          f"{self.shape}", "pass a 1-D or 2-D interval"))
-        x = self if self.ndim == 2 else self.reshape(-1, 1)
-        m = mpmath.iv.matrix(x.shape[0], x.shape[1])
-        with workprec(max(53, mpmath.iv.prec)):
-            for i in range(x.shape[0]):
-                for j in range(x.shape[1]):
-                    m[i, j] = mpmath.iv.mpf([float(x._lo[i, j]), float(x._hi[i, j])])
-        return m
 
     # --- basic properties ------------------------------------------------------------------
 
@@ -434,18 +260,6 @@ class Interval:
         m = np.where(np.isnan(m), 0.0, m)
         return np.asarray(np.clip(m, lo, hi))
 
-    @property
-    @quiet
-    def rad(self) -> np.ndarray:
-        """Radius rounded up: ``[mid - rad, mid + rad]`` contains the interval.
-
-        Examples
-        --------
-        >>> Interval(0.0, 1.0).rad
-        array(0.5)
-        """
-        m = self.mid
-        return np.asarray(np.maximum(add_ru(self._hi, -m), add_ru(m, -self._lo)))
 
     @property
     @quiet
@@ -469,11 +283,6 @@ class Interval:
         """Elementwise ``lo == hi``."""
         return self._lo == self._hi
 
-    def equals(self, other: "Interval") -> bool:
-        """Structural equality: same shape and identical endpoints (not a comparison of values)."""
-        return (isinstance(other, Interval) and self.shape == other.shape
-                and bool(np.array_equal(self._lo, other._lo))
-                and bool(np.array_equal(self._hi, other._hi)))
 
     def contains(self, x: Any, *, atol: float = 0.0) -> np.ndarray:
         """Elementwise membership of reals ``x`` (or inclusion of an interval ``x``).
@@ -510,72 +319,6 @@ class Interval:
         with np.errstate(all="ignore"):
             return np.asarray((self._lo - atol <= lo) & (hi <= self._hi + atol))
 
-    def intersects(self, other: Any) -> np.ndarray:
-        """Elementwise: do the intervals share a point?
-
-        Examples
-        --------
-        >>> Interval(0.0, 1.0).intersects(Interval([1.0, 1.5], [2.0, 2.0]))
-        array([ True, False])
-        """
-        a, b = as_interval_pair(self, other, "Interval.intersects")
-        return (a._lo <= b._hi) & (b._lo <= a._hi)
-
-    def hull(self, other: Any) -> "Interval":
-        """Smallest interval containing both (elementwise).
-
-        Examples
-        --------
-        >>> Interval(0.0, 1.0).hull(3.0)
-        Interval(lo=0.0, hi=3.0)
-        """
-        a, b = as_interval_pair(self, other, "Interval.hull")
-        return Interval._new(np.minimum(a._lo, b._lo), np.maximum(a._hi, b._hi))
-
-    def intersection(self, other: Any) -> "Interval":
-        """Elementwise intersection.
-
-        Raises
-        ------
-        InputError
-            If the intervals are disjoint somewhere (there is no empty interval).
-
-        Examples
-        --------
-        >>> Interval(0.0, 2.0).intersection(Interval(1.0, 3.0))
-        Interval(lo=1.0, hi=2.0)
-        """
-        a, b = as_interval_pair(self, other, "Interval.intersection")
-        lo, hi = np.maximum(a._lo, b._lo), np.minimum(a._hi, b._hi)
-        if np.any(lo > hi):
-            raise InputError(fail_message("Interval.intersection", "disjoint intervals",
-                                          "check intersects() first; empty intervals do not exist"))
-        return Interval._new(lo, hi)
-
-    def sample(self, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
-        """Uniform random floats inside the (bounded) intervals, shape ``(size, *shape)``.
-
-        Raises
-        ------
-        InputError
-            If an endpoint is infinite.
-
-        Examples
-        --------
-        >>> x = Interval([0.0, 5.0], [1.0, 5.0])
-        >>> s = x.sample(np.random.default_rng(0), 3)
-        >>> s.shape, bool(x.contains(s).all())
-        ((3, 2), True)
-        """
-        if not (np.all(np.isfinite(self._lo)) and np.all(np.isfinite(self._hi))):
-            raise InputError(fail_message("Interval.sample", "an unbounded interval",
-                                          "sample only bounded intervals"))
-        shape = self.shape if size is None else (size,) + self.shape
-        u = rng.random(shape)
-        with np.errstate(all="ignore"):
-            x = self._lo + u * (self._hi - self._lo)
-            x = np.where(np.isfinite(x), x, self._lo + u * self._hi - u * self._lo)
-        return np.clip(x, self._lo, self._hi)
 
     # --- shape manipulation ----------------------------------------------------------------
 
@@ -587,7 +330,7 @@ class Interval:
         return Interval._new(self._lo[key], self._hi[key])
 
     def __setitem__(self, key, value):
-        raise TypeError("Interval is immutable; build a new one with where(), stack() or "
+        raise TypeError("Interval is immutable; build a new one with where() or "
                         "concatenate()")
 
     def reshape(self, *shape) -> "Interval":
@@ -600,9 +343,6 @@ class Interval:
             raise ShapeError(fail_message("Interval.reshape", f"shape {shape} for an interval "
                                           f"of shape {self.shape}", "keep the number of elements"))
 
-    def ravel(self) -> "Interval":
-        """Flatten in C order."""
-        return self.reshape(-1)
 
     def transpose(self, *axes) -> "Interval":
         """Permute axes (NumPy rules)."""
@@ -624,9 +364,6 @@ class Interval:
                                           f"an interval of shape {self.shape}",
                                           "pass a shape compatible under broadcasting"))
 
-    def as_matrix(self) -> "IntervalMatrix":
-        """View a 2-D interval as an :class:`IntervalMatrix`."""
-        return IntervalMatrix.from_interval(self)
 
     # --- conversion guards -----------------------------------------------------------------
 
@@ -637,7 +374,7 @@ class Interval:
 
     def __bool__(self):
         raise InputError(fail_message("bool(Interval)", "an Interval",
-                                      "compare explicitly (x > 0) and decide() the Tristate"))
+                                      "compare explicitly (x > 0) and use .certainly or .possibly of the Tristate"))
 
     def __float__(self):
         raise InputError(fail_message("float(Interval)", "an Interval",
@@ -716,51 +453,6 @@ class Interval:
 
     # --- methods mirroring the module functions -------------------------------------------
 
-    def square(self) -> "Interval":
-        return _interval.square(self)
-
-    def sqrt(self) -> "Interval":
-        return _interval.sqrt(self)
-
-    def abs(self) -> "Interval":
-        return _interval.absolute(self)
-
-    def exp(self, *, exact: bool = False) -> "Interval":
-        return _interval.exp(self, exact=exact)
-
-    def log(self, *, exact: bool = False) -> "Interval":
-        return _interval.log(self, exact=exact)
-
-    def tanh(self, *, exact: bool = False) -> "Interval":
-        return _interval.tanh(self, exact=exact)
-
-    def sigmoid(self, *, exact: bool = False) -> "Interval":
-        return _interval.sigmoid(self, exact=exact)
-
-    def sin(self, *, exact: bool = False) -> "Interval":
-        return _interval.sin(self, exact=exact)
-
-    def cos(self, *, exact: bool = False) -> "Interval":
-        return _interval.cos(self, exact=exact)
-
-    def relu(self) -> "Interval":
-        return _interval.relu(self)
-
-    def sum(self, axis=None, keepdims: bool = False) -> "Interval":
-        return _interval.sum(self, axis=axis, keepdims=keepdims)
-
-    def lt(self, other) -> "_interval.Tristate":
-        return _interval.lt(self, other)
-
-    def le(self, other) -> "_interval.Tristate":
-        return _interval.le(self, other)
-
-    def gt(self, other) -> "_interval.Tristate":
-        return _interval.gt(self, other)
-
-    def ge(self, other) -> "_interval.Tristate":
-        return _interval.ge(self, other)
-
 
 def _rebuild(cls, lo, hi):
     """Unpickle an Interval (or IntervalMatrix) without re-validating."""
@@ -777,8 +469,9 @@ class IntervalMatrix(Interval):
     """A 2-D :class:`Interval`: the result type of Jacobian enclosures (``F.enclose``).
 
     Every matrix ``M`` with ``lo <= M <= hi`` entrywise belongs to the box; for a map
-    ``F(x, theta)`` with ``n`` states and ``m`` parameters the shape is ``(n, n + m)`` and the
-    blocks ``[A B]`` are :meth:`A_block` and :meth:`B_block`.
+    ``F(x, theta)`` with ``n`` states and ``m`` parameters the shape is ``(n, n + m)``: the
+    state block ``A`` is ``M[:, :n]``, the parameter block ``B`` is ``M[:, n:]`` (slices and the
+    transpose stay interval matrices).
 
     Parameters
     ----------
@@ -797,8 +490,10 @@ class IntervalMatrix(Interval):
     >>> M = IntervalMatrix([[0.0, 1.0], [0.5, 0.0]], [[0.0, 1.0], [1.0, 0.0]])
     >>> M.contains(np.array([[0.0, 1.0], [0.75, 0.0]]))
     True
-    >>> M.A_block(1).shape, M.vertices_count
-    ((2, 1), 2)
+    >>> M[:, :1]  # doctest: +NORMALIZE_WHITESPACE
+    IntervalMatrix(shape=(2, 1), max_width=0.5,
+      lo=[[0.0], [0.5]],
+      hi=[[0.0], [1.0]])
     """
 
     __slots__ = ()
@@ -865,24 +560,6 @@ class IntervalMatrix(Interval):
             return bool(np.all(inside))
         return np.all(inside, axis=(1, 2))
 
-    def columns(self, cols) -> "IntervalMatrix":
-        """The sub-box of the selected columns (a slice, an int array or a boolean mask)."""
-        if isinstance(cols, (int, np.integer)):
-            cols = [int(cols)]
-        return IntervalMatrix.from_interval(Interval._new(self._lo[:, cols], self._hi[:, cols]))
-
-    def A_block(self, n: int) -> "IntervalMatrix":
-        """First ``n`` columns (the state block ``A`` of ``[A B]``)."""
-        return self.columns(slice(0, n))
-
-    def B_block(self, n: int) -> "IntervalMatrix":
-        """Columns from ``n`` on (the parameter block ``B`` of ``[A B]``)."""
-        return self.columns(slice(n, None))
-
-    @property
-    def vertices_count(self) -> int:
-        """Number of vertices of the box: ``2**`` (number of entries with ``lo < hi``)."""
-        return 2 ** int(np.count_nonzero(self._lo < self._hi))
 
     @property
     def T(self) -> "IntervalMatrix":
@@ -892,26 +569,6 @@ class IntervalMatrix(Interval):
         out = super().__getitem__(key)
         return IntervalMatrix.from_interval(out) if out.ndim == 2 else out
 
-    @quiet
-    def norm_bound(self, ord: Any = np.inf) -> float:
-        """Upper bound of the operator norm over the box, for ``ord`` in ``{1, inf}``.
-
-        Raises
-        ------
-        InputError
-            For another ``ord``.
-
-        Examples
-        --------
-        >>> IntervalMatrix([[0.0, -1.0]], [[0.5, -0.5]]).norm_bound(np.inf)
-        1.5
-        """
-        if ord not in (1, np.inf):
-            raise InputError(fail_message("IntervalMatrix.norm_bound", f"ord={ord!r}",
-                                          "pass 1 or numpy.inf"))
-        axis = 1 if ord == np.inf else 0
-        sums = sum_dir(self.mag, (axis,), False, up=True)
-        return float(np.max(sums)) if sums.size else 0.0
 
     def __repr__(self) -> str:
         width = float(np.max(self.width)) if self.size else 0.0

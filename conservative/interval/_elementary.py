@@ -18,9 +18,7 @@ from ._arith import add, check_domain, divide
 from ._core import Interval, as_interval
 from ._rounding import ETA, quiet, raw_to_float, widen_down, widen_up, workprec
 
-__all__ = [
-    "LIBM_ULPS", "EXACT_PREC", "libm_check", "exp", "log", "tanh", "sigmoid", "sin", "cos",
-]
+__all__ = ["LIBM_ULPS", "EXACT_PREC", "libm_check", "exp", "log", "tanh", "sigmoid", "sin", "cos"]
 
 #: Assumed bound on the error of NumPy's float64 ``exp, log, tanh, sin, cos``, in ulps of the
 #: exact result. Results are widened by twice this many ulps of the computed value.

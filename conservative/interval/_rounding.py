@@ -18,9 +18,9 @@ from mpmath import libmp
 from ..errors import ConservativeError, InputError, NonFiniteError, fail_message
 
 __all__ = [
-    "ETA", "TINY_FACTOR", "check_environment", "next_down", "next_up", "add_rd",
-    "add_ru", "mul_dir", "div_dir", "sqrt_dir", "pow_dir", "sum_bound", "sum_dir", "widen_down",
-    "widen_up", "quiet", "workprec", "raw_to_float", "mp_endpoints", "fraction_endpoints",
+    "ETA", "TINY_FACTOR", "check_environment", "next_up", "add_rd", "add_ru",
+    "mul_dir", "div_dir", "sqrt_dir", "pow_dir", "sum_bound", "sum_dir", "widen_down", "widen_up",
+    "quiet", "workprec", "raw_to_float", "fraction_endpoints",
 ]
 
 _MAX = float(np.finfo(np.float64).max)
@@ -59,7 +59,7 @@ def check_environment(call: str) -> None:
             "interval arithmetic"))
 
 
-def next_down(x):
+def _next_down(x):
     return np.nextafter(x, -np.inf)
 
 
@@ -78,7 +78,7 @@ def _two_sum(a, b):
 def add_rd(a, b):
     """a + b rounded toward -inf (NaN-free for valid interval endpoints)."""
     s, e = _two_sum(a, b)
-    return np.where((e >= 0) & np.isfinite(e), s, next_down(s))   # overflow, inf: step (sound)
+    return np.where((e >= 0) & np.isfinite(e), s, _next_down(s))   # overflow, inf: step (sound)
 
 
 def add_ru(a, b):
@@ -109,7 +109,7 @@ def mul_dir(a, b):
     """(a b rounded down, a b rounded up); NaN where the product is 0 * inf."""
     p, e, ok = _two_prod(a, b)
     sign = np.sign(a) * np.sign(b)              # sign of the exact product (underflow to 0)
-    lo = np.where((ok & (e >= 0)) | ((p == 0) & (sign >= 0)), p, next_down(p))
+    lo = np.where((ok & (e >= 0)) | ((p == 0) & (sign >= 0)), p, _next_down(p))
     hi = np.where((ok & (e <= 0)) | ((p == 0) & (sign <= 0)), p, next_up(p))
     return lo, hi
 
@@ -123,7 +123,7 @@ def div_dir(a, b):
         (np.abs(q) >= _SMALL) | (q == 0))     # q normal, so q b is within 2 ulps of a
     s = np.sign(r) * np.sign(b)         # sign of a / b - q
     sign = np.sign(a) * np.sign(b)      # sign of the exact quotient (q may underflow to 0)
-    lo = np.where((ok & (s >= 0)) | ((q == 0) & (sign >= 0)), q, next_down(q))
+    lo = np.where((ok & (s >= 0)) | ((q == 0) & (sign >= 0)), q, _next_down(q))
     hi = np.where((ok & (s <= 0)) | ((q == 0) & (sign <= 0)), q, next_up(q))
     return lo, hi
 
@@ -134,7 +134,7 @@ def sqrt_dir(x):
     p, e, ok = _two_prod(s, s)
     r = (x - p) - e                     # sign of x - s**2
     ok = ok & np.isfinite(s)
-    lo = np.where(ok & (r >= 0), s, next_down(s))
+    lo = np.where(ok & (r >= 0), s, _next_down(s))
     hi = np.where(ok & (r <= 0), s, next_up(s))
     return np.maximum(lo, 0.0), hi
 
@@ -212,7 +212,7 @@ def _ulp(y):
 
 def widen_down(y, ulps):
     yf = np.where(y == np.inf, _MAX, y)
-    out = next_down(yf - ulps * _ulp(yf))
+    out = _next_down(yf - ulps * _ulp(yf))
     return np.where(y == -np.inf, -np.inf, out)
 
 
@@ -274,19 +274,10 @@ def workprec(prec: int) -> Iterator[None]:
         mpmath.iv.prec = old_iv
 
 
-def _raw_mpf(value):
-    """Raw mpmath tuple of a real number (exact for floats, ints and mpf)."""
-    if isinstance(value, mpmath.mpf):
-        return value._mpf_
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return libmp.from_int(int(value))
-    return libmp.from_float(float(value))
-
-
 def raw_to_float(raw, up: bool) -> float:
     """Round a raw mpf outward to float64: the largest float <= raw (or smallest >= raw)."""
     if raw == libmp.fnan:
-        raise NonFiniteError(fail_message("Interval.from_mpmath", "a NaN endpoint",
+        raise NonFiniteError(fail_message("interval (mpmath path)", "a NaN endpoint from mpmath",
                                           "pass intervals with real endpoints"))
     if raw == libmp.finf:
         return math.inf if up else _MAX
@@ -305,20 +296,6 @@ def raw_to_float(raw, up: bool) -> float:
             return f
 
 
-def mp_endpoints(value) -> tuple[float, float]:
-    """Outward float64 enclosure of an mpmath interval or real number."""
-    if isinstance(value, mpmath.ctx_iv.ivmpf):
-        a, b = value._mpi_
-    elif isinstance(value, (mpmath.mpf, numbers.Real, np.integer, np.floating)) \
-            and not isinstance(value, (bool, np.bool_)):
-        if isinstance(value, Fraction):
-            return fraction_endpoints(value)
-        a = b = _raw_mpf(value)
-    else:
-        raise InputError(fail_message(
-            "Interval.from_mpmath", f"an element of type {type(value).__name__}",
-            "pass mpmath.iv.mpf intervals, mpmath.mpf numbers or real numbers"))
-    return raw_to_float(a, up=False), raw_to_float(b, up=True)
 
 
 def fraction_endpoints(value: Fraction) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """Three-valued comparisons of intervals: :class:`Tristate` (certainly true, certainly false or
-undecided, elementwise), the comparisons that return it and :func:`decide`, which refuses to
-guess."""
+undecided, elementwise) and the comparisons that return it. ``bool()`` of an undecided
+comparison raises instead of guessing."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, UndecidedError, fail_message
-from ._core import Interval, as_interval, as_interval_pair, describe, format_endpoints
+from ._core import Interval, as_interval_pair, describe, format_endpoints  # noqa: F401 (doctests)
 
-__all__ = [
-    "Tristate", "as_tristate", "decide", "lt", "le", "gt", "ge", "eq", "ne", "certainly_positive",
-    "certainly_negative", "certainly_nonnegative", "certainly_nonpositive", "certainly_zero",
-    "possibly_zero", "possibly_positive", "possibly_negative",
-]
+__all__ = ["Tristate", "as_tristate", "lt", "le", "gt", "ge", "eq", "ne"]
 
 
 class Tristate:
@@ -38,8 +34,8 @@ class Tristate:
     >>> t = Interval([0.0, 2.0, -1.0], [1.0, 3.0, 0.5]) > 0.75
     >>> t
     Tristate([undecided, True, False])
-    >>> t.value
-    array([-1,  1,  0], dtype=int8)
+    >>> t.certainly, t.possibly
+    (array([False,  True, False]), array([ True,  True, False]))
     >>> bool(t[1])
     True
     >>> bool(t[0])  # doctest: +ELLIPSIS
@@ -76,15 +72,6 @@ class Tristate:
     def undecided(self) -> np.ndarray:
         return self._p & ~self._c
 
-    @property
-    def decided(self) -> np.ndarray:
-        return self._c | ~self._p
-
-    @property
-    def value(self) -> np.ndarray:
-        """int8 array: 1 certainly true, 0 certainly false, -1 undecided."""
-        v = np.where(self._c, 1, np.where(self._p, -1, 0)).astype(np.int8)
-        return v
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -111,7 +98,7 @@ class Tristate:
         if self.size != 1:
             raise InputError(fail_message(
                 "bool(Tristate)", f"{self.size} elements",
-                "use .all() or .any() and then bool(), or decide() to get a boolean array"))
+                "use .certainly or .possibly (boolean arrays) to say what undecided should mean"))
         if self.undecided.reshape(-1)[0]:
             raise UndecidedError(fail_message(
                 "bool(Tristate)", self._where_text(()),
@@ -121,7 +108,7 @@ class Tristate:
     def __array__(self, dtype=None, copy=None):
         raise InputError(fail_message(
             "np.asarray(Tristate)", f"a Tristate of shape {self.shape}",
-            "use .certainly, .possibly, .value or decide() to say what undecided should mean"))
+            "use .certainly or .possibly to say what undecided should mean"))
 
     def __invert__(self) -> "Tristate":
         return Tristate(~self._p, ~self._c)
@@ -137,13 +124,6 @@ class Tristate:
     __rand__ = __and__
     __ror__ = __or__
 
-    def all(self, axis=None) -> "Tristate":
-        """Three-valued ``all`` (certainly if all certainly; possibly if all possibly)."""
-        return Tristate(np.all(self._c, axis=axis), np.all(self._p, axis=axis))
-
-    def any(self, axis=None) -> "Tristate":
-        """Three-valued ``any``."""
-        return Tristate(np.any(self._c, axis=axis), np.any(self._p, axis=axis))
 
     def __getitem__(self, key) -> "Tristate":
         src = None
@@ -169,46 +149,6 @@ def as_tristate(x, call) -> Tristate:
     return Tristate(arr, arr)
 
 
-def decide(t: Tristate, *, call: str = "decide") -> Any:
-    """Force a three-valued comparison into booleans, refusing to guess.
-
-    Parameters
-    ----------
-    t : Tristate or array of bool
-        The comparison (plain booleans are returned unchanged).
-    call : str
-        Name of the operation that needs the answer, quoted in the error.
-
-    Returns
-    -------
-    bool or ndarray of bool
-        ``bool`` for a 0-d comparison, else an array of ``t``'s shape.
-
-    Raises
-    ------
-    UndecidedError
-        If any element is undecided; the message names ``call``, the number of undecided
-        elements and the first offending comparison.
-
-    Examples
-    --------
-    >>> decide(Interval(1.0, 2.0) > 0)
-    True
-    >>> decide(Interval([-1.0, 1.0], [1.0, 2.0]) > 0, call="relu activity")
-    ... # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    conservative.errors.UndecidedError: relu activity: ... at index (0,) (1 of 2 elements undecided); ...
-    """
-    t = as_tristate(t, call)
-    und = t.undecided
-    if np.any(und):
-        idx = tuple(int(i) for i in np.argwhere(und)[0])
-        raise UndecidedError(fail_message(
-            call, f"{t._where_text(idx)} ({int(np.count_nonzero(und))} of {und.size} elements "
-            "undecided)", "split the box, tighten the enclosure, or handle both outcomes"))
-    out = t.certainly.copy()
-    return bool(out) if out.ndim == 0 else out
 
 
 def _compare(op: str, a, b) -> Tristate:
@@ -280,55 +220,5 @@ def ne(a: Any, b: Any) -> Tristate:
     return _compare("ne", a, b)
 
 
-def certainly_positive(x: Any) -> np.ndarray:
-    """Elementwise: is every value > 0? (``False`` means *not certain*, not *negative*)."""
-    x = as_interval(x, call="certainly_positive")
-    return x._lo > 0
 
 
-def certainly_negative(x: Any) -> np.ndarray:
-    """Elementwise: is every value < 0?"""
-    x = as_interval(x, call="certainly_negative")
-    return x._hi < 0
-
-
-def certainly_nonnegative(x: Any) -> np.ndarray:
-    """Elementwise: is every value >= 0?"""
-    x = as_interval(x, call="certainly_nonnegative")
-    return x._lo >= 0
-
-
-def certainly_nonpositive(x: Any) -> np.ndarray:
-    """Elementwise: is every value <= 0?"""
-    x = as_interval(x, call="certainly_nonpositive")
-    return x._hi <= 0
-
-
-def certainly_zero(x: Any) -> np.ndarray:
-    """Elementwise: is the interval exactly ``[0, 0]``?"""
-    x = as_interval(x, call="certainly_zero")
-    return (x._lo == 0) & (x._hi == 0)
-
-
-def possibly_zero(x: Any) -> np.ndarray:
-    """Elementwise: does the interval contain 0?
-
-    Examples
-    --------
-    >>> possibly_zero(Interval([-1.0, 0.5], [1.0, 1.0]))
-    array([ True, False])
-    """
-    x = as_interval(x, call="possibly_zero")
-    return (x._lo <= 0) & (x._hi >= 0)
-
-
-def possibly_positive(x: Any) -> np.ndarray:
-    """Elementwise: does the interval contain a value > 0?"""
-    x = as_interval(x, call="possibly_positive")
-    return x._hi > 0
-
-
-def possibly_negative(x: Any) -> np.ndarray:
-    """Elementwise: does the interval contain a value < 0?"""
-    x = as_interval(x, call="possibly_negative")
-    return x._lo < 0
