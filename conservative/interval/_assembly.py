@@ -175,8 +175,6 @@ def matmul(a: Any, b: Any, *, method: str = "midrad") -> Interval:
     return _matmul_midrad(a, b, k)
 
 
-
-
 def concatenate(xs: Any, axis: int = 0) -> Interval:
     """Join intervals (or real arrays) along an existing axis.
 
@@ -198,8 +196,6 @@ def concatenate(xs: Any, axis: int = 0) -> Interval:
         raise ShapeError(fail_message("interval.concatenate", f"shapes "
                                       f"{[x.shape for x in items]} with axis={axis}",
                                       "pass shapes that agree except along axis"))
-
-
 
 
 def where(cond: Any, a: Any, b: Any) -> Interval:

@@ -207,9 +207,6 @@ class Interval:
     def __reduce__(self):
         return (_rebuild, (type(self), np.array(self._lo), np.array(self._hi)))
 
-    # --- constructors ----------------------------------------------------------------------
-
-
     # --- basic properties ------------------------------------------------------------------
 
     @property
@@ -450,8 +447,6 @@ class Interval:
             return _interval.ne(self, other)
         except InputError:
             return NotImplemented
-
-    # --- methods mirroring the module functions -------------------------------------------
 
 
 def _rebuild(cls, lo, hi):

@@ -296,8 +296,6 @@ def raw_to_float(raw, up: bool) -> float:
             return f
 
 
-
-
 def fraction_endpoints(value: Fraction) -> tuple[float, float]:
     """Tightest float64 enclosure of an exact rational number."""
     try:

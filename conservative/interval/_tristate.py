@@ -149,8 +149,6 @@ def as_tristate(x, call) -> Tristate:
     return Tristate(arr, arr)
 
 
-
-
 def _compare(op: str, a, b) -> Tristate:
     a, b = as_interval_pair(a, b, op)
     if op == "lt":
@@ -218,7 +216,3 @@ def eq(a: Any, b: Any) -> Tristate:
 def ne(a: Any, b: Any) -> Tristate:
     """Three-valued ``a != b`` (the negation of :func:`eq`)."""
     return _compare("ne", a, b)
-
-
-
-
