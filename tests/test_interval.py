@@ -1,5 +1,5 @@
 """Tests of the interval layer: soundness (exact and 200-bit references), tightness, tri-state
-decisions, the mpmath bridge and the failure paths."""
+decisions, mpmath precision scoping and the failure paths."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import conservative.interval as I
+from conservative.interval import _elementary, _rounding
 from conservative.errors import (ConservativeError, InputError, NonFiniteError, ShapeError,
                                  UndecidedError)
-from conservative.interval import Interval, IntervalMatrix, decide
+from conservative.interval import Interval, IntervalMatrix
+from _interval_helpers import same, sample, to_iv_matrix
 
 INF = math.inf
 MAX = float(np.finfo(float).max)
@@ -94,7 +96,7 @@ def build(ps) -> Interval:
 # ---------------------------------------------------------------------------------------------
 
 def test_environment_is_ieee_nearest():
-    assert I._fp_environment_ok()
+    assert _rounding._fp_environment_ok()
 
 
 def test_constructor_broadcasts_and_is_immutable():
@@ -113,59 +115,39 @@ def test_pickle_and_copy_round_trip():
     import pickle
     x = Interval([0.0, -INF], [1.0, 2.0])
     for y in (pickle.loads(pickle.dumps(x)), copy.deepcopy(x), copy.copy(x)):
-        assert y.equals(x) and not y.lo.flags.writeable
+        assert same(y, x) and not y.lo.flags.writeable
     M = IntervalMatrix(np.zeros((2, 2)), np.ones((2, 2)))
     assert isinstance(pickle.loads(pickle.dumps(M)), IntervalMatrix)
 
 
-def test_point_hull_mid_rad_width():
+def test_mid_width_mag_mig():
     x = Interval([0.0, -INF, 1.0], [1.0, INF, 1.0])
     assert np.all(x.contains(x.mid))
     assert x.mid[1] == 0.0
-    assert x.rad[0] == 0.5 and x.rad[1] == INF and x.rad[2] == 0.0
     assert x.width[0] == 1.0 and x.width[1] == INF
     assert np.array_equal(x.is_point, [False, False, True])
-    h = Interval(0.0, 1.0).hull(Interval(3.0, 4.0))
-    assert h.equals(Interval(0.0, 4.0))
-    assert I.hull(2.0, -1.0, Interval(0.0, 5.0)).equals(Interval(-1.0, 5.0))
-    assert np.array_equal(Interval(0.0, 1.0).intersects(Interval([1.0, 1.5], [2.0, 2.0])),
-                          [True, False])
-    assert Interval(0.0, 2.0).intersection(Interval(1.0, 3.0)).equals(Interval(1.0, 2.0))
     assert np.array_equal(Interval([-2.0, 1.0], [3.0, 2.0]).mag, [3.0, 2.0])
     assert np.array_equal(Interval([-2.0, 1.0], [3.0, 2.0]).mig, [0.0, 1.0])
 
 
 @given(pairs(), unit)
 @SETTINGS
-def test_mid_rad_enclose(ps, u):
+def test_mid_inside_and_width_covers(ps, u):
     x = build(ps)
-    m, r = x.mid, x.rad
+    m, w = x.mid, x.width
     for i, (lo, hi) in enumerate(ps):
-        mf, rf = Fraction(m[i]), Fraction(r[i])
-        assert mf - rf <= Fraction(lo) and Fraction(hi) <= mf + rf
         assert lo <= m[i] <= hi
+        assert Fraction(hi) - Fraction(lo) <= Fraction(w[i])
 
 
-def test_from_exact_and_large_integers():
-    tenth = Interval.from_exact("0.1")
-    assert frac_inside(tenth.lo[()], tenth.hi[()], Fraction(1, 10))
-    assert tenth.hi[()] == np.nextafter(tenth.lo[()], INF)
-    third = Interval.from_exact(["1/3", 2, Fraction(-7, 3)])
-    for i, q in enumerate([Fraction(1, 3), Fraction(2), Fraction(-7, 3)]):
-        assert frac_inside(third.lo[i], third.hi[i], q)
+def test_large_integers_are_enclosed_outward():
     big = 2 ** 60 + 1
-    x = Interval.point(np.array([big], dtype=np.int64))
+    x = Interval(np.array([big], dtype=np.int64))
     assert frac_inside(x.lo[0], x.hi[0], Fraction(big)) and x.lo[0] < x.hi[0]
-    odd = Interval.point(2 ** 70 + 1)
+    odd = Interval(2 ** 70 + 1)
     assert frac_inside(odd.lo[()], odd.hi[()], Fraction(2 ** 70 + 1)) and odd.lo[()] < odd.hi[()]
-    huge = Interval.from_exact(10 ** 400)
+    huge = Interval(10 ** 400)
     assert huge.lo[()] == MAX and huge.hi[()] == INF
-
-
-def test_sample_inside():
-    x = Interval([0.0, -1e300, 5.0], [1.0, 1e300, 5.0])
-    s = x.sample(np.random.default_rng(1), 100)
-    assert s.shape == (100, 3) and np.all(x.contains(s))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +155,7 @@ def test_sample_inside():
 # ---------------------------------------------------------------------------------------------
 
 def test_sum_of_tenths_contains_the_exact_rational_sum():
-    s = Interval.point(0.1) + Interval.point(0.2)
+    s = Interval(0.1) + Interval(0.2)
     exact = Fraction(0.1) + Fraction(0.2)           # the doubles, added exactly
     assert frac_inside(s.lo[()], s.hi[()], exact)
     assert s.lo[()] < 0.1 + 0.2                     # the rounded sum alone would exclude it
@@ -181,31 +163,31 @@ def test_sum_of_tenths_contains_the_exact_rational_sum():
 
 
 def test_exact_operations_stay_exact():
-    a = Interval.point([2.0, 0.0, 1.5])
-    b = Interval.point([3.0, 7.1, 0.25])
-    assert (a * b).equals(Interval.point([6.0, 0.0, 0.375]))
-    assert (a + b).equals(Interval.point([5.0, 7.1, 1.75]))
-    assert (a / Interval.point([4.0, 3.0, 0.5])).equals(Interval.point([0.5, 0.0, 3.0]))
-    assert I.sqrt(Interval.point([4.0, 0.0, 2.25])).equals(Interval.point([2.0, 0.0, 1.5]))
-    assert (Interval.point(3.0) ** 4).equals(Interval.point(81.0))
-    assert I.sum(Interval.point([1.0, 2.0, 3.0, 0.5])).equals(Interval.point(6.5))
+    a = Interval([2.0, 0.0, 1.5])
+    b = Interval([3.0, 7.1, 0.25])
+    assert same((a * b), Interval([6.0, 0.0, 0.375]))
+    assert same((a + b), Interval([5.0, 7.1, 1.75]))
+    assert same((a / Interval([4.0, 3.0, 0.5])), Interval([0.5, 0.0, 3.0]))
+    assert same(I.sqrt(Interval([4.0, 0.0, 2.25])), Interval([2.0, 0.0, 1.5]))
+    assert same((Interval(3.0) ** 4), Interval(81.0))
+    assert same(I.sum(Interval([1.0, 2.0, 3.0, 0.5])), Interval(6.5))
 
 
 def test_inexact_operations_are_one_ulp_wide():
-    for r in (Interval.point(0.1) * 0.1, Interval.point(1.0) / 3.0, I.sqrt(2.0)):
+    for r in (Interval(0.1) * 0.1, Interval(1.0) / 3.0, I.sqrt(2.0)):
         assert r.hi[()] == np.nextafter(r.lo[()], INF)
-    third = Interval.point(1.0) / 3.0
+    third = Interval(1.0) / 3.0
     assert frac_inside(third.lo[()], third.hi[()], Fraction(1, 3))
 
 
 def test_overflow_and_underflow_are_sound():
-    big = Interval.point(MAX) + MAX
+    big = Interval(MAX) + MAX
     assert big.lo[()] == MAX and big.hi[()] == INF
-    tiny = Interval.point(1e-200) * 1e-200
+    tiny = Interval(1e-200) * 1e-200
     assert tiny.lo[()] == 0.0 and tiny.hi[()] == ETA
-    neg = Interval.point(-1e-200) * 1e-200
+    neg = Interval(-1e-200) * 1e-200
     assert neg.lo[()] == -ETA and neg.hi[()] == 0.0
-    sub = Interval.point(ETA) / 2.0
+    sub = Interval(ETA) / 2.0
     assert sub.lo[()] == 0.0 and sub.hi[()] == ETA
 
 
@@ -263,13 +245,13 @@ def test_mixed_with_arrays_and_scalars(ps, c, u):
 
 def test_multiplication_with_infinite_endpoints():
     r = Interval(0.0, 1.0) * Interval(1.0, INF)
-    assert r.equals(Interval(0.0, INF))
+    assert same(r, Interval(0.0, INF))
     r = Interval(-INF, -1.0) * Interval(-2.0, 3.0)
     assert r.lo[()] == -INF and r.hi[()] == INF
     r = Interval(1.0, INF) / Interval(2.0, INF)
     assert r.lo[()] == 0.0 and r.hi[()] == INF
-    assert (Interval(1.0, 2.0) / Interval(1.0, INF)).equals(Interval(0.0, 2.0))
-    assert (np.float64(2.0) * Interval(0.0, 1.0)).equals(Interval(0.0, 2.0))
+    assert same((Interval(1.0, 2.0) / Interval(1.0, INF)), Interval(0.0, 2.0))
+    assert same((np.float64(2.0) * Interval(0.0, 1.0)), Interval(0.0, 2.0))
 
 
 @given(pairs(finite), st.integers(0, 7), unit)
@@ -285,9 +267,9 @@ def test_power_sound_and_even_powers_tight(ps, k, u):
             assert r.lo[i] >= 0.0
             if lo <= 0 <= hi:
                 assert r.lo[i] == 0.0
-    assert (Interval(-2.0, 1.0) ** 2).equals(Interval(0.0, 4.0))
-    assert I.square(Interval(-3.0, -1.0)).equals(Interval(1.0, 9.0))
-    assert (Interval(-2.0, 1.0) ** 3).equals(Interval(-8.0, 1.0))
+    assert same((Interval(-2.0, 1.0) ** 2), Interval(0.0, 4.0))
+    assert same(I.square(Interval(-3.0, -1.0)), Interval(1.0, 9.0))
+    assert same((Interval(-2.0, 1.0) ** 3), Interval(-8.0, 1.0))
 
 
 @given(pairs(st.floats(0.0, 1e300)), unit)
@@ -320,8 +302,8 @@ def test_abs_max_min_relu_clip_exact(ps, u):
                 for y in points_of(*ps[len(ps) - 1 - i], u):
                     assert r.lo[i] <= f(x, y) <= r.hi[i]
     # tight: the endpoints are attained
-    assert abs(Interval(-3.0, 2.0)).equals(Interval(0.0, 3.0))
-    assert I.clip(Interval(-5.0, 5.0), Interval(-1.0, 0.0), 2.0).equals(Interval(-1.0, 2.0))
+    assert same(abs(Interval(-3.0, 2.0)), Interval(0.0, 3.0))
+    assert same(I.clip(Interval(-5.0, 5.0), Interval(-1.0, 0.0), 2.0), Interval(-1.0, 2.0))
 
 
 def soft_threshold_ref(z: Fraction, t: Fraction) -> Fraction:
@@ -345,7 +327,7 @@ def test_soft_threshold_sound(pz, pt, u):
                 assert frac_inside(r.lo[i], r.hi[i], soft_threshold_ref(Fraction(z), Fraction(t)))
     # tight on a hand example; monotone in z, magnitude antitone in t
     r = I.soft_threshold(Interval([-3.0, -0.5, 2.0], [-2.0, 0.5, 4.0]), Interval(0.5, 1.0))
-    assert r.equals(Interval([-2.5, 0.0, 1.0], [-1.0, 0.0, 3.5]))
+    assert same(r, Interval([-2.5, 0.0, 1.0], [-1.0, 0.0, 3.5]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,11 +385,11 @@ def test_sin_cos_extrema_inside():
     assert I.sin(Interval(4.0, 5.0)).lo[()] == -1.0              # 3 pi/2 inside
     assert I.cos(Interval(-0.5, 0.5)).hi[()] == 1.0
     assert I.cos(Interval(3.0, 3.5)).lo[()] == -1.0
-    assert I.sin(Interval(0.0, 7.0)).equals(Interval(-1.0, 1.0))
+    assert same(I.sin(Interval(0.0, 7.0)), Interval(-1.0, 1.0))
     r = I.sin(Interval(0.1, 0.2))                                # monotone piece: tight-ish
     assert r.hi[()] < 0.2 and r.lo[()] > 0.09
-    assert I.sin(Interval(-INF, 0.0)).equals(Interval(-1.0, 1.0))
-    big = I.cos(Interval.point(1e300))
+    assert same(I.sin(Interval(-INF, 0.0)), Interval(-1.0, 1.0))
+    big = I.cos(Interval(1e300))
     with mpmath.workprec(200):
         assert mp_inside(big.lo[()], big.hi[()], mpmath.cos(mpmath.mpf(1e300)))
 
@@ -415,26 +397,26 @@ def test_sin_cos_extrema_inside():
 def test_transcendental_special_values():
     assert I.exp(Interval(-INF, 0.0)).lo[()] == 0.0
     assert I.exp(Interval(0.0, 1000.0)).hi[()] == INF
-    assert I.exp(Interval.point(1000.0)).lo[()] > 1.79e308     # exp(1000) > MAX: still sound
+    assert I.exp(Interval(1000.0)).lo[()] > 1.79e308     # exp(1000) > MAX: still sound
     assert I.log(Interval(0.0, 1.0)).lo[()] == -INF
-    assert I.tanh(Interval(-INF, INF)).equals(Interval(-1.0, 1.0))
+    assert same(I.tanh(Interval(-INF, INF)), Interval(-1.0, 1.0))
     s = I.sigmoid(Interval(-INF, INF))
     assert s.lo[()] == 0.0 and s.hi[()] == 1.0
-    assert I.tanh(Interval(-INF, INF), exact=True).equals(Interval(-1.0, 1.0))
+    assert same(I.tanh(Interval(-INF, INF), exact=True), Interval(-1.0, 1.0))
 
 
 def test_libm_guard_falls_back_to_mpmath(monkeypatch):
     report = I.libm_check()
     assert all(v <= I.LIBM_ULPS / 2 for v in report.values()), report
-    monkeypatch.setattr(I, "libm_check", lambda: {k: 100.0 for k in report})
-    I._trusted.cache_clear()
+    monkeypatch.setattr(_elementary, "libm_check", lambda: {k: 100.0 for k in report})
+    _elementary._trusted.cache_clear()
     try:
         with pytest.warns(RuntimeWarning, match="mpmath path"):
             r = I.exp(Interval(0.0, 1.0))
-        assert r.equals(I.exp(Interval(0.0, 1.0), exact=True))
+        assert same(r, I.exp(Interval(0.0, 1.0), exact=True))
     finally:
         monkeypatch.undo()
-        I._trusted.cache_clear()
+        _elementary._trusted.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,12 +444,12 @@ def test_sum_axes_keepdims_and_cancellation():
         assert r.shape == ref.shape
         assert np.array_equal(r.lo, ref) and np.array_equal(r.hi, ref + np.prod(
             np.array(x.shape)[list(np.atleast_1d(axis if axis is not None else (0, 1, 2)))]))
-    c = I.sum(Interval.point([1e16, 1.0, -1e16]))         # float sum would give 0
+    c = I.sum(Interval([1e16, 1.0, -1e16]))         # float sum would give 0
     assert frac_inside(c.lo[()], c.hi[()], Fraction(1))
-    assert I.sum(Interval.point(np.zeros(5))).equals(Interval.point(0.0))
-    assert I.sum(Interval(np.zeros(0), np.zeros(0))).equals(Interval.point(0.0))
+    assert same(I.sum(Interval(np.zeros(5))), Interval(0.0))
+    assert same(I.sum(Interval(np.zeros(0), np.zeros(0))), Interval(0.0))
     assert I.sum(Interval([-INF, 0.0], [0.0, 1.0])).lo[()] == -INF
-    assert I.sum(Interval.point([MAX, MAX, -MAX])).hi[()] >= MAX
+    assert I.sum(Interval([MAX, MAX, -MAX])).hi[()] >= MAX
 
 
 def exact_matmul(A, B):
@@ -492,7 +474,7 @@ def _vertex_samples(x: Interval, rng, count):
     for _ in range(count):
         pick = rng.random(x.shape) < 0.5
         out.append(np.where(pick, x.lo, x.hi))
-    out.append(x.sample(rng))
+    out.append(sample(x, rng))
     return out
 
 
@@ -522,12 +504,12 @@ def test_point_interval_matmul_variants(data):
                                     max_size=3 * k))).reshape(3, k)
     x = data.draw(interval_matrices((k,), st.floats(-1e100, 1e100)))
     rng = np.random.default_rng(0)
-    for r, sample in ((P @ x, lambda v: exact_matmul(P, v)),
-                      (x @ P.T, lambda v: exact_matmul(v, P.T)),
-                      (I.matmul(P, x, method="tight"), lambda v: exact_matmul(P, v))):
+    for r, exact_of in ((P @ x, lambda v: exact_matmul(P, v)),
+                        (x @ P.T, lambda v: exact_matmul(v, P.T)),
+                        (I.matmul(P, x, method="tight"), lambda v: exact_matmul(P, v))):
         assert r.shape == (3,)
         for v in _vertex_samples(x, rng, 4):
-            E = sample(v)
+            E = exact_of(v)
             for i in range(3):
                 assert frac_inside(r.lo[i], r.hi[i], E[i])
 
@@ -537,17 +519,17 @@ def test_matmul_large_cancellation_and_tightness():
     n = 40
     A = rng.normal(size=(n, n)) * 10.0 ** rng.integers(-8, 8, size=(n, n))
     x = rng.normal(size=n)
-    r = A @ Interval.point(x)
+    r = A @ Interval(x)
     E = exact_matmul(A, x)
     for i in range(n):
         assert frac_inside(r.lo[i], r.hi[i], E[i])
     # midrad of a point product is only k-ulp wide; tight keeps exact integer products exact
     assert np.all(r.width <= 1e-12 * (np.abs(A) @ np.abs(x)) + 1e-300)
     Z = np.arange(12.0).reshape(3, 4)
-    t = I.matmul(Z, Interval.point(np.ones((4, 2))), method="tight")
-    assert t.equals(Interval.point(Z @ np.ones((4, 2))))
+    t = I.matmul(Z, Interval(np.ones((4, 2))), method="tight")
+    assert same(t, Interval(Z @ np.ones((4, 2))))
     zero = np.zeros((3, 4)) @ Interval(-np.ones(4), np.ones(4))
-    assert zero.equals(Interval.point(np.zeros(3)))
+    assert same(zero, Interval(np.zeros(3)))
 
 
 def test_matmul_stacks_and_unbounded():
@@ -556,7 +538,7 @@ def test_matmul_stacks_and_unbounded():
     C = A @ B
     assert C.shape == (5, 2, 4)
     assert np.all(C.contains(np.full((5, 2, 4), 3.0))) and np.all(C.contains(0.0))
-    U = Interval([[-INF, 0.0]], [[1.0, 1.0]]) @ Interval.point([[1.0], [0.0]])
+    U = Interval([[-INF, 0.0]], [[1.0, 1.0]]) @ Interval([[1.0], [0.0]])
     assert U.lo[0, 0] == -INF and U.hi[0, 0] >= 1.0
 
 
@@ -585,8 +567,8 @@ def test_forward_backward_step_vectorised():
     out = I.soft_threshold(w - step * (X.T @ (X @ w - y)), step * lam)
     assert out.shape == (p,)
     for s in range(20):
-        ws = w.sample(np.random.default_rng(s))
-        ls = lam.sample(np.random.default_rng(s))
+        ws = sample(w, np.random.default_rng(s))
+        ls = sample(lam, np.random.default_rng(s))
         z = ws - step * (X.T @ (X @ ws - y))
         val = np.sign(z) * np.maximum(np.abs(z) - step * ls, 0)
         assert np.all(out.contains(val))
@@ -619,71 +601,50 @@ def test_tristate_never_claims_certainty_when_overlapping(op, pa, pb, u):
             assert truths == {False}
         else:                               # undecided only when both outcomes occur
             assert truths == {True, False}
-            assert t.value[i] == -1 and t.undecided[i]
+            assert t.undecided[i]
 
 
 def test_tristate_operators_logic_and_bool():
     x = Interval([0.0, 2.0, -1.0], [1.0, 3.0, 0.5])
     t = x > 0.75
     assert repr(t) == "Tristate([undecided, True, False])"
-    assert np.array_equal(t.value, np.array([-1, 1, 0], dtype=np.int8))
+    assert t.certainly.tolist() == [False, True, False] and t.possibly.tolist() == [True, True, False]
     assert bool(t[1]) is True and bool(t[2]) is False
     with pytest.raises(UndecidedError, match=r"gt\(x=\[0.0, 1.0\], y=0.75\)"):
         bool(t[0])
     with pytest.raises(InputError, match="elements"):
         bool(t)
-    assert np.array_equal((~t).value, [-1, 0, 1])
-    both = t & (x < 10.0)
-    assert np.array_equal(both.value, [-1, 1, 0])
-    assert np.array_equal((t | (x < 0.9)).value, [-1, 1, 1])   # Kleene: elementwise, no algebra
-    assert t.any().value[()] == 1 and t.all().value[()] == 0
+    assert repr(~t) == "Tristate([undecided, False, True])"
+    assert repr(t & (x < 10.0)) == "Tristate([undecided, True, False])"
+    assert repr(t | (x < 0.9)) == "Tristate([undecided, True, True])"   # Kleene, elementwise
     assert (Interval(1.0, 1.0) == 1.0).certainly[()]
     assert (Interval(0.0, 1.0) == Interval(0.0, 1.0)).undecided[()]
-    assert decide(np.array([0.5, 5.0]) < Interval(1.0, 2.0)).tolist() == [True, False]
+    reflected = np.array([0.5, 5.0]) < Interval(1.0, 2.0)
+    assert reflected.certainly.tolist() == [True, False] and not reflected.undecided.any()
     with pytest.raises(InputError, match="np.asarray"):
         np.asarray(t)
     assert (Interval(0.0, 1.0) == None) is False  # noqa: E711  (not a number: identity)
 
 
-def test_decide_names_the_call():
-    assert decide(Interval(1.0, 2.0) > 0) is True
-    assert np.array_equal(decide(Interval([1.0, -3.0], [2.0, -2.0]) > 0), [True, False])
-    with pytest.raises(UndecidedError, match=r"^relu activity: .*1 of 2 elements"):
-        decide(Interval([-1.0, 1.0], [1.0, 2.0]) > 0, call="relu activity")
-    assert decide(np.array([True, False])).tolist() == [True, False]
-
-
-def test_certainly_possibly_helpers_and_where():
+def test_where_takes_the_hull_where_undecided():
     x = Interval([-2.0, -1.0, 0.0, 1.0], [-1.0, 1.0, 0.0, 2.0])
-    assert I.certainly_positive(x).tolist() == [False, False, False, True]
-    assert I.certainly_negative(x).tolist() == [True, False, False, False]
-    assert I.certainly_nonnegative(x).tolist() == [False, False, True, True]
-    assert I.certainly_nonpositive(x).tolist() == [True, False, True, False]
-    assert I.certainly_zero(x).tolist() == [False, False, True, False]
-    assert I.possibly_zero(x).tolist() == [False, True, True, False]
-    assert I.possibly_positive(x).tolist() == [False, True, False, True]
-    assert I.possibly_negative(x).tolist() == [True, True, False, False]
     w = I.where(x > 0, x, 0.0)
-    assert w.equals(Interval([0.0, -1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 2.0]))
+    assert same(w, Interval([0.0, -1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 2.0]))
 
 
 # ---------------------------------------------------------------------------------------------
 # shapes and assembly
 # ---------------------------------------------------------------------------------------------
 
-def test_indexing_reshape_stack_concatenate_broadcast():
+def test_indexing_reshape_concatenate_broadcast():
     x = Interval(np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(2, 3) + 0.5)
-    assert x[1].equals(Interval([3.0, 4.0, 5.0], [3.5, 4.5, 5.5]))
+    assert same(x[1], Interval([3.0, 4.0, 5.0], [3.5, 4.5, 5.5]))
     assert x[:, 1:].shape == (2, 2) and x[x.lo > 2].shape == (3,)
     assert x.reshape(3, 2).shape == (3, 2) and x.reshape((6,)).shape == (6,)
-    assert x.T.shape == (3, 2) and x.transpose(1, 0).equals(x.T) and x.ravel().shape == (6,)
+    assert x.T.shape == (3, 2) and same(x.transpose(1, 0), x.T)
     assert len(x) == 2 and [r.shape for r in x] == [(3,), (3,)]
-    s = I.stack([x, x.lo], axis=1)
-    assert s.shape == (2, 2, 3) and s[:, 1].equals(Interval.point(x.lo))
     c = I.concatenate([x, np.zeros((1, 3))])
-    assert c.shape == (3, 3)
-    a, b = I.broadcast_arrays(Interval(0.0, 1.0), np.zeros((2, 2)))
-    assert a.shape == b.shape == (2, 2)
+    assert c.shape == (3, 3) and same(c[2], Interval(np.zeros(3)))
     assert x.broadcast_to((4, 2, 3)).shape == (4, 2, 3)
 
 
@@ -701,21 +662,15 @@ def test_interval_matrix_api():
     stack = np.stack([lo, lo + 10.0, M.hi])
     assert M.contains(stack).tolist() == [True, False, True]
     assert M.contains(M) is True
-    assert M.A_block(2).shape == (2, 2) and M.B_block(2).shape == (2, 1)
-    assert isinstance(M.A_block(2), IntervalMatrix)
-    assert M.columns([0, 2]).equals(M[:, [0, 2]]) and isinstance(M[:, :2], IntervalMatrix)
-    assert M.vertices_count == 4
+    assert isinstance(M[:, :2], IntervalMatrix) and M[:, 2:].shape == (2, 1)
     assert isinstance(M.T, IntervalMatrix) and M.T.shape == (3, 2)
-    assert np.array_equal(M.mid, (M.lo + M.hi) / 2) and np.all(M.rad >= 0)
+    assert np.array_equal(M.mid, (M.lo + M.hi) / 2)
     text = repr(M)
     assert text.startswith("IntervalMatrix(shape=(2, 3)") and "lo=" in text and "hi=" in text
-    assert IntervalMatrix([[0.0, -1.0]], [[0.5, -0.5]]).norm_bound(np.inf) == 1.5
-    assert IntervalMatrix([[0.0, -1.0]], [[0.5, -0.5]]).norm_bound(1) == 1.0
-    assert isinstance((Interval.point(np.eye(2)) + 1).as_matrix(), IntervalMatrix)
 
 
 # ---------------------------------------------------------------------------------------------
-# mpmath bridge
+# mpmath precision and references
 # ---------------------------------------------------------------------------------------------
 
 def test_workprec_scopes_both_contexts_and_restores_on_error():
@@ -730,45 +685,16 @@ def test_workprec_scopes_both_contexts_and_restores_on_error():
             pass
 
 
-@given(pairs(finite))
-@SETTINGS
-def test_mpmath_round_trip_is_exact(ps):
-    x = build(ps)
-    back = Interval.from_mpmath(x.to_mpmath())
-    assert back.equals(x)
-    m = x.to_iv_matrix()
-    assert (m.rows, m.cols) == (len(ps), 1)
-    assert Interval.from_mpmath(m).reshape(-1).equals(x)
-
-
-def test_from_mpmath_rounds_outward():
-    with I.workprec(200):
-        third = mpmath.iv.mpf(1) / 3
-        pt = mpmath.mpf(2) / 3
-        huge = mpmath.mpf(2) ** 2000
-        tiny = mpmath.mpf(2) ** -1100
-    x = Interval.from_mpmath([third, pt, huge, tiny, -tiny])
-    with mpmath.workprec(200):
-        assert mp_inside(x.lo[0], x.hi[0], mpmath.mpf(1) / 3)
-        assert mp_inside(x.lo[1], x.hi[1], mpmath.mpf(2) / 3)
-    assert x.hi[0] == np.nextafter(x.lo[0], INF)
-    assert (x.lo[2], x.hi[2]) == (MAX, INF)
-    assert (x.lo[3], x.hi[3]) == (0.0, ETA) and (x.lo[4], x.hi[4]) == (-ETA, 0.0)
-    M = Interval.from_mpmath(mpmath.iv.matrix([[1, 2], [3, 4]]))
-    assert M.equals(Interval.point([[1.0, 2.0], [3.0, 4.0]]))
-    assert isinstance(I.as_interval(mpmath.iv.mpf([1, 2])), Interval)
-
-
 def test_iv_matmul_reference_contained():
     rng = np.random.default_rng(5)
     lo = rng.normal(size=(3, 4))
     A = Interval(lo, lo + 0.1)
-    b = Interval.point(rng.normal(size=(4, 2)))
+    b = Interval(rng.normal(size=(4, 2)))
     C = A @ b
     with I.workprec(200):
-        ref = A.to_iv_matrix() * b.to_iv_matrix()
-    R = Interval.from_mpmath(ref)
-    assert np.all(C.contains(R))
+        ref = to_iv_matrix(A) * to_iv_matrix(b)
+        for i, j in np.ndindex(C.shape):      # decided comparisons of exact endpoints
+            assert mpmath.mpf(C.lo[i, j]) <= ref[i, j].a and ref[i, j].b <= mpmath.mpf(C.hi[i, j])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -782,8 +708,8 @@ def test_iv_matmul_reference_contained():
     (lambda: Interval([1.0, 2.0], [1.0, 2.0, 3.0]), ShapeError, "Interval"),
     (lambda: Interval(1 + 2j, 3.0), InputError, "Interval"),
     (lambda: Interval(True, True), InputError, "Interval"),
-    (lambda: Interval.point(np.inf), NonFiniteError, "Interval.point"),
-    (lambda: Interval.point([0.0, 1.0]) + Interval.point([0.0, 1.0, 2.0]), ShapeError,
+    (lambda: Interval(0.0, 1.0) + np.inf, NonFiniteError, "Interval.__add__"),
+    (lambda: Interval([0.0, 1.0]) + Interval([0.0, 1.0, 2.0]), ShapeError,
      "Interval.__add__"),
     (lambda: Interval(0.0, 1.0) / Interval(-1.0, 1.0), UndecidedError, "Interval.__truediv__"),
     (lambda: Interval(0.0, 1.0) / 0.0, InputError, "Interval.__truediv__"),
@@ -795,9 +721,9 @@ def test_iv_matmul_reference_contained():
      "interval.soft_threshold"),
     (lambda: Interval(0.0, 1.0) ** -1, InputError, "Interval.__pow__"),
     (lambda: Interval(0.0, 1.0) ** 0.5, InputError, "Interval.__pow__"),
-    (lambda: Interval.point(np.ones((2, 3))) @ Interval.point(np.ones((2, 3))), ShapeError,
+    (lambda: Interval(np.ones((2, 3))) @ Interval(np.ones((2, 3))), ShapeError,
      "interval.matmul"),
-    (lambda: Interval.point(1.0) @ Interval.point(np.ones(2)), ShapeError, "interval.matmul"),
+    (lambda: Interval(1.0) @ Interval(np.ones(2)), ShapeError, "interval.matmul"),
     (lambda: I.matmul(np.ones((2, 2)), np.ones(2), method="fast"), InputError,
      "interval.matmul"),
     (lambda: np.asarray(Interval(0.0, 1.0)), InputError, "np.asarray(Interval)"),
@@ -807,17 +733,8 @@ def test_iv_matmul_reference_contained():
      "IntervalMatrix.contains"),
     (lambda: IntervalMatrix(np.zeros((2, 2))).contains(np.full((2, 2), np.nan)),
      NonFiniteError, "IntervalMatrix.contains"),
-    (lambda: Interval(0.0, 1.0).intersection(Interval(2.0, 3.0)), InputError,
-     "Interval.intersection"),
     (lambda: Interval(np.zeros(3), np.ones(3)).reshape(2, 2), ShapeError, "Interval.reshape"),
     (lambda: I.sum(Interval(np.zeros(3), np.ones(3)), axis=2), ShapeError, "interval.sum"),
-    (lambda: I.stack([Interval(0.0, 1.0), np.zeros(2)]), ShapeError, "interval.stack"),
-    (lambda: Interval.from_box([1.0, 2.0, 3.0]), InputError, "Interval.from_box"),
-    (lambda: Interval.from_exact("abc"), InputError, "Interval.from_exact"),
-    (lambda: Interval.from_mpmath(["x"]), InputError, "Interval.from_mpmath"),
-    (lambda: decide(Interval(0.0, 1.0) < 0.5, call="cv.certify_contraction"), UndecidedError,
-     "cv.certify_contraction"),
-    (lambda: Interval(0.0, INF).sample(np.random.default_rng(0)), InputError, "Interval.sample"),
     (lambda: I.log(Interval(-1.0, 0.0)), InputError, "interval.log"),
 ])
 def test_failure_paths_name_the_call(make, error, call):
@@ -831,6 +748,70 @@ def test_failure_paths_name_the_call(make, error, call):
 def test_no_warnings_leak_from_overflow():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Interval.point(MAX) * 10.0
+        Interval(MAX) * 10.0
         I.exp(Interval(0.0, 1000.0))
-        I.matmul(Interval.point([[MAX, MAX]]), Interval.point([[MAX], [MAX]]))
+        I.matmul(Interval([[MAX, MAX]]), Interval([[MAX], [MAX]]))
+
+
+# ---------------------------------------------------------------------------------------------
+# enclosure audit: huge, subnormal and tiny inputs, and the hardest arguments of sin and cos
+# ---------------------------------------------------------------------------------------------
+
+POWERS_OF_TWO = [2.0 ** -k for k in range(1, 1075, 3)] + [1.5 * 2.0 ** -k for k in range(2, 1074, 5)]
+EXTREMES = {
+    "exp": [1e300, -1e300, ETA, -ETA, 1e-310, -745.0, -745.1332191019411, -744.44, -740.0,
+            -708.3964185322641, -708.5, 709.78, 709.782712893384, 709.8, 710.0, MAX, -MAX],
+    "log": [ETA, 2 * ETA, 1e-320, 1e-310, 2.2250738585072014e-308, 1e-300, 1e300, MAX,
+            float(np.nextafter(1.0, 0.0)), float(np.nextafter(1.0, 2.0))],
+    "tanh": [ETA, -ETA, 1e-310, -1e-310, 1e-300, 19.06, -19.06, 22.0, 40.0, 1e300, MAX, -MAX],
+    "sigmoid": [-1e300, -800.0, -745.0, -709.8, -37.0, 37.0, 709.8, 800.0, 1e300, ETA, -ETA, MAX],
+    "sin": [ETA, -ETA, 1e-310, 1e-300, 1e22, 1e300, MAX, -MAX, 2.0 ** 1023],
+    "cos": [ETA, -ETA, 1e-310, 1e-300, 1e22, 1e300, MAX, -MAX, 2.0 ** 1023],
+}
+# Doubles closest to a multiple of pi/2 in their binade (continued fractions of pi/2 2**k): the
+# hardest for argument reduction. NumPy errs by 7 to 4764 ulps at these (measured with SVML).
+HARD_TRIG = [("cos", 563416747700.2246), ("sin", 1126833495400.4492),
+             ("sin", 3380500486201.3477), ("cos", 3943917233901.5723),
+             ("cos", 606278218171141.6), ("sin", 1640781029691587.2),
+             ("cos", 1426668733016935.2), ("cos", 5.319372648326541e255),
+             ("cos", 14461176.67027838), ("cos", 252634696.53458422)]
+
+
+def _assert_encloses(name, xs, r):
+    with mpmath.workprec(2500):
+        for i, v in enumerate(xs):
+            t = MP[name](mpmath.mpf(float(v)))
+            assert mp_inside(r.lo[i], r.hi[i], t), (name, float(v), r.lo[i], r.hi[i])
+
+
+@pytest.mark.parametrize("name", sorted(MP))
+@pytest.mark.parametrize("exact", [False, True])
+def test_enclosures_at_huge_subnormal_and_tiny_inputs(name, exact):
+    """mpmath's own directed rounding is not rigorous at tiny arguments (exp(2**-111) rounded up
+    at 96 bits is 1; the upper end of its tanh(v) for tiny v < 0 is v): the exact path must
+    widen it. These inputs are points, where every enclosure is tightest."""
+    tiny = [s * v for v in POWERS_OF_TWO for s in (1.0, -1.0)]
+    xs = np.array(EXTREMES[name] + (np.abs(tiny).tolist() if name == "log" else tiny))
+    _assert_encloses(name, xs, getattr(I, name)(Interval(xs), exact=exact))
+
+
+@pytest.mark.parametrize("name, x", [("exp", 2.0 ** -111), ("exp", 1.5 * 2.0 ** -111),
+                                     ("tanh", -2.0 ** -120), ("tanh", -ETA), ("tanh", -1e-310),
+                                     ("sigmoid", -6.438670627716518e-34)])
+def test_exact_path_regressions(name, x):
+    """Each of these was enclosed by the mpmath path without the true value (e.g. exp was
+    [1, 1] at 2**-111, sigmoid [0.5, 0.5] on [-6.4e-34, 0])."""
+    for box in (Interval(x), Interval(min(x, 0.0), max(x, 0.0))):
+        r = getattr(I, name)(box, exact=True)
+        _assert_encloses(name, [x], r.reshape(1))
+
+
+@pytest.mark.parametrize("name, x", HARD_TRIG)
+def test_sin_cos_sound_and_informative_at_the_hardest_arguments(name, x):
+    for exact in (False, True):
+        r = getattr(I, name)(Interval([x, -x]), exact=exact)
+        _assert_encloses(name, [x, -x], r)
+        assert np.all(r.width < 1e-30)          # tight, not [-1, 1]
+    near = Interval(x, float(np.nextafter(np.nextafter(x, np.inf), np.inf)))
+    r = getattr(I, name)(near)
+    _assert_encloses(name, [x, float(near.hi)], Interval([float(r.lo)] * 2, [float(r.hi)] * 2))
