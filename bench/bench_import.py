@@ -66,10 +66,12 @@ def deep_network(depth, n=8, seed=0):
 
 
 def import_time(target_equations=1000):
+    depth = 1
     with jax.enable_x64(True):
-        one, two = (count_equations(jax.make_jaxpr(deep_network(d))(jnp.zeros(8), 0.0).jaxpr)
-                    for d in (1, 2))
-    depth = -(-(target_equations - one) // (two - one)) + 1
+        spec = (jax.ShapeDtypeStruct((8,), np.float64), jax.ShapeDtypeStruct((), np.float64))
+        while count_equations(jax.make_jaxpr(deep_network(depth))(*spec).jaxpr) < \
+                target_equations:
+            depth += 10 if depth < 100 else 1
     totals, traces = [], []
     for trial in range(5):
         # a new function each time: JAX caches the trace of a function it has seen
