@@ -32,6 +32,9 @@ def test_notebook_executes(path, monkeypatch):
     for module in REQUIRES.get(path.name, ()):
         pytest.importorskip(module)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the kernel imports the package from this checkout, like the tests (not an installed copy)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(NOTEBOOK_DIR.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
