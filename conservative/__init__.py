@@ -29,6 +29,7 @@ from .picard import attractor, piggyback, piggyback_sets, piggyback_vjp
 from .implicit import fpad, fpad_vjp, implicit_jacobian, invertible_on_hull, one_step
 from .verify import FixedPointCertificate, certify_fixed_point
 from . import algorithms, datasets, examples, linalg, symbolic
+from .interop import from_jax, from_torch
 from .examples import Counterexample
 
 __all__ = [
@@ -100,6 +101,8 @@ __all__ = [
     "one_step",
     "FixedPointCertificate",
     "certify_fixed_point",
+    "from_jax",
+    "from_torch",
     "algorithms",
     "datasets",
     "examples",

@@ -15,6 +15,8 @@ Edges run from each input to its consumer and carry ``argnum``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import linecache
 import os
 import sys
@@ -24,7 +26,7 @@ import numpy as np
 
 from .primitives import Primitive
 
-__all__ = ["Builder", "Program", "user_source"]
+__all__ = ["Builder", "Program", "user_source", "foreign_source"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -41,8 +43,31 @@ def _is_tracer_frame(filename: str) -> bool:
     return path in _TRACER_FILES or path.startswith(_RULES_DIR)
 
 
+# Set by importers of foreign programs (JAX, PyTorch) while they build the nodes of one foreign
+# operation: the source of those nodes is the foreign program's line, not the importer's.
+_FOREIGN_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "conservative_foreign_source", default=None)
+
+
+@contextlib.contextmanager
+def foreign_source(source: str):
+    """Attribute the nodes built inside the block to ``source`` (a ``file:line``).
+
+    Used by ``cv.from_jax`` and ``cv.from_torch``: each node of an imported program names the
+    line of the JAX or PyTorch code that created the operation it translates.
+    """
+    token = _FOREIGN_SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _FOREIGN_SOURCE.reset(token)
+
+
 def user_source() -> str:
     """``file:line`` of the innermost frame outside the tracer (the code being traced)."""
+    foreign = _FOREIGN_SOURCE.get()
+    if foreign is not None:
+        return foreign
     frame = sys._getframe(1)
     while frame is not None and _is_tracer_frame(frame.f_code.co_filename):
         frame = frame.f_back

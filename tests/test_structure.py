@@ -20,7 +20,7 @@ LAYERS = {
     "evaluate": 4, "jacobian": 4, "map": 4, "iterate": 4, "enclose": 4, "fixed_point_set": 4,
     "picard": 5, "piggyback": 5, "attractor": 5, "implicit": 5, "jsr": 5, "certify": 5,
     "ifs": 5, "derivatives": 5, "verify": 5,
-    "algorithms": 6, "examples": 6, "symbolic": 6, "plotting": 6, "cli": 6, "datasets": 6,
+    "algorithms": 6, "interop": 6, "examples": 6, "symbolic": 6, "plotting": 6, "cli": 6, "datasets": 6,
     "__init__": 7, "__main__": 7,
 }
 
