@@ -11,7 +11,7 @@ from conservative.primitives import PRIMITIVES
 PKG = pathlib.Path(conservative.__file__).parent
 
 LAYERS = {
-    "_types": 0, "errors": 0,
+    "_types": 0, "errors": 0, "_deadline": 0,
     "sets": 1, "interval": 1, "distances": 1, "_exact": 1,
     "primitives": 2, "rules": 2,
     "dsl": 3, "graph": 3, "linalg": 3,
