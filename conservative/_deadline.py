@@ -70,8 +70,8 @@ class Deadline:
         >>> Deadline.from_time_limit(-1, call="cv.jsr")
         Traceback (most recent call last):
         ...
-        conservative.errors.InputError: cv.jsr: received time_limit=-1; pass a positive \
-number of seconds, or None for no limit.
+        conservative.errors.InputError: cv.jsr: received time_limit=-1;
+        pass a positive number of seconds, or None for no limit.
         """
         if time_limit is None:
             return cls(None)

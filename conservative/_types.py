@@ -154,7 +154,8 @@ def check_real(value: Any, *, name: str, call: str, minimum: float = -math.inf,
     >>> check_real(float("nan"), name="atol", call="JacobianSet.contains", minimum=0.0)
     Traceback (most recent call last):
     ...
-    conservative.errors.InputError: JacobianSet.contains: received atol=nan; pass a finite number >= 0.0.
+    conservative.errors.InputError: JacobianSet.contains: received atol=nan;
+    pass a finite number >= 0.0.
     """
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     if ok:
@@ -208,7 +209,8 @@ def initial_jacobian(J0: Any, n: int, m: int, *, call: str,
     >>> initial_jacobian([[1.0, 2.0]], 2, 1, call="cv.fpad")
     Traceback (most recent call last):
     ...
-    conservative.errors.ShapeError: cv.fpad: received J0 of shape (1, 2); pass J0 of shape (n, m) = (2, 1).
+    conservative.errors.ShapeError: cv.fpad: received J0 of shape (1, 2);
+    pass J0 of shape (n, m) = (2, 1).
     """
     if J0 is None:
         return np.zeros((n, m))

@@ -15,6 +15,7 @@ Floating SDP/LP solutions are never trusted on their own: they only propose the 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from . import _exact
 from ._deadline import Deadline, check_progress, progress_bar
 from ._types import as_float_array, check_real
-from .errors import InputError, ShapeError, fail_message
+from .errors import InputError, NonFiniteError, ShapeError, fail_message
 from .jsr import (PHASES, analyse, balanced, gripenberg, import_cvxpy, parse_matrix_set,
                   polytope_bound, quadratic_norm, spectral_radius)
 
@@ -139,8 +140,14 @@ def _lifted_name(k: int) -> str:
 def _certify_set(A: np.ndarray, *, tol: float, time_limit: float | None,
                  prefer: str, deadline: Deadline | None = None, bar=None) -> Certificate:
     dl = deadline if deadline is not None else Deadline(time_limit)
-    an = analyse(A, tol=tol, stop_at=1.0, stop_below=1.0 if prefer == "quadratic" else -math.inf,
-                 deadline=dl, bar=bar)
+    try:
+        an = analyse(A, tol=tol, stop_at=1.0,
+                     stop_below=1.0 if prefer == "quadratic" else -math.inf, deadline=dl,
+                     bar=bar, call=_CALL)
+    except NonFiniteError:               # a JSR beyond float64 is certainly not below 1
+        return _refuse(sys.float_info.max, None, "the joint spectral radius is beyond the "
+                       "float64 range (a product's spectral radius^(1/length) exceeds 1.8e308):"
+                       " the set does not contract")
     lower, word = an.lower, an.word
     if lower >= 1:
         return _refuse(lower, word, f"the product of length {len(word)} has spectral radius"

@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 
 from ._exact import is_psd, to_fractions
-from ._types import as_float_array
+from ._types import as_float_array, check_bool, initial_jacobian
 from .certify import certify_contraction
 from .errors import NotConvergedError, SingularJacobianError, fail_message
 from .iterate import _check_steps, blocks_at_fixed_point, derivative_step, require_fixed_point
@@ -99,6 +99,7 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
     array([0.5, 1. ])
     """
     call = "cv.implicit_jacobian"
+    hull = check_bool(hull, name="hull", call=call)
     A, B = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=tol, call=call)
     proved, how = invertible_on_hull(A)
     if not proved:
@@ -132,8 +133,7 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
     steps = _check_steps(steps, call)
     xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
     require_fixed_point(F, xb[0], tb[0], call)
-    J = np.zeros((F.n, F.m)) if J0 is None else \
-        as_float_array(J0, name="J0", call=call).reshape(F.n, F.m)
+    J = initial_jacobian(J0, F.n, F.m, call=call, block_shape=F.state_shape + F.param_shape)
     Js = np.empty((steps + 1, F.n, F.m))
     Js[0] = J
     advance = derivative_step(F, tb)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._types import check_steps
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
 from .jacobian import value_and_jvp
@@ -14,10 +15,7 @@ __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
            "blocks_at_fixed_point", "derivative_step"]
 
 
-def _check_steps(steps, call, name="steps"):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise InputError(fail_message(call, f"{name}={steps!r}", "pass a non-negative integer"))
-    return int(steps)
+_check_steps = check_steps          # one checker for every call that takes steps (in _types)
 
 
 def iterate(F, x0, theta, steps: int) -> np.ndarray:

@@ -818,7 +818,7 @@ def analyse(A: np.ndarray, *, tol: float = 1e-6, max_length: int = 30,
             time_limit: float | None = 20.0, max_nodes: int = 20000, use_sdp: bool = True,
             use_polytope: bool = True, use_lifted: bool = True,
             stop_at: float = math.inf, stop_below: float = -math.inf,
-            deadline: Deadline | None = None, bar=None) -> Analysis:
+            deadline: Deadline | None = None, bar=None, call: str = _CALL) -> Analysis:
     """All bounds for a validated stack ``A`` (k, n, n); :func:`jsr` picks the best.
 
     A quick product search runs first; if its lower bound reaches ``stop_at`` the upper-bound
@@ -849,7 +849,8 @@ def analyse(A: np.ndarray, *, tol: float = 1e-6, max_length: int = 30,
     with np.errstate(all="ignore"):
         return _analyse(A, dl, bar, tol=tol, sdp_rtol=sdp_rtol, max_length=max_length,
                         max_nodes=max_nodes, use_sdp=use_sdp, use_polytope=use_polytope,
-                        use_lifted=use_lifted, stop_at=stop_at, stop_below=stop_below)
+                        use_lifted=use_lifted, stop_at=stop_at, stop_below=stop_below,
+                        call=call)
 
 
 def _sdp_setup_estimate(k: int, n: int) -> float:
@@ -864,7 +865,7 @@ PHASES = ("products", "quadratic norm", "branch and bound", "invariant polytope"
 
 
 def _analyse(A, dl, bar, *, tol, sdp_rtol, max_length, max_nodes, use_sdp, use_polytope,
-             use_lifted, stop_at, stop_below) -> Analysis:
+             use_lifted, stop_at, stop_below, call) -> Analysis:
     m, n, _ = A.shape
     B, d, s, exact_similarity = balanced(A)
     rho1 = spectral_radius(B)
@@ -876,7 +877,7 @@ def _analyse(A, dl, bar, *, tol, sdp_rtol, max_length, max_nodes, use_sdp, use_p
         low = _scale_bound(lower, s, up=False)
         if low >= sys.float_info.max:
             raise NonFiniteError(fail_message(
-                _CALL, f"matrices whose joint spectral radius is at least "
+                call, f"matrices whose joint spectral radius is at least "
                        f"2^{math.log2(lower) + math.log2(s):.1f}, beyond float64",
                 "rescale them (JSR(c S) = |c| JSR(S)) so that entries stay well below 1e308"))
         return low

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._types import as_float_array, as_shape, size_of
+from ._types import as_float_array, as_shape, check_bool, check_tol, size_of
 from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
 from .enclose import as_box, enclose_program
@@ -180,8 +180,8 @@ class Map:
         (True, True, False)
         """
         call = "Map.jacobian"
-        if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
-            raise InputError(fail_message(call, f"tol={tol!r}", "pass a finite tol >= 0"))
+        hull = check_bool(hull, name="hull", call=call)
+        tol = check_tol(tol, call)
         xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
         values = evaluate(self.program, xb, tb, call=call, keep=True)
         return jacobian_set(self.program, values, hull=hull, tol=float(tol), call=call)

@@ -22,10 +22,10 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from ._types import as_float_array
+from ._types import as_float_array, check_bool, initial_jacobian
 from .certify import Certificate, certify_contraction
 from .distances import net_merge
-from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError, SolverError,
+from .errors import (InputError, NotContractingError, SetTooLargeError, SolverError,
                      fail_message)
 from .ifs import Attractor, ifs_attractor
 from .iterate import _check_steps, blocks_at_fixed_point, derivative_step
@@ -37,13 +37,8 @@ __all__ = ["piggyback", "piggyback_vjp", "piggyback_sets", "attractor", "contrac
 
 
 def _initial_jacobian(F, J0, call):
-    if J0 is None:
-        return np.zeros((F.n, F.m))
-    J0 = as_float_array(J0, name="J0", call=call)
-    if J0.size != F.n * F.m or J0.ndim not in (2, len(F.state_shape) + len(F.param_shape)):
-        raise ShapeError(fail_message(call, f"J0 of shape {J0.shape}",
-                                      f"pass J0 of shape (n, m) = ({F.n}, {F.m})"))
-    return J0.reshape(F.n, F.m)
+    return initial_jacobian(J0, F.n, F.m, call=call,
+                            block_shape=F.state_shape + F.param_shape)
 
 
 def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: bool = False,
@@ -103,6 +98,7 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
     """
     call = "cv.piggyback"
     steps = _check_steps(steps, call)
+    hull = check_bool(hull, name="hull", call=call)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     J = _initial_jacobian(F, J0, call)
     kept = steps + 1 if history else 1
@@ -236,6 +232,7 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
     """
     call = "cv.piggyback_sets"
     steps = _check_steps(steps, call)
+    hull = check_bool(hull, name="hull", call=call)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     K = _initial_jacobian(F, J0, call)[None]
     xs = np.empty((steps + 1,) + F.state_shape)
@@ -329,6 +326,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     (0.5, 1.0)
     """
     call = "cv.attractor"
+    hull = check_bool(hull, name="hull", call=call)
     A, B = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=jac_tol, call=call)
     cert = certify_contraction(A)
     if not cert.certified:
@@ -346,7 +344,8 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     P, rho = _conditioned_norm(A, cert.P, cert.rho)
     if max_points is None:
         max_points = max(200_000, 2_500_000 // max(1, F.n * F.m))
-    return ifs_attractor(A, B, hull=hull, P=P, rho=rho, tol=tol, max_points=max_points)
+    return ifs_attractor(A, B, hull=hull, P=P, rho=rho, tol=tol, max_points=max_points,
+                         call=call)
 
 
 def _conditioned_norm(A: np.ndarray, P: np.ndarray, rho: float, max_cond: float = 1e4):

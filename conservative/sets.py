@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import optimize
 
-from ._types import as_float_array, check_int, check_real
+from ._types import as_float_array, check_bool, check_int, check_real
 from .errors import InputError, SetTooLargeError, ShapeError, SolverError, fail_message
 
 __all__ = ["JacobianSet", "FiniteGenerator", "AffineGenerator", "CallableGenerator",
@@ -169,7 +169,7 @@ class JacobianSet:
 
     def __init__(self, generator, *, hull: bool):
         self._gen = generator
-        self.hull = bool(hull)
+        self.hull = check_bool(hull, name="hull", call="cv.JacobianSet")
 
     # --- construction ---------------------------------------------------------------------------
 

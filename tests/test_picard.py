@@ -287,3 +287,41 @@ def test_attractor_at_a_defective_smooth_fixed_point_uses_a_well_conditioned_nor
     A = F.jacobian(x_bar, [1.0]).A.vertices[0]
     M = att.rho ** 2 * att.P - A.T @ att.P @ A                       # the norm really contracts
     assert np.linalg.eigvalsh(M).min() >= -1e-12 and att.rho < 1
+
+
+# --- issue 8: argument checks name the call ------------------------------------------------------
+
+
+def test_fpad_and_piggyback_share_the_J0_check():
+    import conservative as cv
+    from conservative.errors import InputError, ShapeError
+    F = cv.trace(lambda x, t: 0.5 * x + t, (2,), ())
+    for call, run in (("cv.fpad", lambda **kw: cv.fpad(F, 0.0, [0.0, 0.0], 3, **kw)),
+                      ("cv.piggyback", lambda **kw: cv.piggyback(F, [0.0, 0.0], 0.0, 3, **kw))):
+        with pytest.raises(ShapeError, match=f"{call}: received J0 of shape \\(3, 3\\)"):
+            run(J0=np.zeros((3, 3)))          # was a bare ValueError from reshape in fpad
+        with pytest.raises(ShapeError, match=f"{call}: received J0 of shape \\(1, 2\\)"):
+            run(J0=np.zeros((1, 2)))
+        assert run(J0=np.ones((2, 1)))[-1].shape[-2:] == (2, 1)
+    with pytest.raises(InputError, match="cv.piggyback: received steps=2.5"):
+        cv.piggyback(F, [0.0, 0.0], 0.0, 2.5)
+    with pytest.raises(InputError, match="cv.piggyback: received hull='no'"):
+        cv.piggyback(F, [0.0, 0.0], 0.0, 2, selection="min_norm", hull="no")
+
+
+def test_errors_inside_attractor_name_cv_attractor():
+    import conservative as cv
+    F = cv.trace(lambda x, t: 0.5 * cv.relu(x) + 0.5 * t, (), ())
+    with pytest.raises(cv.ConservativeError) as info:
+        cv.attractor(F, 0.0, 0.0, tol=-1.0)            # refused inside the IFS computation
+    assert "cv.attractor" in str(info.value) and "ifs_attractor" not in str(info.value)
+    with pytest.raises(cv.InputError, match="cv.attractor: received hull="):
+        cv.attractor(F, 0.0, 0.0, hull="yes")
+
+
+def test_certify_fixed_point_checks_attempts():
+    import conservative as cv
+    F = cv.trace(lambda x, t: 0.5 * x + t, (), ())
+    for bad in (2.5, 0, True, "3"):
+        with pytest.raises(cv.InputError, match="cv.certify_fixed_point: received attempts="):
+            cv.certify_fixed_point(F, 0.0, 0.0, attempts=bad)

@@ -127,3 +127,12 @@ def test_sample_zero_and_members():
     assert js.sample(0, rng=0).shape == (0, 1, 2)
     for M in js.sample(20, rng=1):
         assert js.contains(M, atol=0.0)
+
+
+@pytest.mark.parametrize("hull", ["no", 1, None])
+def test_hull_must_be_a_bool(hull):
+    F = _tiny_coupling_map()
+    with pytest.raises(InputError, match="Map.jacobian: received hull="):
+        F.jacobian(np.zeros(2), 0.0, hull=hull)
+    with pytest.raises(InputError, match="received hull="):
+        JacobianSet.from_matrices([[[0.0]]], hull=hull)
