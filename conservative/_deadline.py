@@ -76,6 +76,8 @@ class Deadline:
         if time_limit is None:
             return cls(None)
         real = isinstance(time_limit, (int, float, np.integer, np.floating))
+        if real and not isinstance(time_limit, bool) and time_limit > 2 ** 1000:
+            return cls(None)                    # a huge int: no limit (float() would overflow)
         if isinstance(time_limit, bool) or not real or not float(time_limit) > 0:
             raise InputError(fail_message(call, f"time_limit={time_limit!r}",
                                           "pass a positive number of seconds, or None for no "

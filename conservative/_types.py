@@ -10,7 +10,7 @@ import numpy as np
 from .errors import InputError, NonFiniteError, ShapeError, fail_message
 
 __all__ = ["as_float_array", "as_shape", "as_matrix_stack", "size_of", "check_int", "check_real",
-           "check_bool", "check_steps", "check_tol", "initial_jacobian"]
+           "check_bool", "check_steps", "check_tol", "initial_jacobian", "as_rng"]
 
 
 def _describe(value: Any) -> str:
@@ -92,7 +92,7 @@ def as_shape(value: Any, *, name: str, call: str) -> tuple[int, ...]:
         shape = tuple(int(s) for s in value)
         good = all(s >= 0 for s in shape) and all(
             not isinstance(s, bool) and float(s) == int(s) for s in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         good = False
     if not good:
         raise ShapeError(fail_message(call, f"{name}={value!r}",
@@ -134,10 +134,13 @@ def check_int(value: Any, *, name: str, call: str, minimum: int = 0) -> int:
     >>> check_int(2.5, name="max_length", call="cv.jsr", minimum=1)
     Traceback (most recent call last):
     ...
-    conservative.errors.InputError: cv.jsr: received max_length=2.5; pass an integer >= 1.
+    conservative.errors.InputError: cv.jsr: received max_length=2.5;
+    pass an integer >= 1 (and below 2^63).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(fail_message(call, f"{name}={value!r}", f"pass an integer >= {minimum}"))
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
+            or value >= 2 ** 63:
+        raise InputError(fail_message(call, f"{name}={value!r}"[:200],
+                                      f"pass an integer >= {minimum} (and below 2^63)"))
     return int(value)
 
 
@@ -159,7 +162,10 @@ def check_real(value: Any, *, name: str, call: str, minimum: float = -math.inf,
     """
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
     if ok:
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:                   # a Python int beyond float64
+            v = math.inf if value > 0 else -math.inf
         ok = (not math.isnan(v) and (allow_inf or math.isfinite(v))
               and (v > minimum if strict else v >= minimum))
     if not ok:
@@ -220,3 +226,21 @@ def initial_jacobian(J0: Any, n: int, m: int, *, call: str,
         raise ShapeError(fail_message(call, f"J0 of shape {arr.shape}",
                                       f"pass J0 of shape (n, m) = ({n}, {m})"))
     return arr.reshape(n, m)
+
+
+def as_rng(seed: Any, *, call: str, name: str = "rng") -> np.random.Generator:
+    """A numpy Generator from None, a non-negative int seed or a Generator.
+
+    Examples
+    --------
+    >>> bool(as_rng(0, call="demo").integers(10) == as_rng(0, call="demo").integers(10))
+    True
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+                        and seed >= 0):
+        return np.random.default_rng(seed)
+    raise InputError(fail_message(call, f"{name}={seed!r}"[:200],
+                                  "pass None, a non-negative integer seed or a "
+                                  "numpy.random.Generator"))

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.spatial import ConvexHull
 
-from ._types import as_float_array, as_matrix_stack
+from ._types import as_float_array, as_matrix_stack, check_bool
 from .distances import CellSnapper, norm_factor
 from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError,
                      fail_message)
@@ -124,6 +124,7 @@ class Attractor:
         >>> bool(lo.item() <= 0.0 and hi.item() >= 1.0)
         True
         """
+        rigorous = check_bool(rigorous, name="rigorous", call="Attractor.bounding_box")
         lo = self.points.min(axis=0)
         hi = self.points.max(axis=0)
         if rigorous:
@@ -269,7 +270,7 @@ class _Problem:
                 "pass vertices that contract by a margin (rho < 1 - 1e-12)"))
         try:
             tol = float(tol)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             tol = float("nan")
         if not (math.isfinite(tol) and tol > 0):
             raise InputError(fail_message(call, f"tol={tol!r}", "pass a positive finite tol"))

@@ -19,7 +19,8 @@ from fractions import Fraction
 import numpy as np
 
 from ._exact import is_psd, to_fractions
-from ._types import as_float_array, check_bool, initial_jacobian
+from ._types import (as_float_array, as_matrix_stack, check_bool, check_int, check_real,
+                     initial_jacobian)
 from .certify import certify_contraction
 from .errors import NotConvergedError, SingularJacobianError, fail_message
 from .iterate import _check_steps, blocks_at_fixed_point, derivative_step, require_fixed_point
@@ -48,6 +49,7 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
     how : str
         Which test succeeded, or why neither did.
     """
+    A = as_matrix_stack(A, name="A", call="cv.invertible_on_hull")
     cert = certify_contraction(A)
     if cert.certified:
         return True, f"contraction certificate ({cert.norm}, rho = {cert.rho:.4g})"
@@ -164,6 +166,8 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     array([-0.25])
     """
     call = "cv.fpad_vjp"
+    tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
+    max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
     xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
     require_fixed_point(F, xb[0], tb[0], call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]

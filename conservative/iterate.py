@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._types import check_steps
+from ._types import check_int, check_real, check_steps
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
 from .jacobian import value_and_jvp
@@ -90,9 +90,8 @@ def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000
     (2.0, True)
     """
     call = "cv.fixed_point"
-    max_steps = _check_steps(max_steps, call, "max_steps")
-    if not (np.isfinite(tol) and tol > 0):
-        raise InputError(fail_message(call, f"tol={tol!r}", "pass a positive tolerance"))
+    max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
+    tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     x = xb
     residuals = []

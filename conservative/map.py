@@ -360,7 +360,11 @@ class Map:
 
 def _one_element(value, shape):
     """A plain scalar stands for an array of one element (``theta=1.0`` for shape (1,))."""
-    if shape != () and size_of(shape) == 1 and np.ndim(value) == 0:
+    try:
+        scalar = np.ndim(value) == 0
+    except ValueError:                  # ragged nested lists: as_float_array says so
+        return value
+    if shape != () and size_of(shape) == 1 and scalar:
         return np.reshape(value, shape)
     return value
 

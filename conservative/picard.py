@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from ._types import as_float_array, check_bool, initial_jacobian
+from ._types import as_float_array, check_bool, check_int, check_real, initial_jacobian
 from .certify import Certificate, certify_contraction
 from .distances import net_merge
 from .errors import (InputError, NotContractingError, SetTooLargeError, SolverError,
@@ -184,7 +184,9 @@ def _selector(F, selection, steps, *, hull, check, call) -> Callable:
         def choose(k, js):
             M = as_float_array(selection(k, js), name=f"the selection's matrix at step {k}",
                                call=call, shape=(F.n, width))
-            if check and not js.contains(M, atol=1e-9 * max(1.0, float(np.abs(M).max()))):
+            # membership entry by entry at each entry's own scale (JacobianSet.contains): an
+            # atol scaled by the largest entry would let a 1e6 entry hide a 3e-7 one
+            if check and not js.contains(M, atol=0.0):
                 raise InputError(fail_message(
                     call, f"a selection at step {k} that is not in the conservative Jacobian "
                     f"({js})", "return an element of the set given to the callable (for "
@@ -192,6 +194,10 @@ def _selector(F, selection, steps, *, hull, check, call) -> Callable:
                     "check=False for a deliberately outside policy"))
             return M
         return choose
+    if not isinstance(selection, Sequence) and not isinstance(selection, np.ndarray):
+        raise InputError(fail_message(call, f"selection={selection!r}"[:200],
+                                      'pass "default", "min_norm", a sequence of vertex '
+                                      "indices or a callable (k, JacobianSet) -> [A B]"))
     indices = list(selection)
     if len(indices) < steps or not all(isinstance(i, (int, np.integer)) for i in indices):
         raise InputError(fail_message(call, f"a selection sequence of length {len(indices)} "
@@ -233,6 +239,8 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
     call = "cv.piggyback_sets"
     steps = _check_steps(steps, call)
     hull = check_bool(hull, name="hull", call=call)
+    merge = check_real(merge, name="merge", call=call, minimum=0.0)
+    max_points = check_int(max_points, name="max_points", call=call, minimum=1)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     K = _initial_jacobian(F, J0, call)[None]
     xs = np.empty((steps + 1,) + F.state_shape)

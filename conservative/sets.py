@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import optimize
 
-from ._types import as_float_array, check_bool, check_int, check_real
+from ._types import as_float_array, as_rng, check_bool, check_int, check_real
 from .errors import InputError, SetTooLargeError, ShapeError, SolverError, fail_message
 
 __all__ = ["JacobianSet", "FiniteGenerator", "AffineGenerator", "CallableGenerator",
@@ -233,10 +233,19 @@ class JacobianSet:
 
     def select(self, choice: Sequence[int]) -> np.ndarray:
         """The element for one choice per slot (``choice[s] < counts[s]``)."""
-        c = np.asarray(choice, dtype=np.int64).reshape(1, -1)
-        if c.shape[1] != self.n_slots or np.any(c < 0) or np.any(c[0] >= self._gen.counts):
-            raise InputError(fail_message("JacobianSet.select", f"choice {list(choice)!r}",
-                                          f"pass one index per slot below {self._gen.counts}"))
+        try:
+            raw = np.asarray(choice)
+            ok = raw.ndim == 1 and (raw.dtype.kind in "iu" or raw.size == 0)
+        except ValueError:
+            ok = False
+        if ok:
+            c = raw.astype(np.int64).reshape(1, -1)
+            ok = c.shape[1] == self.n_slots and not np.any(c < 0) and \
+                not np.any(c[0] >= self._gen.counts)
+        if not ok:
+            raise InputError(fail_message("JacobianSet.select", f"choice {choice!r}"[:200],
+                                          f"pass one integer index per slot below "
+                                          f"{self._gen.counts.tolist()}"))
         return self._gen.assemble(c)[0]
 
     # --- blocks ---------------------------------------------------------------------------------
@@ -320,7 +329,7 @@ class JacobianSet:
         ndarray (size, rows, cols)
         """
         size = check_int(size, name="size", call="JacobianSet.sample", minimum=0)
-        rng = np.random.default_rng(rng)
+        rng = as_rng(rng, call="JacobianSet.sample")
         gen = self._gen
         counts = gen.counts
         if not self.hull:

@@ -325,3 +325,19 @@ def test_certify_fixed_point_checks_attempts():
     for bad in (2.5, 0, True, "3"):
         with pytest.raises(cv.InputError, match="cv.certify_fixed_point: received attempts="):
             cv.certify_fixed_point(F, 0.0, 0.0, attempts=bad)
+
+
+def test_selection_check_compares_each_entry_at_its_own_scale():
+    # the check used atol = 1e-9 * max|M| = 1e-3 here, which let a selection change the
+    # 3e-7 entry to 1e-4 (spectral radius 10.5 instead of 1.05) unnoticed
+    import conservative as cv
+    F = cv.trace(lambda x, t: cv.stack([0.5 * x[0] + 1e6 * x[1],
+                                        0.5 * x[1] + 3e-7 * cv.relu(x[0])]), (2,), ())
+    x0 = np.zeros(2)
+    good = F.jacobian(x0, 0.0, hull=False).select([1])
+    xs, Js = cv.piggyback(F, x0, 0.0, 2, selection=lambda k, js: good)
+    assert Js.shape == (3, 2, 1)
+    forged = good.copy()
+    forged[1, 0] = 1e-4
+    with pytest.raises(cv.InputError, match="not in the conservative Jacobian"):
+        cv.piggyback(F, x0, 0.0, 2, selection=lambda k, js: forged)
