@@ -188,7 +188,7 @@ def momentum_divergence() -> Counterexample:
     """Heavy-ball with alpha = beta = 1/4 at a kink between curvatures 1 and 9.
 
     Each ``M(c)`` has spectral radius 1/2; the joint spectral radius is (1 + sqrt 2)/2 ≈ 1.207
-    (DESIGN.md, section 5), reached by alternating the two. Implicit differentiation gives the
+    (docs/reference_values.md), reached by alternating the two. Implicit differentiation gives the
     true derivative 1; piggyback switching along the word diverges like 1.207^k.
 
     Examples

@@ -87,7 +87,7 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
 
     Examples
     --------
-    Gradient descent on f(w) = (w-1)^2/2 + theta w^2/2 with step 1/4 (DESIGN.md's reference):
+    Gradient descent on f(w) = (w-1)^2/2 + theta w^2/2 with step 1/4 (docs/reference_values.md):
     J_k - J̄ = 0.25 (1 + k) 0.5^k.
 
     >>> import numpy as np, conservative as cv

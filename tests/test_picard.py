@@ -7,7 +7,7 @@ import conservative as cv
 
 
 def gd_quadratic():
-    # gradient descent on f(w) = (w-1)^2/2 + theta w^2/2, alpha = 1/4 (DESIGN.md section 5)
+    # gradient descent on f(w) = (w-1)^2/2 + theta w^2/2, alpha = 1/4 (docs/reference_values.md)
     return cv.trace(lambda w, t: w - 0.25 * ((w - 1.0) + t[0] * w), (), (1,))
 
 

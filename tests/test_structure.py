@@ -1,4 +1,5 @@
-"""Every primitive has every rule it needs; imports only point down the layers of DESIGN.md."""
+"""Every primitive has every rule it needs; imports only point down the layers of
+docs/architecture.md."""
 
 import ast
 import pathlib
@@ -71,3 +72,17 @@ def test_imports_point_down(path):
         assert target in LAYERS, f"{path.name} imports {target}, which has no layer"
         assert LAYERS[target] <= mine, \
             f"{path.relative_to(PKG)} (layer {mine}) imports {target} (layer {LAYERS[target]})"
+
+
+def test_the_project_cites_only_its_own_documents():
+    # reference values and conventions live in docs/; the design notes outside the repository
+    # are not something a user can open
+    root = PKG.parent
+    outside = ("DESIGN" + ".md", "../" + "shared")
+    files = [p for d in ("conservative", "tests", "notebooks", "docs", "bench")
+             for p in (root / d).rglob("*") if p.suffix in {".py", ".ipynb", ".md", ".rst"}]
+    files.append(root / "README.md")
+    cited = [f"{p.relative_to(root)}: {word}" for p in files if p.exists()
+             for word in outside if word in p.read_text(encoding="utf-8")]
+    assert not cited, cited
+    assert (root / "docs" / "reference_values.md").exists()
