@@ -9,6 +9,21 @@ left ask for a share of it (:meth:`Deadline.part`), so later phases still get th
 When a call stops early it says so: an uncertified result whose reason starts with
 "time limit", or a bracket labelled partial.
 
+The pattern of a long public call (its ``progress`` argument is None, True or False)::
+
+    dl = Deadline.from_time_limit(time_limit, call=call)        # validates, starts the clock
+    with progress_bar(total=attempts, desc=call,
+                      enabled=check_progress(progress, call=call)) as bar:
+        for attempt in range(attempts):
+            if dl.expired():
+                return refusal(f"time limit: {dl.describe()} reached after "
+                               f"{dl.elapsed():.1f} s (attempt {attempt} of {attempts})")
+            cert = certify_contraction(..., time_limit=dl.time_limit())   # nested call
+            bar.update()
+
+Internal functions that take ``deadline: float`` (``time.monotonic()`` seconds) get ``dl.at``,
+or ``dl.part(0.3).at`` for a phase that should leave room for the next ones.
+
 Examples
 --------
 >>> dl = Deadline(5.0)
@@ -97,14 +112,25 @@ class Deadline:
         return time.monotonic() - self.start
 
     def part(self, fraction: float) -> "Deadline":
-        """A deadline for one phase: at most ``fraction`` of the time left, never later."""
+        """A deadline for one phase: at most ``fraction`` of the time left, never later.
+
+        It keeps the parent's budget and start, so :meth:`describe` and :meth:`elapsed` still
+        speak of the whole call.
+        """
+        now = time.monotonic()
         child = Deadline(None)
-        child.seconds = self.seconds
-        child.start = self.start
-        left = self.at - time.monotonic()
-        child.at = self.at if not math.isfinite(left) else min(
-            self.at, time.monotonic() + fraction * max(left, 0.0))
+        child.seconds, child.start = self.seconds, self.start
+        left = self.at - now
+        child.at = self.at if not math.isfinite(left) else \
+            min(self.at, now + fraction * max(left, 0.0))
         return child
+
+    def time_limit(self) -> float | None:
+        """The ``time_limit`` to pass to a nested public call: the seconds left (at least a
+        millisecond, since public calls refuse 0), or None when there is no limit."""
+        if not math.isfinite(self.at):
+            return None
+        return max(self.at - time.monotonic(), 1e-3)
 
     def fits(self, estimate: float) -> bool:
         """Whether work expected to take ``estimate`` seconds may start now.
@@ -143,9 +169,15 @@ class NoProgress:
 
 
 def _attached() -> bool:
-    """A terminal on stderr, or a Jupyter kernel (where tqdm.auto draws a widget)."""
-    if "ipykernel" in sys.modules:
-        return True
+    """A terminal on stderr, or a running Jupyter kernel (where tqdm.auto draws a widget)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None:
+        try:
+            shell = ipython.get_ipython()
+        except Exception:  # noqa: BLE001 -- an odd IPython: treat as not attached
+            shell = None
+        if getattr(shell, "kernel", None) is not None:
+            return True
     try:
         return bool(sys.stderr.isatty())
     except (AttributeError, ValueError):

@@ -241,8 +241,8 @@ def _scale_bound(value: float, s: float, *, up: bool) -> float:
     coordinates must then move outward, or an upper bound 1.618 * 2^-1072 would become
     1.5 * 2^-1072 (the subnormals near it hold two bits).
     """
-    if value == 0 or not math.isfinite(value):
-        return value * s if math.isfinite(value) or value > 0 else value
+    if value == 0 or not math.isfinite(value):      # 0 and inf are the same after scaling
+        return value
     with np.errstate(all="ignore"):
         out = float(np.float64(value) * np.float64(s))
     if not math.isfinite(out):                       # overflow: +inf is still an upper bound
