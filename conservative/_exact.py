@@ -37,6 +37,11 @@ __all__ = [
 
 QMatrix = list  # list of rows of Fraction
 
+try:                                # python-flint's integers make long divisions fast
+    from flint import fmpz as _fmpz
+except ImportError:                 # pragma: no cover - optional; Python ints are exact too
+    _fmpz = None
+
 
 def to_fractions(a: np.ndarray) -> QMatrix:
     """Convert a float64 matrix to a list of rows of exact :class:`~fractions.Fraction`.
@@ -137,6 +142,64 @@ def is_psd(m: QMatrix, *, strict: bool = False) -> bool:
     return True
 
 
+def _dyadic_integers(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integers N (object array) and one exponent e with ``values == N * 2**e`` exactly.
+
+    Every finite float64 is ``m * 2**k`` with an integer m of at most 53 bits, so a common
+    exponent turns an array of floats into Python integers without error.
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    parts = [math.frexp(float(v)) for v in flat]
+    mants = [int(m * 2.0 ** 53) for m, _ in parts]
+    exps = [e - 53 for (m, e) in parts]
+    low = min((e for e, mi in zip(exps, mants) if mi), default=0)
+    ints = [mi << (e - low) if mi else 0 for mi, e in zip(mants, exps)]
+    return np.array(ints, dtype=object).reshape(np.shape(values)), low
+
+
+def _is_psd_integer(m: np.ndarray, *, strict: bool = False) -> bool | None:
+    """Exact PSD test of a symmetric integer matrix (object array) by fraction-free
+    elimination (Bareiss); None if an exact division unexpectedly left a remainder.
+
+    After eliminating the pivots so far, the trailing block equals the Schur complement times
+    the last pivot used (a positive leading minor), so signs of pivots are those of LDL^T. A
+    zero pivot whose remaining row is zero is skipped: that is elimination of the matrix with
+    this index deleted, for which the divisions stay exact.
+    """
+    a = np.array(m, dtype=object)
+    if _fmpz is not None and a.size:
+        a = np.vectorize(_fmpz, otypes=[object])(a)     # GMP's fast division (optional)
+    n = a.shape[0]
+    if not np.array_equal(a, a.T):
+        return False
+    prev = 1
+    for k in range(n):
+        p = a[k, k]
+        if p < 0 or (strict and p == 0):
+            return False
+        if p == 0:
+            if np.any(a[k, k + 1:] != 0):
+                return False
+            continue
+        if k + 1 < n:
+            num = p * a[k + 1:, k + 1:] - np.outer(a[k + 1:, k], a[k, k + 1:])
+            q = num // prev
+            if np.any(q * prev != num):
+                return None
+            a[k + 1:, k + 1:] = q
+        prev = p
+    return True
+
+
+def _quadratic_gap_integer(a_int: np.ndarray, e_a: int, P_int: np.ndarray, g_int, e_g: int):
+    """An integer matrix with the signs (congruence class) of ``g^2 P - A^T P A``, where
+    ``A = a_int 2^e_a`` and ``g^2 = g_int 2^e_g``: the exact gap times a power of two."""
+    atpa = a_int.T @ P_int @ a_int                      # times 2^(2 e_a + e_p)
+    g2p = g_int * P_int                                 # times 2^(e_g + e_p)
+    low = min(2 * e_a, e_g)
+    return g2p * (1 << (e_g - low)) - atpa * (1 << (2 * e_a - low))
+
+
 def _quadratic_gap(a: QMatrix, p: QMatrix, g2: Fraction) -> QMatrix:
     """Exact ``g2 * P - A^T P A``."""
     atpa = _matmul(_transpose(a), _matmul(p, a))
@@ -158,6 +221,27 @@ def check_quadratic(mats: np.ndarray, P: np.ndarray, gamma: float) -> bool:
     """
     if not _finite(mats, P, gamma):
         return False
+    # exact integer arithmetic (a common power of two per matrix): same answer as Fractions,
+    # without their gcds, so a 40 x 40 check takes a fraction of a second
+    P_int, e_p = _dyadic_integers(P)
+    verdict = _is_psd_integer(P_int, strict=True)
+    if verdict is None:                                 # cannot happen; be safe anyway
+        return _check_quadratic_fractions(mats, P, gamma)
+    if not verdict:
+        return False
+    g_int, e_g = _dyadic_integers(np.array([gamma]))
+    for a in mats:
+        verdict = _is_psd_integer(_quadratic_gap_integer(*_dyadic_integers(a), P_int,
+                                                         g_int[0] ** 2, 2 * e_g))
+        if verdict is None:
+            return _check_quadratic_fractions(mats, P, gamma)
+        if not verdict:
+            return False
+    return True
+
+
+def _check_quadratic_fractions(mats: np.ndarray, P: np.ndarray, gamma: float) -> bool:
+    """:func:`check_quadratic` in :class:`~fractions.Fraction` arithmetic (reference path)."""
     p = to_fractions(P)
     if not is_psd(p, strict=True):
         return False
@@ -251,17 +335,19 @@ def check_quadratic_products(mats: np.ndarray, P: np.ndarray, gamma: float, k: i
     """
     if not _finite(mats, P, gamma):
         return False
-    p = to_fractions(P)
-    if not is_psd(p, strict=True):
+    P_int, _ = _dyadic_integers(P)
+    if not _is_psd_integer(P_int, strict=True):
         return False
-    g2k = Fraction(float(gamma)) ** (2 * k)
-    qs = [to_fractions(a) for a in mats]
+    g_int, e_g = _dyadic_integers(np.array([gamma]))
+    # products formed exactly: integer matrices with one exponent each
+    qs = [_dyadic_integers(a) for a in mats]
     level = qs
     for _ in range(k - 1):
-        level = [_matmul(a, w) for a in qs for w in level]
-    for w in level:
-        atpa = _matmul(_transpose(w), _matmul(p, w))
-        if not is_psd([[g2k * x - y for x, y in zip(pr, sr)] for pr, sr in zip(p, atpa)]):
+        level = [(a @ w, ea + ew) for a, ea in qs for w, ew in level]
+    for w, ew in level:
+        verdict = _is_psd_integer(_quadratic_gap_integer(w, ew, P_int, g_int[0] ** (2 * k),
+                                                         2 * k * e_g))
+        if not verdict:                     # None (cannot happen) counts as no proof
             return False
     return True
 

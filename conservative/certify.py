@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import math
 import time
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from . import _exact
-from ._types import as_float_array
-from .errors import ConservativeError, InputError, ShapeError, fail_message
+from ._deadline import Deadline, check_progress, progress_bar
+from ._types import as_float_array, check_real
+from .errors import ConservativeError, InputError, NonFiniteError, ShapeError, fail_message
 from .fixed_point_set import (is_numerical_fixed_point, jacobian_at_fixed_point,
-                                    kinks_near, refusal)
-from .jsr import (analyse, balanced, gripenberg, parse_matrix_set, polytope_bound,
-                  quadratic_norm, spectral_radius)
+                              kinks_near, refusal)
+from .jsr import (PHASES, analyse, balanced, gripenberg, import_cvxpy, parse_matrix_set,
+                  polytope_bound, quadratic_norm, spectral_radius)
 
 __all__ = ["Certificate", "certify_contraction", "own_jacobians", "product_lower_bound"]
 
@@ -147,10 +149,17 @@ def _lifted_name(k: int) -> str:
 # finite sets
 
 
-def _certify_set(A: np.ndarray, *, tol: float, time_limit: float,
-                 prefer: str) -> Certificate:
-    an = analyse(A, tol=tol, time_limit=time_limit, stop_at=1.0,
-                 stop_below=1.0 if prefer == "quadratic" else -math.inf)
+def _certify_set(A: np.ndarray, *, tol: float, time_limit: float | None,
+                 prefer: str, deadline: Deadline | None = None, bar=None) -> Certificate:
+    dl = deadline if deadline is not None else Deadline(time_limit)
+    try:
+        an = analyse(A, tol=tol, stop_at=1.0,
+                     stop_below=1.0 if prefer == "quadratic" else -math.inf, deadline=dl,
+                     bar=bar, call=_CALL)
+    except NonFiniteError:               # a JSR beyond float64 is certainly not below 1
+        return _refuse(sys.float_info.max, None, "the joint spectral radius is beyond the "
+                       "float64 range (a product's spectral radius^(1/length) exceeds 1.8e308):"
+                       " the set does not contract")
     lower, word = an.lower, an.word
     if lower >= 1:
         return _refuse(lower, word, f"the product of length {len(word)} has spectral radius"
@@ -165,8 +174,14 @@ def _certify_set(A: np.ndarray, *, tol: float, time_limit: float,
         return (not (prefer == "quadratic" and plain_quadratic), u.value)
 
     # every candidate norm (even one only float-checked so far) gets the final exact check
+    unchecked = 0
     for ub in sorted((u for u in an.uppers if u.P is not None or u.V is not None), key=rank):
         if ub.value >= 1:
+            continue
+        if dl.expired():                # no new exact check after the deadline
+            if ub.verified == "exact":
+                return _transferred(ub, lower, word, dl)
+            unchecked += 1
             continue
         cert = _recheck(A, ub, lower, word)
         if cert is not None:
@@ -174,6 +189,12 @@ def _certify_set(A: np.ndarray, *, tol: float, time_limit: float,
     best = an.best()
     reason = (f"no norm with sup ||A|| < 1 was verified; JSR bracket [{lower:.10g}, "
               f"{best.value:.10g}] by {best.method}")
+    if an.stopped or unchecked:
+        skipped = an.stopped or f"{dl.describe()} reached after {dl.elapsed():.1f} s"
+        if unchecked:
+            skipped += f"; {unchecked} candidate norm(s) left without their exact check"
+        reason = (f"time limit: {skipped}. Pass a larger time_limit (or None) to continue; "
+                  + reason)
     if lower > 1 - 1e-9:
         reason += (f"; the product word {list(word)} has spectral radius^(1/{len(word)}) "
                    "equal to 1 up to rounding, so the JSR is (numerically) 1 and the set "
@@ -214,6 +235,25 @@ def _recheck(A: np.ndarray, ub, lower: float, word: tuple) -> Certificate | None
     return Certificate(True, rho, _norm_of(ub), ub.P, "exact", lower, word, "", ub.method)
 
 
+def _transferred(ub, lower: float, word: tuple, dl: Deadline) -> Certificate:
+    """A certificate from a bound that :func:`analyse` proved exactly on the balanced matrices.
+
+    ``A = s D B D^-1`` holds exactly (analyse marks the bound "float" otherwise) and the norm
+    was converted exactly (else it is None), so the proof for B is one for A: e.g.
+    ``B^T Pb B ⪯ g^2 Pb`` gives ``A^T P A ⪯ (s g)^2 P`` with ``P = D^-1 Pb D^-1``. Used when the
+    time limit leaves no room for the re-check on the input matrices.
+    """
+    method = (f"{ub.method}; proved exactly on the balanced matrices (A = s D B D^-1, exact); "
+              f"the re-check on the input was skipped ({dl.describe()} reached)")
+    if ub.V is not None:
+        return Certificate(True, ub.value, _norm_of(ub), None, "exact", lower, word, "", method,
+                           polytope=ub.V)
+    if ub.k > 1:
+        return Certificate(True, ub.value, _norm_of(ub), None, "exact", lower, word, "", method,
+                           k=ub.k, Pk=ub.P)
+    return Certificate(True, ub.value, _norm_of(ub), ub.P, "exact", lower, word, "", method)
+
+
 def _refuse(lower, word, reason, samples=None) -> Certificate:
     return Certificate(False, math.inf, "none", None, "float", lower, word, reason,
                        "lower bound by products", samples=samples)
@@ -241,8 +281,9 @@ def _box_vertices(lo: np.ndarray, hi: np.ndarray, limit: int) -> np.ndarray | No
     return out.reshape(-1, *lo.shape)
 
 
-def _certify_box(lo: np.ndarray, hi: np.ndarray, *, tol: float, time_limit: float,
-                 prefer: str, max_vertices: int = 64) -> Certificate:
+def _certify_box(lo: np.ndarray, hi: np.ndarray, *, tol: float, time_limit: float | None,
+                 prefer: str, max_vertices: int = 64, deadline: Deadline | None = None,
+                 bar=None) -> Certificate:
     """Certify every matrix of the box.
 
     With few uncertain entries the box is the convex hull of its vertices, and every norm
@@ -250,21 +291,27 @@ def _certify_box(lo: np.ndarray, hi: np.ndarray, *, tol: float, time_limit: floa
     holds at the vertices, so the finite-set certifier applies exactly. Otherwise a quadratic
     norm is checked through an exact enclosure of ``A^T P A`` over the box.
     """
+    dl = deadline if deadline is not None else Deadline(time_limit)
     verts = _box_vertices(lo, hi, max_vertices)
     if verts is not None:
-        cert = _certify_set(verts, tol=tol, time_limit=time_limit, prefer=prefer)
+        cert = _certify_set(verts, tol=tol, time_limit=None, prefer=prefer, deadline=dl,
+                            bar=bar)
         return replace(cert, samples=verts,
                        method=cert.method + f" (on the {len(verts)} vertices of the box)")
     samples = _box_samples(lo, hi)
-    lower, word = product_lower_bound(samples, deadline=time.monotonic() + 0.3 * time_limit)
+    lower, word = product_lower_bound(samples, deadline=dl.part(0.3).at)
     if lower >= 1:
         return _refuse(lower, word, f"sampled matrices of the box have a product of "
                        f"length {len(word)} with spectral radius^(1/{len(word)}) = "
                        f"{lower:.10g} >= 1 (see .samples)", samples)
     lo_b, hi_b, d = _balance_box(lo, hi)
     mid = (lo_b + hi_b) / 2
+    if dl.expired():
+        return _refuse(lower, word, f"time limit: {dl.describe()} reached after "
+                       f"{dl.elapsed():.1f} s, before a norm was sought for the box", samples)
     _, P = quadratic_norm(np.concatenate([mid[None], _box_samples(lo_b, hi_b)]), lower / 2,
-                          _box_norm(lo_b, hi_b) * (1 + 1e-9), rtol=min(max(tol, 1e-8), 1e-4))
+                          _box_norm(lo_b, hi_b) * (1 + 1e-9), rtol=min(max(tol, 1e-8), 1e-4),
+                          deadline=dl.at)
     P = P / d[:, None] / d[None, :]                     # back to input coordinates
     P = np.vectorize(_exact.dyadic_round)(P / np.abs(P).max())
     P = (P + P.T) / 2
@@ -281,6 +328,12 @@ def _certify_box(lo: np.ndarray, hi: np.ndarray, *, tol: float, time_limit: floa
         g = _exact.dyadic_round(gamma * (1 + eps), 40)
         if not g < 1:
             break
+        if dl.expired():                # no new exact check after the deadline
+            return Certificate(False, math.inf, _QUAD, P, "float", lower, word,
+                               f"time limit: {dl.describe()} reached after "
+                               f"{dl.elapsed():.1f} s, before the exact check over the box "
+                               f"(float bound {gamma:.6g})",
+                               "quadratic norm from SDP on sampled matrices", samples=samples)
         if _exact.check_quadratic_box(lo, hi, P, g):
             return Certificate(True, g, _QUAD, P, "exact", lower, word, "",
                                "quadratic norm from SDP on sampled matrices; exact "
@@ -438,7 +491,8 @@ def own_jacobians(F, x_box, theta_box, *, count: int = 8, seed: int = 0) -> np.n
 
 
 def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: float = 1e-4,
-                        time_limit: float = 20.0, prefer: str = "quadratic") -> Certificate:
+                        time_limit: float | None = 20.0, prefer: str = "quadratic",
+                        progress: bool | None = None) -> Certificate:
     """Find and exactly verify a norm in which every A of the target has ``||A|| <= rho < 1``.
 
     For a set S (or its convex hull) the certificate is a norm with
@@ -462,8 +516,13 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
     tol : float
         Relative accuracy sought for rho (bisection of the SDP, pruning of the product search);
         it never affects soundness, only how close rho gets to the JSR.
-    time_limit : float
-        Soft limit in seconds.
+    time_limit : float or None
+        Seconds (None: no limit). No search level, solver call or exact check starts after
+        it (one already running may finish); a certificate not reached in time is refused
+        with a reason that starts with "time limit".
+    progress : bool or None
+        None: a progress bar (tqdm) when the call runs for more than 2 s and a terminal or
+        notebook is attached; True: always; False: never.
     prefer : {"quadratic", "tightest"}
         Which verified norm to return when several prove ``rho < 1``: a one-step quadratic
         norm (what attractor computations use) or the one with the smallest rho.
@@ -489,9 +548,11 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
     >>> bad.certified, round(bad.lower, 6), bad.word
     (False, 1.207107, (0, 1))
     """
-    if not (tol > 0 and time_limit > 0):
-        raise InputError(fail_message(_CALL, f"tol={tol!r}, time_limit={time_limit!r}",
-                                      "pass positive values"))
+    tol = check_real(tol, name="tol", call=_CALL, minimum=0.0, strict=True)
+    progress = check_progress(progress, call=_CALL)
+    Deadline.from_time_limit(time_limit, call=_CALL)       # validate before any work
+    import_cvxpy()                       # the first import is slow; keep it off the clock
+    dl = Deadline.from_time_limit(time_limit, call=_CALL)
     if prefer not in ("quadratic", "tightest"):
         raise InputError(fail_message(_CALL, f"prefer={prefer!r}",
                                       'pass prefer="quadratic" or prefer="tightest"'))
@@ -501,9 +562,10 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
         mt = _MapTarget("box", list(_interval_bounds(target, _CALL)))
     else:
         mt = _MapTarget("set", [parse_matrix_set(target, call=_CALL, name="target")])
-    start = time.monotonic()
-    cert = _certify(mt.kind, mt.data, tol=tol, time_limit=time_limit, prefer=prefer)
-    return _report_for_map(cert, mt, deadline=start + 1.2 * time_limit)
+    with progress_bar(len(PHASES), _CALL, progress) as bar:
+        cert = _certify(mt.kind, mt.data, tol=tol, time_limit=None, prefer=prefer, deadline=dl,
+                        bar=bar)
+    return _report_for_map(cert, mt, deadline=dl.at)
 
 
 def _report_for_map(cert: Certificate, mt: _MapTarget, *, deadline: float) -> Certificate:
@@ -536,7 +598,8 @@ MAX_EXACT_DIM = 80
 SMALL_DIM = 24
 
 
-def _certify(kind: str, data: list, *, tol, time_limit, prefer) -> Certificate:
+def _certify(kind: str, data: list, *, tol, time_limit, prefer, deadline=None,
+             bar=None) -> Certificate:
     """Certify a set or a box, first removing the rows that are zero in every matrix.
 
     If rows Z vanish in every matrix, then ``(A v)_Z = 0`` and every product's spectral
@@ -544,13 +607,15 @@ def _certify(kind: str, data: list, *, tol, time_limit, prefer) -> Certificate:
     is the JSR of the blocks. A quadratic certificate ``P_N, rho_N`` for the blocks lifts to the
     whole space (:func:`_lift`). At a Lasso solution N is the support.
     """
+    dl = deadline if deadline is not None else Deadline(time_limit)
     mags = np.abs(data[0]) if kind == "set" else np.maximum(np.abs(data[0]), np.abs(data[1]))
     bound = mags.max(axis=0) if kind == "set" else mags
     n = bound.shape[0]
     keep = np.flatnonzero(np.any(bound != 0, axis=1))
     if 0 < len(keep) < n and n > SMALL_DIM:
         sub = [d[..., keep[:, None], keep[None, :]] for d in data]
-        cert = _certify(kind, sub, tol=tol, time_limit=time_limit, prefer=prefer)
+        cert = _certify(kind, sub, tol=tol, time_limit=None, prefer=prefer, deadline=dl,
+                        bar=bar)
         if cert.certified and cert.P is not None:
             return _lift(cert, keep, bound, n)
         if n > MAX_EXACT_DIM:
@@ -566,8 +631,9 @@ def _certify(kind: str, data: list, *, tol, time_limit, prefer) -> Certificate:
                            f"size ({MAX_EXACT_DIM}) where the exact check is run",
                            "no attempt")
     if kind == "box":
-        return _certify_box(*data, tol=tol, time_limit=time_limit, prefer=prefer)
-    return _certify_set(data[0], tol=tol, time_limit=time_limit, prefer=prefer)
+        return _certify_box(*data, tol=tol, time_limit=None, prefer=prefer, deadline=dl,
+                            bar=bar)
+    return _certify_set(data[0], tol=tol, time_limit=None, prefer=prefer, deadline=dl, bar=bar)
 
 
 def _lift(cert: Certificate, keep: np.ndarray, bound: np.ndarray, n: int) -> Certificate:

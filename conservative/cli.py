@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -126,14 +127,43 @@ def demo(out_dir: str | None = "conservative-demo") -> int:
     return 0
 
 
-def _load_matrices(path: str) -> np.ndarray:
-    if path.endswith(".npy"):
-        return np.load(path, allow_pickle=False)
-    with open(path) as f:
-        data = json.load(f)
+class InputFileError(Exception):
+    """The matrices file cannot be read (missing, not JSON, not .npy)."""
+
+
+def _load_matrices(path: str):
+    """The file's content as nested lists or an array; the library converts and checks it
+    (so ragged, complex or non-finite data get the library's own error)."""
+    try:
+        if path.endswith(".npy"):
+            return np.load(path, allow_pickle=False)
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path!r} ({exc.strerror or exc}); pass the path "
+                              "of an existing .json or .npy file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path!r} is not valid JSON ({exc}); write the matrices as a "
+                              "list of k square matrices, e.g. [[[0.5, 0], [0, 0.5]]], or "
+                              '{"matrices": ...}') from None
+    except ValueError as exc:           # .npy: not an array file, or pickled objects
+        raise InputFileError(f"{path!r} is not a NumPy .npy array file ({exc})") from None
     if isinstance(data, dict):
-        data = data.get("matrices", data)
-    return np.asarray(data, dtype=float)
+        if "matrices" not in data:
+            raise InputFileError(f"{path!r} holds a JSON object without a 'matrices' key; "
+                                  'write {"matrices": [[[...]]]} or the list itself')
+        data = data["matrices"]
+    return data
+
+
+def _report_error(command: str, exc: Exception, as_json: bool) -> int:
+    """One clear line on stderr; with --json also a JSON object on stdout. Exit code 2."""
+    message = str(exc)
+    print(f"conservative {command}: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": type(exc).__name__, "command": command,
+                          "message": message}, indent=2))
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,10 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     import conservative as cv
     try:
         mats = _load_matrices(args.file)
-        result = cv.jsr(mats) if args.command == "jsr" else cv.certify_contraction(mats)
-    except (OSError, ValueError, cv.ConservativeError) as exc:
-        print(f"conservative {args.command}: {exc}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():
+            # a command-line user gets the result or one clear error, not numpy's warnings
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with np.errstate(all="ignore"):
+                result = cv.jsr(mats) if args.command == "jsr" else \
+                    cv.certify_contraction(mats)
+    except (InputFileError, cv.ConservativeError) as exc:
+        return _report_error(args.command, exc, args.json)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -54,11 +54,35 @@ def _as_const(value, call: str) -> np.ndarray:
 
 
 def _numeric(prim: Primitive, args, params, call):
-    vals = [_as_const(a, call)[None] for a in args]
+    consts = [_as_const(a, call) for a in args]
+    shapes = [c.shape for c in consts]
+    if prim.kind == "elementwise":
+        _broadcast_shape(shapes, call)
+    else:
+        _checked_shape(prim, shapes, params, call)     # the same errors as for symbols
+    vals = [c[None] for c in consts]
     if prim.kind == "elementwise":
         vals = [v[0] for v in np.broadcast_arrays(*vals)]
         vals = [v[None] for v in vals]
     return prim.impl(*vals, **params)[0]
+
+
+def _broadcast_shape(shapes_in, call):
+    try:
+        return np.broadcast_shapes(*shapes_in)
+    except ValueError:
+        raise ShapeError(fail_message(call, "operands of shapes " +
+                                      ", ".join(str(s) for s in shapes_in),
+                                      "pass operands whose shapes broadcast like NumPy's")
+                         ) from None
+
+
+def _checked_shape(prim, shapes, params, call):
+    try:
+        return prim.shape_rule(*shapes, **params)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ShapeError(fail_message(call, "operands of shapes " + ", ".join(map(str, shapes)),
+                                      f"fix the shapes ({exc})")) from None
 
 
 def bind(prim: Primitive, *args, call: str, **params):
@@ -70,24 +94,13 @@ def bind(prim: Primitive, *args, call: str, **params):
     nodes, shapes = [], []
     args = [a if isinstance(a, Sym) else _as_const(a, call) for a in args]
     if prim.kind == "elementwise":
-        shapes_in = [a.shape for a in args]
-        try:
-            out_shape = np.broadcast_shapes(*shapes_in)
-        except ValueError:
-            raise ShapeError(fail_message(call, "operands of shapes " +
-                                          ", ".join(str(s) for s in shapes_in),
-                                          "pass operands whose shapes broadcast like NumPy's")
-                             ) from None
+        out_shape = _broadcast_shape([a.shape for a in args], call)
         args = [_broadcast(a, out_shape, call) for a in args]
     for a in args:
         sym = a if isinstance(a, Sym) else _const(builder, a, source)
         nodes.append(sym._node)
         shapes.append(sym.shape)
-    try:
-        shape = prim.shape_rule(*shapes, **params)
-    except (ValueError, IndexError, TypeError) as exc:
-        raise ShapeError(fail_message(call, "operands of shapes " + ", ".join(map(str, shapes)),
-                                      f"fix the shapes ({exc})")) from None
+    shape = _checked_shape(prim, shapes, params, call)
     node = builder.add(prim, tuple(nodes), params, shape, source)
     return Sym(builder, node, shape)
 

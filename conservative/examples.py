@@ -31,6 +31,7 @@ import numpy as np
 
 from . import dsl as cv
 from .algorithms import heavy_ball
+from ._types import check_int, check_real, check_steps
 from .errors import ConservativeError, InputError, fail_message
 from .iterate import iterate
 from .jsr import jsr
@@ -43,6 +44,9 @@ __all__ = ["Counterexample", "momentum_divergence", "find_momentum_counterexampl
 
 def heavy_ball_matrix(alpha: float, beta: float, c: float) -> np.ndarray:
     """``M(c) = [[1 + beta - alpha c, -beta], [1, 0]]``: heavy-ball on a curvature-c quadratic."""
+    call = "cv.examples.heavy_ball_matrix"
+    alpha, beta, c = (check_real(v, name=name, call=call)
+                      for v, name in ((alpha, "alpha"), (beta, "beta"), (c, "c")))
     return np.array([[1.0 + beta - alpha * c, -beta], [1.0, 0.0]])
 
 
@@ -89,6 +93,8 @@ class Counterexample:
 
     def run(self, steps: int | None = None):
         """The piggyback run: ``(xs, Js)`` (see :func:`conservative.piggyback`)."""
+        if steps is not None:
+            steps = check_steps(steps, "Counterexample.run")
         return piggyback(self.map, self.x0, self.theta, self.steps if steps is None else steps,
                          selection=self._selection(steps))
 
@@ -182,7 +188,7 @@ def momentum_divergence() -> Counterexample:
     """Heavy-ball with alpha = beta = 1/4 at a kink between curvatures 1 and 9.
 
     Each ``M(c)`` has spectral radius 1/2; the joint spectral radius is (1 + sqrt 2)/2 ≈ 1.207
-    (DESIGN.md, section 5), reached by alternating the two. Implicit differentiation gives the
+    (docs/reference_values.md), reached by alternating the two. Implicit differentiation gives the
     true derivative 1; piggyback switching along the word diverges like 1.207^k.
 
     Examples
@@ -217,9 +223,9 @@ def find_momentum_counterexample(seed: int, *, max_tries: int = 2000) -> Counter
     >>> ce.growth > 1 and max(ce.measured["spectral_radii"]) < 1
     True
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(fail_message("cv.examples.find_momentum_counterexample",
-                                      f"seed={seed!r}", "pass an integer seed"))
+                                      f"seed={seed!r}", "pass a non-negative integer seed"))
     rng = np.random.default_rng(int(seed))
     for _ in range(max_tries):
         alpha = float(rng.uniform(0.05, 0.6))
@@ -255,6 +261,13 @@ def spurious_relu_gradient(alpha: float = 0.5, steps: int = 40) -> Counterexampl
     >>> ce.selection, round(ce.growth, 6)
     ('default', 1.5)
     """
+    call = "cv.examples.spurious_relu_gradient"
+    alpha = check_real(alpha, name="alpha", call=call, minimum=0.0, strict=True)
+    if not alpha < 2.0:
+        raise InputError(fail_message(call, f"alpha={alpha!r}", "pass 0 < alpha < 2 (where the "
+                                      "iteration x <- x - alpha (x - theta) converges)"))
+    steps = check_int(steps, name="steps", call=call, minimum=1)
+
     def step(x, t):
         d = x - t
         return x - alpha * (2.0 * (cv.relu(d) - cv.relu(-d)) - d)

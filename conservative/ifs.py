@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._types import as_float_array, as_matrix_stack
+from ._types import as_float_array, as_matrix_stack, check_bool
 from .distances import CellSnapper, norm_factor
 from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError,
                      fail_message)
@@ -127,6 +127,7 @@ class Attractor:
         >>> bool(lo.item() <= 0.0 and hi.item() >= 1.0)
         True
         """
+        rigorous = check_bool(rigorous, name="rigorous", call="Attractor.bounding_box")
         lo = self.points.min(axis=0)
         hi = self.points.max(axis=0)
         if rigorous:
@@ -215,24 +216,25 @@ def _lattice_size(q: int, k: int) -> int:
 class _Problem:
     """Validated data of one attractor computation."""
 
-    def __init__(self, A, B, hull, P, rho, tol, max_points, J0):
-        self.A = as_matrix_stack(A, name="A", call=_CALL)
+    def __init__(self, A, B, hull, P, rho, tol, max_points, J0, call=_CALL):
+        self.call = call
+        self.A = as_matrix_stack(A, name="A", call=call)
         k, n, _ = self.A.shape
-        B = as_float_array(B, name="B", call=_CALL)
+        B = as_float_array(B, name="B", call=call)
         if B.ndim == 2:
             B = B[None]
         if B.ndim != 3 or B.shape[0] != k or B.shape[1] != n or B.shape[2] == 0:
             raise ShapeError(fail_message(
-                _CALL, f"A of shape {self.A.shape} and B of shape {B.shape}",
+                call, f"A of shape {self.A.shape} and B of shape {B.shape}",
                 f"pass B of shape ({k}, {n}, m): one (n, m) block per vertex [A_i B_i]"))
         self.B = B
         self.k, self.n, self.m = k, n, B.shape[2]
         self.d = self.n * self.m
         if not isinstance(hull, (bool, np.bool_)):
-            raise InputError(fail_message(_CALL, f"hull={hull!r}",
+            raise InputError(fail_message(call, f"hull={hull!r}",
                                           "pass hull=True (convex hull) or hull=False (vertices)"))
         self.hull = bool(hull)
-        L = norm_factor(P, n, call=_CALL)
+        L = norm_factor(P, n, call=call)
         self.L = np.eye(n) if L is None else L
         self.P = self.L @ self.L.T if P is None else np.asarray(P, dtype=float)
         self.sqrt_lmin = math.sqrt(float(np.linalg.eigvalsh((self.P + self.P.T) / 2)[0]))
@@ -246,24 +248,24 @@ class _Problem:
         if rho is None:
             if not self.contraction < 1:
                 raise NotContractingError(fail_message(
-                    _CALL, f"vertices whose largest P-norm is {self.contraction:.6g} "
+                    call, f"vertices whose largest P-norm is {self.contraction:.6g} "
                     f"(vertex {worst})", "pass P and rho from a contraction certificate "
                     "(cv.certify_contraction); the attractor is defined only for rho < 1"))
             rho = self.contraction
         try:
             rho = float(rho)
         except (TypeError, ValueError):
-            raise InputError(fail_message(_CALL, f"rho={rho!r}", "pass a float in [0, 1)"))
+            raise InputError(fail_message(call, f"rho={rho!r}", "pass a float in [0, 1)"))
         if not math.isfinite(rho) or rho < 0:
-            raise InputError(fail_message(_CALL, f"rho={rho!r}", "pass a float in [0, 1)"))
+            raise InputError(fail_message(call, f"rho={rho!r}", "pass a float in [0, 1)"))
         if rho >= 1:
             raise NotContractingError(fail_message(
-                _CALL, f"rho={rho:.6g} >= 1", "the set-valued iteration is a contraction only "
+                call, f"rho={rho:.6g} >= 1", "the set-valued iteration is a contraction only "
                 "for rho < 1: pass a certified rho < 1 (cv.certify_contraction) or check the "
                 "map with cv.jsr"))
         if self.contraction > rho * (1 + 1e-9):
             raise NotContractingError(fail_message(
-                _CALL, f"rho={rho:.6g}, but vertex {worst} has ||P^(1/2) A P^(-1/2)||_2 = "
+                call, f"rho={rho:.6g}, but vertex {worst} has ||P^(1/2) A P^(-1/2)||_2 = "
                 f"{self.contraction:.6g} > rho", "pass the P and rho of a valid contraction "
                 "certificate for these vertices (cv.certify_contraction)"))
         self.rho = max(rho, self.contraction)
@@ -271,23 +273,23 @@ class _Problem:
         self.rho_bound = max(rho, self.contraction * (1 + 16 * n * _U))
         if self.rho_bound >= 1:
             raise NotContractingError(fail_message(
-                _CALL, f"a contraction factor {self.contraction!r}, 1 up to rounding",
+                call, f"a contraction factor {self.contraction!r}, 1 up to rounding",
                 "pass vertices that contract by a margin (rho < 1 - 1e-12)"))
         try:
             tol = float(tol)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             tol = float("nan")
         if not (math.isfinite(tol) and tol > 0):
-            raise InputError(fail_message(_CALL, f"tol={tol!r}", "pass a positive finite tol"))
+            raise InputError(fail_message(call, f"tol={tol!r}", "pass a positive finite tol"))
         self.tol = tol
         if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) \
                 or max_points < 1:
-            raise InputError(fail_message(_CALL, f"max_points={max_points!r}",
+            raise InputError(fail_message(call, f"max_points={max_points!r}",
                                           "pass a positive integer"))
         self.max_points = int(max_points)
         if J0 is None:
             J0 = np.linalg.solve(np.eye(n) - self.A[0], self.B[0])  # fixed point of map 0
-        self.J0 = as_float_array(J0, name="J0", call=_CALL, shape=(n, self.m))
+        self.J0 = as_float_array(J0, name="J0", call=call, shape=(n, self.m))
 
     def pnorm(self, X: np.ndarray) -> np.ndarray:
         """P-norms of the matrices X (..., n, m)."""
@@ -304,7 +306,8 @@ class _Problem:
 
 
 def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
-                  J0=None, strict=True, time_limit: float | None = None) -> Attractor:
+                  J0=None, strict=True, time_limit: float | None = None,
+                  call: str = _CALL) -> Attractor:
     """Attractor of the set-valued piggyback map ``Phi(K) = {A J + B : [A B] in S, J in K}``.
 
     Iterates Phi from ``{J0}`` on an epsilon-net: after each application the points are
@@ -415,7 +418,7 @@ def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
     >>> bool(np.any((full.points > 0.4) & (full.points < 0.6)))
     True
     """
-    pb = _Problem(A, B, hull, P, rho, tol, max_points, J0)
+    pb = _Problem(A, B, hull, P, rho, tol, max_points, J0, call)
     pb.deadline = math.inf if time_limit is None else time.monotonic() + float(time_limit)
     if strict:
         return _compute(pb)
@@ -427,12 +430,13 @@ def ifs_attractor(A, B, *, hull, P=None, rho=None, tol=1e-6, max_points=200_000,
             continue
         if pb.tol != tol:
             warnings.warn(fail_message(
-                _CALL, f"tol={tol:.3g}, which needs more than max_points={pb.max_points} points",
+                pb.call,
+                f"tol={tol:.3g}, which needs more than max_points={pb.max_points} points",
                 f"returned the attractor at tol={pb.tol:.3g} (hausdorff_bound="
                 f"{att.hausdorff_bound:.3g}); pass a larger max_points for a finer set"),
                 RuntimeWarning, stacklevel=2)
         return att
-    raise SetTooLargeError(fail_message(_CALL, f"tol={tol:.3g}", "pass a larger max_points"))
+    raise SetTooLargeError(fail_message(pb.call, f"tol={tol:.3g}", "pass a larger max_points"))
 
 
 def _compute(pb: _Problem) -> Attractor:
@@ -452,7 +456,7 @@ def _compute(pb: _Problem) -> Attractor:
     bound0 = (D0 + slack) / (1.0 - rho)
     if slack > 0.1 * eps:
         raise InputError(fail_message(
-            _CALL, f"tol={pb.tol:.3g}, below the floating-point resolution of this set "
+            pb.call, f"tol={pb.tol:.3g}, below the floating-point resolution of this set "
             f"(rounding of about {slack:.3g} per iteration in the P-norm)",
             "pass a larger tol"))
     target = tol_p - (eps + slack) / (1.0 - rho)
@@ -491,7 +495,7 @@ def _too_large(pb: _Problem, count: int, what: str, j: int, iterations: int, dim
     limit = pb.max_points if limit is None else limit
     factor = max(2.0, (count / limit) ** (1.0 / max(dim, 1.0)) * 1.5)
     err = SetTooLargeError(fail_message(
-        _CALL, f"tol={pb.tol:.3g}: {what} {count} points at iteration {j + 1} of {iterations} "
+        pb.call, f"tol={pb.tol:.3g}: {what} {count} points at iteration {j + 1} of {iterations} "
         f"(limit {limit}, from max_points={pb.max_points})",
         f"pass a larger tol (at least about {pb.tol * factor:.2g}) or a larger max_points; "
         "the number of points grows like tol**(-dim) for a set of dimension dim"))
@@ -523,7 +527,7 @@ def _merge_chunks(pb: _Problem, chunks, radius: float) -> np.ndarray:
     See :func:`conservative.distances.net_snap`: a cube's point is kept exactly when it is
     within ``radius`` of the whole cube's content, else replaced by the cube's centre.
     """
-    snapper = CellSnapper(pb.d, radius, call=_CALL)
+    snapper = CellSnapper(pb.d, radius, call=pb.call)
     for item in chunks:
         _check_time(pb)
         X, Z = item if isinstance(item, tuple) else (item, pb.flat(item))
@@ -573,7 +577,7 @@ def _hull_step_segments(pb: _Problem, K: np.ndarray, eps: float, j: int, iterati
     segment in it, and every point of a segment lies in a marked cube: the Hausdorff error is
     eps, with no sampling error (the cubes have diameter 2 eps).
     """
-    snapper = CellSnapper(pb.d, eps, call=_CALL)
+    snapper = CellSnapper(pb.d, eps, call=pb.call)
     V = pb.images(K)
     Z0 = np.matmul(pb.L.T, V[:, 0]).reshape(len(K), -1)
     Z1 = np.matmul(pb.L.T, V[:, 1]).reshape(len(K), -1)

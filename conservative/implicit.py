@@ -19,7 +19,8 @@ from fractions import Fraction
 import numpy as np
 
 from ._exact import is_psd, to_fractions
-from ._types import as_float_array
+from ._types import (as_float_array, as_matrix_stack, check_bool, check_int, check_real,
+                     initial_jacobian)
 from .certify import certify_contraction
 from .errors import NotConvergedError, SingularJacobianError, fail_message
 from .fixed_point_set import is_numerical_fixed_point, refusal
@@ -49,6 +50,7 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
     how : str
         Which test succeeded, or why neither did.
     """
+    A = as_matrix_stack(A, name="A", call="cv.invertible_on_hull")
     cert = certify_contraction(A)
     if cert.certified:
         return True, f"contraction certificate ({cert.norm}, rho = {cert.rho:.4g})"
@@ -100,6 +102,7 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
     array([0.5, 1. ])
     """
     call = "cv.implicit_jacobian"
+    hull = check_bool(hull, name="hull", call=call)
     A, AB, enclosure = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=tol, call=call)
     proved, how = invertible_on_hull(A) if enclosure.proven else (False, refusal(enclosure))
     if not proved:
@@ -131,9 +134,8 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
     """
     call = "cv.fpad"
     steps = _check_steps(steps, call)
+    J = initial_jacobian(J0, F.n, F.m, call=call, block_shape=F.state_shape + F.param_shape)
     _, _, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
-    J = np.zeros((F.n, F.m)) if J0 is None else \
-        as_float_array(J0, name="J0", call=call).reshape(F.n, F.m)
     Js = np.empty((steps + 1, F.n, F.m))
     Js[0] = J
     advance = frozen_step(F, values, partials)          # the Jacobian stays frozen at x̄
@@ -164,6 +166,8 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     array([-0.25])
     """
     call = "cv.fpad_vjp"
+    tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
+    max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
     _, _, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     p = F.program

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._types import check_int, check_real, check_steps
 from .errors import InputError, NotConvergedError, fail_message
 from .evaluate import evaluate
 from . import interval as iv
@@ -18,10 +19,7 @@ __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
            "frozen_step"]
 
 
-def _check_steps(steps, call, name="steps"):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise InputError(fail_message(call, f"{name}={steps!r}", "pass a non-negative integer"))
-    return int(steps)
+_check_steps = check_steps          # one checker for every call that takes steps (in _types)
 
 
 def iterate(F, x0, theta, steps: int) -> np.ndarray:
@@ -96,9 +94,8 @@ def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000
     (2.0, True)
     """
     call = "cv.fixed_point"
-    max_steps = _check_steps(max_steps, call, "max_steps")
-    if not (np.isfinite(tol) and tol > 0):
-        raise InputError(fail_message(call, f"tol={tol!r}", "pass a positive tolerance"))
+    max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
+    tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     x = xb
     residuals = []

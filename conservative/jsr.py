@@ -30,6 +30,7 @@ overflow nor underflow.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -39,8 +40,9 @@ from typing import Any
 import numpy as np
 
 from . import _exact
-from ._types import as_matrix_stack
-from .errors import InputError, fail_message
+from ._deadline import Deadline, NoProgress, check_progress, progress_bar
+from ._types import as_matrix_stack, check_bool, check_int, check_real
+from .errors import InputError, NonFiniteError, fail_message
 
 __all__ = ["JSRResult", "jsr", "product", "spectral_radius", "parse_matrix_set"]
 
@@ -72,6 +74,9 @@ class JSRResult:
     polytope : ndarray or None
         Columns are vertices of the invariant polytope (input coordinates) when that gave
         the upper bound; the norm's unit ball is their symmetric convex hull.
+    stopped : str
+        "" when every phase ran; otherwise the time limit that cut the computation short and
+        the phases it skipped (the bracket is valid, only wider than it could be).
 
     Examples
     --------
@@ -89,6 +94,7 @@ class JSRResult:
     upper_verified: str = "float"
     P: np.ndarray | None = field(default=None, repr=False, compare=False)
     polytope: np.ndarray | None = field(default=None, repr=False, compare=False)
+    stopped: str = ""
 
     @property
     def gap(self) -> float:
@@ -104,13 +110,14 @@ class JSRResult:
         return (f"JSR in [{self.lower:.12g}, {self.upper:.12g}] (relative gap {self.gap:.2e})\n"
                 f"  lower: {self.lower_method}, word {word} (A[w[-1]]...A[w[0]])\n"
                 f"  upper: {self.upper_method} (verified: {self.upper_verified})")
+        # the method already carries "partial bracket: <stopped>" when the limit was hit
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays become nested lists)."""
         return {
             "lower": self.lower, "upper": self.upper, "word": list(self.word),
             "lower_method": self.lower_method, "upper_method": self.upper_method,
-            "upper_verified": self.upper_verified,
+            "upper_verified": self.upper_verified, "stopped": self.stopped,
             "P": None if self.P is None else self.P.tolist(),
             "polytope": None if self.polytope is None else self.polytope.T.tolist(),
         }
@@ -214,9 +221,38 @@ def _one_per_necklace(words: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
-def _pow2(x: float) -> float:
-    """Power of two closest to ``x`` (> 0): scaling by it is exact in floating point."""
-    return math.ldexp(1.0, round(math.log2(x))) if x > 0 else 1.0
+def _pow2(x: float, log2_x: float | None = None) -> float:
+    """Power of two closest to ``x`` (> 0), within the float64 range (2^-1074 to 2^1023).
+
+    ``log2_x`` may be given instead of an ``x`` that would overflow. Scaling by the result is
+    exact in floating point unless a result under- or overflows.
+    """
+    if log2_x is None:
+        if not x > 0:
+            return 1.0
+        log2_x = math.log2(x) if math.isfinite(x) else 1023.0
+    return math.ldexp(1.0, min(max(round(log2_x), -1074), 1023))
+
+
+def _scale_bound(value: float, s: float, *, up: bool) -> float:
+    """``value * s`` for a power of two ``s``, rounded up (``up``) or down, never to nearest.
+
+    The product is exact unless it under- or overflows; a bound scaled back from balanced
+    coordinates must then move outward, or an upper bound 1.618 * 2^-1072 would become
+    1.5 * 2^-1072 (the subnormals near it hold two bits).
+    """
+    if value == 0 or not math.isfinite(value):      # 0 and inf are the same after scaling
+        return value
+    with np.errstate(all="ignore"):
+        out = float(np.float64(value) * np.float64(s))
+    if not math.isfinite(out):                       # overflow: +inf is still an upper bound
+        return out if up else sys.float_info.max
+    exact = Fraction(value) * Fraction(s)
+    if up and Fraction(out) < exact:
+        out = math.nextafter(out, math.inf)
+    elif not up and Fraction(out) > exact:
+        out = math.nextafter(out, -math.inf)
+    return out
 
 
 def _balance(mats: np.ndarray, sweeps: int = 20) -> np.ndarray:
@@ -226,7 +262,9 @@ def _balance(mats: np.ndarray, sweeps: int = 20) -> np.ndarray:
     (reducible structure) the off-diagonal part is pushed towards a small multiple of the
     diagonal, within 2^±200, so huge couplings such as [[0.5, 1e6], [0, 0.5]] become harmless.
     """
-    s = np.abs(mats).sum(axis=0)
+    mags = np.abs(mats)
+    top = float(mags.max())
+    s = (mags / (top if top > 0 else 1.0)).sum(axis=0)      # scale-free: no overflow in sums
     n = s.shape[0]
     logd = np.zeros(n)
     ref = max(float(np.abs(np.diagonal(s)).max()), float(s.max()) * 1e-6, 1e-300)
@@ -275,20 +313,24 @@ def balanced(A: np.ndarray):
             d = np.ones(A.shape[1])
             B = A.copy()
         big = float(np.abs(B).max())
-        r = float(spectral_radius(B / big).max()) * big       # no overflow in eig
-        s = _pow2(r if r > 0 else big)
+        if big == 0:
+            return B, d, 1.0, True
+        r = float(spectral_radius(B / big).max())             # no overflow in eig
+        s = _pow2(big, math.log2(r) + math.log2(big)) if r > 0 else _pow2(big)
         B = B / s
         back = (B * s) * d[None, :, None] / d[None, None, :]
     return B, d, s, bool(np.array_equal(back, A))
 
 
-def _brute_upper(mats: np.ndarray, max_products: int = 4096) -> tuple[float, int]:
-    """``max_{|w|=k} ||A_w||_2^{1/k}`` for the largest k with m^k <= max_products (k >= 1)."""
+def _brute_upper(mats: np.ndarray, max_products: int = 4096,
+                 deadline: float = math.inf) -> tuple[float, int]:
+    """``max_{|w|=k} ||A_w||_2^{1/k}`` for the largest k with m^k <= max_products (k >= 1);
+    shorter products once the deadline has passed."""
     m = mats.shape[0]
     best = (float(_norm2(mats).max()), 1)
     prods = mats
     k = 1
-    while prods.shape[0] * m <= max_products and k < 12:
+    while prods.shape[0] * m <= max_products and k < 12 and time.monotonic() < deadline:
         prods = np.einsum("aij,bjk->abik", mats, prods).reshape(-1, *mats.shape[1:])
         k += 1
         val = float(_norm2(prods).max()) ** (1.0 / k)
@@ -318,7 +360,9 @@ def _in_p_norm(mats: np.ndarray, P: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.linalg.solve(L, mats.transpose(0, 2, 1) @ L), 1, 2)
 
 
-def _import_cvxpy():
+def import_cvxpy():
+    """cvxpy, imported once (slow the first time: callers do it before starting the clock),
+    or None when it is not installed."""
     try:
         import cvxpy  # noqa: F401
     except Exception:  # noqa: BLE001 -- no cvxpy: quadratic norms are simply skipped
@@ -343,20 +387,27 @@ class _QuadraticSDP:
             q = a.T @ self.P @ a
             cons.append(self.g2 * self.P - (q + q.T) / 2 >> 0)
         self.problem = cp.Problem(cp.Minimize(self.t), cons)
+        self.setup = _sdp_setup_estimate(k, n)      # first solve only: compile and set up
 
     def solve(self, gamma: float, deadline: float = math.inf) -> np.ndarray | None:
         """A candidate P for this gamma, or None (infeasible or every solver failed).
 
         CLARABEL first; SCS (first order, slow to high accuracy) only as a fallback with an
-        iteration and time cap, so a hard instance cannot stall the caller.
+        iteration and time cap, so a hard instance cannot stall the caller. Both are told the
+        time left before ``deadline``.
         """
         self.g2.value = gamma * gamma
         for solver in ("CLARABEL", "SCS"):
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            opts = {} if solver == "CLARABEL" else {
-                "max_iters": 2500, "time_limit_secs": float(min(left, 1.0))}
+            # each solve is capped at the time left, so one call cannot overrun by much
+            if solver == "CLARABEL":
+                limit = max(left - self.setup, 0.1)
+                opts = {"time_limit": float(limit)} if math.isfinite(left) else {}
+                self.setup = 0.0
+            else:
+                opts = {"max_iters": 2500, "time_limit_secs": float(min(left, 1.0))}
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -373,13 +424,17 @@ class _QuadraticSDP:
 
 
 def quadratic_norm(mats: np.ndarray, lo: float, hi: float, *, rtol: float = 1e-6,
-                   deadline: float = math.inf, max_iter: int = 40):
+                   deadline: float = math.inf, max_iter: int = 40,
+                   first: float | None = None):
     """Best common quadratic norm by SDP bisection on gamma in [lo, hi].
 
     Solves ``P ⪰ I, A_i^T P A_i ⪯ gamma^2 P`` (convex for fixed gamma). Every returned P is
     re-evaluated in floating point, ``gamma(P) = max_i ||A_i||_P``, which is what moves the upper
     end; solver verdicts only guide the search. Returns ``(gamma(P), P)``; if no solve succeeds
     (or cvxpy is unavailable) that is ``P = I``, feasible for ``hi >= max_i ||A_i||_2``.
+
+    The first gamma tried is ``first`` if given (e.g. halfway to what a certifier needs),
+    else just above ``lo``. No solve starts after ``deadline``, and each is told the time left.
 
     Examples
     --------
@@ -397,10 +452,15 @@ def quadratic_norm(mats: np.ndarray, lo: float, hi: float, *, rtol: float = 1e-6
     # the best quadratic bound is often within a few percent of the lower bound: try there
     # first, so that a feasible answer shrinks the bracket at once
     g_try = min(hi, lo * 1.02) if lo > 0 else hi
+    if first is not None and lo < first <= hi:
+        g_try = first
+    last = 0.0                                  # duration of the previous solve
     for _ in range(max_iter):
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline or now + 0.5 * last > deadline:   # would end well past it
             break
         P = sdp.solve(g_try, deadline)
+        last = time.monotonic() - now
         g_val = _quadratic_gamma(mats, P) if P is not None else math.inf
         if g_val < best_g:
             best_g, best_P = g_val, P
@@ -457,6 +517,17 @@ def _rho_roots(prods: np.ndarray, k: int) -> np.ndarray:
         return spectral_radius(prods) ** (1.0 / k)
 
 
+def _chunked(fn, count: int, deadline: float, *, fill: float, chunk: int = 1024) -> np.ndarray:
+    """``fn(slice)`` over ``range(count)`` in chunks; entries after the deadline get ``fill``."""
+    out = np.full(count, fill)
+    for start in range(0, count, chunk):
+        if start and time.monotonic() > deadline:
+            break
+        sel = slice(start, min(start + chunk, count))
+        out[sel] = fn(sel)
+    return out
+
+
 def gripenberg(mats: np.ndarray, *, alpha: float = 0.0, word: tuple = (), delta: float = 1e-6,
                max_length: int = 30, max_nodes: int = 20000,
                deadline: float = math.inf) -> _Search:
@@ -481,7 +552,8 @@ def gripenberg(mats: np.ndarray, *, alpha: float = 0.0, word: tuple = (), delta:
         # a rotation pruned elsewhere in the tree may survive here, so evaluate one
         # representative per rotation class among the survivors
         reps = _one_per_necklace(words)
-        rr = _rho_roots(prods[reps], k)
+        rr = _chunked(lambda sel: _rho_roots(prods[reps[sel]], k), len(reps), deadline,
+                      fill=-np.inf)
         j = int(np.nanargmax(rr)) if np.isfinite(rr).any() else -1
         if j >= 0 and rr[j] > best_alpha * (1 + 1e-13):
             best_alpha, best_word = float(rr[j]), tuple(int(i) for i in words[reps[j]])
@@ -504,8 +576,12 @@ def gripenberg(mats: np.ndarray, *, alpha: float = 0.0, word: tuple = (), delta:
             break
         words = np.concatenate([np.tile(words, (m, 1)),
                                 np.repeat(np.arange(m), words.shape[0])[:, None]], axis=1)
+        # a product whose norm was not computed before the deadline keeps its parent's
+        # bound (the minimum over prefixes is at most that), so the upper bound stays valid
         with np.errstate(all="ignore"):
-            bounds = np.minimum(np.tile(bounds, m), _norm2(new) ** (1.0 / (k + 1)))
+            norms = _chunked(lambda sel: _norm2(new[sel]) ** (1.0 / (k + 1)), len(new),
+                             deadline, fill=np.inf)
+            bounds = np.minimum(np.tile(bounds, m), norms)
         prods = new
     upper = max(best_alpha + delta, dropped, float(bounds.max()) if bounds.size else 0.0)
     return _Search(best_alpha, best_word, upper, False)
@@ -648,6 +724,8 @@ def invariant_polytope(mats: np.ndarray, word: tuple, *, max_vertices: int = 200
         norm.add(extra)
         new = list(range(start, norm.V.shape[1]))
         padded = True
+    if time.monotonic() > deadline:
+        return None                                  # no exact check after the deadline
     bound = polytope_bound(mats, norm.V, supports)
     return None if bound is None else (bound, norm.V)
 
@@ -676,6 +754,7 @@ class Analysis:
     word: tuple
     lower_method: str
     uppers: tuple
+    stopped: str = ""                   # why the search ended early ("" if it did not)
 
     def best(self, *, exact_only: bool = False) -> UpperBound | None:
         """Smallest bound; an exact one wins over a float one within 1e-9 relative."""
@@ -703,6 +782,8 @@ def lifted_quadratic(B: np.ndarray, k: int, lo: float, *, deadline: float = math
     gk, P = quadratic_norm(prods, lo ** k, hi, rtol=rtol, deadline=deadline)
     if P is None:
         return None
+    if time.monotonic() > deadline:
+        return None                                  # no exact check after the deadline
     scale = _pow2(float(np.abs(P).max()))
     Pr = np.vectorize(_exact.dyadic_round)(P / scale)
     Pr = (Pr + Pr.T) / 2
@@ -734,112 +815,213 @@ def polytope_bound(mats: np.ndarray, V: np.ndarray, supports: dict | None = None
 
 
 def analyse(A: np.ndarray, *, tol: float = 1e-6, max_length: int = 30,
-            time_limit: float = 20.0, max_nodes: int = 20000, use_sdp: bool = True,
+            time_limit: float | None = 20.0, max_nodes: int = 20000, use_sdp: bool = True,
             use_polytope: bool = True, use_lifted: bool = True,
-            stop_at: float = math.inf, stop_below: float = -math.inf) -> Analysis:
+            stop_at: float = math.inf, stop_below: float = -math.inf,
+            deadline: Deadline | None = None, bar=None, call: str = _CALL) -> Analysis:
     """All bounds for a validated stack ``A`` (k, n, n); :func:`jsr` picks the best.
 
     A quick product search runs first; if its lower bound reaches ``stop_at`` the upper-bound
     machinery is skipped (a certifier does not need it once a product with
     ``rho(A_w)^{1/|w|} >= 1`` is known). Likewise the search stops as soon as an exactly
     verified common quadratic norm gives a bound below ``stop_below``.
+
+    Time: ``deadline`` (else one made from ``time_limit``) is shared by the phases; none starts
+    a solver call, a search level or an exact check after it has passed, and
+    :attr:`Analysis.stopped` then names what was skipped. Bounds found in the balanced and
+    scaled coordinates (``A = s D B D^-1``) are scaled back by :func:`_scale_bound`, rounded
+    outward.
+
+    Raises
+    ------
+    NonFiniteError
+        When the joint spectral radius exceeds the float64 range.
     """
     sdp_rtol = min(max(tol, 1e-8), 1e-4)
     if use_sdp:
-        _import_cvxpy()                  # the first import is slow; keep it off the clock
-    deadline = time.monotonic() + time_limit
+        import_cvxpy()                  # the first import is slow; keep it off the clock
+    dl = deadline if deadline is not None else Deadline(time_limit)
+    bar = bar if bar is not None else NoProgress()
     m, n, _ = A.shape
     if not np.any(A):
         zero = UpperBound(0.0, "all matrices are zero", "exact", np.eye(n))
         return Analysis(0.0, (0,), "all matrices are zero", (zero,))
+    with np.errstate(all="ignore"):
+        return _analyse(A, dl, bar, tol=tol, sdp_rtol=sdp_rtol, max_length=max_length,
+                        max_nodes=max_nodes, use_sdp=use_sdp, use_polytope=use_polytope,
+                        use_lifted=use_lifted, stop_at=stop_at, stop_below=stop_below,
+                        call=call)
+
+
+def _sdp_setup_estimate(k: int, n: int) -> float:
+    """Rough seconds to compile and set up the SDP with k LMIs of size n (cvxpy, CLARABEL):
+    about 1 ms per LMI entry on a laptop. An SDP is not started when even that does not fit."""
+    return 1e-3 * k * n * n
+
+
+#: the phases of :func:`analyse`, in order (the progress bar counts them)
+PHASES = ("products", "quadratic norm", "branch and bound", "invariant polytope",
+          "lifted quadratic norms")
+
+
+def _analyse(A, dl, bar, *, tol, sdp_rtol, max_length, max_nodes, use_sdp, use_polytope,
+             use_lifted, stop_at, stop_below, call) -> Analysis:
+    m, n, _ = A.shape
     B, d, s, exact_similarity = balanced(A)
     rho1 = spectral_radius(B)
     i1 = int(np.argmax(rho1))
     lower, word, lower_method = float(rho1[i1]), (i1,), "spectral radius of one matrix"
-    cheap, cheap_k = _brute_upper(B)
+    skipped: list[str] = []
+
+    def scaled_lower():
+        low = _scale_bound(lower, s, up=False)
+        if low >= sys.float_info.max:
+            raise NonFiniteError(fail_message(
+                call, f"matrices whose joint spectral radius is at least "
+                       f"2^{math.log2(lower) + math.log2(s):.1f}, beyond float64",
+                "rescale them (JSR(c S) = |c| JSR(S)) so that entries stay well below 1e308"))
+        return low
 
     def to_input(Pb):  # A = s D B D^{-1}: ||.||_Pb for B is ||.||_{D^-1 Pb D^-1} for A
-        return Pb / d[:, None] / d[None, :]
+        Pa = Pb / d[:, None] / d[None, :]
+        return Pa if np.array_equal(Pa * d[:, None] * d[None, :], Pb) else None
+
+    def add(value_b, method, verified, P=None, V=None, k=1):
+        """Record a bound found for B, scaled back to A (upward), its norm in A's coords."""
+        P_a = to_input(P) if P is not None else None
+        V_a = V * d[:, None] if V is not None else None
+        if V_a is not None and not np.array_equal(V_a / d[:, None], V):
+            V_a = None
+        if (P is not None and P_a is None) or (V is not None and V_a is None):
+            method += " [the norm under- or overflows in the input's coordinates]"
+        uppers.append(UpperBound(_scale_bound(value_b, s, up=True), method, verified, P_a,
+                                 V_a, k=k))
+        return uppers[-1].value
 
     def finish():
         # exact checks were run on B; they speak about A only if A = s D B D^{-1} exactly
         ups = tuple(uppers) if exact_similarity else tuple(
             replace(u, verified="float", method=u.method + " [exact for rescaled matrices]")
             if u.verified == "exact" else u for u in uppers)
-        return Analysis(float(lower * s), _canonical_rotation(word), lower_method, ups)
+        stopped = ""
+        if skipped:
+            stopped = (f"{dl.describe()} reached after {dl.elapsed():.1f} s; skipped: "
+                       + ", ".join(skipped))
+        return Analysis(scaled_lower(), _canonical_rotation(word), lower_method, ups, stopped)
 
-    uppers = [UpperBound(cheap * s, "max ||A_w||_2^(1/k) over all products of length "
-                         f"{cheap_k} (balanced 2-norm)", "float")]
+    def tick(phase):
+        bar.update()
+        bar.set_postfix_str(f"{phase}: JSR in [{lower * s:.6g}, "
+                            f"{min(u.value for u in uppers):.6g}]")
+
+    uppers: list[UpperBound] = []
+    # all products up to a length; fewer for large matrices (the cost is count * n^3)
+    budget = max(m, int(4096 * min(1.0, (8.0 / n) ** 3)))
+    cheap, cheap_k = _brute_upper(B, max_products=budget, deadline=dl.part(0.1).at)
+    add(cheap, f"max ||A_w||_2^(1/k) over all products of length {cheap_k} "
+               "(balanced 2-norm)", "float")
     # quick product search for a lower bound (and an early exit for certifiers)
     quick = gripenberg(B, alpha=lower, word=word, delta=1e-3 * max(lower, 1e-300),
                        max_length=min(max_length, 12), max_nodes=min(max_nodes, 2000),
-                       deadline=min(deadline, time.monotonic() + 0.2 * time_limit))
+                       deadline=dl.part(0.2).at)
     if quick.alpha > lower:
         lower, word = quick.alpha, quick.word
         lower_method = f"spectral radius of a product of length {len(word)} (branch and bound)"
-    if lower * s >= stop_at:
+    tick(PHASES[0])
+    if scaled_lower() >= stop_at:
         return finish()
+    # the balanced 2-norm itself (P = I), exactly checked: cheap, and a certificate in hand
+    # should the SDP not finish in time
+    hi = float(_norm2(B).max()) * (1 + 1e-9)           # P = I is feasible there
+    if hi * s < stop_below and not dl.expired():
+        eye = rational_quadratic(B, np.eye(n))
+        if eye is not None:
+            add(eye[0], "balanced 2-norm (P = D^-2, exact LDL^T check)", "exact", eye[1])
     # common quadratic Lyapunov function (SDP), re-checked exactly
     P = None
-    if use_sdp:
-        hi = float(_norm2(B).max()) * (1 + 1e-9)       # P = I is feasible there
-        g, Pq = quadratic_norm(B, lower, hi, rtol=sdp_rtol, deadline=deadline)
-        if Pq is not None:
+    if use_sdp and dl.fits(_sdp_setup_estimate(m, n)):
+        # a certifier needs any gamma below stop_below: first try halfway there (in log
+        # scale), since a 40 x 40 solve can take ten seconds and infeasible ones are slowest
+        goal = min(hi, stop_below / s) if math.isfinite(stop_below) else hi
+        first = math.sqrt(lower * goal) if lower * 1.02 < goal and lower > 0 else None
+        g, Pq = quadratic_norm(B, lower, hi, rtol=sdp_rtol, deadline=dl.part(0.7).at,
+                               first=first)
+        exact = None
+        if Pq is not None and not dl.expired():
             exact = rational_quadratic(B, Pq)
-            if exact is not None:
-                P = exact[1]
-                uppers.append(UpperBound(exact[0] * s, "common quadratic Lyapunov function "
-                                         "(SDP, exact LDL^T check)", "exact", to_input(P)))
-                if exact[0] * s < stop_below:
-                    return finish()
-            else:
-                P = Pq
-                uppers.append(UpperBound(g * s, "common quadratic Lyapunov function (SDP)",
-                                         "float", to_input(P)))
+        elif Pq is not None:
+            skipped.append("the exact check of the quadratic norm")
+        if exact is not None:
+            P = exact[1]
+            value = add(exact[0], "common quadratic Lyapunov function (SDP, exact LDL^T "
+                                  "check)", "exact", P)
+            if value < stop_below:
+                return finish()
+        elif Pq is not None:
+            P = Pq
+            add(g, "common quadratic Lyapunov function (SDP)", "float", P)
+        tick(PHASES[1])
+    elif use_sdp:
+        skipped.append(PHASES[1])
     # branch and bound, in the quadratic norm when we have one
-    C = _in_p_norm(B, P) if P is not None else B
-    gb = gripenberg(C, alpha=lower, word=word, delta=tol * max(lower, 1e-300),
-                    max_length=max_length, max_nodes=max_nodes, deadline=deadline)
-    if gb.alpha > lower:
-        lower, word = gb.alpha, gb.word
-        lower_method = f"spectral radius of a product of length {len(word)} (branch and bound)"
-    norm_name = "quadratic norm" if P is not None else "balanced 2-norm"
-    uppers.append(UpperBound(gb.upper * s, f"Gripenberg branch and bound in the {norm_name}"
-                             + ("" if gb.complete else f" (stopped at length {max_length})"),
-                             "float", to_input(P) if P is not None else None))
+    if not dl.expired():
+        C = _in_p_norm(B, P) if P is not None else B
+        gb = gripenberg(C, alpha=lower, word=word, delta=tol * max(lower, 1e-300),
+                        max_length=max_length, max_nodes=max_nodes, deadline=dl.at)
+        if gb.alpha > lower:
+            lower, word = gb.alpha, gb.word
+            lower_method = (f"spectral radius of a product of length {len(word)} "
+                            "(branch and bound)")
+        norm_name = "quadratic norm" if P is not None else "balanced 2-norm"
+        cut = (" (stopped by the time limit)" if dl.expired()
+               else f" (stopped at length {max_length})")
+        if not gb.complete and dl.expired():
+            skipped.append("the rest of the branch and bound")
+        add(gb.upper, f"Gripenberg branch and bound in the {norm_name}"
+                      + ("" if gb.complete else cut), "float", P)
+        tick(PHASES[2])
+    else:
+        skipped.append(PHASES[2])
 
     def open_gap():
         best = Analysis(lower * s, word, lower_method, tuple(uppers)).best()
         return best.verified != "exact" or best.value > lower * s * (1 + tol)
 
     # invariant polytope from the best product
-    if use_polytope and open_gap() and time.monotonic() < deadline:
-        try:
-            left = deadline - time.monotonic()
-            poly = invariant_polytope(B, word, deadline=time.monotonic() + 0.5 * left)
-        except Exception:  # noqa: BLE001 -- LP trouble: keep the other bounds
-            poly = None
-        if poly is not None:
-            ub, V = poly
-            uppers.append(UpperBound(ub * s, f"invariant polytope ({V.shape[1]} vertex pairs,"
-                                     " exact rational check)", "exact", None, V * d[:, None]))
+    if use_polytope and open_gap():
+        if dl.expired():
+            skipped.append(PHASES[3])
+        else:
+            try:
+                poly = invariant_polytope(B, word, deadline=dl.part(0.5).at)
+            except Exception:  # noqa: BLE001 -- LP trouble: keep the other bounds
+                poly = None
+            if poly is not None:
+                ub, V = poly
+                add(ub, f"invariant polytope ({V.shape[1]} vertex pairs, exact rational "
+                        "check)", "exact", None, V)
+            tick(PHASES[3])
     # quadratic norm of products of length k (handles complex leading eigenvalues)
     if use_sdp and use_lifted and open_gap():
         for k in (2, 3, 4):
-            if m ** k > 64 or time.monotonic() > deadline:
+            if m ** k > 64:
                 break
-            got = lifted_quadratic(B, k, lower, deadline=deadline, rtol=sdp_rtol)
+            if not dl.fits(_sdp_setup_estimate(m ** k, n)):
+                skipped.append(f"{PHASES[4]} (length {k})")
+                break
+            got = lifted_quadratic(B, k, lower, deadline=dl.at, rtol=sdp_rtol)
             if got is not None:
-                uppers.append(UpperBound(got[0] * s, f"quadratic norm of products of length "
-                                         f"{k} (SDP, exact check)", "exact",
-                                         to_input(got[1]), k=k))
-                if got[0] * s < stop_below or not open_gap():
+                value = add(got[0], f"quadratic norm of products of length {k} (SDP, exact "
+                                    "check)", "exact", got[1], k=k)
+                if value < stop_below or not open_gap():
                     break
+        tick(PHASES[4])
     return finish()
 
 
-def jsr(mats: Any, *, tol: float = 1e-6, max_length: int = 30, time_limit: float = 20.0,
-        max_nodes: int = 20000, use_sdp: bool = True, use_polytope: bool = True) -> JSRResult:
+def jsr(mats: Any, *, tol: float = 1e-6, max_length: int = 30,
+        time_limit: float | None = 20.0, max_nodes: int = 20000, use_sdp: bool = True,
+        use_polytope: bool = True, progress: bool | None = None) -> JSRResult:
     """Bracket the joint spectral radius of a finite set of square matrices.
 
     .. math::
@@ -862,12 +1044,18 @@ def jsr(mats: Any, *, tol: float = 1e-6, max_length: int = 30, time_limit: float
         Target relative width of the bracket (Gripenberg's pruning margin is ``tol * lower``).
     max_length : int
         Longest product examined by the branch and bound.
-    time_limit : float
-        Seconds (soft) for the whole computation.
+    time_limit : float or None
+        Seconds for the whole computation (None: no limit). No search level, solver call or
+        exact check starts after it; one already running may finish (a single SDP solve
+        cannot be interrupted). When the limit cuts the computation short, the bracket is
+        still valid and ``stopped`` (and ``upper_method``) says what was skipped.
     max_nodes : int
         Products kept per level of the branch and bound (those with the largest bounds).
     use_sdp, use_polytope : bool
         Switch off the quadratic-norm SDP or the invariant polytope algorithm.
+    progress : bool or None
+        None: a progress bar (tqdm) when the call runs for more than 2 s and a terminal or
+        notebook is attached; True: always; False: never.
 
     Returns
     -------
@@ -894,12 +1082,20 @@ def jsr(mats: Any, *, tol: float = 1e-6, max_length: int = 30, time_limit: float
     ((0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), True, 'exact')
     """
     A = parse_matrix_set(mats, call=_CALL)
-    if not (tol > 0 and max_length >= 1 and time_limit > 0 and max_nodes >= 1):
-        raise InputError(fail_message(
-            _CALL, f"tol={tol!r}, max_length={max_length!r}, time_limit={time_limit!r}, "
-                   f"max_nodes={max_nodes!r}", "pass positive values"))
-    an = analyse(A, tol=tol, max_length=max_length, time_limit=time_limit,
-                 max_nodes=max_nodes, use_sdp=use_sdp, use_polytope=use_polytope)
+    tol = check_real(tol, name="tol", call=_CALL, minimum=0.0, strict=True)
+    max_length = check_int(max_length, name="max_length", call=_CALL, minimum=1)
+    max_nodes = check_int(max_nodes, name="max_nodes", call=_CALL, minimum=1)
+    use_sdp = check_bool(use_sdp, name="use_sdp", call=_CALL)
+    use_polytope = check_bool(use_polytope, name="use_polytope", call=_CALL)
+    progress_flag = check_progress(progress, call=_CALL)
+    if use_sdp:
+        import_cvxpy()                  # the first import is slow; keep it off the clock
+    dl = Deadline.from_time_limit(time_limit, call=_CALL)
+    with progress_bar(len(PHASES), _CALL, progress_flag) as bar:
+        an = analyse(A, tol=tol, max_length=max_length, max_nodes=max_nodes, use_sdp=use_sdp,
+                     use_polytope=use_polytope, deadline=dl, bar=bar)
     best = an.best()
-    return JSRResult(an.lower, max(best.value, an.lower), an.word, an.lower_method,
-                     best.method, best.verified, best.P, best.V)
+    upper = max(best.value, an.lower)
+    method = best.method + (f" -- partial bracket: {an.stopped}" if an.stopped else "")
+    return JSRResult(an.lower, upper, an.word, an.lower_method, method, best.verified, best.P,
+                     best.V, stopped=an.stopped)

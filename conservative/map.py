@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._types import as_float_array, as_shape, size_of
+from ._types import as_float_array, as_shape, check_bool, check_tol, size_of
 from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
 from .enclose import as_box, enclose_program, possible_pieces
@@ -187,8 +187,8 @@ class Map:
         (True, True, False)
         """
         call = "Map.jacobian"
-        if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
-            raise InputError(fail_message(call, f"tol={tol!r}", "pass a finite tol >= 0"))
+        hull = check_bool(hull, name="hull", call=call)
+        tol = check_tol(tol, call)
         xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
         possible = None
         if box is not None:
@@ -380,7 +380,11 @@ class Map:
 
 def _one_element(value, shape):
     """A plain scalar stands for an array of one element (``theta=1.0`` for shape (1,))."""
-    if shape != () and size_of(shape) == 1 and np.ndim(value) == 0:
+    try:
+        scalar = np.ndim(value) == 0
+    except ValueError:                  # ragged nested lists: as_float_array says so
+        return value
+    if shape != () and size_of(shape) == 1 and scalar:
         return np.reshape(value, shape)
     return value
 

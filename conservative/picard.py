@@ -21,10 +21,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._types import as_float_array
+from ._types import as_float_array, check_bool, check_int, check_real, initial_jacobian
 from .certify import Certificate, certify_contraction
 from .distances import net_merge
-from .errors import (InputError, NotContractingError, SetTooLargeError, ShapeError, SolverError,
+from .errors import (InputError, NotContractingError, SetTooLargeError, SolverError,
                      UndecidedError, fail_message)
 from .fixed_point_set import refusal
 from .ifs import Attractor, ifs_attractor
@@ -37,13 +37,8 @@ __all__ = ["piggyback", "piggyback_vjp", "piggyback_sets", "attractor", "contrac
 
 
 def _initial_jacobian(F, J0, call):
-    if J0 is None:
-        return np.zeros((F.n, F.m))
-    J0 = as_float_array(J0, name="J0", call=call)
-    if J0.size != F.n * F.m or J0.ndim not in (2, len(F.state_shape) + len(F.param_shape)):
-        raise ShapeError(fail_message(call, f"J0 of shape {J0.shape}",
-                                      f"pass J0 of shape (n, m) = ({F.n}, {F.m})"))
-    return J0.reshape(F.n, F.m)
+    return initial_jacobian(J0, F.n, F.m, call=call,
+                            block_shape=F.state_shape + F.param_shape)
 
 
 def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: bool = False,
@@ -92,7 +87,7 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
 
     Examples
     --------
-    Gradient descent on f(w) = (w-1)^2/2 + theta w^2/2 with step 1/4 (DESIGN.md's reference):
+    Gradient descent on f(w) = (w-1)^2/2 + theta w^2/2 with step 1/4 (docs/reference_values.md):
     J_k - J̄ = 0.25 (1 + k) 0.5^k.
 
     >>> import numpy as np, conservative as cv
@@ -103,6 +98,7 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
     """
     call = "cv.piggyback"
     steps = _check_steps(steps, call)
+    hull = check_bool(hull, name="hull", call=call)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     J = _initial_jacobian(F, J0, call)
     kept = steps + 1 if history else 1
@@ -188,7 +184,9 @@ def _selector(F, selection, steps, *, hull, check, call) -> Callable:
         def choose(k, js):
             M = as_float_array(selection(k, js), name=f"the selection's matrix at step {k}",
                                call=call, shape=(F.n, width))
-            if check and not js.contains(M, atol=1e-9 * max(1.0, float(np.abs(M).max()))):
+            # membership entry by entry at each entry's own scale (JacobianSet.contains): an
+            # atol scaled by the largest entry would let a 1e6 entry hide a 3e-7 one
+            if check and not js.contains(M, atol=0.0):
                 raise InputError(fail_message(
                     call, f"a selection at step {k} that is not in the conservative Jacobian "
                     f"({js})", "return an element of the set given to the callable (for "
@@ -196,6 +194,10 @@ def _selector(F, selection, steps, *, hull, check, call) -> Callable:
                     "check=False for a deliberately outside policy"))
             return M
         return choose
+    if not isinstance(selection, Sequence) and not isinstance(selection, np.ndarray):
+        raise InputError(fail_message(call, f"selection={selection!r}"[:200],
+                                      'pass "default", "min_norm", a sequence of vertex '
+                                      "indices or a callable (k, JacobianSet) -> [A B]"))
     indices = list(selection)
     if len(indices) < steps or not all(isinstance(i, (int, np.integer)) for i in indices):
         raise InputError(fail_message(call, f"a selection sequence of length {len(indices)} "
@@ -236,6 +238,9 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
     """
     call = "cv.piggyback_sets"
     steps = _check_steps(steps, call)
+    hull = check_bool(hull, name="hull", call=call)
+    merge = check_real(merge, name="merge", call=call, minimum=0.0)
+    max_points = check_int(max_points, name="max_points", call=call, minimum=1)
     xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
     K = _initial_jacobian(F, J0, call)[None]
     xs = np.empty((steps + 1,) + F.state_shape)
@@ -333,6 +338,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     (0.5, 1.0)
     """
     call = "cv.attractor"
+    hull = check_bool(hull, name="hull", call=call)
     A, AB, enclosure = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=jac_tol, call=call)
     cert = certify_contraction(A)
     if cert.certified and not enclosure.proven:
@@ -355,7 +361,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float = 1e-6, jac_tol
     if max_points is None:
         max_points = max(200_000, 2_500_000 // max(1, F.n * F.m))
     return ifs_attractor(AB[:, :, :F.n], AB[:, :, F.n:], hull=hull, P=P, rho=rho, tol=tol,
-                         max_points=max_points, time_limit=time_limit)
+                         max_points=max_points, time_limit=time_limit, call=call)
 
 
 def _conditioned_norm(A: np.ndarray, P: np.ndarray, rho: float, max_cond: float = 1e4):

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._types import as_float_array
+from ._types import as_float_array, as_rng, check_bool, check_int, check_real
 from .errors import InputError, SetTooLargeError, ShapeError, SolverError, fail_message
 
 __all__ = ["JacobianSet", "FiniteGenerator", "AffineGenerator", "CallableGenerator",
@@ -37,9 +37,12 @@ __all__ = ["JacobianSet", "FiniteGenerator", "AffineGenerator", "CallableGenerat
 DEFAULT_MAX_VERTICES = 65_536
 _CHUNK = 4096
 # HiGHS solves to a feasibility tolerance; answers are re-checked up to atol plus this slack
-# (relative to the size of the entries), which is what "membership up to atol" means here.
+# relative to each entry's own scale (_entry_scale), which is what "membership up to atol"
+# means here.
 _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _LP_SLACK = 1e-9
+# rounding of one subtraction or of a short sum, relative to the magnitudes involved
+_ROUNDING = 16 * np.finfo(float).eps
 
 
 class FiniteGenerator:
@@ -115,13 +118,28 @@ class CallableGenerator:
 
 
 def _unique_rows(stack: np.ndarray) -> np.ndarray:
-    """Drop duplicate matrices (up to 1e-12 relative), keeping first occurrences in order."""
+    """Drop matrices that are exactly equal to an earlier one, keeping first occurrences in order.
+
+    Only exact equality merges (``0.0`` and ``-0.0`` are equal): two elements that differ in
+    any entry, however little relative to the others, are different Jacobians and may have
+    very different spectral radii.
+    """
     if stack.shape[0] <= 1:
         return stack
-    scale = max(1.0, float(np.max(np.abs(stack))))
-    keys = np.round(stack.reshape(stack.shape[0], -1) / scale, 12)
+    keys = stack.reshape(stack.shape[0], -1) + 0.0          # -0.0 -> 0.0
     _, first = np.unique(keys, axis=0, return_index=True)
     return stack[np.sort(first)]
+
+
+def _entry_scale(cols: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per entry, the magnitude of the LP's coefficients there (1 where all of them are zero).
+
+    Solver tolerances are measured against this, entry by entry, so that an entry of size 1e-7
+    next to one of size 1e6 is compared at its own scale.
+    """
+    scale = np.max(np.abs(cols), axis=1, initial=0.0) if cols.size else np.zeros(len(target))
+    scale = np.maximum(scale, np.abs(target))
+    return np.where(scale > 0, scale, 1.0)
 
 
 class JacobianSet:
@@ -150,7 +168,7 @@ class JacobianSet:
 
     def __init__(self, generator, *, hull: bool):
         self._gen = generator
-        self.hull = bool(hull)
+        self.hull = check_bool(hull, name="hull", call="cv.JacobianSet")
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -196,7 +214,16 @@ class JacobianSet:
         masks, e.g. inside a compound condition of ``cv.where``).
         """
         n = self.n_selections
-        return n == 1 or (n <= 256 and len(self.enumerate(max_vertices=256)) == 1)
+        if n == 1:
+            return True
+        gen = self._gen
+        if isinstance(gen, AffineGenerator):
+            # exact in real arithmetic, without enumeration: slot s changes the matrix by
+            # outer(U[:, s], C[s, o]), which is zero iff U[:, s] == 0 or C[s, o] == 0
+            valid = np.arange(gen.C.shape[1])[None, :] < gen.counts[:, None]
+            moves = np.any(gen.C != 0, axis=2) & valid              # (S, O)
+            return not np.any(np.any(gen.U != 0, axis=0) & np.any(moves, axis=1))
+        return n <= 256 and len(self.enumerate(max_vertices=256)) == 1
 
     @property
     def default(self) -> np.ndarray:
@@ -205,10 +232,19 @@ class JacobianSet:
 
     def select(self, choice: Sequence[int]) -> np.ndarray:
         """The element for one choice per slot (``choice[s] < counts[s]``)."""
-        c = np.asarray(choice, dtype=np.int64).reshape(1, -1)
-        if c.shape[1] != self.n_slots or np.any(c < 0) or np.any(c[0] >= self._gen.counts):
-            raise InputError(fail_message("JacobianSet.select", f"choice {list(choice)!r}",
-                                          f"pass one index per slot below {self._gen.counts}"))
+        try:
+            raw = np.asarray(choice)
+            ok = raw.ndim == 1 and (raw.dtype.kind in "iu" or raw.size == 0)
+        except ValueError:
+            ok = False
+        if ok:
+            c = raw.astype(np.int64).reshape(1, -1)
+            ok = c.shape[1] == self.n_slots and not np.any(c < 0) and \
+                not np.any(c[0] >= self._gen.counts)
+        if not ok:
+            raise InputError(fail_message("JacobianSet.select", f"choice {choice!r}"[:200],
+                                          f"pass one integer index per slot below "
+                                          f"{self._gen.counts.tolist()}"))
         return self._gen.assemble(c)[0]
 
     # --- blocks ---------------------------------------------------------------------------------
@@ -242,7 +278,7 @@ class JacobianSet:
         return np.indices(counts).reshape(len(counts), -1).T
 
     def enumerate(self, max_vertices: int = DEFAULT_MAX_VERTICES) -> np.ndarray:
-        """All assembled matrices of the choice combinations, duplicates removed.
+        """All assembled matrices of the choice combinations, exact duplicates removed.
 
         For ``hull=False`` this is the set; for ``hull=True`` its convex hull is the set (some
         returned matrices may be interior). Order: choices in lexicographic order, first slot
@@ -253,6 +289,8 @@ class JacobianSet:
         SetTooLargeError
             When there are more than ``max_vertices`` combinations.
         """
+        max_vertices = check_int(max_vertices, name="max_vertices",
+                                 call="JacobianSet.enumerate", minimum=1)
         choices = self._choices(max_vertices)
         out = [self._gen.assemble(choices[i:i + _CHUNK]) for i in range(0, len(choices), _CHUNK)]
         return _unique_rows(np.concatenate(out))
@@ -277,8 +315,20 @@ class JacobianSet:
         return verts.min(axis=0), verts.max(axis=0)
 
     def sample(self, size: int, rng=None) -> np.ndarray:
-        """Random elements: random choices (``hull=False``) or convex combinations (hull)."""
-        rng = np.random.default_rng(rng)
+        """Random elements: random choices (``hull=False``) or convex combinations (hull).
+
+        Parameters
+        ----------
+        size : int
+            Number of elements (>= 0).
+        rng : seed or numpy Generator, optional
+
+        Returns
+        -------
+        ndarray (size, rows, cols)
+        """
+        size = check_int(size, name="size", call="JacobianSet.sample", minimum=0)
+        rng = as_rng(rng, call="JacobianSet.sample")
         gen = self._gen
         counts = gen.counts
         if not self.hull:
@@ -296,12 +346,12 @@ class JacobianSet:
 
     def min_norm(self) -> np.ndarray:
         """An element of least Frobenius norm (over the vertices, or over the hull)."""
+        from scipy import optimize   # imported on use: keeps `import conservative` light
         verts = self.vertices
         norms = np.linalg.norm(verts.reshape(len(verts), -1), axis=1)
         if not self.hull or len(verts) == 1:
             return verts[int(np.argmin(norms))]
         # min ||V lam|| on the simplex: NNLS with a heavily weighted row sum(lam) = 1
-        from scipy import optimize  # scipy.optimize is imported where used (import time)
         V = verts.reshape(len(verts), -1).T
         weight = 1e3 * max(1.0, float(norms.max()))
         lam, _ = optimize.nnls(np.vstack([V, weight * np.ones((1, V.shape[1]))]),
@@ -314,76 +364,119 @@ class JacobianSet:
     def contains(self, M, atol: float = 1e-9) -> bool:
         """Whether ``M`` belongs to the set, up to ``atol`` in every entry.
 
+        Each entry is compared at its own scale: ``M`` is accepted when some element ``E`` of
+        the set has ``|M_ij - E_ij| <= atol + 1e-9 s_ij``, where ``s_ij`` is the magnitude of
+        the terms that form entry ``(i, j)`` (the entries of the vertices or generators there,
+        and ``|M_ij|``). So an entry of size 1e-7 next to one of size 1e6 is not swamped: a
+        matrix that differs from every element in that small entry is rejected, and an
+        element of the set computed with other rounding is accepted.
+
         Finite sets: comparison with every element (for large affine sets, a mixed-integer
-        program whose vertex is re-checked exactly). Hulls: a linear program over the convex
-        weights (scipy's HiGHS), whose weights are re-checked up to ``atol`` plus a slack of
-        1e-9 times the largest entry before answering True.
+        program whose vertex is re-checked). Hulls: a linear program over the convex weights
+        (scipy's HiGHS), rows scaled entry by entry, whose weights are re-checked before
+        answering True.
 
         Parameters
         ----------
         M : array_like, shape (rows, cols)
         atol : float
+            Absolute tolerance, finite and non-negative.
+
+        Raises
+        ------
+        ShapeError, NonFiniteError, InputError
+            ``M`` of the wrong shape or not finite; ``atol`` negative, NaN or infinite.
         """
-        M = as_float_array(M, name="M", call="JacobianSet.contains", shape=self.shape)
+        call = "JacobianSet.contains"
+        M = as_float_array(M, name="M", call=call, shape=self.shape)
+        atol = check_real(atol, name="atol", call=call, minimum=0.0)
         gen = self._gen
         if isinstance(gen, AffineGenerator) and (self.hull or
                                                  self.n_selections > DEFAULT_MAX_VERTICES):
             return self._affine_contains(M, atol, integral=not self.hull)
         verts = self.vertices
         if not self.hull or len(verts) == 1:
-            return bool(np.any(np.all(np.abs(verts - M) <= atol, axis=(1, 2))))
+            tol = atol + _LP_SLACK * np.maximum(np.abs(verts), np.abs(M)[None])
+            return bool(np.any(np.all(np.abs(verts - M) <= tol, axis=(1, 2))))
         return self._hull_contains(verts, M, atol)
 
     @classmethod
     def _hull_contains(cls, verts, M, atol) -> bool:
-        from scipy import optimize
+        # relative to the vertex nearest M (weights w of the others, that vertex gets
+        # 1 - sum w): the LP then sees the vertices' differences, not their common magnitude,
+        # which would hide differences of 1e-10 relative from the solver
         k = len(verts)
-        V = verts.reshape(k, -1).T
+        flat = verts.reshape(k, -1)
         m = M.ravel()
-        res = optimize.linprog(np.zeros(k), A_ub=np.vstack([V, -V]),
-                               b_ub=np.concatenate([m + atol, atol - m]), A_eq=np.ones((1, k)),
-                               b_eq=[1.0], bounds=(0, None), method="highs",
-                               options=_LP_OPTIONS)
-        return cls._accept(res, V, m, atol, np.ones((1, k)))
+        ref = int(np.argmin(np.max(np.abs(flat - m) / _entry_scale(flat.T, m)[None], axis=1)))
+        others = np.delete(np.arange(k), ref)
+        D = (flat[others] - flat[ref]).T
+        target = m - flat[ref]
+        rounding = _ROUNDING * (np.abs(flat[ref]) + np.abs(m))
+        w = cls._lp_member(D, target, atol + rounding, np.ones((1, k - 1)), None)
+        return w is not None
 
     def _affine_contains(self, M, atol, *, integral: bool) -> bool:
-        from scipy import optimize
+        from scipy import optimize   # imported on use: keeps `import conservative` light
         gen = self._gen
         S, O, c = gen.C.shape
         valid = (np.arange(O)[None, :] < gen.counts[:, None]).ravel()
-        # column (s, o) of the constraint matrix is vec(outer(U[:, s], C[s, o]))
+        # column (s, o) of the constraint matrix is vec(outer(U[:, s], C[s, o])); the default
+        # option's column is zero, so the LP sees each slot's change, not J0's magnitude
         cols = np.einsum("rs,soc->sorc", gen.U, gen.C).reshape(S * O, -1)[valid].T
         nvar = cols.shape[1]
         slot_of = np.repeat(np.arange(S), O)[valid]
         A_eq = np.zeros((S, nvar))
         A_eq[slot_of, np.arange(nvar)] = 1.0
         target = (M - gen.J0).ravel()
-        if integral:
-            constraints = [optimize.LinearConstraint(cols, target - atol, target + atol),
-                           optimize.LinearConstraint(A_eq, 1.0, 1.0)]
-            res = optimize.milp(np.zeros(nvar), constraints=constraints,
-                                integrality=np.ones(nvar), bounds=optimize.Bounds(0, 1))
-            if res.status == 2 or res.x is None:
-                return False
-            # re-check the vertex the MILP found, exactly as assembled
-            return bool(np.max(np.abs(cols @ np.round(res.x) - target)) <= atol)
-        res = optimize.linprog(np.zeros(nvar), A_ub=np.vstack([cols, -cols]),
-                               b_ub=np.concatenate([target + atol, atol - target]),
-                               A_eq=A_eq, b_eq=np.ones(S), bounds=(0, 1), method="highs",
-                               options=_LP_OPTIONS)
-        return self._accept(res, cols, target, atol, A_eq)
+        base = atol + _ROUNDING * (np.abs(gen.J0) + np.abs(M)).ravel()   # M - J0 rounds
+        if not integral:
+            return self._lp_member(cols, target, base, A_eq, np.ones(S)) is not None
+        scale = _entry_scale(cols, target)
+        tol = base + _LP_SLACK * scale
+        constraints = [optimize.LinearConstraint(cols / scale[:, None],
+                                                 (target - tol / 2) / scale,
+                                                 (target + tol / 2) / scale),
+                       optimize.LinearConstraint(A_eq, 1.0, 1.0)]
+        res = optimize.milp(np.zeros(nvar), constraints=constraints,
+                            integrality=np.ones(nvar), bounds=optimize.Bounds(0, 1))
+        if res.status == 2 or res.x is None:
+            return False
+        # re-check the vertex the MILP found
+        return bool(np.all(np.abs(cols @ np.round(res.x) - target) <= tol))
 
     @staticmethod
-    def _accept(res, cols, target, atol, A_eq) -> bool:
-        """Answer an LP membership query, re-checking the weights it returned."""
+    def _lp_member(cols, target, base, A, b):
+        """Weights w >= 0 with ``|cols w - target| <= base + 1e-9 scale`` entrywise, or None.
+
+        ``A w = b`` (one simplex per row of A) or, with ``b=None``, ``A w <= 1`` (weights of
+        all vertices but a reference one). Rows are divided by their own scale
+        (:func:`_entry_scale`), so the solver's feasibility tolerance is relative to each
+        entry, and the weights it returns are re-checked.
+        """
+        from scipy import optimize   # imported on use: keeps `import conservative` light
+        scale = _entry_scale(cols, target)
+        tol = base + _LP_SLACK * scale
+        if cols.shape[1] == 0:
+            return np.zeros(0) if np.all(np.abs(target) <= tol) else None
+        rows = cols / scale[:, None]
+        A_ub = np.vstack([rows, -rows])
+        b_ub = np.concatenate([(target + tol / 2) / scale, (tol / 2 - target) / scale])
+        if b is None:
+            A_ub, b_ub, eq = np.vstack([A_ub, A]), np.concatenate([b_ub, np.ones(len(A))]), {}
+        else:
+            eq = {"A_eq": A, "b_eq": b}
+        res = optimize.linprog(np.zeros(cols.shape[1]), A_ub=A_ub, b_ub=b_ub, bounds=(0, None),
+                               method="highs", options=_LP_OPTIONS, **eq)
         if res.status == 2:
-            return False
+            return None
         if res.status != 0 or res.x is None:
             raise SolverError(f"JacobianSet.contains: the linear program failed ({res.message})")
         w = np.clip(res.x, 0, None)
-        w /= A_eq.T @ (A_eq @ w)                       # renormalise each simplex block
-        scale = max(1.0, float(np.max(np.abs(cols))) if cols.size else 1.0)
-        return bool(np.max(np.abs(cols @ w - target)) <= atol + _LP_SLACK * scale)
+        totals = A @ w                                  # renormalise each simplex block
+        w /= A.T @ (np.where(totals > 0, totals, 1.0) if b is not None
+                     else np.maximum(totals, 1.0))
+        return w if np.all(np.abs(cols @ w - target) <= tol) else None
 
     def __repr__(self) -> str:
         kind = "convex hull" if self.hull else "finite set"

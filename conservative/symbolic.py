@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._types import check_bool
 from .errors import InputError, fail_message
 from .map import Map
 
@@ -52,6 +53,7 @@ def to_sympy(F: Map, *, rational: bool = False):
     if not isinstance(F, Map):
         raise InputError(fail_message("cv.symbolic.to_sympy", f"{type(F).__name__}",
                                       "pass a cv.Map (from cv.trace)"))
+    rational = check_bool(rational, name="rational", call="cv.symbolic.to_sympy")
     program = F.program
     x = symbols_for("x", F.state_shape)
     theta = symbols_for("theta", F.param_shape)

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._exact import is_psd, to_fractions
-from ._types import as_float_array
+from ._types import as_float_array, check_int, check_real
 from .certify import Certificate, certify_contraction, own_jacobians, product_lower_bound
-from .errors import InputError, fail_message
 from .interval import IntervalMatrix
 
 __all__ = ["FixedPointCertificate", "certify_fixed_point"]
@@ -153,8 +152,9 @@ def certify_fixed_point(F, theta, x, *, radius: float | None = None,
     call = "cv.certify_fixed_point"
     x = as_float_array(x, name="x", call=call, shape=F.state_shape)
     theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
-    if attempts < 1:
-        raise InputError(fail_message(call, f"attempts={attempts}", "pass at least 1"))
+    attempts = check_int(attempts, name="attempts", call=call, minimum=1)
+    if radius is not None:
+        radius = check_real(radius, name="radius", call=call, minimum=0.0, strict=True)
     value = F.enclose(x, theta, value=True)[0]
     gap = np.maximum(np.abs(value.lo - x), np.abs(value.hi - x)).ravel()   # |F(x) - x| bound
     gap = np.nextafter(gap, np.inf)

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.covariance import graphical_lasso
-from sklearn.linear_model import Lasso
 
 import conservative as cv
 from conservative import linalg
@@ -29,7 +27,11 @@ def lasso_data():
 
 
 def sklearn_lasso(X, y, lam):
-    """scikit-learn's Lasso minimises 1/(2 n) ||X w - y||^2 + alpha ||w||_1: alpha = lam / n."""
+    """scikit-learn's Lasso minimises 1/(2 n) ||X w - y||^2 + alpha ||w||_1: alpha = lam / n.
+
+    The oracle is optional (test extra): without scikit-learn the tests using it skip.
+    """
+    Lasso = pytest.importorskip("sklearn.linear_model").Lasso
     model = Lasso(alpha=lam / X.shape[0], fit_intercept=False, tol=1e-14, max_iter=100_000)
     return model.fit(X, y).coef_
 
@@ -275,6 +277,7 @@ def test_block_soft_threshold_values_and_pinned_set_on_the_sphere():
 @pytest.mark.parametrize("lam", [0.05, 0.1])
 def test_sparse_inverse_covariance_matches_graphical_lasso(lam):
     S = random_covariance()
+    graphical_lasso = pytest.importorskip("sklearn.covariance").graphical_lasso
     _, precision = graphical_lasso(S, alpha=lam, tol=1e-12, enet_tol=1e-14, max_iter=10_000)
     F = ZOO.sparse_inverse_covariance(S, gamma=1.0)
     r = cv.fixed_point(F, F.info["x0"], lam)

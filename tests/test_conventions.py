@@ -290,7 +290,7 @@ def test_where_with_combined_conditions_picks_the_branch_the_condition_picks(con
     assert jvp_default(fn, (), (), 0.0, 1.0).tolist() == want
 
 
-# --- the program-level example of DESIGN.md ------------------------------------------------------
+# --- the program-level example of docs/reference_values.md ---------------------------------------
 
 def test_relu_x_minus_relu_minus_x_at_zero_is_zero_one_two():
     F = cv.trace(lambda x, t: cv.relu(x) - cv.relu(-x), (), ())

@@ -3,6 +3,7 @@
 import itertools
 import json
 import math
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,7 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conservative.errors import ConservativeError, NonFiniteError, ShapeError
+from conservative.errors import ConservativeError, InputError, NonFiniteError, ShapeError
 from conservative import _exact
 from conservative.jsr import (JSRResult, _canonical_mask, jsr, product, quadratic_norm,
                               spectral_radius)
@@ -199,3 +200,121 @@ def test_bad_input_raises_named_errors(bad, exc):
 def test_bad_options():
     with pytest.raises(ConservativeError, match="cv.jsr"):
         jsr(GOLDEN, tol=-1)
+
+
+# --- issue 8: bounds scaled back from balanced coordinates, overflow, options, time ----------
+
+PHI = (1 + sp.sqrt(5)) / 2
+
+
+def _at_least_c_phi(value, c):
+    """Exactly: value >= c * phi (phi = (1 + sqrt 5)/2), for floats value and c > 0."""
+    t = 2 * sp.Rational(float(value)) / sp.Rational(float(c)) - 1
+    return t >= 0 and t ** 2 >= 5
+
+
+def _quadratic_bound_holds(mats, P, gamma):
+    """sympy: P > 0 and gamma^2 P - A^T P A >= 0 (principal minors), independently of _exact."""
+    Pq = sp.Matrix(P.shape[0], P.shape[1], lambda i, j: sp.Rational(float(P[i, j])))
+    if not all(Pq[:k, :k].det() > 0 for k in range(1, P.shape[0] + 1)):
+        return False
+    g2 = sp.Rational(float(gamma)) ** 2
+    for a in mats:
+        Aq = sp.Matrix(a.shape[0], a.shape[1], lambda i, j: sp.Rational(float(a[i, j])))
+        G = g2 * Pq - Aq.T * Pq * Aq
+        n = G.shape[0]
+        if not all(G.extract(list(i), list(i)).det() >= 0 for s in range(1, n + 1)
+                   for i in itertools.combinations(range(n), s)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("c", [2.0 ** -1072, 2.0 ** -1070, 2.0 ** -1060, 2.0 ** -1030, 1e-300,
+                               1e-100, 1e100, 1e300, 2.0 ** 1000])
+def test_exact_upper_bound_survives_scaling(c):
+    # issue 8 item 5: at 2^-1072 the upper bound 1.618 * 2^-1072 was rounded to nearest in
+    # the subnormals and came back as 1.5 * 2^-1072 < JSR, marked 'exact'
+    A = np.array([[[1.0, 1.0], [1.0, 0.0]]]) * c          # exact: entries 0 and c
+    r = jsr(A)
+    # the lower bound is a float estimate of rho (documented), close to c phi
+    assert r.lower == pytest.approx(c * (1 + 5 ** 0.5) / 2, rel=1e-12) or c < 2.0 ** -1020
+    if r.upper_verified == "exact":
+        assert _at_least_c_phi(r.upper, c), (r.upper / c, r.upper_method)
+        if r.P is not None and "length" not in r.upper_method:
+            assert _quadratic_bound_holds(A, r.P, r.upper)
+
+
+@pytest.mark.parametrize("c", [2.0 ** -1070, 1e-300, 1e300])
+def test_scaled_heavy_ball_bracket_contains_the_jsr(c):
+    A = np.stack([heavy_ball(1), heavy_ball(9)]) * c
+    r = jsr(A)
+    true = (1 + math.sqrt(2)) / 2 * c
+    assert r.lower <= true * (1 + 1e-12)
+    if r.upper_verified == "exact":      # exact claim: upper >= c (1 + sqrt 2)/2, in rationals
+        t = 2 * sp.Rational(float(r.upper)) / sp.Rational(float(c)) - 1
+        assert t >= 0 and t ** 2 >= 2
+
+
+def test_jsr_beyond_float_range_is_a_named_error():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                # no leaked RuntimeWarning either
+        with pytest.raises(NonFiniteError, match=r"cv.jsr: received matrices whose joint "
+                                                 r"spectral radius is at least"):
+            jsr([[[1e308, 1e308], [1e308, 1e308]]])
+
+
+def test_near_overflow_entries_give_a_true_bracket():
+    # was OverflowError (math range error) in the power-of-two scaling
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = jsr([[[1.7e308, 0.0], [0.0, 0.5]]])
+    assert r.lower <= 1.7e308 <= r.upper
+    if r.upper_verified == "exact":
+        assert sp.Rational(float(r.upper)) >= sp.Rational(1.7e308)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"max_length": 2.5}, "max_length"), ({"max_length": 0}, "max_length"),
+    ({"max_nodes": True}, "max_nodes"), ({"tol": float("nan")}, "tol"),
+    ({"time_limit": -1}, "time_limit"), ({"time_limit": float("nan")}, "time_limit"),
+    ({"time_limit": "5"}, "time_limit"), ({"use_sdp": "no"}, "use_sdp"),
+    ({"progress": "yes"}, "progress"),
+])
+def test_bad_options_name_the_option(kwargs, name):
+    with pytest.raises(InputError, match=f"cv.jsr: received {name}="):
+        jsr(GOLDEN, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [[[[1, 2], [3]]], [[[1, 2], [3, 4]], [[1, 2]]]])
+def test_ragged_lists_are_a_shape_error(bad):
+    with pytest.raises(ShapeError, match="cv.jsr: received mats .*unequal lengths"):
+        jsr(bad)
+
+
+def test_no_time_limit_and_a_progress_bar(capsys):
+    r = jsr(GOLDEN, time_limit=None, progress=True)
+    assert r.stopped == "" and abs(r.upper - (1 + 5 ** 0.5) / 2) < 1e-6
+    assert "cv.jsr" in capsys.readouterr().err           # tqdm writes to stderr
+
+
+def _random_40(scale, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((2, 40, 40)) / np.sqrt(40) * scale
+
+
+def test_time_limit_is_kept_on_two_40x40_matrices():
+    # issue 8 item 7: certify_contraction on two random 40 x 40 matrices took 50 s with
+    # time_limit=20. A limit of 2 s leaves no room for an SDP of this size: the bracket is
+    # partial, honestly labelled, and the call returns within 20 % plus a margin for a
+    # shared machine.
+    import time
+    from conservative.jsr import import_cvxpy
+    import_cvxpy()
+    A = _random_40(0.45)
+    start = time.monotonic()
+    r = jsr(A, time_limit=2.0)
+    elapsed = time.monotonic() - start
+    assert elapsed < 2.0 * 1.2 + 1.0, elapsed
+    assert r.lower <= r.upper and r.stopped.startswith("time limit of 2 s")
+    assert "partial bracket" in r.upper_method
+    assert brute_lower(A, 2) <= r.upper * (1 + 1e-12)

@@ -7,7 +7,7 @@ import conservative as cv
 
 
 def gd_quadratic():
-    # gradient descent on f(w) = (w-1)^2/2 + theta w^2/2, alpha = 1/4 (DESIGN.md section 5)
+    # gradient descent on f(w) = (w-1)^2/2 + theta w^2/2, alpha = 1/4 (docs/reference_values.md)
     return cv.trace(lambda w, t: w - 0.25 * ((w - 1.0) + t[0] * w), (), (1,))
 
 
@@ -287,3 +287,57 @@ def test_attractor_at_a_defective_smooth_fixed_point_uses_a_well_conditioned_nor
     A = F.jacobian(x_bar, [1.0]).A.vertices[0]
     M = att.rho ** 2 * att.P - A.T @ att.P @ A                       # the norm really contracts
     assert np.linalg.eigvalsh(M).min() >= -1e-12 and att.rho < 1
+
+
+# --- issue 8: argument checks name the call ------------------------------------------------------
+
+
+def test_fpad_and_piggyback_share_the_J0_check():
+    import conservative as cv
+    from conservative.errors import InputError, ShapeError
+    F = cv.trace(lambda x, t: 0.5 * x + t, (2,), ())
+    for call, run in (("cv.fpad", lambda **kw: cv.fpad(F, 0.0, [0.0, 0.0], 3, **kw)),
+                      ("cv.piggyback", lambda **kw: cv.piggyback(F, [0.0, 0.0], 0.0, 3, **kw))):
+        with pytest.raises(ShapeError, match=f"{call}: received J0 of shape \\(3, 3\\)"):
+            run(J0=np.zeros((3, 3)))          # was a bare ValueError from reshape in fpad
+        with pytest.raises(ShapeError, match=f"{call}: received J0 of shape \\(1, 2\\)"):
+            run(J0=np.zeros((1, 2)))
+        assert run(J0=np.ones((2, 1)))[-1].shape[-2:] == (2, 1)
+    with pytest.raises(InputError, match="cv.piggyback: received steps=2.5"):
+        cv.piggyback(F, [0.0, 0.0], 0.0, 2.5)
+    with pytest.raises(InputError, match="cv.piggyback: received hull='no'"):
+        cv.piggyback(F, [0.0, 0.0], 0.0, 2, selection="min_norm", hull="no")
+
+
+def test_errors_inside_attractor_name_cv_attractor():
+    import conservative as cv
+    F = cv.trace(lambda x, t: 0.5 * cv.relu(x) + 0.5 * t, (), ())
+    with pytest.raises(cv.ConservativeError) as info:
+        cv.attractor(F, 0.0, 0.0, tol=-1.0)            # refused inside the IFS computation
+    assert "cv.attractor" in str(info.value) and "ifs_attractor" not in str(info.value)
+    with pytest.raises(cv.InputError, match="cv.attractor: received hull="):
+        cv.attractor(F, 0.0, 0.0, hull="yes")
+
+
+def test_certify_fixed_point_checks_attempts():
+    import conservative as cv
+    F = cv.trace(lambda x, t: 0.5 * x + t, (), ())
+    for bad in (2.5, 0, True, "3"):
+        with pytest.raises(cv.InputError, match="cv.certify_fixed_point: received attempts="):
+            cv.certify_fixed_point(F, 0.0, 0.0, attempts=bad)
+
+
+def test_selection_check_compares_each_entry_at_its_own_scale():
+    # the check used atol = 1e-9 * max|M| = 1e-3 here, which let a selection change the
+    # 3e-7 entry to 1e-4 (spectral radius 10.5 instead of 1.05) unnoticed
+    import conservative as cv
+    F = cv.trace(lambda x, t: cv.stack([0.5 * x[0] + 1e6 * x[1],
+                                        0.5 * x[1] + 3e-7 * cv.relu(x[0])]), (2,), ())
+    x0 = np.zeros(2)
+    good = F.jacobian(x0, 0.0, hull=False).select([1])
+    xs, Js = cv.piggyback(F, x0, 0.0, 2, selection=lambda k, js: good)
+    assert Js.shape == (3, 2, 1)
+    forged = good.copy()
+    forged[1, 0] = 1e-4
+    with pytest.raises(cv.InputError, match="not in the conservative Jacobian"):
+        cv.piggyback(F, x0, 0.0, 2, selection=lambda k, js: forged)

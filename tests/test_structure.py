@@ -13,7 +13,7 @@ from conservative.primitives import PRIMITIVES
 PKG = pathlib.Path(conservative.__file__).parent
 
 LAYERS = {
-    "_types": 0, "errors": 0,
+    "_types": 0, "errors": 0, "_deadline": 0,
     "sets": 1, "interval": 1, "distances": 1, "_exact": 1,
     "primitives": 2, "rules": 2,
     "dsl": 3, "graph": 3, "linalg": 3,
@@ -230,3 +230,17 @@ def test_all_names_only_what_the_module_defines_or_reexports(path):
                                               .with_suffix("").parts).removesuffix(".__init__"))
     missing = [name for name in names if not hasattr(module, name)]
     assert not missing, f"{_rel(path)}: __all__ names {missing}, absent at run time"
+
+
+def test_the_project_cites_only_its_own_documents():
+    # reference values and conventions live in docs/; the design notes outside the repository
+    # are not something a user can open
+    root = PKG.parent
+    outside = ("DESIGN" + ".md", "../" + "shared")
+    files = [p for d in ("conservative", "tests", "notebooks", "docs", "bench")
+             for p in (root / d).rglob("*") if p.suffix in {".py", ".ipynb", ".md", ".rst"}]
+    files.append(root / "README.md")
+    cited = [f"{p.relative_to(root)}: {word}" for p in files if p.exists()
+             for word in outside if word in p.read_text(encoding="utf-8")]
+    assert not cited, cited
+    assert (root / "docs" / "reference_values.md").exists()

@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._types import as_float_array
 from ..map import Map
 
 __all__ = ["AlgorithmMap"]
@@ -34,7 +35,8 @@ class AlgorithmMap(Map):
 
     def solution(self, state) -> np.ndarray:
         """The primal point encoded by a state (the state itself for primal methods)."""
-        return self._solution(np.asarray(state, dtype=float))
+        return self._solution(as_float_array(state, name="state", call=f"{self.name}.solution",
+                                             shape=self.state_shape))
 
     def __repr__(self) -> str:
         return f"AlgorithmMap({self.name}, state_shape={self.state_shape}, " \

@@ -7,10 +7,17 @@ import numpy as np
 from ..errors import InputError, fail_message
 
 
+def _finite_real(value) -> bool:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    try:
+        return ok and bool(np.isfinite(float(value)))
+    except OverflowError:                       # a Python int beyond float64
+        return False
+
+
 def positive(value, name: str, call: str, hint: str = "") -> float:
     """``value`` as a float, refusing anything but a finite number > 0."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not (np.isfinite(value) and value > 0):
+    if not _finite_real(value) or not value > 0:
         raise InputError(fail_message(call, f"{name}={value!r}",
                                       f"pass a positive finite number{hint}"))
     return float(value)
@@ -18,8 +25,7 @@ def positive(value, name: str, call: str, hint: str = "") -> float:
 
 def nonnegative(value, name: str, call: str, hint: str = "") -> float:
     """``value`` as a float, refusing anything but a finite number >= 0."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not (np.isfinite(value) and value >= 0):
+    if not _finite_real(value) or not value >= 0:
         raise InputError(fail_message(call, f"{name}={value!r}",
                                       f"pass a finite number >= 0{hint}"))
     return float(value)

@@ -57,7 +57,7 @@ def gradient_descent(grad, alpha, n, param_shape=(1,)) -> AlgorithmMap:
         When ``grad`` returns the wrong shape.
 
     References: Cauchy (1847); Bolte, Pauwels & Vaiter, NeurIPS 2022, section 2 (the
-    ``k rho^k`` example of DESIGN.md section 5).
+    ``k rho^k`` example of docs/reference_values.md).
 
     Examples
     --------

@@ -86,11 +86,7 @@ def forward_backward_lasso(X, y, *, step=None) -> AlgorithmMap:
     call = "cv.algorithms.forward_backward_lasso"
     X, y = _design(X, y, call)
     L = float(np.linalg.norm(X, 2) ** 2)
-    if step is None:
-        step = 1.0 / L
-    if not (np.isfinite(step) and 0 < step < 2.0 / L):
-        raise InputError(fail_message(call, f"step={step!r} with L = ||X||_2^2 = {L:.4g}",
-                                      "pass 0 < step < 2 / L (default 1 / L)"))
+    step = _step(step, L, call)
     grad = _gradient(X, y)
 
     def fb_step(w, lam):
@@ -105,7 +101,7 @@ def _step(step, L, call):
     if step is None:
         return 1.0 / L
     ok = isinstance(step, (int, float, np.integer, np.floating)) and not isinstance(step, bool)
-    if not (ok and np.isfinite(step) and 0 < step < 2.0 / L):
+    if not (ok and 0 < step < 2.0 / L):      # (NaN fails the comparison; no float() of ints)
         raise InputError(fail_message(call, f"step={step!r} with L = ||X||_2^2 = {L:.4g}",
                                       "pass 0 < step < 2 / L (default 1 / L)"))
     return float(step)
@@ -353,14 +349,14 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
     L = float(np.linalg.norm(X, 2) ** 2)
     if step is not None:
         ok = isinstance(step, (int, float, np.integer, np.floating)) and \
-            not isinstance(step, bool) and np.isfinite(step) and 0 < step <= 1.0 / L
+            not isinstance(step, bool) and 0 < step <= 1.0 / L
         if not ok:
             raise InputError(fail_message(call, f"step={step!r} with L = ||X||_2^2 = {L:.4g}",
                                           "pass 0 < step <= 1 / L (default 1 / L)"))
     step = 1.0 / L if step is None else float(step)
     if momentum is not None:
         ok = isinstance(momentum, (int, float, np.integer, np.floating)) and \
-            not isinstance(momentum, bool) and np.isfinite(momentum) and 0 <= momentum < 1
+            not isinstance(momentum, bool) and 0 <= momentum < 1
         if not ok:
             raise InputError(fail_message(call, f"momentum={momentum!r}",
                                           "pass a number in [0, 1), or None for FISTA's "

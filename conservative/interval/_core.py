@@ -45,7 +45,12 @@ def _float_endpoints(value: Any, *, name: str, call: str, finite: bool):
             raise NonFiniteError(fail_message(call, f"{name}={value!r} beyond the float range",
                                               "pass numbers below 1.8e308 in magnitude"))
         return np.array(lo), np.array(hi)
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        raise ShapeError(fail_message(
+            call, f"{name} as {describe(value)}, a nested sequence of unequal lengths",
+            "pass a rectangular array (every row of the same length)")) from None
     if arr.dtype == bool or arr.dtype.kind in "bcOUSMmV":
         raise InputError(fail_message(
             call, f"{name} as {describe(value)}",
