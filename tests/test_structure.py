@@ -199,7 +199,8 @@ def test_no_private_names_imported_across_modules(path):
             continue                                              # third-party modules
         target = base.joinpath(*(node.module.split(".") if node.module else []))
         for alias in node.names:
-            if alias.name.startswith("_") and not _is_submodule(target, alias.name):
+            dunder = alias.name.startswith("__") and alias.name.endswith("__")   # __version__
+            if alias.name.startswith("_") and not dunder and not _is_submodule(target, alias.name):
                 raise AssertionError(f"{_rel(path)}:{node.lineno} imports the private name "
                                      f"{alias.name} from {node.module or '.'}: make it public "
                                      "within the package (no underscore) or move it here")
