@@ -1,0 +1,762 @@
+"""Standing adversarial tests: no false certificate, no false bound, no bare exception.
+
+Every case here is built so that the test knows the truth in closed form: the full conservative
+Jacobian at the *exact* fixed point (which sits on a kink), or the exact joint spectral radius of
+a scaled matrix set. Each claim the library makes is then re-checked by the independent exact
+checker ``tests/independent.py`` (rational arithmetic, written apart from the package):
+
+* every ``certified=True`` (a :class:`cv.Certificate`, an attractor's norm, a fixed-point
+  certificate) is verified exactly on the closed-form set, not on what the library saw;
+* every 'exact' upper bound is compared exactly with the closed-form JSR;
+* every lower bound must come from a word over matrices genuinely in the map's own set (the
+  closed-form set's convex hull) and must not exceed that word's spectral radius, nor the JSR;
+* only :class:`cv.ConservativeError` subclasses may be raised.
+
+Refusing (``certified=False``, a ``ConservativeError``) is always allowed: these tests are about
+soundness. Hypothesis draws the cases with a fixed seed (``derandomize=True``); shrinking is off so
+that a failure costs one example, and the reproductions of the known false answers are pinned
+with ``@example``.
+
+Tolerances (the only ones): a lower bound is a floating estimate of an algebraic number, so it
+may exceed the spectral radius of its word by ``LOWER_RTOL`` relative; an upper bound labelled
+'float' (unproved) may fall below the JSR by ``FLOAT_UPPER_RTOL`` relative (solver tolerances).
+'exact' bounds and certificates get no tolerance at all.
+
+Closed forms used: golden pair {[[1,1],[0,1]], [[1,0],[1,1]]}, JSR = (1 + sqrt 5)/2; heavy-ball
+pair (alpha = beta = 1/4, curvatures 1 and 9) times 4, JSR = 2 (1 + sqrt 2); Gripenberg's pair
+{[[3,0],[1,3]], [[3,-3],[0,-1]]} (G. Gripenberg, Linear Algebra Appl. 234, 1996), JSR^13 =
+rho(A1 A0^12) = 3^11 (15 + 6 sqrt 7).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
+from hypothesis import strategies as st
+
+import conservative as cv
+import independent as ind
+
+LOWER_RTOL = 1e-12
+FLOAT_UPPER_RTOL = 1e-6
+
+
+def seeded(n: int):
+    """Hypothesis settings of this module: seeded, no deadline, no shrinking."""
+    return settings(derandomize=True, deadline=None, max_examples=n, database=None,
+                    phases=(Phase.explicit, Phase.generate),
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers: calling the library, and judging what it claims
+
+
+class Refused:
+    """A ConservativeError raised by the library: an allowed refusal."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __repr__(self):
+        return f"Refused({type(self.error).__name__}: {self.error})"
+
+
+def call(fn, *args, **kwargs):
+    """Run a library call; a ConservativeError is a refusal, any other exception fails."""
+    try:
+        return fn(*args, **kwargs)
+    except cv.ConservativeError as err:
+        return Refused(err)
+    except Exception as err:  # noqa: BLE001 -- the point of the test
+        pytest.fail(f"bare {type(err).__name__} from {getattr(fn, '__name__', fn)}: {err}")
+
+
+def Q(x) -> Fraction:
+    return ind.rational(x)
+
+
+def qmat(rows) -> list:
+    return [[Q(v) for v in row] for row in rows]
+
+
+def to_float(M) -> np.ndarray:
+    return np.array([[float(v) for v in row] for row in M])
+
+
+def exact_solve(A: list, B: list):
+    """``(I - A)^{-1} B`` exactly (None if singular)."""
+    n = len(A)
+    m = [[Fraction(int(i == j)) - A[i][j] for j in range(n)] + list(B[i]) for i in range(n)]
+    for k in range(n):
+        piv = next((i for i in range(k, n) if m[i][k] != 0), None)
+        if piv is None:
+            return None
+        m[k], m[piv] = m[piv], m[k]
+        for i in range(n):
+            if i != k and m[i][k] != 0:
+                f = m[i][k] / m[k][k]
+                m[i] = [x - f * y for x, y in zip(m[i], m[k])]
+    return [[m[i][n + j] / m[i][i] for j in range(len(B[0]))] for i in range(n)]
+
+
+def assert_certificate_sound(cert, exact_As, what: str):
+    """A certified result must be a norm, exactly valid on the closed-form set, with rho < 1."""
+    assert isinstance(cert.certified, bool), what
+    if not cert.certified:
+        return
+    assert cert.verified in ("exact", "interval"), f"{what}: certified but verified={cert.verified}"
+    assert cert.rho < 1, f"{what}: certified with rho = {cert.rho}"
+    if cert.polytope is not None:
+        v = ind.check_polytope_certificate(exact_As, cert.polytope, cert.rho)
+    elif cert.k > 1:
+        v = ind.check_lifted_certificate(exact_As, cert.Pk, cert.rho, cert.k)
+    elif cert.P is not None:
+        v = ind.check_quadratic_certificate(exact_As, cert.P, cert.rho)
+    else:
+        v = ind.Verdict(False, "certified without a norm (no P, Pk or polytope)")
+    assert v, f"{what}: FALSE CERTIFICATE (rho = {cert.rho!r}, {cert.norm}): {v.reason}"
+
+
+def assert_lower_sound(lower, word, candidates, exact_As, what: str, atol: float = 0.0):
+    """A lower bound is ``rho(A_w)^(1/|w|)`` for a word over the map's own matrices
+    (``atol``: rounding allowed in the map's floating-point Jacobians)."""
+    if lower is None or (isinstance(lower, float) and math.isnan(lower)) or lower <= 0:
+        return
+    assert word is not None and len(word) > 0, f"{what}: lower bound {lower} without a word"
+    assert candidates is not None, f"{what}: a word {word} but no matrices it indexes (.samples)"
+    cands = np.asarray(candidates, dtype=np.float64)
+    assert max(word) < len(cands), f"{what}: word {word} indexes beyond {len(cands)} matrices"
+    for i in sorted(set(word)):
+        assert ind.in_hull(cands[i], exact_As, atol=atol), (
+            f"{what}: the word {word} uses a matrix that is not in the map's own set "
+            f"(candidate {i} = {cands[i].tolist()})")
+    v = ind.check_lower_bound(cands, word, lower, rtol=LOWER_RTOL)
+    assert v, f"{what}: FALSE LOWER BOUND: {v.reason}"
+
+
+def word_candidates(cert, F=None, x=None, theta=None):
+    """The matrices a certificate's word indexes: ``.samples`` when given, else the A-vertices
+    of ``F.jacobian(x, theta)`` (for a Map target), else None (the matrices passed)."""
+    if cert.samples is not None:
+        return cert.samples
+    if F is not None:
+        return F.jacobian(x, theta, hull=True).A.vertices
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the independent checker itself must be able to say no
+
+
+@pytest.mark.parametrize("backend", ["flint", "fractions"])
+def test_checker_refutes_false_claims(backend, monkeypatch):
+    if backend == "fractions":
+        monkeypatch.setattr(ind, "flint", None)
+    elif ind.flint is None:
+        pytest.skip("python-flint not installed (the fractions backend is tested)")
+    H = np.array([[1.0, -0.25], [1.0, 0.0]])                # double eigenvalue 1/2
+    pair = [H, np.array([[-1.0, -0.25], [1.0, 0.0]])]      # JSR (1 + sqrt 2)/2
+    assert ind.check_quadratic_certificate(pair, np.diag([4.0, 1.0]), 0.5 + 0.5 ** 0.5 + 1e-9)
+    assert not ind.check_quadratic_certificate(pair, np.diag([4.0, 1.0]), 1.2)
+    assert not ind.check_quadratic_certificate(pair, np.diag([4.0, -1.0]), 5.0)
+    assert [ind.spectral_radius_compare(H, r) for r in (0.4999, 0.5, 0.5001)] == [1, 0, -1]
+    assert ind.check_lower_bound([H], (0,), 0.5)
+    assert not ind.check_lower_bound([H], (0,), 0.5 + 1e-9, rtol=LOWER_RTOL)
+    assert ind.check_lower_bound(pair, (0, 1), (1 + 2 ** 0.5) / 2, rtol=LOWER_RTOL)
+    nil = np.array([[0.0, 1.0], [0.0, 0.0]])
+    assert ind.spectral_radius_compare(nil, 0) == 0 and not ind.check_lower_bound([nil], (0,), 1e-300)
+    swap = np.array([[[0.0, 2.0], [0.125, 0.0]]])           # ||A|| = 2, A^2 = I/4
+    assert ind.check_lifted_certificate(swap, np.eye(2), 0.5, 2)
+    assert not ind.check_lifted_certificate(swap, np.eye(2), 0.5 - 2 ** -40, 2)
+    # ||x||^2 = max(|x|^2, |A x|^2 / rho^2): A e2 = 2 e1, so ||e2||^2 = 4 / (1/4) = 16
+    assert ind.lifted_norm_squared(swap, np.eye(2), 0.5, 2, [0.0, 1.0]) == 16
+    assert ind.lifted_norm_squared(swap, np.eye(2), 0.5, 2, [1.0, 0.0]) == 1
+    A = np.array([[[0.5, 0.25], [0.0, 0.5]]])
+    assert ind.check_polytope_certificate(A, np.eye(2), 0.75)
+    assert not ind.check_polytope_certificate(A, np.eye(2), 0.75 - 2 ** -50)
+    assert not ind.check_polytope_certificate(A, np.array([[1.0, 2.0], [1.0, 2.0]]), 10.0)
+    phi = (1 + sp.sqrt(5)) / 2
+    assert ind.is_exactly_upper_bound(1.618033988749895, phi)          # the float above phi
+    assert not ind.is_exactly_upper_bound(1.6180339887498947, phi)     # the float below
+    assert ind.is_exactly_upper_bound(2.0 ** -1074 * 7, phi, scale=2.0 ** -1072)   # 1.75 > phi
+    assert not ind.is_exactly_upper_bound(2.0 ** -1074 * 6, phi, scale=2.0 ** -1072)
+
+
+def test_lifted_norm_is_the_norm_the_certificate_describes():
+    """A lifted certificate that passes the exact check gives ||A_i x|| <= rho ||x|| in the
+    norm built from it (checked exactly on random vectors, for a set of two matrices)."""
+    mats = np.array([[[0.0, 2.0], [0.125, 0.0]], [[0.0, 1.0], [0.0625, 0.25]]])
+    rho, k = 0.75, 2
+    assert ind.check_lifted_certificate(mats, np.eye(2), rho, k)
+    rng = np.random.default_rng(0)
+    for x in rng.normal(size=(5, 2)):
+        for A in mats:
+            Ax = [sum(Q(A[i][j]) * Q(x[j]) for j in range(2)) for i in range(2)]   # exact
+            lhs = ind.lifted_norm_squared(mats, np.eye(2), rho, k, Ax)
+            assert lhs <= Q(rho) ** 2 * ind.lifted_norm_squared(mats, np.eye(2), rho, k, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. near-duplicate elements
+
+
+KINKS = {
+    "relu": (lambda z: cv.relu(z), (0.0, 1.0)),
+    "maximum": (lambda z: cv.maximum(z, 0.0), (0.0, 1.0)),
+    "abs": (lambda z: abs(z), (-1.0, 1.0)),
+    "clip": (lambda z: cv.clip(z, 0.0, 1.0), (0.0, 1.0)),
+}
+
+
+def near_duplicate_case(a, r, gap, kind):
+    """``[a*x0 + big*x1, a*x1 + eps*kink(x0)]`` at 0 with ``eps = gap * big`` and
+    ``sqrt(big * eps) = r``: the elements differ by ``gap`` relative to the largest entry, and
+    the JSR of the set is ``a + r`` (nonnegative matrices, the largest one dominates)."""
+    big = r / math.sqrt(gap)
+    eps = gap * big
+    kink, slopes = KINKS[kind]
+    F = cv.trace(lambda x, t: cv.stack([a * x[0] + big * x[1], a * x[1] + eps * kink(x[0])]),
+                 (2,), ())
+    elements = [np.array([[a, big], [eps * s, a]]) for s in slopes]
+    # JSR in closed form, with the float parameters as exact rationals
+    jsr_exact = sp.Rational(Q(a)) + sp.sqrt(sp.Rational(Q(big)) * sp.Rational(Q(eps)))
+    return F, elements, jsr_exact
+
+
+@seeded(25)
+@given(a=st.floats(0.05, 0.95), r=st.floats(0.01, 1.5), gap_exp=st.floats(10.0, 16.0),
+       kind=st.sampled_from(sorted(KINKS)))
+@example(a=0.5, r=math.sqrt(0.3), gap_exp=-math.log10(3e-13), kind="relu")  # issue 8.2
+def test_near_duplicate_elements_are_all_seen(a, r, gap_exp, kind):
+    gap = 10.0 ** -gap_exp
+    F, elements, jsr_exact = near_duplicate_case(a, r, gap, kind)
+    assert not np.array_equal(elements[0], elements[1])
+    js = call(F.jacobian, np.zeros(2), 0.0, hull=False)
+    assert not isinstance(js, Refused), js
+    assert not js.is_singleton, "two distinct elements reported as a singleton"
+    verts = js.A.vertices
+    for M in elements:
+        assert any(np.array_equal(v, M) for v in verts), (
+            f"element {M.tolist()} missing from the vertices {verts.tolist()}")
+        assert js.A.contains(M, atol=0.0), f"contains() rejects the element {M.tolist()}"
+    eps = elements[1][1, 0]
+    outsider = elements[1].copy()
+    outsider[1, 0] = 3 * eps
+    assert not js.A.contains(outsider, atol=abs(eps) / 4)
+    # certificates must see both elements
+    exact_As = [qmat(M) for M in elements]
+    cert = call(cv.certify_contraction, F, theta=0.0, x=np.zeros(2))
+    if not isinstance(cert, Refused):
+        assert_certificate_sound(cert, exact_As, "certify_contraction(F, x=0)")
+        assert_lower_sound(cert.lower, cert.word, word_candidates(cert, F, np.zeros(2), 0.0),
+                           exact_As, "certify_contraction(F, x=0)")
+        assert ind.is_at_most(cert.lower, jsr_exact, rtol=LOWER_RTOL)
+    cert = call(cv.certify_contraction, np.stack(elements))
+    assert not isinstance(cert, Refused), cert
+    assert_certificate_sound(cert, exact_As, "certify_contraction(matrices)")
+    assert_lower_sound(cert.lower, cert.word, np.stack(elements), exact_As,
+                       "certify_contraction(matrices)")
+    if float(jsr_exact) > 1 + 1e-9:
+        assert not cert.certified
+
+
+@seeded(15)
+@given(a=st.floats(0.05, 0.95), r=st.floats(0.01, 1.5), gap_exp=st.floats(10.0, 16.0),
+       order=st.permutations([0, 1, 2]))
+def test_near_duplicate_matrix_lists(a, r, gap_exp, order):
+    """Explicit lists (and JacobianSets built from them) with near-duplicates and a true
+    duplicate: every distinct element counts, for jsr and certify_contraction."""
+    gap = 10.0 ** -gap_exp
+    _, elements, jsr_exact = near_duplicate_case(a, r, gap, "relu")
+    mats = np.stack([elements[0], elements[1], elements[0]])[list(order)]
+    js = call(cv.JacobianSet.from_matrices, mats, hull=False)
+    assert len(js.vertices) == 2, f"{len(js.vertices)} elements kept out of 2 distinct"
+    exact_As = [qmat(M) for M in elements]
+    for target in (mats, js):
+        cert = call(cv.certify_contraction, target)
+        assert not isinstance(cert, Refused), cert
+        assert_certificate_sound(cert, exact_As, "certify_contraction(list)")
+    res = call(cv.jsr, mats, time_limit=5.0)
+    assert not isinstance(res, Refused), res
+    assert_jsr_sound(res, mats, jsr_exact, 1, Fraction(1), "jsr(list)")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. a large B hides choices in A
+
+
+def large_b_case(a, b, big):
+    F = cv.trace(lambda x, t: a * x + b * cv.relu(x) + big * t, (), ())
+    blocks = [([[Q(a)]], [[Q(big)]]), ([[Q(a) + Q(b)]], [[Q(big)]])]
+    return F, blocks
+
+
+@seeded(25)
+@given(a=st.floats(-0.95, 0.95), b_exp=st.floats(-6.0, 0.3), b_sign=st.sampled_from([-1, 1]),
+       big_exp=st.floats(0.0, 15.0))
+@example(a=0.5, b_exp=0.0, b_sign=1, big_exp=13.0)                               # issue 8.3
+def test_large_b_small_a(a, b_exp, b_sign, big_exp):
+    b, big = b_sign * 10.0 ** b_exp, 10.0 ** big_exp
+    F, blocks = large_b_case(a, b, big)
+    As = [A for A, _ in blocks]
+    js = call(F.jacobian, 0.0, 0.0, hull=True)
+    if Q(a) != Q(a) + Q(b):
+        assert not js.A.is_singleton, "the A-block set lost one of its two elements"
+    exact_singular = min(As[0][0][0], As[1][0][0]) <= 1 <= max(As[0][0][0], As[1][0][0])
+    exact_contracting = max(abs(As[0][0][0]), abs(As[1][0][0])) < 1
+    check_fixed_point_claims(F, 0.0, 0.0, blocks, [Q(0)], singular_on_hull=exact_singular,
+                             what=f"a={a}, b={b}, big={big}")
+    if not exact_contracting:
+        cert = call(cv.certify_contraction, F, theta=0.0, x=0.0)
+        assert isinstance(cert, Refused) or not cert.certified
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. computed fixed points next to kinks
+
+
+def check_fixed_point_claims(F, theta, x, blocks, x_exact, *, singular_on_hull=None,
+                             what=""):
+    """Every claim about the fixed point near ``x`` must hold for the exact fixed point
+    ``x_exact`` whose full Jacobian set has the vertices ``blocks`` [(A, B), ...] (rationals).
+
+    ``singular_on_hull``: True when ``I - A`` is singular somewhere on the hull of the A's,
+    False when it is provably invertible there, None when the test does not know.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    for claims in FIXED_POINT_CLAIMS:
+        claims(F, theta, x, blocks, x_exact, singular_on_hull=singular_on_hull, what=what)
+
+
+def rounding(blocks) -> float:
+    """Absolute rounding allowed in the map's float Jacobians: 1e-12 of the data's size."""
+    return 1e-12 * (1 + max(abs(float(v)) for A, B in blocks for row in A + B for v in row))
+
+
+def images_of(blocks):
+    """``(I - A)^{-1} B`` of every element (None where singular), exactly."""
+    return [exact_solve(A, B) for A, B in blocks]
+
+
+def claims_certify_at_point(F, theta, x, blocks, x_exact, *, singular_on_hull, what):
+    """certify_contraction(F, theta, x) at a numerical fixed point: the whole exact set."""
+    exact_As = [A for A, _ in blocks]
+    cert = call(cv.certify_contraction, F, theta=theta, x=x)
+    if not isinstance(cert, Refused):
+        assert_certificate_sound(cert, exact_As, f"certify_contraction(F, theta, x) [{what}]")
+        assert_lower_sound(cert.lower, cert.word, word_candidates(cert, F, x, theta), exact_As,
+                           f"certify_contraction(F, theta, x) [{what}]", atol=rounding(blocks))
+
+
+def claims_attractor(F, theta, x, blocks, x_exact, *, singular_on_hull, what):
+    """attractor: its norm contracts every A at the exact point, and its points hold the fixed
+    point of every affine map ``J -> A J + B`` of the exact set (within the proved bound)."""
+    exact_As = [A for A, _ in blocks]
+    images = [to_float(im).ravel() for im in images_of(blocks) if im is not None]
+    if not images:
+        images = [np.zeros(1)]
+    spread = float(np.ptp(np.array(images), axis=0).max()) if len(images) > 1 else 0.0
+    size = float(np.abs(np.array(images)).max())
+    # a coarse net (about 10 points across; the finite system's attractor beyond two
+    # dimensions, whose net stays small): the check is about which elements count
+    att = call(cv.attractor, F, theta, x, hull=len(images[0]) <= 2,
+               tol=max(0.1 * spread, 1e-3 * (1 + size)))
+    if isinstance(att, Refused):
+        return
+    v = ind.check_quadratic_certificate(exact_As, att.P, att.rho)
+    assert v and att.rho < 1, f"attractor [{what}]: its norm is no contraction: {v.reason}"
+    pts = att.points.reshape(len(att.points), -1)
+    for J in images:
+        dist = float(np.min(np.linalg.norm(pts - J, axis=1)))
+        slack = att.hausdorff_bound * (1 + 1e-6) + 1e-9 * (1 + float(np.abs(J).max()))
+        assert dist <= slack, (
+            f"attractor [{what}]: the fixed point {J.tolist()} of an element at the exact "
+            f"fixed point is {dist:.3g} away from the points (bound {att.hausdorff_bound:.3g})")
+
+
+def claims_implicit(F, theta, x, blocks, x_exact, *, singular_on_hull, what):
+    """implicit_jacobian: refuse when I - A may be singular on the hull, else hold every image."""
+    images = images_of(blocks)
+    imp = call(cv.implicit_jacobian, F, theta, x)
+    if singular_on_hull or any(im is None for im in images):
+        assert isinstance(imp, Refused), (
+            f"implicit_jacobian [{what}]: I - A is singular on the hull of the exact set, yet "
+            f"it returned {imp.vertices.ravel().tolist()}")
+        return
+    if isinstance(imp, Refused):
+        return
+    for im in images:
+        J = to_float(im)
+        atol = 1e-9 * (1 + float(np.abs(J).max()))
+        assert imp.contains(J, atol=atol), (
+            f"implicit_jacobian [{what}]: misses (I - A)^-1 B = {J.tolist()} of an element "
+            f"at the exact fixed point (returned {imp.vertices.reshape(-1).tolist()})")
+
+
+def claims_certify_fixed_point(F, theta, x, blocks, x_exact, *, singular_on_hull, what):
+    """certify_fixed_point: the box holds the exact point, the enclosure every element at it,
+    and the certified norm contracts every element."""
+    res = call(cv.certify_fixed_point, F, theta, x)
+    if isinstance(res, Refused) or not res.certified:
+        return
+    lo, hi = (np.ravel(np.asarray(b, dtype=np.float64)) for b in res.x_box)
+    for i, xi in enumerate(x_exact):
+        assert Q(lo[i]) <= xi <= Q(hi[i]), (
+            f"certify_fixed_point [{what}]: the exact fixed point is outside x_box")
+    assert Q(res.radius) >= max(abs(Q(x.ravel()[i]) - xi) for i, xi in enumerate(x_exact)), (
+        f"certify_fixed_point [{what}]: radius {res.radius} below the true distance")
+    M = res.jacobian
+    for A, B in blocks:
+        full = [list(ra) + list(rb) for ra, rb in zip(A, B)]
+        assert all(Q(M.lo[i, j]) <= v <= Q(M.hi[i, j])
+                   for i, row in enumerate(full) for j, v in enumerate(row)), (
+            f"certify_fixed_point [{what}]: enclosure misses an element at the exact point")
+    assert_certificate_sound(res.certificate, [A for A, _ in blocks],
+                             f"certify_fixed_point [{what}]")
+
+
+FIXED_POINT_CLAIMS = (claims_certify_at_point, claims_attractor, claims_implicit,
+                      claims_certify_fixed_point)
+
+
+def tiny_offsets(n):
+    """Offsets of size 1e-15 .. 1e-9, either sign, one per coordinate."""
+    return st.lists(st.tuples(st.floats(9.0, 15.0), st.sampled_from([-1.0, 1.0])),
+                    min_size=n, max_size=n).map(lambda l: np.array([s * 10.0 ** -e for e, s in l]))
+
+
+def heavy_ball_case(a1, a2, alpha, beta):
+    def grad(x, t):
+        d = x - t[0]
+        return cv.where(d > 0, a2 * d, a1 * d)
+    F = cv.algorithms.heavy_ball(grad, alpha, beta, 1)
+    al, be = Q(alpha), Q(beta)
+    blocks = [([[1 + be - al * Q(c), -be], [Fraction(1), Fraction(0)]], [[al * Q(c)], [Fraction(0)]])
+              for c in (a1, a2)]
+    return F, blocks
+
+
+def curvatures(alpha, beta, u1, u2):
+    """Two curvatures with alpha c in (0, 2 (1 + beta)): each piece alone is Schur stable."""
+    top = 2 * (1 + beta) / alpha
+    return tuple(sorted([u1 * top, u2 * top]))
+
+
+def heavy_ball_claims(a1, a2, alpha, beta, theta, offset, use_solver):
+    F, blocks = heavy_ball_case(a1, a2, alpha, beta)
+    th = np.array([theta])
+    x = None
+    if use_solver:
+        fp = call(cv.fixed_point, F, np.array([theta + 1.0, theta + 1.0]), th, max_steps=20000)
+        x = None if isinstance(fp, Refused) else fp.x
+    if x is None:
+        x = theta + offset
+    check_fixed_point_claims(F, th, x, blocks, [Q(theta), Q(theta)], singular_on_hull=False,
+                             what=f"heavy-ball a=({a1!r}, {a2!r}) alpha={alpha!r} "
+                                  f"beta={beta!r} theta={theta!r} x={x.tolist()}")
+
+
+def test_heavy_ball_issue_example_at_its_computed_fixed_point():
+    """Issue 8.1: alpha = beta = 1/4, curvatures 1 and 9 (JSR (1 + sqrt 2)/2), the fixed point
+    computed from [1, 1] lands ~3e-13 off the kink."""
+    heavy_ball_claims(1.0, 9.0, 0.25, 0.25, 0.0, np.zeros(2), use_solver=True)
+
+
+@seeded(15)
+@given(alpha=st.floats(0.05, 0.5), beta=st.floats(0.0, 0.9), u1=st.floats(0.02, 0.98),
+       u2=st.floats(0.02, 0.98), theta=st.floats(-2.0, 2.0), offset=tiny_offsets(2),
+       use_solver=st.booleans())
+def test_heavy_ball_fixed_point_on_the_kink(alpha, beta, u1, u2, theta, offset, use_solver):
+    a1, a2 = curvatures(alpha, beta, u1, u2)
+    heavy_ball_claims(a1, a2, alpha, beta, theta, offset, use_solver)
+
+
+def test_momentum_divergence_example_is_refused_at_its_computed_fixed_point():
+    ce = cv.examples.momentum_divergence()
+    F = ce.map
+    x = cv.fixed_point(F, ce.x0, ce.theta).x
+    cert = call(cv.certify_contraction, F, theta=ce.theta, x=x)
+    assert isinstance(cert, Refused) or not cert.certified, (
+        f"the README's divergent heavy-ball is certified at its computed fixed point "
+        f"(rho = {cert.rho}, {cert.verified})")
+    att = call(cv.attractor, F, ce.theta, x)
+    assert isinstance(att, Refused), "attractor returned for a pair of JSR (1 + sqrt 2)/2"
+
+
+def relu_scalar_case(p, q, r):
+    F = cv.trace(lambda x, t: p * cv.relu(x) + q * x + r * t, (), ())
+    blocks = [([[Q(q)]], [[Q(r)]]), ([[Q(p) + Q(q)]], [[Q(r)]])]
+    return F, blocks
+
+
+@seeded(25)
+@given(p=st.floats(-1.5, 1.5), q=st.floats(-0.95, 0.95), r=st.floats(-3.0, 3.0),
+       offset=tiny_offsets(1))
+@example(p=0.5, q=0.25, r=0.5, offset=np.array([1e-12]))
+def test_scalar_relu_fixed_point_next_to_the_kink(p, q, r, offset):
+    F, blocks = relu_scalar_case(p, q, r)
+    lo, hi = sorted([blocks[0][0][0][0], blocks[1][0][0][0]])
+    check_fixed_point_claims(F, 0.0, float(offset[0]), blocks, [Q(0)],
+                             singular_on_hull=lo <= 1 <= hi,
+                             what=f"p={p}, q={q}, r={r}, x={offset[0]:.3g}")
+
+
+@st.composite
+def relu_layer_cases(draw):
+    """``x <- relu(W x + b + t u)`` whose exact fixed point has coordinates on the kink.
+
+    Dyadic data with few bits: ``W x̄ + b`` is computed exactly in floating point, so the kink
+    coordinates have pre-activation exactly 0 at x̄ (and at t = 0)."""
+    n = draw(st.integers(2, 3))
+    ints = st.integers(-40, 40)
+    W = np.array([[draw(ints) for _ in range(n)] for _ in range(n)], dtype=float) / 64
+    scale = draw(st.sampled_from([0.5, 1.0, 1.5]))
+    norm = float(np.linalg.norm(W, 2))
+    if norm > 0:
+        W = np.round(W * (scale * 0.75 / norm) * 64) / 64
+    pattern = draw(st.lists(st.sampled_from(["on", "kink", "off"]), min_size=n, max_size=n)
+                   .filter(lambda pat: "kink" in pat))
+    xbar = np.array([draw(st.integers(1, 64)) / 32 if s == "on" else 0.0 for s in pattern])
+    z = np.array([xbar[i] if s == "on" else (0.0 if s == "kink" else -draw(st.integers(1, 64)) / 32)
+                  for i, s in enumerate(pattern)])
+    b = z - W @ xbar
+    u = np.array([draw(st.integers(-8, 8)) / 4 for _ in range(n)])
+    offset = draw(tiny_offsets(n))
+    return W, b, u, xbar, pattern, offset
+
+
+@seeded(12)
+@given(case=relu_layer_cases())
+def test_relu_layer_fixed_point_on_kinks(case):
+    W, b, u, xbar, pattern, offset = case
+    n = len(xbar)
+    for i, s in enumerate(pattern):      # the construction is exact: z = W x̄ + b in rationals
+        z = sum(Q(W[i, j]) * Q(xbar[j]) for j in range(n)) + Q(b[i])
+        assert (z == Q(xbar[i]) > 0) if s == "on" else (z == 0 if s == "kink" else z < 0)
+    F = cv.trace(lambda x, t: cv.relu(W @ x + b + t * u), (n,), ())
+    Wq, uq = qmat(W), [Q(v) for v in u]
+    kinks = [i for i, s in enumerate(pattern) if s == "kink"]
+    blocks = []
+    for choice in range(2 ** len(kinks)):
+        d = [Fraction(1) if s == "on" else Fraction(0) for s in pattern]
+        for bit, i in enumerate(kinks):
+            d[i] = Fraction((choice >> bit) & 1)
+        blocks.append(([[d[i] * Wq[i][j] for j in range(n)] for i in range(n)],
+                       [[d[i] * uq[i]] for i in range(n)]))
+    x = xbar + offset
+    check_fixed_point_claims(F, 0.0, x, blocks, [Q(v) for v in xbar],
+                             what=f"relu layer {pattern}, W={W.tolist()}, x={x.tolist()}")
+
+
+@st.composite
+def lasso_at_threshold(draw):
+    """Forward-backward Lasso with lam = max |X^T y|: the solution is 0, one coordinate exactly
+    at the soft-threshold's kink (integer data: X^T y is exact)."""
+    n, p = draw(st.integers(3, 5)), draw(st.integers(2, 3))
+    X = np.array([[draw(st.integers(-3, 3)) for _ in range(p)] for _ in range(n)], dtype=float)
+    y = np.array([draw(st.integers(-3, 3)) for _ in range(n)], dtype=float)
+    c = X.T @ y
+    top = np.abs(c)
+    ok = top.max() > 0 and np.sum(top == top.max()) == 1 and np.all(np.linalg.norm(X, axis=0) > 0)
+    offset = draw(tiny_offsets(p))
+    kill = draw(st.booleans())          # the exact fixed point itself, or a point next to it
+    assume(ok)
+    return X, y, (np.zeros(p) if kill else offset)
+
+
+@seeded(10)
+@given(case=lasso_at_threshold())
+def test_lasso_coordinate_at_threshold(case):
+    X, y, w = case
+    F = cv.algorithms.forward_backward_lasso(X, y)
+    step = Q(F.info["step"])
+    c = X.T @ y
+    lam = float(np.abs(c).max())
+    j = int(np.argmax(np.abs(c)))
+    p = X.shape[1]
+    G = qmat(X.T @ X)
+    zero = [[Fraction(0)] * p for _ in range(p)]
+    A = [[(Fraction(int(i == k)) - step * G[i][k]) if i == j else Fraction(0) for k in range(p)]
+         for i in range(p)]
+    B = [[-step * (1 if c[j] > 0 else -1)] if i == j else [Fraction(0)] for i in range(p)]
+    blocks = [(zero, [[Fraction(0)] for _ in range(p)]), (A, B)]
+    check_fixed_point_claims(F, lam, w, blocks, [Fraction(0)] * p, singular_on_hull=False,
+                             what=f"Lasso X={X.tolist()}, y={y.tolist()}, w={w.tolist()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. scalings 2^-1070 .. 1e300 of sets with known JSR, and 5. JSR just above / below 1
+
+
+KNOWN = {
+    # name: (integer matrices, closed form of JSR^power for the integer set, power)
+    "golden": (np.array([[[1, 1], [0, 1]], [[1, 0], [1, 1]]], dtype=float),
+               (1 + sp.sqrt(5)) / 2, 1),
+    "heavy-ball": (np.array([[[4, -1], [4, 0]], [[-4, -1], [4, 0]]], dtype=float),
+                   2 * (1 + sp.sqrt(2)), 1),
+    "gripenberg": (np.array([[[3, 0], [1, 3]], [[3, -3], [0, -1]]], dtype=float),
+                   3 ** 11 * (15 + 6 * sp.sqrt(7)), 13),
+}
+
+
+def assert_jsr_sound(res, mats, exact, power, scale, what):
+    """Bracket of cv.jsr for ``mats`` (= scale * integer set with JSR^power = exact)."""
+    assert ind.is_at_most(res.lower, exact, scale=scale, power=power, rtol=LOWER_RTOL), (
+        f"{what}: FALSE LOWER BOUND {res.lower!r} above the JSR")
+    v = ind.check_lower_bound(mats, res.word, res.lower, rtol=LOWER_RTOL)
+    assert v, f"{what}: {v.reason}"
+    if res.upper_verified == "exact":
+        v = ind.is_exactly_upper_bound(res.upper, exact, scale=scale, power=power)
+        assert v, f"{what}: FALSE 'exact' UPPER BOUND ({res.upper_method}): {v.reason}"
+        recheck_jsr_norm(res, mats, what)
+    else:
+        v = ind.is_exactly_upper_bound(res.upper, exact, power=power,
+                                       scale=Q(scale) / (1 + Q(FLOAT_UPPER_RTOL)))
+        assert v, f"{what}: float upper bound below the JSR by more than {FLOAT_UPPER_RTOL}"
+    assert res.lower <= res.upper, f"{what}: lower {res.lower} > upper {res.upper}"
+
+
+def recheck_jsr_norm(res, mats, what):
+    """Re-check the norm behind an 'exact' JSR upper bound when the result carries it."""
+    method = res.upper_method
+    if res.polytope is not None and "polytope" in method:
+        v = ind.check_polytope_certificate(mats, res.polytope, res.upper)
+    elif res.P is not None and "products of length" in method:
+        k = int(method.split("products of length")[1].split()[0])
+        v = ind.check_lifted_certificate(mats, res.P, res.upper, k)
+    elif res.P is not None and "quadratic" in method:
+        v = ind.check_quadratic_certificate(mats, res.P, res.upper)
+    else:
+        return
+    assert v, f"{what}: the norm behind the 'exact' upper bound fails: {v.reason}"
+
+
+def scaled(name, m, e):
+    ints, exact, power = KNOWN[name]
+    c = math.ldexp(m, e)
+    mats = ints * c
+    assert np.array_equal(mats / c, ints), "the scaling must be exact in floating point"
+    return mats, exact, power, Q(c)
+
+
+@seeded(45)
+@given(name=st.sampled_from(sorted(KNOWN)), m=st.integers(1, 1023).map(lambda v: 2 * v - 1),
+       e=st.integers(-1074, 986))
+@example(name="golden", m=1, e=-1070)
+@example(name="gripenberg", m=1, e=-1070)
+@example(name="heavy-ball", m=1, e=-1074)
+@example(name="golden", m=1, e=996)
+def test_scaled_known_sets(name, m, e):
+    mats, exact, power, c = scaled(name, m, e)
+    what = f"{name} * {m} * 2^{e}"
+    res = call(cv.jsr, mats, time_limit=5.0)
+    if not isinstance(res, Refused):
+        assert_jsr_sound(res, mats, exact, power, c, f"jsr({what})")
+    cert = call(cv.certify_contraction, mats, time_limit=5.0)
+    if not isinstance(cert, Refused):
+        exact_As = [qmat(M) for M in mats]
+        assert_certificate_sound(cert, exact_As, f"certify_contraction({what})")
+        assert_lower_sound(cert.lower, cert.word, mats, exact_As, f"certify_contraction({what})")
+        if ind.compare_algebraic(1 / c ** power, exact) <= 0:        # JSR >= 1
+            assert not cert.certified, f"{what}: certified although JSR >= 1"
+
+
+def test_golden_pair_subnormal_upper_bound_issue_example():
+    """Issue 8.5: one matrix, phi * 2^-1072, upper bound 1.5 * 2^-1072 marked 'exact'."""
+    c = 2.0 ** -1072
+    res = call(cv.jsr, np.array([[[1.0, 1.0], [1.0, 0.0]]]) * c)
+    assert not isinstance(res, Refused), res
+    if res.upper_verified == "exact":
+        assert ind.is_exactly_upper_bound(res.upper, (1 + sp.sqrt(5)) / 2, scale=c), (
+            f"'exact' upper bound {res.upper!r} = {res.upper / c} * 2^-1072 < phi * 2^-1072")
+    assert ind.is_at_most(res.lower, (1 + sp.sqrt(5)) / 2, scale=c, rtol=LOWER_RTOL)
+
+
+@pytest.mark.parametrize("mats", [
+    [[[1e308, 1e308], [1e308, 1e308]]],
+    [[[1.7e308, 0.0], [0.0, 0.5]]],
+    [[[1e300, 1e300], [0.0, 1e300]], [[1e300, 0.0], [1e300, 1e300]]],
+    [[[5e-324, 5e-324], [5e-324, 5e-324]]],
+    [[[1e-320, 1e300], [0.0, 1e-320]]],
+])
+def test_extreme_magnitudes_no_bare_exception(mats):
+    arr = np.array(mats)
+    exact_As = [qmat(M) for M in arr]
+    res = call(cv.jsr, arr, time_limit=5.0)
+    if not isinstance(res, Refused):
+        v = ind.check_lower_bound(arr, res.word, res.lower, rtol=LOWER_RTOL)
+        assert v, v.reason
+        if res.upper_verified == "exact":
+            recheck_jsr_norm(res, arr, "jsr(extreme)")
+            words = [(i,) for i in range(len(arr))] + [(i, j) for i in range(len(arr))
+                                                        for j in range(i, len(arr))]
+            for w in words:           # a JSR bound is at least every rho(A_w)^(1/|w|)
+                W = ind.word_product([qmat(M) for M in arr], w)
+                assert ind.spectral_radius_compare(W, Q(res.upper) ** len(w)) <= 0, (
+                    f"'exact' upper {res.upper!r} below rho of the word {w}")
+    cert = call(cv.certify_contraction, arr, time_limit=5.0)
+    if not isinstance(cert, Refused):
+        assert_certificate_sound(cert, exact_As, "certify_contraction(extreme)")
+
+
+@seeded(30)
+@given(name=st.sampled_from(sorted(KNOWN)), k=st.integers(1, 44), side=st.sampled_from([-1, 1]))
+@example(name="golden", k=44, side=1)
+@example(name="gripenberg", k=30, side=-1)
+def test_jsr_just_above_and_below_one(name, k, side):
+    ints, exact, power = KNOWN[name]
+    target = (1 + side * 2.0 ** -k) / float(sp.N(exact ** sp.Rational(1, power), 30))
+    m, ex = math.frexp(target)
+    s = math.ldexp(round(m * 2 ** 48), ex - 48)         # 48 bits: s * entries is exact
+    mats = ints * s
+    assert np.array_equal(mats / s, ints)
+    above = ind.compare_algebraic(1 / Q(s) ** power, exact) <= 0     # s * JSR >= 1
+    exact_As = [qmat(M) for M in mats]
+    what = f"{name} scaled to JSR = 1 {'+' if side > 0 else '-'} 2^-{k}"
+    cert = call(cv.certify_contraction, mats, time_limit=5.0)
+    assert not isinstance(cert, Refused), cert
+    if above:
+        assert not cert.certified, f"{what}: certified (rho = {cert.rho}) although JSR >= 1"
+    assert_certificate_sound(cert, exact_As, what)
+    assert_lower_sound(cert.lower, cert.word, mats, exact_As, what)
+    assert ind.is_at_most(cert.lower, exact, scale=Q(s), power=power, rtol=LOWER_RTOL), (
+        f"{what}: lower bound {cert.lower!r} above the JSR")
+    res = call(cv.jsr, mats, time_limit=5.0)
+    assert not isinstance(res, Refused), res
+    assert_jsr_sound(res, mats, exact, power, Q(s), f"jsr({what})")
+
+
+# ---------------------------------------------------------------------------------------------
+# box certificates: lower bounds from the map's own Jacobians (issue 8.4)
+
+
+def box_claims(a1, a2, alpha, beta, widths):
+    F, blocks = heavy_ball_case(a1, a2, alpha, beta)
+    exact_As = [A for A, _ in blocks]
+    # a box of states around the kink x = theta = 0: every Jacobian of the map there is in
+    # conv{M(a1), M(a2)}
+    lo, hi = np.array([-widths[0], -widths[1]]), np.array([widths[1], widths[0]])
+    cert = call(cv.certify_contraction, F, theta=np.zeros(1), x=(lo, hi))
+    if isinstance(cert, Refused):
+        return
+    assert_certificate_sound(cert, exact_As, "box certificate")
+    assert_lower_sound(cert.lower, cert.word, word_candidates(cert), exact_As, "box certificate",
+                       atol=rounding(blocks))
+
+
+def test_box_certificate_issue_example():
+    """Issue 8.4: x in [-0.1, 0.1]^2 around the kink of the alpha = beta = 1/4, (1, 9) map."""
+    box_claims(1.0, 9.0, 0.25, 0.25, (0.1, 0.1))
+
+
+@seeded(10)
+@given(alpha=st.floats(0.05, 0.5), beta=st.floats(0.0, 0.9), u1=st.floats(0.02, 0.98),
+       u2=st.floats(0.02, 0.98), widths=st.tuples(st.floats(1e-3, 0.2), st.floats(1e-3, 0.2)))
+def test_box_certificate_words_use_the_maps_own_jacobians(alpha, beta, u1, u2, widths):
+    box_claims(*curvatures(alpha, beta, u1, u2), alpha, beta, widths)
