@@ -50,7 +50,8 @@ BACKEND = "python-flint" if flint is not None else "fractions"
 __all__ = [
     "BACKEND", "Verdict", "rational", "rational_matrix", "matmul", "transpose", "word_product",
     "is_psd", "check_quadratic_certificate", "check_polytope_certificate",
-    "check_lifted_certificate", "lifted_norm_squared", "charpoly", "spectral_radius_compare",
+    "check_lifted_certificate", "lifted_norm_squared", "charpoly", "spectral_radius_below",
+    "spectral_radius_compare",
     "check_lower_bound", "compare_algebraic", "is_exactly_upper_bound", "is_at_most", "in_hull",
 ]
 
@@ -211,18 +212,22 @@ def check_quadratic_certificate(mats, P, rho) -> Verdict:
     return Verdict(True)
 
 
-def check_lifted_certificate(mats, Pk, rho, k: int) -> Verdict:
+def check_lifted_certificate(mats, Pk, rho, k: int, *, as_norm: bool = True) -> Verdict:
     """Exactly: ``Pk ≻ 0`` and ``A_w^T Pk A_w ⪯ rho^(2k) Pk`` for every product of length k.
 
-    In the norm ``||x|| = max_{|u| < k} rho^-|u| ||A_u x||_Pk`` (``u`` empty: the identity)
-    every ``A_i`` then has ``||A_i|| <= rho``: for ``|u| < k - 1``, ``A_u A_i`` is a word of
-    length ``|u| + 1 < k`` already in the maximum, and for ``|u| = k - 1`` the length-k
-    inequality applies; so JSR <= rho. Needs ``rho > 0``.
+    Then ``rho(A_w) <= rho^k`` for all those products, so JSR <= rho. As a *norm*
+    (``as_norm``, needs ``rho > 0``): in ``||x|| = max_{|u| < k} rho^-|u| ||A_u x||_Pk``
+    (``u`` empty: the identity) every ``A_i`` has ``||A_i|| <= rho``: for ``|u| < k - 1``,
+    ``A_u A_i`` is a word of length ``|u| + 1 < k`` already in the maximum, and for
+    ``|u| = k - 1`` the length-k inequality applies. With ``rho = 0`` (allowed for a JSR bound
+    only) every product of length k must vanish.
     """
     if Pk is None or not isinstance(k, (int, np.integer)) or k < 1:
         return Verdict(False, f"no lifted form (Pk={Pk is not None}, k={k!r})")
-    if not (_is_finite_array(Pk) and math.isfinite(float(rho)) and rho > 0):
-        return Verdict(False, f"non-finite Pk or rho = {rho!r} not positive")
+    if not (_is_finite_array(Pk) and math.isfinite(float(rho)) and rho >= 0):
+        return Verdict(False, f"non-finite Pk or rho = {rho!r}")
+    if as_norm and rho == 0:
+        return Verdict(False, "rho = 0 defines no lifted norm")
     Pq = _sym(rational_matrix(np.asarray(Pk, dtype=np.float64)))
     if not is_psd(Pq, strict=True):
         return Verdict(False, "Pk is not positive definite (exactly)")
@@ -410,6 +415,16 @@ def _schur_stable(c: list) -> bool:
     return True
 
 
+def spectral_radius_below(M, R) -> bool:
+    """Exactly ``rho(M) < R`` (Schur-Cohn on the characteristic polynomial of ``M / R``)."""
+    Mq = rational_matrix(M)
+    R = rational(R)
+    if R <= 0:
+        return False
+    c = charpoly(Mq)
+    return _schur_stable([c[k] * R ** k for k in range(len(Mq) + 1)])
+
+
 def spectral_radius_compare(M, R) -> int:
     """Sign of ``rho(M) - R`` (-1, 0 or 1), exactly. M float array or rational; R >= 0."""
     Mq = rational_matrix(M)
@@ -420,7 +435,7 @@ def spectral_radius_compare(M, R) -> int:
     n = len(Mq)
     if R == 0:
         return 0 if all(v == 0 for v in c[:n]) else 1       # nilpotent iff det(zI - M) = z^n
-    if _schur_stable([c[k] * R ** k for k in range(n + 1)]):
+    if spectral_radius_below(Mq, R):
         return -1
     # rho >= R: tie or not. rho^2 is the largest real root of Res_z(p(z), z^n p(t/z)), whose
     # roots are all products z_i z_j (moduli <= rho^2, and z_m conj(z_m) = rho^2 is one).
@@ -428,7 +443,7 @@ def spectral_radius_compare(M, R) -> int:
     z, t = sympy.symbols("z t")
     p = sum(sympy.Rational(v.numerator, v.denominator) * z ** k for k, v in enumerate(c))
     q = sympy.expand(z ** n * p.subs(z, t / z))
-    res = sympy.Poly(sympy.resultant(sympy.Poly(p, z), sympy.Poly(q, z)), t)
+    res = sympy.Poly(sympy.resultant(sympy.Poly(p, z), sympy.Poly(q, z)), t, domain=sympy.QQ)
     R2 = sympy.Rational(R.numerator, R.denominator) ** 2
     above = res.count_roots(R2, None) - (1 if res.eval(R2) == 0 else 0)
     return 1 if above > 0 else 0
@@ -453,7 +468,7 @@ def check_lower_bound(mats, word, lower, *, rtol: float = 0.0) -> Verdict:
         return Verdict(False, f"word {tuple(word)} indexes outside the {len(qs)} matrices")
     W = word_product(qs, [int(i) for i in word])
     target = (rational(lower) / (1 + rational(rtol))) ** len(word)
-    if spectral_radius_compare(W, target) < 0:
+    if spectral_radius_below(W, target):
         return Verdict(False, f"rho(A_w)^(1/{len(word)}) < {float(lower)!r} / (1 + {rtol}) for "
                               f"the word {tuple(word)}: a false lower bound")
     return Verdict(True)
@@ -498,7 +513,7 @@ def compare_algebraic(q, alpha) -> int:
     qq = sympy.Rational(q.numerator, q.denominator)
     poly, a, b = _isolate(alpha)
     if poly.degree() == 1:
-        return (qq > a) - (qq < a)
+        return int(bool(qq > a)) - int(bool(qq < a))
     width = b - a
     while True:
         if qq >= b:
