@@ -323,8 +323,9 @@ def large_b_case(a, b, big):
 
 @seeded(20)
 @given(a=st.floats(-0.95, 0.95), b_exp=st.floats(-6.0, 0.3), b_sign=st.sampled_from([-1, 1]),
-       big_exp=st.floats(0.0, 15.0))
+       big_exp=st.floats(0.0, 300.0))
 @example(a=0.5, b_exp=0.0, b_sign=1, big_exp=13.0)                               # issue 8.3
+@example(a=0.5, b_exp=math.log10(0.25), b_sign=1, big_exp=100.0)     # A in {0.5, 0.75}
 def test_large_b_small_a(a, b_exp, b_sign, big_exp):
     b, big = b_sign * 10.0 ** b_exp, 10.0 ** big_exp
     F, blocks = large_b_case(a, b, big)
@@ -823,6 +824,17 @@ def defective(r):
     return np.array([[r - 1, 1.0], [-1.0, r + 1]])
 
 
+def jordan_similar(r, n):
+    """``S (r I + N) S^-1``: one n x n Jordan block at r (N the shift), S unit lower triangular
+    with integer inverse; exact in floating point for dyadic r (asserted)."""
+    S = np.eye(n) + np.tril(np.ones((n, n)), -1)
+    Sinv = np.round(np.linalg.inv(S))
+    J = r * np.eye(n) + np.eye(n, k=1)
+    M = S @ J @ Sinv
+    assert qmat(M) == ind.matmul(ind.matmul(qmat(S), qmat(J)), qmat(Sinv))
+    return M
+
+
 HB = lambda c: np.array([[1.25 - 0.25 * c, -0.25], [1.0, 0.0]])    # heavy-ball, alpha=beta=1/4
 
 SMALL_SETS = {
@@ -843,6 +855,8 @@ SMALL_SETS = {
     "heavy-ball M(9) (Polyak-tuned, defective)": ([HB(9.0)], sp.Rational(1, 2)),
     "3x3 Jordan at 1/2": ([[[0.5, 1.0, 0.0], [0.0, 0.5, 1.0], [0.0, 0.0, 0.5]]],
                           sp.Rational(1, 2)),
+    "4x4 Jordan block at 1 - 2^-16, similar to a full matrix": (
+        [jordan_similar(1 - 2.0 ** -16, 4)], sp.Rational(Q(1 - 2.0 ** -16))),
     "subnormal coupling": ([[[0.96, 5e-324], [1.0, 0.0]]],
                            rho_2x2([[0.96, 5e-324], [1.0, 0.0]])),
     "tiny and huge entries": ([[[1e-300, 1e300], [1e-300, 1e-300]]],
@@ -967,6 +981,7 @@ def test_found_counterexamples_hold_exactly(seed):
 
 @pytest.mark.parametrize("case", [
     "jsr 1e308 pair", "contains atol=inf", "jsr max_nodes=2.5", "certify subnormal coupling",
+    "fpad overflow",
 ])
 def test_no_bare_exception_or_silent_acceptance(case):
     """Bad or extreme input gives a ConservativeError (or a sound answer), never a bare one."""
@@ -980,6 +995,10 @@ def test_no_bare_exception_or_silent_acceptance(case):
             "max_nodes=2.5 accepted silently")
     elif case == "certify subnormal coupling":
         call(cv.certify_contraction, [[[0.96, 5e-324], [1.0, 0.0]]])
+    elif case == "fpad overflow":          # J = A J + B overflows: refuse, never return NaN
+        G = cv.trace(lambda x, t: 0.5 * x + 0.25 * cv.relu(x) + 1.7e308 * t, (), ())
+        Js = call(cv.fpad, G, 0.0, 0.0, 5)
+        assert isinstance(Js, Refused) or np.all(np.isfinite(Js)), f"fpad returned {Js.ravel()}"
 
 
 def box_vertices(lo, hi):
@@ -1091,3 +1110,17 @@ def test_undetected_jump_in_where_has_no_fixed_point_to_differentiate(jump):
     imp = call(cv.implicit_jacobian, F, 0.0, x)
     assert isinstance(imp, Refused), (
         f"implicit_jacobian at a fixed point that does not exist: {imp.vertices.ravel().tolist()}")
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.0), (1e-12, -3e-12), (1e-12, 3e-12), (-1e-9, 2e-15)])
+def test_hull_singular_between_invertible_vertices(offset):
+    """``x <- (relu(x0 + x1) + t, relu(x0 + x1))`` at 0: A in {0, [[1, 1], [1, 1]]}; I - A is
+    invertible at both vertices but singular at their midpoint, so no implicit function."""
+    F = cv.trace(lambda x, t: cv.stack([cv.relu(x[0] + x[1]) + t, cv.relu(x[0] + x[1])]),
+                 (2,), ())
+    one, zero = Fraction(1), Fraction(0)
+    B = [[one], [zero]]
+    blocks = [([[zero, zero], [zero, zero]], B), ([[one, one], [one, one]], B)]
+    assert exact_solve(blocks[1][0], B) is not None
+    check_fixed_point_claims(F, 0.0, np.array(offset), blocks, [zero, zero],
+                             singular_on_hull=True, what=f"relu(x0 + x1) at {offset}")
