@@ -493,7 +493,7 @@ def test_heavy_ball_issue_example_at_its_computed_fixed_point():
     heavy_ball_claims(1.0, 9.0, 0.25, 0.25, 0.0, np.zeros(2), use_solver=True)
 
 
-@seeded(15)
+@seeded(12)
 @given(alpha=st.floats(0.05, 0.5), beta=st.floats(0.0, 0.9), u1=st.floats(0.02, 0.98),
        u2=st.floats(0.02, 0.98), theta=st.floats(-2.0, 2.0), offset=tiny_offsets(2),
        use_solver=st.booleans())
@@ -571,7 +571,7 @@ def relu_layer_cases(draw):
     return W, b, u, xbar, pattern, offset
 
 
-@seeded(12)
+@seeded(8)
 @given(case=relu_layer_cases())
 def test_relu_layer_fixed_point_on_kinks(case):
     W, b, u, xbar, pattern, offset = case
@@ -608,7 +608,7 @@ def lasso_at_threshold(draw):
     return X, y, (np.zeros(p) if exact_point else offset)
 
 
-@seeded(10)
+@seeded(8)
 @given(case=lasso_at_threshold())
 def test_lasso_coordinates_at_threshold(case):
     X, y, w = case
@@ -749,7 +749,7 @@ def test_extreme_magnitudes_no_bare_exception(mats):
         assert_certificate_sound(cert, exact_As, "certify_contraction(extreme)")
 
 
-@seeded(24)
+@seeded(20)
 @given(name=st.sampled_from(sorted(KNOWN)), k=st.integers(1, 44), side=st.sampled_from([-1, 1]))
 @example(name="golden", k=44, side=1)
 @example(name="gripenberg", k=30, side=-1)
@@ -873,10 +873,10 @@ def test_small_sets_with_known_jsr(name):
     mats, exact = SMALL_SETS[name]
     arr = np.array(mats, dtype=float)
     exact_As = [qmat(M) for M in arr]
-    res = call(cv.jsr, arr, time_limit=5.0)
+    res = call(cv.jsr, arr, time_limit=2.0)
     if not isinstance(res, Refused):
         assert_jsr_sound(res, arr, exact, 1, Fraction(1), f"jsr({name})")
-    cert = call(cv.certify_contraction, arr, time_limit=5.0)
+    cert = call(cv.certify_contraction, arr, time_limit=2.0)
     if not isinstance(cert, Refused):
         if exact >= 1:
             assert not cert.certified, f"{name}: certified although JSR = {exact}"
@@ -940,7 +940,7 @@ def all_words(m, length):
         yield from itertools.product(range(m), repeat=k)
 
 
-@seeded(12)
+@seeded(10)
 @given(mats=random_sets(), prefer=st.sampled_from(["quadratic", "tightest"]))
 def test_random_sets_brackets_and_certificates(mats, prefer):
     """No closed form: an 'exact' upper bound must still exceed rho(A_w)^(1/|w|) for every word
