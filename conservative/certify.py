@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import _exact
+from ._spectral import spectral_lower_bound
 from ._deadline import Deadline, check_progress, progress_bar
 from ._types import as_float_array, check_real
 from .errors import ConservativeError, InputError, NonFiniteError, ShapeError, fail_message
@@ -362,7 +363,11 @@ def product_lower_bound(mats: np.ndarray, *, deadline: float) -> tuple[float, tu
     quick = gripenberg(B, alpha=float(rho1.max()), word=(int(rho1.argmax()),), delta=1e-3,
                        max_length=8, max_nodes=2000, deadline=deadline)
     word = tuple(int(i) for i in quick.word)
-    return quick.alpha * s, min(word[r:] + word[:r] for r in range(len(word)))
+    word = min(word[r:] + word[:r] for r in range(len(word)))
+    estimate = quick.alpha * s
+    if estimate > 0:               # a float eigenvalue can overshoot: prove the bound
+        estimate, _ = spectral_lower_bound(sub, word, estimate)
+    return estimate, word
 
 
 def _balance_box(lo, hi):

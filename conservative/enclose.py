@@ -82,7 +82,7 @@ def _point_scale(d: np.ndarray, t: iv.Interval) -> iv.Interval:
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
                     tol: float = 0.0, call: str = "Map.enclose", boundaries: list | None = None,
-                    seeds: tuple | None = None):
+                    seeds: tuple | None = None, keep: bool = False):
     """Enclose the output and the Jacobian ``[A B]`` of ``program`` over a box.
 
     Parameters
@@ -96,6 +96,10 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         zero) in place of the identity: the result then encloses ``{[A B] S : S in seeds}``
         for every Jacobian on the box, ``T`` columns (a few directions, or a whole box of
         directions at once).
+
+    keep : bool
+        Return the enclosures of every node instead: ``(values, tangents)``, dicts node ->
+        Interval (a node missing from ``tangents`` has tangent 0).
 
     Returns
     -------
@@ -138,6 +142,8 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
                 tans[step.node] = acc
         except ConservativeError as exc:
             raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
+    if keep:
+        return vals, tans
     out_shape = program.shape(program.out_node)
     n_out = int(np.prod(out_shape, dtype=np.int64))
     t = tans.get(program.out_node)

@@ -289,9 +289,51 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     return _unproven(F, theta, x, rho, reason)
 
 
+def _jumping_where(F, theta, x, lo, hi, met) -> list:
+    """The ``cv.where`` nodes among ``met`` whose branches differ everywhere on the box.
+
+    Such a node's condition may switch inside the box while its branches are apart by a
+    positive margin there: F jumps (or the boundary only seems to lie in the box), and no
+    mean-value or fixed-point argument may cross it. The gap ``a - b`` is enclosed in centred
+    form, ``(a - b)(x) + (a' - b')(X) (X - x)``, so that branches sharing terms (``x/4 + c1``
+    and ``x/4 + c2``) are compared without the dependency that plain intervals lose.
+    """
+    shape = F.state_shape
+    program, t_box = F.program, iv.Interval(np.asarray(theta, dtype=float))
+    at_x = enclose_values(program, iv.Interval(x.reshape(shape)), t_box,
+                          call="cv.fixed_point_enclosure")
+    box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
+    n = F.n
+    unit = iv.Interval(np.eye(n).reshape(shape + (n,)))          # the Jacobians over the box
+    _, tans = enclose_program(program, box, t_box, call="cv.fixed_point_enclosure",
+                              seeds=(unit, None), keep=True)
+    d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x)).reshape((n, 1))      # X - x
+    out = []
+    for node in dict.fromkeys(met):
+        _, a, b = program.graph.nodes[node]["inputs"]
+        size = int(np.prod(program.shape(node), dtype=np.int64))
+        ja = tans.get(a, iv.Interval(np.zeros(program.shape(a) + (n,))))
+        jb = tans.get(b, iv.Interval(np.zeros(program.shape(b) + (n,))))
+        slope = iv.subtract(ja.broadcast_to(program.shape(node) + (n,)),
+                            jb.broadcast_to(program.shape(node) + (n,))).reshape((size, n))
+        centre = iv.subtract(at_x[a].broadcast_to(program.shape(node)),
+                             at_x[b].broadcast_to(program.shape(node))).reshape((size,))
+        gap = iv.add(centre, iv.matmul(slope, d).reshape((size,)))
+        if np.any(gap.mig > 0):
+            out.append(node)
+    return out
+
+
 def _proven(F, theta, x, lo, hi, met) -> FixedPointEnclosure:
     shape = F.state_shape
     caveat = ""
+    jumps = _jumping_where(F, theta, x, lo, hi, met) if met else []
+    if jumps:
+        exprs = ", ".join(f"`{F.program.expression(node, depth=2)}`" for node in jumps)
+        reason = (f"the condition of {exprs} may switch inside the box while its two branches "
+                  "differ there by a positive margin: the map jumps, so no fixed point is "
+                  "enclosed (make the branches agree on the boundary)")
+        return _unproven(F, theta, x, np.maximum(x - lo, hi - x), reason)
     if met:
         exprs = ", ".join(f"`{F.program.expression(node, depth=2)}`"
                           for node in dict.fromkeys(met))

@@ -22,7 +22,7 @@ from ._exact import is_psd, to_fractions
 from ._types import (as_float_array, as_matrix_stack, check_bool, check_int, check_real,
                      check_steps, initial_jacobian)
 from .certify import certify_contraction
-from .errors import NotConvergedError, SingularJacobianError, fail_message
+from .errors import NonFiniteError, NotConvergedError, SingularJacobianError, fail_message
 from .fixed_point_set import is_numerical_fixed_point, refusal
 from .iterate import (blocks_at_fixed_point, frozen_step,
                       linearisation_at_fixed_point)
@@ -140,7 +140,13 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
     Js[0] = J
     advance = frozen_step(F, values, partials)          # the Jacobian stays frozen at x̄
     for k in range(steps):
-        J = advance(J)
+        with np.errstate(over="ignore", invalid="ignore"):
+            J = advance(J)
+        if not np.all(np.isfinite(J)):
+            raise NonFiniteError(fail_message(
+                call, f"a derivative iteration that overflowed at step {k + 1}",
+                "the frozen selection does not contract here (check cv.certify_contraction) or "
+                "the map's scale is beyond float64 (rescale theta)"))
         Js[k + 1] = J
     return Js
 

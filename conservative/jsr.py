@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import _exact
+from ._spectral import spectral_lower_bound
 from ._deadline import Deadline, NoProgress, check_progress, progress_bar
 from ._types import as_matrix_stack, check_bool, check_int, check_real
 from .errors import InputError, NonFiniteError, fail_message
@@ -82,7 +83,7 @@ class JSRResult:
     --------
     >>> print(jsr([[[0.5, 1e6], [0.0, 0.5]]]))      # doctest: +ELLIPSIS
     JSR in [0.5, 0.50000...] (relative gap ...)
-      lower: spectral radius of one matrix, word 0 (A[w[-1]]...A[w[0]])
+      lower: spectral radius of one matrix (proved), word 0 (A[w[-1]]...A[w[0]])
       upper: ... (verified: exact)
     """
 
@@ -255,36 +256,52 @@ def _scale_bound(value: float, s: float, *, up: bool) -> float:
     return out
 
 
+def _log2_sum(logs: np.ndarray) -> float:
+    """``log2(sum 2^logs)`` without overflow or underflow (``-inf`` for an empty or zero sum)."""
+    logs = logs[np.isfinite(logs)]
+    if logs.size == 0:
+        return -math.inf
+    top = float(logs.max())
+    return top + math.log2(float(np.exp2(logs - top).sum()))
+
+
 def _balance(mats: np.ndarray, sweeps: int = 20) -> np.ndarray:
     """Powers of two ``d`` so that ``D^{-1} A D`` (D = diag(d)) has balanced rows and columns.
 
-    Osborne's iteration on ``sum_i |A_i|``. Where a row or column is zero outside the diagonal
-    (reducible structure) the off-diagonal part is pushed towards a small multiple of the
-    diagonal, within 2^±200, so huge couplings such as [[0.5, 1e6], [0, 0.5]] become harmless.
+    Osborne's iteration on ``max_i |A_i|``, in base-2 logarithms, so that entries as far apart
+    as 1e-300 and 1e300 keep their weight (a common scaling would flush the small ones to
+    zero). Where a row or column is zero outside the diagonal (reducible structure) the
+    off-diagonal part is pushed towards 2^-10 of the largest diagonal entry, so huge couplings
+    such as [[0.5, 1e6], [0, 0.5]] become harmless.
     """
-    mags = np.abs(mats)
-    top = float(mags.max())
-    s = (mags / (top if top > 0 else 1.0)).sum(axis=0)      # scale-free: no overflow in sums
-    n = s.shape[0]
+    with np.errstate(divide="ignore"):
+        L = np.log2(np.abs(mats).max(axis=0))                  # -inf for zero entries
+    n = L.shape[0]
     logd = np.zeros(n)
-    ref = max(float(np.abs(np.diagonal(s)).max()), float(s.max()) * 1e-6, 1e-300)
+    finite = L[np.isfinite(L)]
+    if finite.size == 0:
+        return np.ones(n)
+    diag = np.diagonal(L)
+    # the scale that decoupled (reducible) off-diagonal parts are pushed towards: the diagonal
+    ref = max(float(diag.max()) if np.isfinite(diag).any() else float(finite.max()) - 20.0,
+              -996.0)
+    off = ~np.eye(n, dtype=bool)
     for _ in range(sweeps):
         changed = False
         for i in range(n):
-            d = np.exp2(logd)
-            sc = s * d[None, :] / d[:, None]
-            c = sc[:, i].sum() - sc[i, i]
-            r = sc[i, :].sum() - sc[i, i]
-            if c == 0 and r == 0:
+            scaled = L + logd[None, :] - logd[:, None]         # log2 |D^-1 A D|
+            c = _log2_sum(scaled[:, i][off[:, i]])
+            r = _log2_sum(scaled[i, :][off[i, :]])
+            if c == -math.inf and r == -math.inf:
                 continue
-            if c == 0:
-                step = math.log2(r / (1e-3 * ref)) if r > 1e-3 * ref else 0.0
-            elif r == 0:
-                step = -math.log2(c / (1e-3 * ref)) if c > 1e-3 * ref else 0.0
+            if c == -math.inf:
+                step = r - (ref - 10.0) if r > ref - 10.0 else 0.0
+            elif r == -math.inf:
+                step = (ref - 10.0) - c if c > ref - 10.0 else 0.0
             else:
-                step = 0.5 * math.log2(r / c)
-            step = float(round(step))
-            new = float(np.clip(logd[i] + step, -200, 200))
+                step = 0.5 * (r - c)
+            step = float(round(float(np.clip(step, -400.0, 400.0))))
+            new = float(np.clip(logd[i] + step, -510, 510))    # d_i / d_j stays in float range
             if new != logd[i]:
                 logd[i] = new
                 changed = True
@@ -317,6 +334,8 @@ def balanced(A: np.ndarray):
             return B, d, 1.0, True
         r = float(spectral_radius(B / big).max())             # no overflow in eig
         s = _pow2(big, math.log2(r) + math.log2(big)) if r > 0 else _pow2(big)
+        if big / s > 2.0 ** 1000:              # a tiny spectral radius beside a huge entry
+            s = _pow2(big, math.log2(big) - 1000.0)
         B = B / s
         back = (B * s) * d[None, :, None] / d[None, None, :]
     return B, d, s, bool(np.array_equal(back, A))
@@ -907,7 +926,16 @@ def _analyse(A, dl, bar, *, tol, sdp_rtol, max_length, max_nodes, use_sdp, use_p
         if skipped:
             stopped = (f"{dl.describe()} reached after {dl.elapsed():.1f} s; skipped: "
                        + ", ".join(skipped))
-        return Analysis(scaled_lower(), _canonical_rotation(word), lower_method, ups, stopped)
+        low = scaled_lower()
+        if low > 0:                 # a float eigenvalue can overshoot: prove the bound on A
+            low, proved = spectral_lower_bound(A, word, low)
+            if not proved:
+                lower_note = " (floating point, not proved)"
+            else:
+                lower_note = " (proved)"
+        else:
+            lower_note = ""
+        return Analysis(low, _canonical_rotation(word), lower_method + lower_note, ups, stopped)
 
     def tick(phase):
         bar.update()

@@ -14,7 +14,7 @@ PKG = pathlib.Path(conservative.__file__).parent
 
 LAYERS = {
     "_types": 0, "errors": 0, "_deadline": 0,
-    "sets": 1, "interval": 1, "distances": 1, "_exact": 1,
+    "sets": 1, "interval": 1, "distances": 1, "_exact": 1, "_spectral": 1,
     "primitives": 2, "rules": 2,
     "dsl": 3, "graph": 3, "linalg": 3,
     "evaluate": 4, "jacobian": 4, "map": 4, "iterate": 4, "enclose": 4, "fixed_point_set": 4,
