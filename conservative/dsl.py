@@ -40,9 +40,9 @@ def _builder_of(args) -> Builder | None:
     found = None
     for a in args:
         if isinstance(a, Sym):
-            if found is not None and a._builder is not found:
+            if found is not None and a.builder is not found:
                 raise TracingError("cannot combine symbolic values from two different traces")
-            found = a._builder
+            found = a.builder
     return found
 
 
@@ -137,6 +137,16 @@ class Sym:
         self.shape = tuple(shape)
 
     # --- array facts ---
+    @property
+    def builder(self) -> Builder:
+        """The trace this value belongs to (read-only)."""
+        return self._builder
+
+    @property
+    def node(self) -> int:
+        """Its node in the traced program (read-only)."""
+        return self._node
+
     @property
     def ndim(self) -> int:
         return len(self.shape)

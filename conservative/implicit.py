@@ -20,13 +20,13 @@ import numpy as np
 
 from ._exact import is_psd, to_fractions
 from ._types import (as_float_array, as_matrix_stack, check_bool, check_int, check_real,
-                     initial_jacobian)
+                     check_steps, initial_jacobian)
 from .certify import certify_contraction
 from .errors import NotConvergedError, SingularJacobianError, fail_message
 from .fixed_point_set import is_numerical_fixed_point, refusal
-from .iterate import (_check_steps, blocks_at_fixed_point, frozen_step,
+from .iterate import (blocks_at_fixed_point, frozen_step,
                       linearisation_at_fixed_point)
-from .jacobian import _as_matrix, jvp, value_and_jvp, vjp
+from .jacobian import tangent_matrix, jvp, value_and_jvp, vjp
 from .sets import JacobianSet
 
 __all__ = ["implicit_jacobian", "invertible_on_hull", "fpad", "fpad_vjp", "one_step"]
@@ -133,7 +133,7 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
     array([ 0.     , -0.125  , -0.1875 , -0.21875])
     """
     call = "cv.fpad"
-    steps = _check_steps(steps, call)
+    steps = check_steps(steps, call)
     J = initial_jacobian(J0, F.n, F.m, call=call, block_shape=F.state_shape + F.param_shape)
     _, _, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
     Js = np.empty((steps + 1, F.n, F.m))
@@ -205,7 +205,7 @@ def one_step(F, x, theta) -> np.ndarray:
     array([[-0.125]])
     """
     call = "cv.one_step"
-    xb, tb, _ = F._inputs(x, theta, call, allow_batch=False)
+    xb, tb = F.point(x, theta, call=call)
     seeds = {F.program.theta_node: np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))}
     if is_numerical_fixed_point(F, xb[0], tb[0]):
         # at (numerically) the fixed point: the selection at the exact one, as fpad
@@ -213,4 +213,4 @@ def one_step(F, x, theta) -> np.ndarray:
         tangent = jvp(F.program, values, partials, seeds)
     else:
         _, tangent = value_and_jvp(F.program, xb, tb, seeds, call=call)
-    return _as_matrix(tangent, F.n, F.m)[0]
+    return tangent_matrix(tangent, F.n, F.m)[0]

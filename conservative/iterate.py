@@ -19,7 +19,6 @@ __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
            "frozen_step"]
 
 
-_check_steps = check_steps          # one checker for every call that takes steps (in _types)
 
 
 def iterate(F, x0, theta, steps: int) -> np.ndarray:
@@ -37,8 +36,8 @@ def iterate(F, x0, theta, steps: int) -> np.ndarray:
     array([0.  , 1.  , 1.5 , 1.75])
     """
     call = "cv.iterate"
-    steps = _check_steps(steps, call)
-    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    steps = check_steps(steps, call)
+    xb, tb = F.point(x0, theta, call=call)
     out = np.empty((steps + 1,) + F.state_shape)
     out[0] = xb[0]
     x = xb
@@ -96,7 +95,7 @@ def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000
     call = "cv.fixed_point"
     max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
     tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
-    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    xb, tb = F.point(x0, theta, call=call)
     x = xb
     residuals = []
     for k in range(1, max_steps + 1):
@@ -157,7 +156,7 @@ def blocks_at_fixed_point(F, theta, x_star, *, hull: bool, tol: float, call: str
     enclosure : FixedPointEnclosure
         Callers must refuse when ``enclosure.proven`` is False.
     """
-    xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
+    xb, tb = F.point(x_star, theta, call=call)
     require_fixed_point(F, xb[0], tb[0], call)
     js, enc = jacobian_at_fixed_point(F, tb[0], xb[0], hull=hull, tol=tol)
     return js.A.vertices, js.vertices, enc
@@ -197,7 +196,7 @@ def linearisation_at_fixed_point(F, theta, x_star, *, call: str):
     values : dict node -> value at the point
     partials : dict node -> the selection's elementwise partials
     """
-    xb, tb, _ = F._inputs(x_star, theta, call, allow_batch=False)
+    xb, tb = F.point(x_star, theta, call=call)
     require_fixed_point(F, xb[0], tb[0], call)
     enc = fixed_point_enclosure(F, tb[0], xb[0])
     possible = possible_pieces(F.program, iv.Interval(enc.lo, enc.hi), iv.Interval(tb[0]),

@@ -28,7 +28,7 @@ from .graph import Program
 from .sets import AffineGenerator, CallableGenerator, FiniteGenerator, JacobianSet
 
 __all__ = ["Linearisation", "linearise", "jvp", "vjp", "value_and_jvp", "jacobian_set",
-           "input_seeds"]
+           "input_seeds", "tangent_matrix"]
 
 
 class Linearisation:
@@ -276,7 +276,7 @@ def input_seeds(program: Program) -> dict:
             program.theta_node: np.eye(m, n + m, k=n).reshape((1,) + st + (n + m,))}
 
 
-def _as_matrix(tangent, n_rows: int, n_cols: int, batch: int = 1) -> np.ndarray:
+def tangent_matrix(tangent, n_rows: int, n_cols: int, batch: int = 1) -> np.ndarray:
     """A fresh (writable) stack of matrices from a tangent (None means zero)."""
     if tangent is None:
         return np.zeros((batch, n_rows, n_cols))
@@ -323,7 +323,7 @@ def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
     n = int(np.prod(program.shape(program.out_node), dtype=np.int64))
     T = next(iter(seeds.values())).shape[-1]
     tangents = jvp(program, values, lin.partials, seeds, keep=True)
-    J0 = _as_matrix(tangents.get(program.out_node), n, T)[0]
+    J0 = tangent_matrix(tangents.get(program.out_node), n, T)[0]
     slots = _find_slots(program, lin)
     if not slots:
         return JacobianSet(FiniteGenerator(J0[None]), hull=hull)
@@ -365,7 +365,7 @@ def _affine_generator(program, values, lin, slots, tangents, J0, n, T):
         seed = np.zeros((size, K))
         seed[sl.positions, np.arange(K)] = 1.0
         out = jvp(program, values, lin.partials, {node: seed.reshape((1,) + shape + (K,))})
-        U_parts.append(_as_matrix(out, n, K)[0])
+        U_parts.append(tangent_matrix(out, n, K)[0])
         C_parts.append(C)
         counts.extend(len(o) for o in sl.options)
         defaults.extend(sl.default)
@@ -401,6 +401,6 @@ def _callable_generator(program, values, lin, slots, seeds, n, T):
             partials[node] = tuple(new)
             col += len(sl.options)
         out = jvp(program, values, partials, seeds)
-        return _as_matrix(out, n, T, batch)
+        return tangent_matrix(out, n, T, batch)
 
     return CallableGenerator(assemble, counts, defaults, (n, T))

@@ -72,14 +72,14 @@ def trace(fn: Callable, state_shape, param_shape=()) -> "Map":
                                             "parts in cv.stack or cv.concatenate"))
         raise TracingError(fail_message(call, f"fn returning {type(out).__name__}",
                                         "return a symbolic array that depends on x and theta"))
-    if out._builder is not builder:
+    if out.builder is not builder:
         raise TracingError(fail_message(call, "a result from another trace",
                                         "build the result from this call's x and theta"))
     if out.shape != state_shape:
         raise ShapeError(fail_message(call, f"fn returning shape {out.shape} for state shape "
                                       f"{state_shape}", "return the next state, of the state's "
                                       "shape (an algorithm map x_{k+1} = F(x_k, theta))"))
-    F = Map(Program(builder, x_node, t_node, out._node))
+    F = Map(Program(builder, x_node, t_node, out.node))
     F._sample_where_continuity()
     return F
 
@@ -121,6 +121,35 @@ class Map:
                 f"{len(self.program.steps)} operations, {kinks} nonsmooth)")
 
     # --- input handling -------------------------------------------------------------------------
+
+    def point(self, x, theta, *, call: str):
+        """The public input gate for one point: ``(x, theta)`` checked and converted once.
+
+        Every function that takes a point of a Map calls this (the name in ``call`` appears in
+        its errors): float64 arrays of the state and parameter shapes, finite, no batch axes; a
+        plain scalar stands for a one-element array.
+
+        Returns
+        -------
+        xb : ndarray (1, *state_shape)
+        tb : ndarray (1, *param_shape)
+            The point with a batch axis of one (what the program's interpreter takes).
+
+        Raises
+        ------
+        ShapeError, NonFiniteError, InputError
+            Wrong shapes, NaN or infinity, complex/bool/object input.
+
+        Examples
+        --------
+        >>> import conservative as cv
+        >>> F = cv.trace(lambda x, t: x * t, (2,), ())
+        >>> xb, tb = F.point([1.0, 2.0], 3.0, call="my_function")
+        >>> xb.shape, tb.shape
+        ((1, 2), (1,))
+        """
+        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        return xb, tb
 
     def _inputs(self, x, theta, call: str, allow_batch: bool = True):
         x = as_float_array(_one_element(x, self.state_shape), name="x", call=call,
@@ -189,7 +218,7 @@ class Map:
         call = "Map.jacobian"
         hull = check_bool(hull, name="hull", call=call)
         tol = check_tol(tol, call)
-        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        xb, tb = self.point(x, theta, call=call)
         possible = None
         if box is not None:
             if not (isinstance(box, tuple) and len(box) == 2):
@@ -226,7 +255,7 @@ class Map:
         tangent : ndarray (*state_shape, T)
         """
         call = "Map.jvp"
-        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        xb, tb = self.point(x, theta, call=call)
         seeds, T = {}, None
         for node, t, shape, name in ((self.program.x_node, dx, self.state_shape, "dx"),
                                      (self.program.theta_node, dtheta, self.param_shape,
@@ -274,7 +303,7 @@ class Map:
         (array([2., 0.]), array(1.))
         """
         call = "Map.vjp"
-        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
+        xb, tb = self.point(x, theta, call=call)
         ct = as_float_array(cotangent, name="cotangent", call=call, shape=self.state_shape)
         values = evaluate(self.program, xb, tb, call=call, keep=True)
         lin = linearise(self.program, values, tol=0.0, call=call, with_pieces=False)

@@ -21,14 +21,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._types import as_float_array, check_bool, check_int, check_real, initial_jacobian
+from ._types import (as_float_array, check_bool, check_int, check_real, check_steps,
+                     initial_jacobian)
 from .certify import Certificate, certify_contraction
 from .distances import net_merge
 from .errors import (InputError, NotContractingError, SetTooLargeError, SolverError,
                      UndecidedError, fail_message)
 from .fixed_point_set import refusal
 from .ifs import Attractor, ifs_attractor
-from .iterate import _check_steps, blocks_at_fixed_point, derivative_step
+from .iterate import blocks_at_fixed_point, derivative_step
 from .evaluate import evaluate
 from .jacobian import linearise, vjp
 from .sets import JacobianSet
@@ -97,9 +98,9 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
     array([0.25   , 0.25   , 0.1875 , 0.125  , 0.078125])
     """
     call = "cv.piggyback"
-    steps = _check_steps(steps, call)
+    steps = check_steps(steps, call)
     hull = check_bool(hull, name="hull", call=call)
-    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    xb, tb = F.point(x0, theta, call=call)
     J = _initial_jacobian(F, J0, call)
     kept = steps + 1 if history else 1
     xs = np.empty((kept,) + F.state_shape)
@@ -154,8 +155,8 @@ def piggyback_vjp(F, x0, theta, steps: int, grad_x, *, grad_theta=None) -> np.nd
     True
     """
     call = "cv.piggyback_vjp"
-    steps = _check_steps(steps, call)
-    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    steps = check_steps(steps, call)
+    xb, tb = F.point(x0, theta, call=call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     total = np.zeros(F.param_shape) if grad_theta is None else \
         as_float_array(grad_theta, name="grad_theta", call=call, shape=F.param_shape).copy()
@@ -237,11 +238,11 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
         When a step would hold more than ``max_points`` points.
     """
     call = "cv.piggyback_sets"
-    steps = _check_steps(steps, call)
+    steps = check_steps(steps, call)
     hull = check_bool(hull, name="hull", call=call)
     merge = check_real(merge, name="merge", call=call, minimum=0.0)
     max_points = check_int(max_points, name="max_points", call=call, minimum=1)
-    xb, tb, _ = F._inputs(x0, theta, call, allow_batch=False)
+    xb, tb = F.point(x0, theta, call=call)
     K = _initial_jacobian(F, J0, call)[None]
     xs = np.empty((steps + 1,) + F.state_shape)
     xs[0] = xb[0]

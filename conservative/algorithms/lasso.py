@@ -19,7 +19,7 @@ __all__ = ["forward_backward_lasso", "weighted_lasso_forward_backward",
            "group_lasso_forward_backward", "fista_lasso"]
 
 
-def _design(X, y, call):
+def design_matrix(X, y, call):
     X = as_float_array(X, name="X", call=call)
     y = as_float_array(y, name="y", call=call)
     if X.ndim != 2 or y.shape != (X.shape[0],):
@@ -84,7 +84,7 @@ def forward_backward_lasso(X, y, *, step=None) -> AlgorithmMap:
     array([0, 1, 4])
     """
     call = "cv.algorithms.forward_backward_lasso"
-    X, y = _design(X, y, call)
+    X, y = design_matrix(X, y, call)
     L = float(np.linalg.norm(X, 2) ** 2)
     step = _step(step, L, call)
     grad = _gradient(X, y)
@@ -157,7 +157,7 @@ def weighted_lasso_forward_backward(X, y, *, step=None) -> AlgorithmMap:
     0.0
     """
     call = "cv.algorithms.weighted_lasso_forward_backward"
-    X, y = _design(X, y, call)
+    X, y = design_matrix(X, y, call)
     L = float(np.linalg.norm(X, 2) ** 2)
     step = _step(step, L, call)
     grad = _gradient(X, y)
@@ -262,7 +262,7 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
     [True, False, True, False]
     """
     call = "cv.algorithms.group_lasso_forward_backward"
-    X, y = _design(X, y, call)
+    X, y = design_matrix(X, y, call)
     p = X.shape[1]
     parts = _groups(groups, p, call)
     L = float(np.linalg.norm(X, 2) ** 2)
@@ -344,7 +344,7 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
     array([0, 1, 4])
     """
     call = "cv.algorithms.fista_lasso"
-    X, y = _design(X, y, call)
+    X, y = design_matrix(X, y, call)
     p = X.shape[1]
     L = float(np.linalg.norm(X, 2) ** 2)
     if step is not None:

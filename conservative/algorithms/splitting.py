@@ -8,7 +8,7 @@ from .. import dsl as cv
 from ..map import trace
 from ._base import AlgorithmMap
 from ._checks import positive
-from .lasso import _design
+from .lasso import design_matrix
 
 __all__ = ["douglas_rachford_lasso", "admm_lasso"]
 
@@ -63,7 +63,7 @@ def douglas_rachford_lasso(X, y, *, gamma) -> AlgorithmMap:
     array([0, 1, 4])
     """
     call = "cv.algorithms.douglas_rachford_lasso"
-    X, y = _design(X, y, call)
+    X, y = design_matrix(X, y, call)
     gamma = positive(gamma, "gamma", call, " (the prox step of Douglas-Rachford)")
     p = X.shape[1]
     gram = X.T @ X
@@ -135,7 +135,7 @@ def admm_lasso(X, y, *, rho) -> AlgorithmMap:
     array([0, 1, 4])
     """
     call = "cv.algorithms.admm_lasso"
-    X, y = _design(X, y, call)
+    X, y = design_matrix(X, y, call)
     rho = positive(rho, "rho", call, " (the augmented Lagrangian penalty)")
     p = X.shape[1]
     N = np.linalg.solve(X.T @ X + rho * np.eye(p), np.eye(p))   # (X^T X + rho I)^{-1}

@@ -152,7 +152,7 @@ class Translator:
         out = self._neutral(a, b, 0.0)
         out = a - b if out is None else out
         if isinstance(out, Sym):
-            self._sub_of[out._node] = (a, b)
+            self._sub_of[out.node] = (a, b)
         return out
 
     def neg(self, a):
@@ -205,12 +205,12 @@ class Translator:
 
     def _soft_threshold_of(self, z: Sym, g: Sym):
         """``t`` when ``g`` is ``relu(abs(z) - t)`` (the form of jaxopt's prox_lasso)."""
-        inner = self._relu_of.get(g._node)
-        if not isinstance(inner, Sym) or inner._node not in self._sub_of:
+        inner = self._relu_of.get(g.node)
+        if not isinstance(inner, Sym) or inner.node not in self._sub_of:
             return None
-        a, t = self._sub_of[inner._node]
-        base = self._abs_of.get(a._node) if isinstance(a, Sym) else None
-        if base is None or base._node != z._node:
+        a, t = self._sub_of[inner.node]
+        base = self._abs_of.get(a.node) if isinstance(a, Sym) else None
+        if base is None or base.node != z.node:
             return None
         if isinstance(t, Sym) and t.shape != z.shape and t.shape != ():
             return None
@@ -294,7 +294,7 @@ class Translator:
     def relu(self, a):
         a = self.array(a, "relu")
         out = dsl.relu(a)
-        self._relu_of[out._node] = a
+        self._relu_of[out.node] = a
         return out
 
     def abs(self, a):
@@ -302,7 +302,7 @@ class Translator:
             raise self.jump_error(a, "an absolute value")
         a = self.array(a, "abs")
         out = dsl.abs(a)
-        self._abs_of[out._node] = a
+        self._abs_of[out.node] = a
         return out
 
     def sign(self, a):
