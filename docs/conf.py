@@ -108,6 +108,7 @@ cv_docstring_known_issues = [
     ("piggyback_sets", "Inline emphasis start-string without end-string"),
     ("Map.jvp", "Inline emphasis start-string without end-string"),
     ("Map.vjp", "Inline emphasis start-string without end-string"),
+    ("Map.point", "Inline emphasis start-string without end-string"),
     # a "References: ... *Title over two lines*" paragraph after the Raises/Returns section: numpydoc
     # reads each of its lines as an entry of that section, splitting the emphasis (it wants a
     # References section)
