@@ -23,7 +23,7 @@ import numpy as np
 
 from .._types import (as_float_array, check_bool, check_int, check_real, check_steps, check_tol,
                      initial_jacobian)
-from ..distances import net_merge
+from ..distances import hull_vertex_indices, net_merge
 from ..errors import InputError, SetTooLargeError, fail_message
 from .iterate import derivative_step
 from ..evaluate import evaluate
@@ -255,7 +255,8 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
         scale = max(1.0, float(np.max(np.abs(new))))
         K = net_merge(new, merge * scale)
         if hull:
-            K = _hull_vertices(K)
+            keep = hull_vertex_indices(K.reshape(len(K), -1))
+            K = K if keep is None else K[keep]
         if len(K) > max_points:
             raise SetTooLargeError(fail_message(
                 call, f"{len(K)} points at step {k + 1}", "raise max_points or merge, or use "
@@ -264,18 +265,3 @@ def piggyback_sets(F, x0, theta, steps: int, *, J0=None, hull: bool = False, tol
         xs[k + 1] = x
         sets.append(K)
     return xs, sets
-
-
-def _hull_vertices(K: np.ndarray) -> np.ndarray:
-    """The vertices of conv(K) for point sets of dimension <= 3 (K itself above)."""
-    flat = K.reshape(len(K), -1)
-    d = flat.shape[1]
-    if d == 1:
-        return K[[int(np.argmin(flat)), int(np.argmax(flat))]]
-    if d > 3 or len(K) <= d + 1:
-        return K
-    from scipy.spatial import ConvexHull, QhullError  # imported where used (import time)
-    try:
-        return K[np.sort(ConvexHull(flat).vertices)]
-    except QhullError:            # flat (lower-dimensional) sets: keep every point
-        return K
