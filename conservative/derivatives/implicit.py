@@ -23,8 +23,8 @@ from .._types import (as_float_array, as_matrix_stack, check_bool, check_int, ch
                      check_steps, initial_jacobian)
 from ..certify import certify_contraction
 from ..errors import NotConvergedError, SingularJacobianError, fail_message
-from ..fixed_point_set import is_numerical_fixed_point, refusal
-from .iterate import (blocks_at_fixed_point, frozen_step,
+from ..fixed_point_set import fixed_point_enclosure, is_numerical_fixed_point, refusal
+from .iterate import (active_rows, blocks_at_fixed_point, frozen_columns, frozen_step,
                       linearisation_at_fixed_point)
 from ..jacobian import tangent_matrix, jvp, value_and_jvp, vjp
 from ..sets import JacobianSet
@@ -103,15 +103,77 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
     """
     call = "cv.implicit_jacobian"
     hull = check_bool(hull, name="hull", call=call)
+    tol = check_real(tol, name="tol", call=call, minimum=0.0)
+    fast = _smooth_support_block(F, theta, x_star, call) if tol == 0 else None
+    if fast is not None:
+        return JacobianSet.from_matrices(fast[None], hull=hull)
     A, AB, enclosure = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=tol, call=call)
-    proved, how = invertible_on_hull(A) if enclosure.proven else (False, refusal(enclosure))
+    rows = np.flatnonzero(np.any(A != 0, axis=(0, 2)))
+    proved, how = invertible_on_hull(A[:, rows[:, None], rows[None, :]]) if enclosure.proven \
+        else (False, refusal(enclosure))
     if not proved:
-        raise SingularJacobianError(fail_message(
-            call, f"a Jacobian set whose I - A may be singular on its convex hull ({how})",
-            "the implicit function theorem does not apply here; use the piggyback attractor "
-            "(cv.attractor) or move theta off the degenerate point"))
-    images = np.linalg.solve(np.eye(F.n)[None] - AB[:, :, :F.n], AB[:, :, F.n:])
-    return JacobianSet.from_matrices(images, hull=hull)
+        raise _singular(call, how)
+    return JacobianSet.from_matrices(_block_solve(AB[:, :, :F.n], AB[:, :, F.n:], rows),
+                                     hull=hull)
+
+
+def _singular(call, how):
+    return SingularJacobianError(fail_message(
+        call, f"a Jacobian set whose I - A may be singular on its convex hull ({how})",
+        "the implicit function theorem does not apply here; use the piggyback attractor "
+        "(cv.attractor) or move theta off the degenerate point"))
+
+
+def _block_solve(A, B, rows):
+    """``(I - A_i)^{-1} B_i`` when every A_i vanishes outside the rows N = ``rows``:
+    ``J_Z = B_Z`` and ``(I - A_NN) J_N = B_N + A_NZ B_Z`` (block triangular)."""
+    k, n, _ = A.shape
+    out = np.array(B, dtype=float)
+    if len(rows) == 0:
+        return out
+    other = np.setdiff1d(np.arange(n), rows)
+    rhs = B[:, rows] + np.matmul(A[:, rows[:, None], other[None, :]], B[:, other])
+    out[:, rows] = np.linalg.solve(np.eye(len(rows))[None] - A[:, rows[:, None], rows[None, :]],
+                                   rhs)
+    return out
+
+
+#: Largest active block that the support-restricted paths form explicitly.
+MAX_BLOCK = 512
+
+
+def _support(F, theta, x_star, call):
+    """(xb, tb, values, partials, rows, enclosure) at the exact fixed point near x_star, or
+    rows=None when the active block is too large to form."""
+    xb, tb, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
+    enc = fixed_point_enclosure(F, tb[0], xb[0])
+    rows = active_rows(F, tb[0], enc.lo, enc.hi, call=call)
+    if len(rows) > min(MAX_BLOCK, max(1, F.n // 2)):
+        rows = None
+    return xb, tb, values, partials, rows, enc
+
+
+def _smooth_support_block(F, theta, x_star, call):
+    """The implicit Jacobian (n, m) on the active block when no kink meets the enclosure of
+    the fixed point (a single element): k + m tangent directions and a k x k solve, the
+    invertibility proved on that block (exact for the whole set: the other rows of A are 0)."""
+    xb, tb, values, partials, rows, enc = _support(F, theta, x_star, call)
+    if rows is None or enc.kinks or not enc.proven:
+        return None
+    other = np.setdiff1d(np.arange(F.n), rows)
+    cols = frozen_columns(F, values, partials, rows)                 # A[:, N]
+    A_NN = cols[rows]
+    J_rest = np.zeros((F.n, F.m))
+    base = frozen_columns(F, values, partials, np.zeros(0, dtype=np.int64), J_rest=J_rest)
+    J_rest[other] = base[other]                                      # J_Z = B_Z
+    rhs = frozen_columns(F, values, partials, np.zeros(0, dtype=np.int64), J_rest=J_rest)
+    proved, how = invertible_on_hull(A_NN[None])
+    if not proved:
+        raise _singular(call, how)
+    J = J_rest.copy()
+    if len(rows):
+        J[rows] = np.linalg.solve(np.eye(len(rows)) - A_NN, rhs[rows])
+    return J
 
 
 def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
@@ -135,13 +197,27 @@ def fpad(F, theta, x_star, steps: int, *, J0=None) -> np.ndarray:
     call = "cv.fpad"
     steps = check_steps(steps, call)
     J = initial_jacobian(J0, F.n, F.m, call=call, block_shape=F.state_shape + F.param_shape)
-    _, _, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
+    _, _, values, partials, rows, _ = _support(F, theta, x_star, call)
     Js = np.empty((steps + 1, F.n, F.m))
     Js[0] = J
     advance = frozen_step(F, values, partials)          # the Jacobian stays frozen at x̄
-    for k in range(steps):
-        J = advance(J)
-        Js[k + 1] = J
+    if rows is None or steps < 2 or len(rows) == F.n:
+        for k in range(steps):
+            J = advance(J)
+            Js[k + 1] = J
+        return Js
+    # support-restricted: after one step J_Z = B_Z, and J_N <- A_NN J_N + (A_NZ B_Z + B_N)
+    other = np.setdiff1d(np.arange(F.n), rows)
+    Js[1] = advance(J)
+    rest = np.zeros((F.n, F.m))
+    rest[other] = Js[1][other]
+    const = advance(rest)[rows]
+    A_NN = frozen_columns(F, values, partials, rows)[rows]
+    JN = Js[1][rows]
+    Js[2:] = Js[1]
+    for k in range(1, steps):
+        JN = A_NN @ JN + const
+        Js[k + 1, rows] = JN
     return Js
 
 
@@ -168,27 +244,63 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     call = "cv.fpad_vjp"
     tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
     max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
-    _, _, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
+    _, _, values, partials, rows, _ = _support(F, theta, x_star, call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     p = F.program
-    v = g
-    for k in range(1, max_steps + 1):
-        cts = vjp(p, values, partials, v, call=call)
-        v_new = cts[p.x_node] + g
-        change = float(np.max(np.abs(v_new - v)))
-        v = v_new
-        if change <= tol * (1.0 + float(np.max(np.abs(v)))):
-            break
+    if rows is not None and len(rows) < F.n:
+        total = _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call)
     else:
-        raise NotConvergedError(fail_message(
-            call, f"an adjoint iteration still changing by {change:.3e} after {max_steps} steps",
-            "check that the map contracts at x_star (cv.certify_contraction) or raise "
-            "max_steps"), steps=max_steps, residual=change)
-    total = vjp(p, values, partials, v, call=call)[p.theta_node][0]
+        v = g
+        for k in range(1, max_steps + 1):
+            cts = vjp(p, values, partials, v, call=call)
+            v_new = cts[p.x_node] + g
+            change = float(np.max(np.abs(v_new - v)))
+            v = v_new
+            if change <= tol * (1.0 + float(np.max(np.abs(v)))):
+                break
+        else:
+            raise _not_converged(call, change, max_steps)
+        total = vjp(p, values, partials, v, call=call)[p.theta_node][0]
     if grad_theta is not None:
         total = total + as_float_array(grad_theta, name="grad_theta", call=call,
                                        shape=F.param_shape)
     return np.array(total)
+
+
+def _not_converged(call, change, max_steps):
+    return NotConvergedError(fail_message(
+        call, f"an adjoint iteration still changing by {change:.3e} after {max_steps} steps",
+        "check that the map contracts at x_star (cv.certify_contraction) or raise "
+        "max_steps"), steps=max_steps, residual=change)
+
+
+def _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call):
+    """``B^T v`` with ``v = A^T v + g`` on the active block: ``A^T`` maps only ``v_N``, so
+    ``v_N <- A_NN^T v_N + g_N`` (k x k) and ``v_Z = A_NZ^T v_N + g_Z``."""
+    p = F.program
+    A_NN = frozen_columns(F, values, partials, rows)[rows]
+    flat_g = g.reshape(-1)
+    gN = flat_g[rows]
+    vN, change = gN.copy(), 0.0
+    AT = A_NN.T.copy()
+    for _ in range(max_steps):
+        new = AT @ vN + gN
+        change = float(np.max(np.abs(new - vN))) if len(vN) else 0.0
+        vN = new
+        if change <= tol * (1.0 + float(np.max(np.abs(vN), initial=0.0))):
+            break
+    else:
+        raise _not_converged(call, change, max_steps)
+    ct = np.zeros(F.n)
+    ct[rows] = vN
+    cts = vjp(p, values, partials, ct.reshape((1,) + F.state_shape), call=call)
+    total = np.array(cts[p.theta_node][0], dtype=float)
+    vZ = np.asarray(cts[p.x_node]).reshape(-1) + flat_g
+    vZ[rows] = 0.0
+    if np.any(vZ):
+        total = total + vjp(p, values, partials, vZ.reshape((1,) + F.state_shape),
+                            call=call)[p.theta_node][0]
+    return total
 
 
 def one_step(F, x, theta) -> np.ndarray:
