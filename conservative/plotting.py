@@ -187,7 +187,8 @@ def plot_attractor(attractor, *, implicit=None, ax=None, entry=None, projection=
     if bound is not None:
         title += f", Hausdorff error <= {bound:.2g}"
     ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
+    if X.shape[1] != 1:
+        ax.legend(loc="best", fontsize="small")
     return ax
 
 
@@ -231,20 +232,34 @@ def _draw_strip(ax, bars, x, imp, label, zoom):
         half = len(bars) // 2
         widths = bars[half:, 1] - bars[:len(bars) - half, 0]
         i = int(np.argmin(widths))
-        lo, hi = bars[i, 0], bars[i + half, 1]
-        if hi - lo < 0.2 * span:
-            pad = 0.1 * (hi - lo) + 1e-12 * span
-            inset = ax.inset_axes([0.55, 0.6, 0.42, 0.35])
-            _bars_on(inset, bars, hi - lo + 2 * pad, legend=False)
+        dense_lo, dense_hi = bars[i, 0], bars[i + half, 1]
+        if dense_hi - dense_lo < 0.2 * span:
+            # a window of a twentieth of the span around the accumulation point
+            width = max(span / 20, dense_hi - dense_lo)
+            centre = (dense_lo + dense_hi) / 2
+            lo = max(bars.min(), centre - width / 2)
+            hi = min(bars.max(), lo + width)
+            lo = hi - width
+            pad = 0.05 * width
+            right = centre > bars.min() + span / 2
+            inset = ax.inset_axes([0.04, 0.58, 0.42, 0.34] if right else
+                                  [0.54, 0.58, 0.42, 0.34])
+            _bars_on(inset, bars, width + 2 * pad, legend=False)
             if imp is not None:
                 inset.scatter(imp[:, 0], np.zeros(len(imp)), marker="D", s=30,
                               facecolor="none", edgecolor="C3", zorder=3)
             inset.set_xlim(lo - pad, hi + pad)
             inset.set_ylim(-0.5, 0.5)
             inset.set_yticks([])
+            inset.ticklabel_format(axis="x", useOffset=False)
+            from matplotlib.ticker import MaxNLocator
+            inset.xaxis.set_major_locator(MaxNLocator(3))
             inset.tick_params(labelsize="x-small")
-            inset.set_title("zoom: accumulation", fontsize="x-small")
+            inset.set_title("zoom on the accumulation point", fontsize="x-small")
             ax.indicate_inset_zoom(inset, edgecolor="0.5")
+            ax.legend(loc="lower left" if right else "lower right", fontsize="small")
+            return
+    ax.legend(loc="best", fontsize="small")
 
 
 def _bars_on(ax, bars, span, legend=True):
