@@ -29,6 +29,11 @@ def entry_name(flat: int, m: int, names=None) -> str:
     return f"∂x{_sub(i)}/∂θ{_sub(j)}"
 
 
+def _fmt(x: float) -> str:
+    """A value for reading: the outward rounding of 0 (a subnormal) reads as 0."""
+    return "0" if abs(x) < 1e-300 else f"{x:.6g}"
+
+
 def _sub(k: int) -> str:
     return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
@@ -297,10 +302,10 @@ class Attractor:
                 self.space.pivots[0], m)
             lo, hi = self.line[0, 0], self.line[-1, 1]
             what = (f"{len(self.line)} interval{'s' if len(self.line) > 1 else ''} of {name} "
-                    f"in [{lo:.6g}, {hi:.6g}]")
+                    f"in [{_fmt(lo)}, {_fmt(hi)}]")
         rows = [("Jacobians", f"{n} x {m}, {'convex hull' if self.hull else 'finite selections'}"),
-                ("dimension", f"{self.dimension}{'' if self.hull_exact else ' (upper bound)'}: "
-                              f"{what}"),
+                ("dimension", f"{self.dimension} ({'exact' if self.hull_exact else 'upper bound'})"
+                              f", {what}"),
                 ("Hausdorff error", f"<= {self.hausdorff_bound:.3g} (tol {self.tol:.3g})"),
                 ("contraction", f"rho = {self.rho:.6g} in the quadratic norm .P"
                                 f"{' (verified exactly)' if self.verified else ''}")]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import time
 
-from .._deadline import Deadline
+from .._deadline import Deadline, NoProgress
 from ..errors import SetTooLargeError, fail_message
 
 __all__ = ["Budget", "AUTO_SECONDS"]
 
 #: Seconds of refinement that ``tol=None`` allows itself when there is no time limit.
-AUTO_SECONDS = 1.5
+AUTO_SECONDS = 0.6
 
 
 class Budget:
@@ -46,7 +46,8 @@ class Budget:
         self.last_tick = now
         if self.bar is not None:
             self.bar.update()
-            self.bar.set_postfix_str(f"{count} elements")
+            if not isinstance(self.bar, NoProgress):     # no forced refresh: keep the delay
+                self.bar.set_postfix_str(f"{count} elements", refresh=False)
 
     def predicted(self, count: int, counts: list) -> tuple[float, float]:
         """(size, seconds) predicted for the next, finer level."""

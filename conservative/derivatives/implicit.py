@@ -51,7 +51,7 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
         Which test succeeded, or why neither did.
     """
     A = as_matrix_stack(A, name="A", call="cv.invertible_on_hull")
-    cert = certify_contraction(A)
+    cert = certify_contraction(A, progress=False)
     if cert.certified:
         return True, f"contraction certificate ({cert.norm}, rho = {cert.rho:.4g})"
     n = A.shape[1]
