@@ -112,3 +112,13 @@ def test_repr_html_and_dict():
     import json
     json.dumps(d)
     assert d["dimension"] == 1 and d["kind"] == "intervals" and d["axis_entry"] == [0, 0]
+
+
+def test_distances_do_not_overflow_for_huge_derivatives():
+    # B = 1e268: the attractor is an interval near 4.6e268; distances stay finite and exact
+    F = cv.trace(lambda x, t: 0.7 * x + 0.01 * cv.relu(x) + 1e268 * t, (), ())
+    att = cv.attractor(F, 0.0, 0.0)
+    hi = att.intervals[-1, 1]
+    assert np.isfinite(att.distance([[hi * 1.01]]))
+    assert att.distance([[hi * 1.01]]) == pytest.approx(0.01 * hi, rel=1e-9)
+    assert all(att.contains(J) for J in att.fixed_points)

@@ -29,6 +29,13 @@ def entry_name(flat: int, m: int, names=None) -> str:
     return f"∂x{_sub(i)}/∂θ{_sub(j)}"
 
 
+def _row_norms(M: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the rows of M without overflow (entries up to 1.8e308)."""
+    scale = np.max(np.abs(M), axis=1, keepdims=True)
+    safe = np.where(scale > 0, scale, 1.0)
+    return np.linalg.norm(M / safe, axis=1) * safe[:, 0]
+
+
 def _fmt(x: float) -> str:
     """A value for reading: the outward rounding of 0 (a subnormal) reads as 0."""
     return "0" if abs(x) < 1e-300 else f"{x:.6g}"
@@ -218,11 +225,14 @@ class Attractor:
             k2 = np.clip(k + 1, 0, len(lo) - 1)
             alt = np.clip(c, lo[k2], hi[k2])
             near = np.where(np.abs(alt - c) < np.abs(best - c), alt, best)
-            dist = np.linalg.norm(w - near[:, None] * q[None], axis=1)
+            dist = _row_norms(w - near[:, None] * q[None])
         else:
             ref = (self.net if self.net is not None else self.space.origin[None])
             from scipy.spatial import cKDTree
-            dist, _ = cKDTree(ref.reshape(len(ref), -1)).query(pts.reshape(len(pts), -1))
+            scale = max(float(np.max(np.abs(ref))), float(np.max(np.abs(pts))), 1e-300)
+            dist, _ = cKDTree(ref.reshape(len(ref), -1) / scale).query(
+                pts.reshape(len(pts), -1) / scale)
+            dist = dist * scale                          # no overflow for entries near 1e300
         return float(dist[0]) if single else np.asarray(dist, dtype=float)
 
     def contains(self, J, atol=None):
