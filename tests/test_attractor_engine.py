@@ -51,6 +51,8 @@ def test_half_plus_the_unit_square_is_the_square_of_side_two(hull):
     assert cv.excess(grid, pts) <= att.points_bound
     lo, hi = att.bounding_box(rigorous=True)
     assert np.all(lo <= 0) and np.all(hi >= 2)
+    # from the support function: the box [0, 2]^2 to about 1e-9, whatever the net's tol
+    np.testing.assert_allclose(np.concatenate([lo, hi]).ravel(), [0, 0, 2, 2], atol=1e-8)
 
 
 def test_hull_intervals_have_the_closed_form_end_points():
@@ -89,6 +91,12 @@ def test_relu_layer_chaos_game_points_are_within_the_bound(hull):
     AB = F.jacobian(np.zeros(2), 0.0, hull=False).vertices
     samples = chaos_game(AB[:, :, :2], AB[:, :, 2:], hull=hull, steps=5_000)
     assert np.max(att.distance(samples)) <= att.hausdorff_bound * (1 + 1e-9)
+    lo, hi = att.bounding_box(rigorous=True)             # support-function brackets
+    assert np.all(samples >= lo - 1e-12) and np.all(samples <= hi + 1e-12)
+    # and consistent with the net, whose points are within the bound of the attractor
+    nlo, nhi = att.bounding_box()
+    b = att.hausdorff_bound
+    assert np.all(np.abs(hi - nhi) <= b + 1e-12) and np.all(np.abs(lo - nlo) <= b + 1e-12)
 
 
 def test_explicit_tol_beyond_the_budget_is_refused_with_a_measured_suggestion():

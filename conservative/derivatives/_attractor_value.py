@@ -274,7 +274,39 @@ class Attractor:
             lo, hi = pts.min(axis=0), pts.max(axis=0)
         if rigorous:
             lo, hi = lo - self.hausdorff_bound, hi + self.hausdorff_bound
+            if self.net is not None:              # the support function, to about 1e-9
+                slo, shi = self._support_box
+                lo, hi = np.maximum(lo, slo), np.minimum(hi, shi)
         return lo, hi
+
+    @functools.cached_property
+    def _support_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Entrywise brackets of K* from its support function (see ``_support``)."""
+        from ._support import support_bracket
+        space, (n, m) = self.space, self.shape
+        D = space.dimension
+        Q = space.basis.reshape(D, n, m)
+        G = np.einsum("ais,ij,bjs->ab", Q, self.P, Q)
+        G = (G + G.T) / 2
+        G_inv = np.linalg.inv(G)
+        R, t = space.R, space.t
+        c0 = np.linalg.solve(np.eye(D) - R[0], t[0])
+        step = np.einsum("kab,b->ka", R, c0) + t - c0
+        rho = min(self.rho * (1 + 1e-9), 1 - 1e-12)
+        radius = float(np.sqrt(np.max(np.einsum("ka,ab,kb->k", step, G, step)))) / (1 - rho)
+        radius = radius * (1 + 1e-9) + 1e-300
+        flat_o = space.origin.ravel()
+        lo, hi = np.full(n * m, -np.inf), np.full(n * m, np.inf)
+        for e in range(n * m):
+            u = Q.reshape(D, -1)[:, e]
+            if not np.any(u):
+                lo[e] = hi[e] = flat_o[e]
+                continue
+            _, upper = support_bracket(R, t, c0, radius, G_inv, u, max_nodes=20_000)
+            _, neg = support_bracket(R, t, c0, radius, G_inv, -u, max_nodes=20_000)
+            pad = 4 * _U * (abs(flat_o[e]) + max(abs(upper), abs(neg)))
+            hi[e], lo[e] = flat_o[e] + upper + pad, flat_o[e] - neg - pad
+        return lo.reshape(n, m), hi.reshape(n, m)
 
     def hull_vertices(self) -> np.ndarray:
         """Vertices (h, n, m) of the convex hull of the representation, for dimension <= 3;
