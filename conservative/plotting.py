@@ -174,6 +174,8 @@ def plot_attractor(attractor, *, implicit=None, ax=None, entry=None, projection=
         bars = _strip_bars(attractor, V[:, 0], centre, X[:, 0])
         _draw_strip(ax, bars, X[:, 0], imp, labels[0], zoom)
         what = f"{len(bars)} interval{'s' if len(bars) != 1 else ''}"
+        if getattr(attractor, "kind", None) == "point":
+            what = "a single point"
     else:
         size = max(1.0, min(12.0, 4000.0 / len(X)))
         ax.scatter(X[:, 0], X[:, 1], s=size, color="C0", label="attractor")
