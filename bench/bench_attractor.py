@@ -1,12 +1,14 @@
-"""Attractor computation: time and number of points against the tolerance.
+"""Attractor computation against the targets of issue 11 (medians of a few runs).
 
     python bench/bench_attractor.py
 
-Three kinks: a 1-D kink with A in {0, 1/2} (finite selections: a countable set; hull: an
-interval), the Lasso of the demo at lam_max (8 x 1 Jacobians, finite selections), and a 2-D
-ReLU fixed-point layer at a kink (2 x 1 Jacobians).
+Cases: the README Lasso at lam_max (8 x 1 Jacobians, a one-dimensional attractor), a
+two-neuron ReLU layer at its kink (2 x 1), a 1-D hull attractor at tol 1e-9, the
+Douglas-Rachford 1-D kink (finite selections; its attractor is the interval [-1, 1]), and
+J <- J/2 + b with b in the unit cube (3 x 1, hull: the cube [0, 2]^3).
 """
 
+import statistics
 import time
 
 import numpy as np
@@ -14,33 +16,62 @@ import numpy as np
 import conservative as cv
 
 
-def row(name, F, theta, x, hull, tols):
-    for tol in tols:
+def timed(fn, repeats=3):
+    times, out = [], None
+    for _ in range(repeats):
         t0 = time.perf_counter()
-        try:
-            att = cv.attractor(F, theta, x, hull=hull, tol=tol)
-        except cv.SetTooLargeError:
-            print(f"  {name:<34} hull={str(hull):<5} tol={tol:7.0e}  too many points "
-                  "(SetTooLargeError)")
-            continue
-        dt = time.perf_counter() - t0
-        print(f"  {name:<34} hull={str(hull):<5} tol={tol:7.0e}  points {len(att):>8}  "
-              f"bound {att.hausdorff_bound:.1e}  {dt:7.2f} s")
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def line(name, target, seconds, att, extra=""):
+    ok = "met" if seconds <= target else "NOT met"
+    print(f"  {name:<44} {seconds:7.3f} s (target <= {target:g} s, {ok})  dim {att.dimension}  "
+          f"bound {att.hausdorff_bound:.2e}  {extra}")
 
 
 def main():
-    F1 = cv.trace(lambda x, t: 0.5 * cv.relu(x) + 0.5 * t, (), ())
     X, y = cv.datasets.lasso_small()
     lasso = cv.algorithms.forward_backward_lasso(X, y)
     lam_max = float(np.max(np.abs(X.T @ y)))
     W = np.array([[0.3, -0.2], [0.1, 0.4]])
-    relu_layer = cv.trace(lambda z, t: cv.relu(W @ z + t), (2,), ())
-    print("attractor time and size against tol")
-    row("1-D kink, A in {0, 1/2}", F1, 0.0, 0.0, False, (1e-3, 1e-6, 1e-9))
-    row("1-D kink, A in {0, 1/2}", F1, 0.0, 0.0, True, (1e-3, 1e-4, 1e-5, 1e-6))
-    row("Lasso at lam_max (8 x 1)", lasso, lam_max, np.zeros(8), False, (1e-3, 1e-6))
-    row("ReLU layer at a kink (2 x 1)", relu_layer, 0.0, np.zeros(2), False, (1e-2, 1e-3))
-    row("ReLU layer at a kink (2 x 1)", relu_layer, 0.0, np.zeros(2), True, (0.5, 0.3, 0.1))
+    relu = cv.trace(lambda z, t: cv.relu(W @ z + t), (2,), ())
+    half = cv.trace(lambda x, t: 0.5 * cv.relu(x) + 0.5 * t, (), ())
+    dr = cv.algorithms.douglas_rachford_lasso(np.array([[1.0]]), np.array([1.0]), gamma=1.0)
+    cube = cv.trace(lambda x, t: 0.5 * x + cv.relu(t), (3,), (3,))
+    cv.attractor(half, 0.0, 0.0)            # imports (cvxpy) off the clock
+    print("issue 11 targets (medians of 3)")
+    for hull in (True, False):
+        s, att = timed(lambda: cv.attractor(lasso, lam_max, np.zeros(8), hull=hull))
+        line(f"README Lasso at lam_max, defaults, hull={hull}", 2, s, att,
+             f"{len(att.intervals)} intervals")
+    for hull in (True, False):
+        s, att = timed(lambda: cv.attractor(relu, 0.0, np.zeros(2), hull=hull), 1)
+        line(f"2-neuron ReLU layer at a kink, defaults, hull={hull}", 5, s, att,
+             f"{len(att)} points, tol chosen {att.tol:.2e}")
+    s, att = timed(lambda: cv.attractor(half, 0.0, 0.0, hull=True, tol=1e-9))
+    line("1-D hull attractor, tol 1e-9", 0.1, s, att, str(att.intervals.tolist()))
+    z = cv.fixed_point(dr, np.zeros(1), 1.0).x
+    s, att = timed(lambda: cv.attractor(dr, 1.0, z, hull=False, tol=1e-6))
+    line("Douglas-Rachford 1-D kink, hull=False, 1e-6", 1, s, att,
+         str(np.round(att.bounding_box()[0].ravel(), 6).tolist()
+             + np.round(att.bounding_box()[1].ravel(), 6).tolist()))
+    diam = np.sqrt(2) * 1.0
+    try:
+        s, att = timed(lambda: cv.attractor(relu, 0.0, np.zeros(2), hull=True,
+                                            tol=1e-3 * diam), 1)
+        line("2-D ReLU layer, hull, tol 1e-3 of the diameter", 5, s, att)
+    except cv.SetTooLargeError as exc:
+        print(f"  2-D ReLU layer, hull, tol 1e-3 of the diameter: refused, suggested tol "
+              f"{exc.suggested_tol:.2e} (target NOT met)")
+    try:
+        s, att = timed(lambda: cv.attractor(cube, np.zeros(3), np.zeros(3), hull=True,
+                                            tol=1e-2 * 2 * np.sqrt(3)), 1)
+        line("3-D J/2 + b, b in the unit cube, hull, 1e-2", 30, s, att)
+    except cv.SetTooLargeError as exc:
+        print(f"  3-D cube, hull, tol 1e-2 of the diameter: refused, suggested tol "
+              f"{exc.suggested_tol:.2e} (target NOT met)")
 
 
 if __name__ == "__main__":

@@ -20,13 +20,15 @@ from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, log, ma
                   maximum, mean, min, minimum, relu, reshape, sigmoid, sin, soft_threshold,
                   sqrt, square, stack, sum, tanh, transpose, where)
 from .map import Map, trace
-from .iterate import FixedPointResult, fixed_point, iterate
 from .fixed_point_set import FixedPointEnclosure, fixed_point_enclosure
 from .jsr import JSRResult, jsr
 from .certify import Certificate, certify_contraction
-from .ifs import Attractor
-from .picard import attractor, piggyback, piggyback_sets, piggyback_vjp
-from .implicit import fpad, fpad_vjp, implicit_jacobian, invertible_on_hull, one_step
+# the old module paths (one-release shims) are loaded first: `iterate` is both a shim module and
+# a function, and the function must be what `cv.iterate` names
+from . import ifs, implicit, iterate, picard  # noqa: F401,E402
+from .derivatives import (Attractor, FixedPointResult, attractor, fixed_point, fpad, fpad_vjp,
+                          implicit_jacobian, invertible_on_hull, iterate, one_step, piggyback,
+                          piggyback_sets, piggyback_vjp)
 from .verify import FixedPointCertificate, certify_fixed_point
 from . import algorithms, datasets, examples, linalg, symbolic
 from .interop import from_jax, from_torch

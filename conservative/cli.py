@@ -86,11 +86,12 @@ def demo(out_dir: str | None = "conservative-demo") -> int:
     print("    An AD framework returns one of these elements silently (a soft-threshold written "
           "as sign(z) relu(|z| - t)\n    gives the zero piece); conservative returns the whole "
           "set, so you see that the derivative is not\n    determined there.")
-    att = cv.attractor(F, lam_max, np.zeros(p), hull=False, tol=1e-5)
+    att = cv.attractor(F, lam_max, np.zeros(p), hull=False)
     imp = cv.implicit_jacobian(F, lam_max, np.zeros(p), hull=False).vertices
-    vals = np.sort(att.points[:, first, 0])
-    print(f"    attractor of every piggyback run (finite selections): {len(att)} points in "
-          f"[{vals[0]:.5f}, {vals[-1]:.5f}], Hausdorff error <= {att.hausdorff_bound:.1e};\n"
+    vals = att.intervals
+    print(f"    attractor of every piggyback run (finite selections): dimension {att.dimension}, "
+          f"{len(vals)} intervals of dw{first}/dlam in [{vals[0, 0]:.5f}, {vals[-1, 1]:.5f}], "
+          f"Hausdorff error <= {att.hausdorff_bound:.1e};\n"
           f"    implicit set: dw{first}/dlam in {np.round(imp[:, first, 0], 5).tolist()} "
           "(the one-sided derivatives): the attractor is larger.")
 
@@ -111,7 +112,7 @@ def demo(out_dir: str | None = "conservative-demo") -> int:
         ax.set_title("Lasso at lam = 5: ||J_k - J*|| (k rho^k vs rho^k)")
         ax.figure.savefig(os.path.join(out_dir, "convergence.png"), dpi=110)
         ax = plotting.plot_attractor(att, implicit=imp, entry=(first, 0))
-        ax.set_title(f"Lasso at lam_max: attractor of dw{first}/dlam (dots), implicit (x)")
+        ax.set_title(f"Lasso at lam_max: attractor of dw{first}/dlam (bars), implicit set (diamonds)")
         ax.figure.savefig(os.path.join(out_dir, "attractor.png"), dpi=110)
         _, Jm = ce.run(60)
         fig, axm = plt.subplots()

@@ -30,7 +30,7 @@ import numpy as np
 from ._types import as_float_array
 from .errors import InputError, ShapeError, fail_message
 
-__all__ = ["hausdorff", "excess", "net_merge", "net_snap", "norm_factor"]
+__all__ = ["hausdorff", "excess", "net_merge", "net_snap", "norm_factor", "hull_vertex_indices"]
 
 #: Number of query points handled per chunk (bounds the temporary memory of the queries).
 _CHUNK = 1 << 16
@@ -428,3 +428,40 @@ def _unique_rows(keys: np.ndarray):
             return first, inverse.ravel()
     _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
     return first, inverse
+
+
+def hull_vertex_indices(Z: np.ndarray, *, max_dim: int = 3) -> np.ndarray | None:
+    """Indices (increasing) of the rows of Z (N, d) that are vertices of their convex hull.
+
+    The one rule for flat sets: the points are first expressed in their own affine hull (an
+    SVD; a direction counts when its singular value exceeds ``1e-12`` of the largest, so only
+    sets flat up to rounding are treated as flat), and the hull is taken there: one point, the
+    two ends of a segment, or :class:`scipy.spatial.ConvexHull`'s vertices. Returns None when
+    the affine hull has more than ``max_dim`` dimensions (the caller keeps every point).
+
+    Examples
+    --------
+    >>> hull_vertex_indices(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [0.5, 0.5]]))
+    array([0, 2])
+    >>> hull_vertex_indices(np.array([[0.0, 0], [1, 0], [0, 1], [0.2, 0.2]]))
+    array([0, 1, 2])
+    """
+    Z = np.asarray(Z, dtype=float)
+    if len(Z) == 0:
+        return np.zeros(0, dtype=np.int64)
+    C = Z - Z.mean(axis=0)
+    if not np.any(C):
+        return np.array([0])
+    _, s, Vt = np.linalg.svd(C, full_matrices=False)
+    rank = int(np.sum(s > 1e-12 * s[0]))
+    if rank > max_dim:
+        return None
+    coords = C @ Vt[:rank].T
+    if rank == 1:
+        lo, hi = int(np.argmin(coords[:, 0])), int(np.argmax(coords[:, 0]))
+        return np.array(sorted({lo, hi}))
+    from scipy.spatial import ConvexHull, QhullError  # imported where used (import time)
+    try:
+        return np.sort(ConvexHull(coords).vertices).astype(np.int64)
+    except QhullError:                 # degenerate beyond the SVD's view: keep every point
+        return np.arange(len(Z))

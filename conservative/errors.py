@@ -73,7 +73,17 @@ class DiscontinuityError(ConservativeError):
 
 
 class SetTooLargeError(ConservativeError):
-    """Enumerating a set would create more elements than the allowed limit."""
+    """Enumerating a set would create more elements than the allowed limit.
+
+    Attributes
+    ----------
+    suggested_tol : float or None
+        For resolution-driven sets (an attractor), a tolerance that was measured to fit.
+    """
+
+    def __init__(self, message: str, *, suggested_tol: float | None = None):
+        super().__init__(message)
+        self.suggested_tol = suggested_tol
 
 
 class NotConvergedError(ConservativeError):

@@ -404,12 +404,15 @@ def claims_attractor(F, theta, x, blocks, x_exact, *, singular_on_hull, what):
     v = ind.check_quadratic_certificate(exact_As, att.P, att.rho)
     assert v and att.rho < 1, f"attractor [{what}]: its norm is no contraction: {v.reason}"
     pts = att.points.reshape(len(att.points), -1)
+    bound = att.points_bound          # two-sided: the points against the attractor
     for J in images:
-        dist = float(np.min(np.linalg.norm(pts - J, axis=1)))
-        slack = att.hausdorff_bound * (1 + 1e-6) + 1e-9 * (1 + float(np.abs(J).max()))
+        J = np.asarray(J, dtype=float).ravel()
+        scale = max(1.0, float(np.abs(J).max()))           # no overflow at 1e268
+        dist = scale * float(np.min(np.linalg.norm((pts - J) / scale, axis=1)))
+        slack = bound * (1 + 1e-6) + 1e-9 * scale
         assert dist <= slack, (
             f"attractor [{what}]: the fixed point {J.tolist()} of an element at the exact "
-            f"fixed point is {dist:.3g} away from the points (bound {att.hausdorff_bound:.3g})")
+            f"fixed point is {dist:.3g} away from the points (bound {bound:.3g})")
 
 
 def claims_implicit(F, theta, x, blocks, x_exact, *, singular_on_hull, what):

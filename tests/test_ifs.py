@@ -70,9 +70,9 @@ def test_binary_expansions_fill_the_unit_interval(hull):
     att = ifs_attractor(A, B, hull=hull, tol=1e-4)
     assert att.hausdorff_bound <= 1e-4
     assert att.rho == 0.5 and att.hull is hull
-    assert interval_distance(att.points, 0.0, 1.0) <= att.hausdorff_bound
+    assert interval_distance(att.points, 0.0, 1.0) <= att.points_bound
     assert att.points.shape[1:] == (1, 1)
-    assert len(att) < 40_000  # bounded by the geometry (1 / net radius), not 2^iterations
+    assert len(att.intervals) < 40_000  # bounded by the geometry, not 2^iterations
 
 
 def test_cantor_set_vertices_and_its_hull():
@@ -89,10 +89,10 @@ def test_cantor_set_vertices_and_its_hull():
     for gap_lo, gap_hi in [(1 / 3, 2 / 3), (1 / 9, 2 / 9), (7 / 9, 8 / 9), (1 / 27, 2 / 27),
                            (25 / 27, 26 / 27)]:
         assert not np.any((x > gap_lo + bound) & (x < gap_hi - bound)), (gap_lo, gap_hi)
-    assert len(att) < 3000  # ~ (1/eps)^(log 2 / log 3), far fewer than for an interval
+    assert len(att.intervals) < 3000  # ~ (1/eps)^(log 2 / log 3): the gaps are kept
 
     full = ifs_attractor(A, B, hull=True, tol=tol)
-    assert interval_distance(full.points, 0.0, 1.0) <= full.hausdorff_bound
+    assert interval_distance(full.points, 0.0, 1.0) <= full.points_bound
 
 
 @pytest.mark.parametrize("hull", [False, True])
@@ -103,7 +103,7 @@ def test_reflected_pair_gives_an_interval(hull):
     # squeezed between K_v and conv K_v, K_h = [-1, 2] as well.
     A, B = scalars([0.5, -0.5], [1.0, 0.0])
     att = ifs_attractor(A, B, hull=hull, tol=1e-4)
-    assert interval_distance(att.points, -1.0, 2.0) <= att.hausdorff_bound
+    assert interval_distance(att.points, -1.0, 2.0) <= att.points_bound
     np.testing.assert_allclose(att.hull_vertices().ravel(), [-1.0, 2.0], atol=1e-4)
 
 
@@ -115,14 +115,14 @@ def test_countable_attractor():
     tol = 1e-4
     att = ifs_attractor(A, B, hull=False, tol=tol)
     ref = np.concatenate([[0.0], 2.0 ** -np.arange(80)]).reshape(-1, 1, 1)
-    assert hausdorff(att.points, ref) <= att.hausdorff_bound
-    assert len(att) <= 40  # about log2(1/tol) points
+    assert hausdorff(att.points, ref) <= att.points_bound
+    assert len(att.intervals) <= 40  # about log2(1/tol) intervals
     x = att.points.ravel()
     b = att.hausdorff_bound
     assert not np.any((x > 0.5 + b) & (x < 1 - b))
     assert not np.any((x > 0.25 + b) & (x < 0.5 - b))
     full = ifs_attractor(A, B, hull=True, tol=tol)
-    assert interval_distance(full.points, 0.0, 1.0) <= full.hausdorff_bound
+    assert interval_distance(full.points, 0.0, 1.0) <= full.points_bound
 
 
 @pytest.mark.parametrize("hull", [False, True])
@@ -130,17 +130,17 @@ def test_finite_attractor_with_rho_zero(hull):
     # Constant maps 0 and 1: K_v = {0, 1} after one step; K_h = [0, 1].
     A, B = scalars([0.0, 0.0], [0.0, 1.0])
     att = ifs_attractor(A, B, hull=hull, tol=1e-3)
-    assert att.rho == 0.0 and att.iterations == 1
+    assert att.rho == 0.0 and att.dimension == 1
     if hull:
-        assert interval_distance(att.points, 0.0, 1.0) <= att.hausdorff_bound
-    else:
-        np.testing.assert_array_equal(np.sort(att.points.ravel()), [0.0, 1.0])
+        assert interval_distance(att.points, 0.0, 1.0) <= att.points_bound
+    else:     # two degenerate intervals around 0 and 1 (outward rounding only)
+        np.testing.assert_allclose(att.intervals, [[0.0, 0.0], [1.0, 1.0]], atol=1e-15)
 
 
 def test_single_map_gives_its_fixed_point():
     att = ifs_attractor([[[0.5, 0.1], [0.0, 0.3]]], [[[1.0], [2.0]]], hull=True, tol=1e-8)
     expected = np.linalg.solve(np.eye(2) - [[0.5, 0.1], [0.0, 0.3]], [[1.0], [2.0]])
-    assert att.iterations == 0 and len(att) == 1  # J0 is already the attractor
+    assert att.dimension == 0  # one map: a single point
     np.testing.assert_allclose(att.points[0], expected, atol=1e-12)
 
 
@@ -148,8 +148,7 @@ def test_start_point_does_not_matter_beyond_the_bound():
     A, B = scalars([0.5, -0.4], [0.3, -0.2])
     a = ifs_attractor(A, B, hull=False, tol=1e-3)
     b = ifs_attractor(A, B, hull=False, tol=1e-3, J0=[[25.0]])
-    assert b.iterations > a.iterations  # farther start, more iterations
-    assert hausdorff(a.points, b.points) <= a.hausdorff_bound + b.hausdorff_bound
+    assert hausdorff(a.points, b.points) <= a.points_bound + b.points_bound
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,7 +184,7 @@ def test_bound_holds_in_one_dimension(seed, k, hull, p):
         lo, hi = vert.bounding_box(rigorous=True)
         assert np.all(att.points >= lo - att.hausdorff_bound)
         assert np.all(att.points <= hi + att.hausdorff_bound)
-    assert hausdorff(att.points, ref) <= att.hausdorff_bound + ref_err
+    assert hausdorff(att.points, ref) <= att.points_bound + ref_err
     # implicit points (I - A_i)^-1 B_i are fixed points of the maps, hence in the attractor
     assert excess(implicit_points(A, B), att.points) <= att.hausdorff_bound
 
@@ -228,7 +227,7 @@ def test_bound_holds_for_planar_systems(seed, k, hull, weighted):
         ref, ref_err = fine.points, fine.hausdorff_bound
         vert = ifs_attractor(A, B, hull=False, P=P, rho=0.5, tol=tol)  # K_v ⊆ K_h
         assert excess(vert.points, att.points) <= att.hausdorff_bound + vert.hausdorff_bound
-    assert hausdorff(att.points, ref) <= att.hausdorff_bound + ref_err
+    assert hausdorff(att.points, ref) <= att.points_bound + ref_err
     assert excess(implicit_points(A, B), att.points) <= att.hausdorff_bound
 
 
@@ -242,7 +241,7 @@ def test_planar_segment_attractor(hull, P):
     B = np.array([[[0.0], [0.0]], [[1.0], [0.5]]])
     att = ifs_attractor(A, B, hull=hull, P=P, rho=0.5, tol=2e-2)
     segment = np.linspace(0, 1, 20_001)[:, None, None] * np.array([[2.0], [1.0]])
-    assert hausdorff(att.points, segment) <= att.hausdorff_bound + 1e-4
+    assert hausdorff(att.points, segment) <= att.points_bound + 1e-4
 
 
 def test_norm_from_certificate_is_needed_and_used():
@@ -260,7 +259,7 @@ def test_norm_from_certificate_is_needed_and_used():
     ref = brute_force_iterates(A, B, J0, 14)
     D0 = max(np.sqrt(np.trace(D.T @ P @ D)) for D in A @ J0 + B - J0)
     ref_err = 0.81 ** 14 * D0 / 0.19  # lambda_min(P) = 1
-    assert hausdorff(att.points, ref) <= att.hausdorff_bound + ref_err
+    assert hausdorff(att.points, ref) <= att.points_bound + ref_err
 
 
 def test_planar_hull_with_three_vertices():
@@ -289,7 +288,7 @@ def test_matrix_valued_jacobians():
     J0 = implicit_points(A, B)[0]
     ref = brute_force_iterates(A, B, J0, 12)
     D0 = max(np.linalg.norm(D) for D in A @ J0 + B - J0)
-    assert hausdorff(att.points, ref) <= att.hausdorff_bound + 0.4 ** 12 * D0 / 0.6
+    assert hausdorff(att.points, ref) <= att.points_bound + 0.4 ** 12 * D0 / 0.6
     with pytest.raises(SetTooLargeError, match="n\\*m <= 3"):
         att.hull_vertices()
 
@@ -305,10 +304,11 @@ def test_attractor_value_api():
     lo, hi = att.bounding_box()
     assert lo.shape == hi.shape == (1, 1)
     rlo, rhi = att.bounding_box(rigorous=True)
-    assert rlo[0, 0] <= -1.0 <= lo[0, 0] and hi[0, 0] <= 2.0 <= rhi[0, 0]
+    assert rlo[0, 0] <= -1.0 <= rhi[0, 0] and rlo[0, 0] <= 2.0 <= rhi[0, 0]
+    np.testing.assert_allclose([lo[0, 0], hi[0, 0]], [-1.0, 2.0], atol=1e-12)
     text = repr(att)
-    assert "Attractor(" in text and "hausdorff_bound" in text and "hull=True" in text
-    assert att.net_radius > 0 and att.iterations > 0 and att.tol == 1e-3
+    assert "Attractor(" in text and "Hausdorff error" in text and "convex hull" in text
+    assert len(text.splitlines()) <= 8 and att.tol == 1e-3
     with pytest.raises(ValueError):
         att.points[0, 0, 0] = 5.0  # read-only
     with pytest.raises(AttributeError):
@@ -323,7 +323,8 @@ def test_hull_vertices_in_two_and_three_dimensions():
     # Collinear set in 3-D (all J on a line): handled in its affine hull.
     B3 = np.array([[[0.0], [0.0], [0.0]], [[1.0], [1.0], [1.0]], [[2.0], [2.0], [2.0]]])
     att3 = ifs_attractor(np.zeros((3, 3, 3)), B3, hull=False, tol=1e-6)
-    np.testing.assert_array_equal(att3.hull_vertices().reshape(-1, 3), [[0, 0, 0], [2, 2, 2]])
+    np.testing.assert_allclose(att3.hull_vertices().reshape(-1, 3), [[0, 0, 0], [2, 2, 2]],
+                               atol=1e-12)
     # A full tetrahedron of 4 constant maps plus its centre.
     B4 = np.concatenate([np.zeros((1, 3, 1)), np.eye(3)[:, :, None], np.full((1, 3, 1), 0.25)])
     att4 = ifs_attractor(np.zeros((5, 3, 3)), B4, hull=False, tol=1e-6)
@@ -376,24 +377,27 @@ def test_bad_input(kwargs, error):
 
 
 def test_too_many_points_says_what_to_do():
-    A, B = scalars([0.5, 0.5], [0.0, 0.5])
-    for hull in (False, True):
-        with pytest.raises(SetTooLargeError, match="larger tol") as info:
-            ifs_attractor(A, B, hull=hull, tol=1e-4, max_points=1000)
-        assert isinstance(info.value, ConservativeError)
+    # the Cantor set at 1e-6 needs about 2^13 intervals: refused at once with a tolerance that
+    # the levels already computed show to fit, and that tolerance works
+    A, B = scalars([1 / 3, 1 / 3], [0.0, 2 / 3])
+    with pytest.raises(SetTooLargeError, match="measured to fit") as info:
+        ifs_attractor(A, B, hull=False, tol=1e-6, max_points=100)
+    assert isinstance(info.value, ConservativeError) and info.value.suggested_tol > 1e-6
+    fits = ifs_attractor(A, B, hull=False, tol=info.value.suggested_tol, max_points=100)
+    assert len(fits.intervals) <= 100 and fits.hausdorff_bound <= info.value.suggested_tol
     A3 = np.array([np.diag([0.5, 0.5]), np.diag([0.5, -0.5]), [[0.0, 0.5], [0.5, 0.0]]])
-    with pytest.raises(SetTooLargeError, match="polytopes"):
+    with pytest.raises(SetTooLargeError, match="max_points"):
         ifs_attractor(A3, np.ones((3, 2, 1)) * [[[1.0]], [[0.0]], [[-1.0]]], hull=True,
                       tol=1e-3, max_points=10_000)
 
 
 def test_non_strict_mode_enlarges_the_tolerance_and_warns():
-    A, B = scalars([0.5, 0.5], [0.0, 0.5])
-    with pytest.warns(RuntimeWarning, match="max_points=1000"):
-        att = ifs_attractor(A, B, hull=False, tol=1e-4, max_points=1000, strict=False)
-    assert len(att) <= 1000 and att.tol > 1e-4
+    A, B = scalars([1 / 3, 1 / 3], [0.0, 2 / 3])
+    with pytest.warns(RuntimeWarning, match="max_points=100"):
+        att = ifs_attractor(A, B, hull=False, tol=1e-6, max_points=100, strict=False)
+    assert len(att.intervals) <= 100 and att.tol > 1e-6
     assert att.hausdorff_bound <= att.tol
-    assert interval_distance(att.points, 0.0, 1.0) <= att.hausdorff_bound
+    assert excess(cantor_reference(), att.points) <= att.points_bound + 3.0 ** -CANTOR_DEPTH
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning, nothing changed when it fits
         coarse = ifs_attractor(A, B, hull=False, tol=1e-2, max_points=1000, strict=False)

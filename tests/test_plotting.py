@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
 from conservative.errors import InputError, ShapeError  # noqa: E402
-from conservative.ifs import ifs_attractor  # noqa: E402
+from conservative.derivatives.attractor import ifs_attractor  # noqa: E402
 from conservative.plotting import plot_attractor, plot_convergence  # noqa: E402
 
 
@@ -18,6 +18,10 @@ from conservative.plotting import plot_attractor, plot_convergence  # noqa: E402
 def close_figures():
     yield
     plt.close("all")
+
+
+def lab(i, j):
+    return rf"$\partial x_{{{i}}} / \partial \theta_{{{j}}}$"
 
 
 def attractor(n, m, *, hull=False, tol=0.05):
@@ -28,16 +32,27 @@ def attractor(n, m, *, hull=False, tol=0.05):
     return ifs_attractor(A, B, hull=hull, tol=tol), np.linalg.solve(np.eye(n) - A, B)
 
 
-def test_one_dimensional_set_on_a_line_with_its_hull():
+def test_one_dimensional_set_on_a_strip_with_its_intervals():
     att, imp = attractor(1, 1, hull=True, tol=1e-2)
     ax = plot_attractor(att, implicit=imp)
     assert isinstance(ax, Axes)
-    assert ax.get_xlabel() == "J[0, 0]"
+    assert ax.get_xlabel() == lab(0, 0)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "implicit set" in labels and any(label.startswith("hull [") for label in labels)
-    offsets = ax.collections[1].get_offsets()  # the attractor points, at height 0
-    assert len(offsets) == len(att) and np.all(offsets[:, 1] == 0)
-    assert "Hausdorff" in ax.get_title()
+    assert labels == ["attractor", "implicit set"]
+    assert "Hausdorff" in ax.get_title() and "1 interval" in ax.get_title()
+    lo, hi = ax.get_xlim()
+    assert lo <= att.intervals[0, 0] and att.intervals[-1, 1] <= hi     # nothing cut off
+
+
+def test_a_countable_set_gets_an_inset_on_its_accumulation_point():
+    # {1 - 2^-j} and 1: the intervals pile up at 1
+    att = ifs_attractor([[[0.0]], [[0.5]]], [[[0.5]], [[0.5]]], hull=False, tol=1e-6)
+    ax = plot_attractor(att, names=["dw/dlam"])
+    assert ax.get_xlabel() == "dw/dlam"
+    insets = [child for child in ax.child_axes]
+    assert len(insets) == 1
+    lo, hi = insets[0].get_xlim()
+    assert lo > 0.9 and hi >= 1.0 - 1e-6                                 # near 1
 
 
 def test_two_dimensional_scatter_on_given_axes():
@@ -45,7 +60,7 @@ def test_two_dimensional_scatter_on_given_axes():
     fig, ax = plt.subplots()
     out = plot_attractor(att, implicit=imp, ax=ax)
     assert out is ax
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("J[0, 0]", "J[1, 0]")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == (lab(0, 0), lab(1, 0))
     np.testing.assert_allclose(ax.collections[0].get_offsets(), att.points.reshape(-1, 2))
 
 
@@ -53,12 +68,15 @@ def test_two_dimensional_scatter_on_given_axes():
 def test_higher_dimensions_are_projected(shape):
     att, imp = attractor(*shape)
     ax = plot_attractor(att, implicit=imp)  # principal directions by default
-    assert ax.get_xlabel() == "principal direction 1"
+    if att.dimension >= 2:
+        assert ax.get_xlabel() == "principal direction 1"
+    else:                                   # a one-dimensional attractor: a strip of its entry
+        assert ax.get_xlabel() == lab(*att.axis_entry)
     ax = plot_attractor(att, entry=[(0, 0), (shape[0] - 1, shape[1] - 1)])
-    assert ax.get_ylabel() == f"J[{shape[0] - 1}, {shape[1] - 1}]"
+    assert ax.get_ylabel() == lab(shape[0] - 1, shape[1] - 1)
     np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], att.points[:, 0, 0])
-    ax = plot_attractor(att, entry=(0, 0))  # a single entry: on a line
-    assert ax.get_xlabel() == "J[0, 0]" and ax.get_yticks().size == 0
+    ax = plot_attractor(att, entry=(0, 0))  # a single entry: on a strip
+    assert ax.get_xlabel() == lab(0, 0) and ax.get_yticks().size == 0
     d = shape[0] * shape[1]
     V = np.zeros((d, 2))
     V[0, 0] = V[-1, 1] = 1.0
@@ -95,6 +113,18 @@ def test_convergence_plot_has_log_scale_and_one_line_per_mode():
     assert ax.get_yscale() == "log"
     assert [line.get_label() for line in ax.get_lines()] == list(errors)
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), errors["piggyback"])
+    # curves that coincide are told apart by markers and styles
+    assert ax.get_lines()[0].get_marker() != ax.get_lines()[1].get_marker()
+
+
+def test_reference_lines_stop_at_the_noise_floor():
+    k = np.arange(80)
+    measured = np.maximum(0.5 ** k, 1e-16)               # stalls at rounding
+    ax = plot_convergence({"fpad": measured}, reference={"rho^k": 0.5 ** k})
+    floor = ax.get_ylim()[0]
+    assert floor >= 1e-18
+    ref = ax.get_lines()[1].get_ydata()
+    assert np.all(np.isnan(ref) | (ref >= floor))
     fig, ax2 = plt.subplots()
     assert plot_convergence({"a": [1.0, 0.1]}, ax=ax2) is ax2
 

@@ -1,0 +1,85 @@
+"""Support-restricted implicit differentiation and FPAD, Anderson acceleration, and solutions
+computed elsewhere, against closed forms and the dense computations."""
+
+import numpy as np
+import pytest
+
+import conservative as cv
+from conservative.derivatives import implicit
+
+
+def lasso(p=40, n=30, seed=0, frac=0.3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    w0 = np.zeros(p)
+    w0[:4] = rng.standard_normal(4) * 3
+    y = X @ w0 + 0.1 * rng.standard_normal(n)
+    F = cv.algorithms.forward_backward_lasso(X, y)
+    lam = frac * float(np.max(np.abs(X.T @ y)))
+    w = cv.fixed_point(F, np.zeros(p), lam, tol=1e-14).x
+    S = np.abs(w) > 0
+    closed = np.zeros(p)
+    closed[S] = -np.linalg.solve(X[:, S].T @ X[:, S], np.sign(w[S]))   # dw_S/dlam
+    F.data = (X, y)
+    return F, lam, w, closed, rng
+
+
+def test_restricted_paths_match_the_closed_form_and_the_dense_ones(monkeypatch):
+    F, lam, w, closed, rng = lasso()
+    g = rng.standard_normal(len(w))
+    assert 0 < np.count_nonzero(w) <= len(w) // 4          # the reduced block is used
+    fast = (cv.implicit_jacobian(F, lam, w).vertices[0, :, 0], cv.fpad(F, lam, w, 300)[-1, :, 0],
+            cv.fpad_vjp(F, lam, w, g))
+    monkeypatch.setattr(implicit, "MAX_BLOCK", 0)           # the dense paths
+    dense = (cv.implicit_jacobian(F, lam, w).vertices[0, :, 0],
+             cv.fpad(F, lam, w, 300)[-1, :, 0], cv.fpad_vjp(F, lam, w, g))
+    np.testing.assert_allclose(fast[0], closed, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast[1], closed, rtol=1e-8, atol=1e-11)
+    np.testing.assert_allclose(fast[2], g @ closed, rtol=1e-9)
+    for a, b in zip(fast, dense):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_rows_constant_in_x_but_not_in_theta_are_carried():
+    # rows 1, 3, 4, 5 of A are zero, but B is not zero there: x1 = 3 t, x2 = x2/2 + x1, ...
+    def fn(x, t):
+        return cv.stack([0.5 * x[0] + 0.2 * x[1] + t[0], 3.0 * t[0], 0.5 * x[2] + x[1],
+                         t[0] * t[0], 7.0 + 0.0 * t[0], 2.0 * t[0]])
+    F = cv.trace(fn, (6,), (1,))
+    t = 0.5
+    x = np.array([(0.2 * 3 * t + t) / 0.5, 3 * t, 2 * 3 * t, t * t, 7.0, 2 * t])
+    exact = np.array([3.2, 3.0, 6.0, 2 * t, 0.0, 2.0])      # dx/dt by hand
+    np.testing.assert_allclose(cv.implicit_jacobian(F, [t], x).vertices[0, :, 0], exact,
+                               rtol=1e-13)
+    np.testing.assert_allclose(cv.fpad(F, [t], x, 80)[-1, :, 0], exact, rtol=1e-12)
+    g = np.arange(1.0, 7.0)
+    np.testing.assert_allclose(cv.fpad_vjp(F, [t], x, g), [g @ exact], rtol=1e-12)
+
+
+def test_anderson_reaches_the_same_fixed_point_faster_and_is_safeguarded():
+    F, lam, w, _, _ = lasso(p=60, seed=1)
+    plain = cv.fixed_point(F, np.zeros(60), lam, tol=1e-12)
+    fast = cv.fixed_point(F, np.zeros(60), lam, tol=1e-12, accelerate="anderson")
+    assert fast.steps < plain.steps
+    np.testing.assert_allclose(fast.x, w, atol=1e-9)
+    assert np.linalg.norm(F(fast.x, lam) - fast.x) <= 1e-12 * (1 + np.linalg.norm(fast.x)) * 10
+    # a map on which extrapolation overshoots: the safeguard keeps the plain steps
+    G = cv.trace(lambda x, t: cv.clip(-0.9 * x + t, -1.0, 1.0), (), ())
+    r = cv.fixed_point(G, 0.7, 0.0, accelerate="anderson", max_steps=2000)
+    assert abs(float(r.x)) < 1e-10
+    with pytest.raises(cv.InputError, match="accelerate"):
+        cv.fixed_point(G, 0.0, 0.0, accelerate="newton")
+
+
+def test_a_solution_from_scikit_learn_feeds_the_derivatives():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    F, lam, w, closed, rng = lasso(p=30, n=40, seed=2)
+    X, y = F.data
+    n = X.shape[0]
+    # scikit-learn minimises 1/(2n) ||Xw - y||^2 + alpha ||w||_1: alpha = lam / n
+    coef = sklearn.Lasso(alpha=lam / n, fit_intercept=False, tol=1e-14,
+                         max_iter=100_000).fit(X, y).coef_
+    np.testing.assert_allclose(coef, w, atol=1e-8)
+    g = rng.standard_normal(30)
+    np.testing.assert_allclose(cv.fpad_vjp(F, lam, coef, g), g @ closed, rtol=1e-7)
+    assert cv.certify_contraction(F, theta=lam, x=coef).certified
