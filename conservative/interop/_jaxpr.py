@@ -136,6 +136,15 @@ def _make_jaxpr(jax, fn, state_shape, param_shape):
             _CALL, f"a function that converts a traced value to NumPy ({str(exc).splitlines()[0]})",
             "use jax.numpy functions on x and theta (np.asarray/np.* cannot see traced values)")
         ) from None
+    except ConservativeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of fn while JAX traces it
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise TracingError(fail_message(
+            _CALL, f"a function that jax.make_jaxpr could not trace on float64 arrays of shapes "
+            f"{state_shape} and {param_shape} ({type(exc).__name__}: {first})",
+            "fn(x, theta) must take two arrays of these shapes and compute with jax.numpy; "
+            "check the shapes given to cv.from_jax")) from exc
     outs = closed.out_avals
     if len(outs) != 1:
         raise TracingError(fail_message(_CALL, f"fn returning {len(outs)} arrays",
@@ -165,8 +174,8 @@ def _eqn_source(eqn) -> str:
 
 # --- the reader ---------------------------------------------------------------------------------
 
-_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
-          "custom_vjp_call", "custom_vjp_call_jaxpr")
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "remat2", "checkpoint",
+          "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
 _CONTROL_FLOW = ("while", "scan", "cond", "fori_loop", "switch")
 _SMOOTH = ("exp", "log", "log1p", "expm1", "tanh", "logistic", "sqrt", "rsqrt", "sin", "cos",
            "exp2", "tan", "square")
@@ -175,8 +184,8 @@ _JUMPS = ("floor", "ceil", "round", "rem", "argmax", "argmin", "nextafter", "sig
           "population_count", "clz")
 _IDENTITY = ("copy", "copy_p", "stop_gradient", "optimization_barrier", "reduce_precision")
 # pure data movement: each output element is one input element (or a padding value)
-_MOVEMENT = {"gather": (0,), "rev": (0,), "dynamic_slice": (0,), "pad": (0, 1),
-             "dynamic_update_slice": (0, 1), "scatter": (0, 2)}
+_MOVEMENT = {"gather": (0,), "rev": (0,), "tile": (0,), "dynamic_slice": (0,),
+             "pad": (0, 1), "dynamic_update_slice": (0, 1), "scatter": (0, 2)}
 
 
 class _JaxprReader(Translator):
@@ -369,11 +378,19 @@ class _JaxprReader(Translator):
         raise self.unsupported(f"{name} (JAX primitive)")
 
     def _convert(self, value, dtype):
+        jnp = self.jax.numpy
+        floating = bool(jnp.issubdtype(dtype, jnp.floating))       # bfloat16 included
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            raise TracingError(fail_message(
+                _CALL, f"a conversion of a traced value to {dtype} at {quote(self.source)}",
+                "complex arithmetic has no conservative translation: write the map with real "
+                "arrays (real and imaginary parts as separate entries of the state)"))
         if isinstance(value, Condition):
-            return Jump("step", value, 1.0, self.source) if dtype.kind in "fiu" else value
+            return Jump("step", value, 1.0, self.source) if floating or dtype.kind in "iu" \
+                else value
         if isinstance(value, Jump):
             return value
-        if dtype.kind == "f":
+        if floating:
             return value                      # every value is float64 here
         raise DiscontinuityError(fail_message(
             _CALL, f"a conversion of a traced value to {dtype} at {quote(self.source)}",
@@ -387,20 +404,14 @@ class _JaxprReader(Translator):
                 _CALL, f"`{eqn.primitive.name}` with traced indices at {quote(self.source)}",
                 "index with constants (Python ints, slices, NumPy arrays): an index computed "
                 "from x selects discontinuously"))
-        parts = [self.array(v[i], "indexing") for i in data]
-        shapes = [shape_of(x) for x in parts]
-        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        labelled = list(v)
-        for k, i in enumerate(data):
-            labelled[i] = np.arange(offsets[k], offsets[k + 1], dtype=np.float64).reshape(shapes[k])
-        index = np.asarray(eqn.primitive.bind(*labelled, **eqn.params))
-        if not np.all(np.isfinite(index)):
-            raise self.unsupported(f"{eqn.primitive.name} out of bounds (filled with NaN)",
-                                   "keep indices within the array")
-        flats = [self.reshape(x, (sizes[k],)) for k, x in enumerate(parts)]
-        source = flats[0] if len(flats) == 1 else self.concatenate(flats, 0)
-        return self.take_flat(source, np.rint(index).astype(np.intp))
+
+        def apply(labelled):
+            args = list(v)
+            for i, label in zip(data, labelled):
+                args[i] = label
+            return np.asarray(eqn.primitive.bind(*args, **eqn.params))
+
+        return self.movement([v[i] for i in data], apply, f"`{eqn.primitive.name}`")
 
     def _control_flow(self, eqn, name, v):
         if name == "cond" and not is_symbolic(v[0]):

@@ -282,6 +282,9 @@ class Translator:
 
     def maximum(self, a, b):
         a, b = self.array(a, "max"), self.array(b, "max")
+        out = self._infinite_bound(a, b, -np.inf, self.maximum)
+        if out is not None:
+            return out
         for u, v in ((a, b), (b, a)):
             if isinstance(u, Sym) and not isinstance(v, Sym) and not np.any(v) \
                     and np.broadcast_shapes(u.shape, shape_of(v)) == u.shape:
@@ -289,7 +292,39 @@ class Translator:
         return dsl.maximum(a, b)
 
     def minimum(self, a, b):
-        return dsl.minimum(self.array(a, "min"), self.array(b, "min"))
+        a, b = self.array(a, "min"), self.array(b, "min")
+        out = self._infinite_bound(a, b, np.inf, self.minimum)
+        return dsl.minimum(a, b) if out is None else out
+
+    def _infinite_bound(self, a, b, neutral: float, op):
+        """``max(u, -inf) = u`` (``min(u, inf) = u``) where a constant operand is that infinity.
+
+        JAX writes ``max(-inf, reduce_max(x))`` in softmax and logsumexp, and ``jnp.clip`` /
+        ``torch.clamp`` take infinite bounds. Values of a Map are finite, so those entries are
+        the other operand, without a kink; the finite entries keep their max / min node. None
+        when no constant operand holds ``neutral``.
+        """
+        for u, v in ((a, b), (b, a)):
+            if not isinstance(u, Sym) or isinstance(v, Sym):
+                continue
+            v = np.asarray(v, dtype=np.float64)
+            free = v == neutral
+            if not np.any(free) or np.any(np.isnan(v)) or np.any(v == -neutral):
+                return None                   # NaN or the absorbing infinity: refused later
+            shape = np.broadcast_shapes(u.shape, v.shape)
+            u = self.broadcast_to(u, shape)
+            if np.all(free):
+                return u
+            free = np.broadcast_to(free, shape).reshape(-1)
+            flat = self.reshape(u, (free.size,))
+            kept = np.flatnonzero(~free)
+            bounded = op(flat[kept], np.broadcast_to(v, shape).reshape(-1)[kept])
+            order = np.empty(free.size, dtype=np.intp)
+            order[kept] = np.arange(kept.size)
+            order[np.flatnonzero(free)] = kept.size + np.flatnonzero(free)
+            joined = dsl.concatenate([bounded, flat])
+            return self.reshape(joined[order], shape)
+        return None
 
     def relu(self, a):
         a = self.array(a, "relu")
@@ -317,8 +352,11 @@ class Translator:
         if lo is None:
             return self.minimum(a, hi)
         lo, hi = self.array(lo, "clip"), self.array(hi, "clip")
-        if not isinstance(lo, Sym) and not isinstance(hi, Sym) and np.any(lo > hi):
-            # min(max(a, lo), hi) with lo > hi is the constant hi there: keep the foreign order
+        constant = not isinstance(lo, Sym) and not isinstance(hi, Sym)
+        if constant and (np.any(lo > hi) or not np.all(np.isfinite(lo))
+                         or not np.all(np.isfinite(hi))):
+            # min(max(a, lo), hi) with lo > hi is the constant hi there: keep the foreign order;
+            # infinite bounds drop out of max / min (the set is the same as clip's)
             return self.minimum(self.maximum(a, lo), hi)
         return dsl.clip(a, lo, hi)
 
@@ -332,6 +370,9 @@ class Translator:
             a, b = np.asarray(a), np.asarray(b)
             return {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
                     "==": np.equal, "!=": np.not_equal}[op](a, b)
+        decided = self._compare_with_non_finite(op, a, b)
+        if decided is not None:
+            return decided
         if op in ("==", "!="):
             if same_operand:
                 # x != x is the NaN test, x == x its negation: values here are finite
@@ -348,6 +389,24 @@ class Translator:
             return {">": a.__gt__, ">=": a.__ge__, "<": a.__lt__, "<=": a.__le__}[op](b)
         flipped = {">": "<", ">=": "<=", "<": ">", "<=": ">="}[op]
         return self.compare(flipped, b, a)
+
+    def _compare_with_non_finite(self, op: str, a, b):
+        """``x == inf``, ``x < inf``, ``x != nan``...: decided, since the values of a Map are finite.
+
+        (``jnp.nan_to_num`` and ``jnp.hypot`` test ``x == inf``.) None unless the constant operand
+        is non-finite everywhere.
+        """
+        sym, const, flipped = (a, b, False) if isinstance(a, Sym) else (b, a, True)
+        if not isinstance(sym, Sym) or isinstance(const, Sym):
+            return None
+        const = np.asarray(const)
+        if const.dtype.kind not in "fc" or not const.size or np.any(np.isfinite(const)):
+            return None
+        fn = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+              "==": np.equal, "!=": np.not_equal}[op]
+        finite = np.zeros(sym.shape)            # any finite value decides the same way
+        out = fn(const, finite) if flipped else fn(finite, const)
+        return np.broadcast_to(out, np.broadcast_shapes(sym.shape, const.shape))
 
     def logical(self, op: str, a, b=None):
         """and / or / not of conditions (mixed strictness is harmless: branches agree)."""
@@ -506,6 +565,53 @@ class Translator:
         else:
             out = flat[idx]
         return self.reshape(out, flat_index.shape)
+
+    def movement(self, parts, apply, what: str):
+        """The result of a pure data-movement operation (gather, scatter, pad, flip, tile, ...).
+
+        Each output element must be one element of ``parts`` or a constant (a padding or fill
+        value). The framework runs the operation itself, ``apply(labelled_parts)``, on two
+        labellings of the inputs: ``k`` and ``-k**2`` for the k-th element (k >= 1). An output
+        that reads as the same element in both is that element; one that is equal in both is
+        a constant; anything else (an operation that combines elements) is refused. ``apply``
+        returns one array or a list of them.
+        """
+        parts = [self.array(p, what) for p in parts]
+        shapes = [shape_of(p) for p in parts]
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+        total = int(sum(sizes))
+        if total > 2 ** 26:           # labels squared must stay exact in float64
+            raise self.unsupported(f"{what} on more than 2**26 elements")
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        first = [np.arange(offsets[k] + 1, offsets[k + 1] + 1, dtype=np.float64)
+                 .reshape(shapes[k]) for k in range(len(parts))]
+        out_a, out_b = apply(first), apply([-(f ** 2) for f in first])
+        single = not isinstance(out_a, (list, tuple))
+        if single:
+            out_a, out_b = [out_a], [out_b]
+        flats = [self.reshape(p, (sizes[k],)) for k, p in enumerate(parts)]
+        source = flats[0] if len(flats) == 1 else self.concatenate(flats, 0)
+        outs = [self._relabel(source, total, np.asarray(a, dtype=np.float64),
+                              np.asarray(b, dtype=np.float64), what)
+                for a, b in zip(out_a, out_b)]
+        return outs[0] if single else outs
+
+    def _relabel(self, source, total: int, a: np.ndarray, b: np.ndarray, what: str):
+        """Rebuild one output of :meth:`movement` from its two labelled evaluations."""
+        label = np.rint(a)
+        is_label = (label == a) & (a >= 1) & (a <= total) & (b == -(a ** 2))
+        is_const = ~is_label & (a == b)
+        if not np.all(is_label | is_const | (np.isnan(a) & np.isnan(b))):
+            raise self.unsupported(f"{what} (its outputs are not elements of its inputs)")
+        if not np.all(is_label | is_const):
+            raise self.unsupported(f"{what} out of bounds (filled with NaN)",
+                                   "keep indices within the array")
+        index = np.where(is_label, label - 1, 0).astype(np.intp)
+        if np.any(is_const):
+            # constants (padding, fill values) are appended to the source and indexed there
+            source = self.concatenate([source, a[is_const]], 0)
+            index[is_const] = total + np.arange(int(np.count_nonzero(is_const)))
+        return self.take_flat(source, index)
 
     def concatenate(self, parts, axis: int):
         parts = [self.array(p, "a concatenation") for p in parts]
