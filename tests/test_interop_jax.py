@@ -405,7 +405,8 @@ def test_infinite_bounds_keep_the_finite_kinks():
                                               cv.clip(x[1:] - t, np.array([-1.0, 0.0]), 1.0)]),
                  (3,), ())
     x = np.array([1.0, -1.0, 0.0])               # every remaining bound is active
-    assert same_set(F.jacobian(x, 0.0, hull=False).vertices, G.jacobian(x, 0.0, hull=False).vertices)
+    assert same_set(F.jacobian(x, 0.0, hull=False).vertices,
+                    G.jacobian(x, 0.0, hull=False).vertices)
     assert F.jacobian(x, 0.0, hull=False).n_selections == 8
 
 
@@ -419,13 +420,16 @@ def test_softmax_at_a_tie_contains_jax_and_is_one_matrix():
 
 
 def test_checkpoint_and_tile_are_supported():
-    fn = lambda x, t: jnp.tile(jax.checkpoint(lambda z: jax.nn.relu(z) * 2)(x - t), 2)[1:4]  # noqa: E731
+    def fn(x, t):
+        return jnp.tile(jax.checkpoint(lambda z: jax.nn.relu(z) * 2)(x - t), 2)[1:4]
+
     F = cv.from_jax(fn, (3,), ())
     _assert_matches_jax(fn, F, np.array([0.5, -0.3, 1.2]), 0.1)
     G = cv.trace(lambda x, t: cv.concatenate([2 * cv.relu(x[1:] - t), 2 * cv.relu(x[:1] - t)]),
                  (3,), ())
     x = np.array([0.0, 0.0, 1.0])
-    assert same_set(F.jacobian(x, 0.0, hull=False).vertices, G.jacobian(x, 0.0, hull=False).vertices)
+    assert same_set(F.jacobian(x, 0.0, hull=False).vertices,
+                    G.jacobian(x, 0.0, hull=False).vertices)
 
 
 def test_bfloat16_casts_read_as_float_and_complex_is_refused_as_complex():

@@ -391,7 +391,7 @@ class Translator:
         return self.compare(flipped, b, a)
 
     def _compare_with_non_finite(self, op: str, a, b):
-        """``x == inf``, ``x < inf``, ``x != nan``...: decided, since the values of a Map are finite.
+        """``x == inf``, ``x < inf``, ``x != nan``: decided, since the values of a Map are finite.
 
         (``jnp.nan_to_num`` and ``jnp.hypot`` test ``x == inf``.) None unless the constant operand
         is non-finite everywhere.
