@@ -442,3 +442,33 @@ def test_bfloat16_casts_read_as_float_and_complex_is_refused_as_complex():
 def test_a_failing_function_is_a_tracing_error():
     with pytest.raises(cv.TracingError, match="could not trace"):
         cv.from_jax(lambda x, t: x * t["a"], (2,), ())
+
+
+def test_sort_is_exact_and_holds_every_sorting_permutation():
+    import itertools
+
+    fn = lambda x, t: jnp.sort(x * t)  # noqa: E731
+    F = cv.from_jax(fn, (4,), ())
+    rng = np.random.default_rng(17)
+    for _ in range(3):
+        _assert_matches_jax(fn, F, rng.standard_normal(4), float(rng.uniform(0.5, 2.0)))
+    x = np.array([1.0, -0.5, 1.0, -0.5])             # two ties: four sorting permutations
+    js = F.jacobian(x, 1.0, hull=False)
+    np.testing.assert_array_equal(F(x, 1.0), np.sort(x))
+    found = 0
+    for perm in itertools.permutations(range(4)):
+        if np.array_equal(x[list(perm)], np.sort(x)):
+            P = np.eye(4)[list(perm)]
+            assert js.contains(np.hstack([P, (P @ x)[:, None]]), atol=0.0)
+            found += 1
+    assert found == 4
+    assert js.contains(_jac(fn, x, 1.0, 4, 1), atol=0.0)          # JAX's own choice
+    assert one_sided_differences_are_members(F, x, 1.0, rng)
+
+
+def test_argsort_is_refused_and_cumsum_is_linear():
+    with pytest.raises(cv.DiscontinuityError, match="sorting permutation"):
+        cv.from_jax(lambda x, t: x[jnp.argsort(x)] * t, (3,), ())
+    fn = lambda x, t: jnp.cumsum(x.reshape(2, 2), axis=1).reshape(4) * t  # noqa: E731
+    F = cv.from_jax(fn, (4,), ())
+    _assert_matches_jax(fn, F, np.array([0.3, -1.0, 2.0, 0.5]), 1.5)

@@ -499,3 +499,28 @@ def test_data_movement_and_guards_match_torch(name):
     rng = np.random.default_rng(13)
     for _ in range(3):
         _assert_matches_torch(fn, F, rng.standard_normal(4), float(rng.uniform(0.5, 2.0)))
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("sort", lambda x, t: torch.sort(x * t).values),
+    ("sort-descending", lambda x, t: torch.sort(x * t, descending=True).values),
+    ("sort-stable", lambda x, t: torch.sort(x * t, stable=True, descending=True)[0]),
+    ("cumsum", lambda x, t: torch.cumsum(x.view(2, 2), 1).reshape(4) * t),
+    ("mask-2d", lambda x, t: torch.cat([x.view(2, 2)[torch.tensor([[True, False],
+                                                                    [True, True]])], x[:1]]) * t),
+])
+def test_sort_cumsum_and_masks_match_torch(name, fn):
+    # 2-D boolean masks used to be read as row indices only (and sym_size was refused)
+    F = cv.from_torch(fn, (4,), ())
+    rng = np.random.default_rng(19)
+    for _ in range(3):
+        _assert_matches_torch(fn, F, rng.standard_normal(4), float(rng.uniform(0.5, 2.0)))
+    if name.startswith("sort"):
+        x = np.array([1.0, -0.5, 1.0, -0.5])
+        assert F.jacobian(x, 1.0, hull=False).contains(_torch_jac_rev(fn, x, 1.0), atol=0.0)
+        assert one_sided_differences_are_members(F, x, 1.0, rng)
+
+
+def test_sort_indices_are_refused():
+    with pytest.raises(cv.ConservativeError, match="indices|sort"):
+        cv.from_torch(lambda x, t: x[torch.sort(x).indices] * t, (4,), ())

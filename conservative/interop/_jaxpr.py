@@ -367,6 +367,15 @@ class _JaxprReader(Translator):
             return outs
         if name in _MOVEMENT:
             return self._movement(eqn, v, _MOVEMENT[name])
+        if name == "cumsum":
+            return self.cumsum(v[0], int(p["axis"]), bool(p.get("reverse", False)))
+        if name == "sort":
+            if len(v) != 1:
+                raise DiscontinuityError(fail_message(
+                    _CALL, f"a sort that carries indices or values along (argsort, "
+                    f"sort_key_val, {len(v)} operands) at {quote(self.source)}", "a sorting "
+                    "permutation jumps; sort the values alone (jnp.sort(x)), which is Lipschitz"))
+            return [self.sort(v[0], int(p["dimension"]))]
         if name in _CONTROL_FLOW:
             return self._control_flow(eqn, name, v)
         if name in _JUMPS:

@@ -298,6 +298,11 @@ class _GraphReader(Translator):
         name, overload = _op_name(target)
         if name in _SKIP:
             return None
+        if name in ("sym_size", "sym_numel"):
+            # a size that torch.export left symbolic (x[mask] with a constant mask): known here
+            shape = shape_of(args[0])
+            return int(np.prod(shape, dtype=np.int64)) if name == "sym_numel" else \
+                int(shape[int(args[1])])
         if not any(is_symbolic(v) for v in _flatten((args, kwargs))):
             return self._fold(target, args, kwargs)
         source = _node_source(node, self.library_dirs) or self.default_source
@@ -557,7 +562,20 @@ class _GraphReader(Translator):
                 ((dims,) if isinstance(dims, int) else tuple(dims))
             kind = "max" if name in ("amax", "max") else "min"
             return self.reduce_extremum(kind, x, dims, keepdims=bool(arg(2, "keepdim", False)))
-        if name in ("max", "min", "argmax", "argmin", "sort", "topk"):
+        if name == "cumsum":
+            return self.cumsum(arg(0), int(arg(1, "dim")))
+        if name == "sort":
+            x, dim = arg(0), int(k.get("dim", a[1] if len(a) > 1 and overload != "stable"
+                                       else -1))
+            descending = bool(k.get("descending", a[2] if len(a) > 2 and overload != "stable"
+                                    else False))
+            values = self.sort(x, dim)
+            if descending:
+                s = shape_of(values)
+                d = dim % len(s)
+                values = self.getitem(values, (slice(None),) * d + (slice(None, None, -1),))
+            return values, Jump("index", values, 1.0, self.source)
+        if name in ("max", "min", "argmax", "argmin", "topk"):
             raise self.unsupported(f"{name}.{overload}", "indices of extrema jump: use "
                                    "torch.amax / torch.amin for the values")
         if name in ("isnan", "isinf", "isposinf", "isneginf", "isfinite"):
@@ -758,9 +776,8 @@ class _GraphReader(Translator):
             raise TracingError(fail_message(_CALL, f"indexing with traced indices at "
                                             f"{quote(self.source)}", "index with constants"))
         s = shape_of(x)
-        key = tuple(slice(None) if i is None else (np.asarray(i) if np.asarray(i).dtype != bool
-                                                   else np.nonzero(np.asarray(i))[0])
-                    for i in indices)
+        # NumPy reads integer and boolean index arrays as PyTorch does (a k-D mask spans k axes)
+        key = tuple(slice(None) if i is None else np.asarray(i) for i in indices)
         labels = np.arange(int(np.prod(s, dtype=np.int64))).reshape(s)
         return self.take_flat(x, labels[key])
 

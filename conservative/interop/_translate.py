@@ -76,8 +76,8 @@ class Jump:
     the boundary; ``cv.where`` checks that. Any other use is a jump, refused.
     """
 
-    kind: str                   # "sign" or "step"
-    arg: Any                    # Sym (sign) or Condition (step)
+    kind: str                   # "sign", "step" or "index"
+    arg: Any                    # Sym (sign, index: the array it indexes) or Condition (step)
     scale: Any                  # a constant
     source: str
 
@@ -117,7 +117,8 @@ class Translator:
         return arr.astype(np.float64) if arr.dtype.kind in "biuf" else arr
 
     def jump_error(self, jump: Jump, what: str) -> DiscontinuityError:
-        name = "sign" if jump.kind == "sign" else "0/1 indicator"
+        name = {"sign": "sign", "step": "0/1 indicator",
+                "index": "sorting permutation (indices of a sort)"}[jump.kind]
         return DiscontinuityError(fail_message(
             self.call, f"the discontinuous {name} made at {quote(jump.source)} used in {what} "
             f"at {quote(self.source)}", "conservative Jacobians exist only for locally "
@@ -170,6 +171,8 @@ class Translator:
         if isinstance(a, Jump):
             if isinstance(b, Jump):
                 raise self.jump_error(a, "a product of two discontinuous factors")
+            if a.kind == "index":
+                raise self.jump_error(a, "a product")
             if not isinstance(b, Sym):
                 b = np.asarray(b, dtype=np.float64)
                 if not np.any(b):                      # 0 * sign(z): zero everywhere
@@ -359,6 +362,48 @@ class Translator:
             # infinite bounds drop out of max / min (the set is the same as clip's)
             return self.minimum(self.maximum(a, lo), hi)
         return dsl.clip(a, lo, hi)
+
+    def cumsum(self, a, axis: int, reverse: bool = False):
+        """Cumulative sum along ``axis``: a product with a triangular matrix of ones."""
+        a = self.array(a, "a cumulative sum")
+        shape = shape_of(a)
+        axis %= max(len(shape), 1)
+        n = shape[axis]
+        ones = np.triu(np.ones((n, n))) if not reverse else np.tril(np.ones((n, n)))
+        order = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
+        moved = self.transpose(a, order)
+        out = self.matmul(moved, ones) if isinstance(moved, Sym) else np.asarray(moved) @ ones
+        return self.transpose(out, tuple(int(i) for i in np.argsort(order)))
+
+    def sort(self, a, axis: int):
+        """Values sorted ascending along ``axis``, by odd-even transposition: ``n`` rounds of
+        ``minimum`` / ``maximum`` on neighbouring pairs. Sorting is Lipschitz; at ties each
+        comparison keeps both choices, so every sorting permutation is in the set."""
+        a = self.array(a, "a sort")
+        shape = shape_of(a)
+        axis %= max(len(shape), 1)
+        if not isinstance(a, Sym):
+            return np.sort(a, axis=axis)
+        n = shape[axis]
+        order = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
+        rows = self.reshape(self.transpose(a, order), (-1, n) if len(shape) > 1 else (1, n))
+        rows = self.reshape(rows, (int(np.prod(shape, dtype=np.int64)) // max(n, 1), n))
+        for r in range(n):
+            first = r % 2
+            pairs = (n - first) // 2
+            if pairs == 0:
+                continue
+            left = rows[:, first:first + 2 * pairs:2]
+            right = rows[:, first + 1:first + 2 * pairs:2]
+            low, high = dsl.minimum(left, right), dsl.maximum(left, right)
+            # new column j: the pair's low / high where j is in a pair, the old column elsewhere
+            index = np.arange(n) + 2 * pairs
+            index[first:first + 2 * pairs:2] = np.arange(pairs)
+            index[first + 1:first + 2 * pairs:2] = pairs + np.arange(pairs)
+            rows = dsl.concatenate([low, high, rows], axis=1)[:, index]
+        inverse = np.argsort(order)
+        moved = tuple(shape[i] for i in order)
+        return self.transpose(self.reshape(rows, moved), tuple(int(i) for i in inverse))
 
     # --- conditions -----------------------------------------------------------------------------
 
