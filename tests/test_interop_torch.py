@@ -524,3 +524,14 @@ def test_sort_cumsum_and_masks_match_torch(name, fn):
 def test_sort_indices_are_refused():
     with pytest.raises(cv.ConservativeError, match="indices|sort"):
         cv.from_torch(lambda x, t: x[torch.sort(x).indices] * t, (4,), ())
+
+
+def test_torch_cond_is_refused_as_control_flow_at_the_users_line():
+    def branchy(x, t):
+        return torch.cond(x.sum() > 0, lambda v: v * t, lambda v: -v * t, (x,))  # cond line
+
+    with pytest.raises(cv.TracingError, match="one-step map") as err:
+        cv.from_torch(branchy, (3,), ())
+    line = [i for i, l in enumerate(open(__file__).read().splitlines(), 1)
+            if "# cond line" in l][0]
+    assert f"{HERE}:{line}" in str(err.value)

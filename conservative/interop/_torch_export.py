@@ -575,6 +575,12 @@ class _GraphReader(Translator):
                 d = dim % len(s)
                 values = self.getitem(values, (slice(None),) * d + (slice(None, None, -1),))
             return values, Jump("index", values, 1.0, self.source)
+        if name in ("cond", "while_loop", "scan", "map", "associative_scan"):
+            raise TracingError(fail_message(
+                _CALL, f"control flow (`torch.{name}`) at {quote(self.source)}",
+                "pass the one-step map: fn(x, theta) should compute one iteration x_{k+1} of the "
+                "algorithm; cv.iterate and cv.fixed_point run the loop, and a branch is written "
+                "with torch.where / torch.maximum / torch.relu so that its kink is recorded"))
         if name in ("max", "min", "argmax", "argmin", "topk"):
             raise self.unsupported(f"{name}.{overload}", "indices of extrema jump: use "
                                    "torch.amax / torch.amin for the values")
@@ -815,7 +821,9 @@ def _node_source(node, library_dirs: tuple) -> str | None:
     """``file:line`` of the innermost user frame of the node's recorded stack trace."""
     trace_text = node.meta.get("stack_trace") or ""
     frames = re.findall(r'File "(.*?)", line (\d+)', trace_text)
-    frames = [f for f in frames if not os.path.abspath(f[0]).startswith(library_dirs)]
+    # library frames, and code that torch.fx generated (<eval_with_key>.N), are not the user's
+    frames = [f for f in frames if not os.path.abspath(f[0]).startswith(library_dirs)
+              and not f[0].startswith("<eval_with_key>")]
     return f"{frames[-1][0]}:{frames[-1][1]}" if frames else None
 
 
