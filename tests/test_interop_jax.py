@@ -472,3 +472,28 @@ def test_argsort_is_refused_and_cumsum_is_linear():
     fn = lambda x, t: jnp.cumsum(x.reshape(2, 2), axis=1).reshape(4) * t  # noqa: E731
     F = cv.from_jax(fn, (4,), ())
     _assert_matches_jax(fn, F, np.array([0.3, -1.0, 2.0, 0.5]), 1.5)
+
+
+def test_only_logaddexp_itself_is_read_as_smooth():
+    # logaddexp's ten primitives in logaddexp's order, but the select returns a + b: the
+    # pattern used to check only the first nine, and read this function as logaddexp
+    @jax.custom_jvp
+    def lookalike(a, b):
+        m = jax.lax.max(a, b)
+        d = a - b
+        nan = d != d
+        plain = a + b
+        total = m + jnp.log1p(jnp.exp(-jnp.abs(d)))
+        return jax.lax.select(nan, total, plain)
+
+    lookalike.defjvp(lambda p, tn: (lookalike(*p), tn[0] + tn[1]))
+    with jax.enable_x64(True):
+        jaxpr = jax.make_jaxpr(lookalike)(jnp.zeros(2), jnp.zeros(2)).jaxpr.eqns[0]
+    names = [e.primitive.name for e in jaxpr.params["call_jaxpr"].jaxpr.eqns]
+    assert names == ["max", "sub", "ne", "add", "abs", "neg", "exp", "log1p", "add", "select_n"]
+    F = cv.from_jax(lambda x, t: lookalike(x, t * jnp.ones(2)), (2,), ())
+    np.testing.assert_allclose(F(np.array([0.3, -1.0]), 0.5), [0.8, -0.5], rtol=1e-15)
+    fn = lambda x, t: jnp.logaddexp(x, t)  # noqa: E731
+    G = cv.from_jax(fn, (), ())
+    assert not G.program.kink_nodes
+    _assert_matches_jax(fn, G, 0.3, -0.2)

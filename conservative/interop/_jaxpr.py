@@ -457,8 +457,12 @@ def _is_logaddexp(jaxpr) -> bool:
     if tuple(e.primitive.name for e in eqns) != _LOGADDEXP or len(jaxpr.invars) != 2:
         return False
     a, b = jaxpr.invars
-    mx, d, _, _, ab, ng, ex, lp, total, _ = eqns
-    return (list(mx.invars) == [a, b] and list(d.invars) == [a, b] and ab.invars[0] is
-            d.outvars[0] and ng.invars[0] is ab.outvars[0] and ex.invars[0] is ng.outvars[0]
-            and lp.invars[0] is ex.outvars[0] and list(total.invars) == [mx.outvars[0],
-                                                                        lp.outvars[0]])
+    mx, d, nan, plain, ab, ng, ex, lp, total, pick = eqns
+    out = lambda eqn: eqn.outvars[0]  # noqa: E731
+    return (list(mx.invars) == [a, b] and list(d.invars) == [a, b] and ab.invars[0] is out(d)
+            and ng.invars[0] is out(ab) and ex.invars[0] is out(ng) and lp.invars[0] is out(ex)
+            and list(total.invars) == [out(mx), out(lp)]
+            # the NaN guard: select_n(d != d, total, a + b), and nothing else is returned
+            and list(nan.invars) == [out(d), out(d)] and list(plain.invars) == [a, b]
+            and list(pick.invars) == [out(nan), out(total), out(plain)]
+            and list(jaxpr.outvars) == [out(pick)])
