@@ -497,3 +497,31 @@ def test_only_logaddexp_itself_is_read_as_smooth():
     G = cv.from_jax(fn, (), ())
     assert not G.program.kink_nodes
     _assert_matches_jax(fn, G, 0.3, -0.2)
+
+
+@pytest.mark.parametrize("name, fn, dsl", [
+    ("t sign(x) x", lambda x, t: jnp.sign(x) * t * x, lambda x, t: t * cv.abs(x)),
+    ("theta sign(z) relu(|z| - 1/2)", lambda x, t: t * jnp.sign(x) * jax.nn.relu(jnp.abs(x) - 0.5),
+     lambda x, t: t * cv.soft_threshold(x, 0.5)),
+    ("(x > 0) t x", lambda x, t: (x > 0).astype(jnp.float64) * t * x,
+     lambda x, t: t * cv.relu(x)),
+])
+def test_sign_and_indicator_products_in_any_order(name, fn, dsl):
+    # sign(x) * t was resolved at once as where(x > 0, t, -t), which jumps: t sign(x) x, a
+    # continuous |x| t, was refused
+    F = cv.from_jax(fn, (3,), ())
+    G = cv.trace(dsl, (3,), ())
+    rng = np.random.default_rng(23)
+    for _ in range(3):
+        _assert_matches_jax(fn, F, rng.standard_normal(3), float(rng.uniform(0.5, 2.0)))
+    x = np.array([0.0, 0.5, -0.5])
+    assert same_set(F.jacobian(x, 1.5, hull=False).vertices,
+                    G.jacobian(x, 1.5, hull=False).vertices), name
+    assert len(F.program.kink_nodes) == len(G.program.kink_nodes)
+
+
+def test_a_sign_product_used_twice_is_one_selection():
+    F = cv.from_jax(lambda x, t: (lambda s: s + 2.0 * s)(jnp.sign(x) * x) * t, (3,), ())
+    assert [s.prim.name for s in F.program.steps if s.prim.pieces is not None] == ["select"]
+    assert same_set(F.jacobian(np.zeros(3), 1.0, hull=False).A.vertices[:, :1, :1],
+                    np.array([[[-3.0]], [[3.0]]]))

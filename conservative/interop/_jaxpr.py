@@ -264,7 +264,7 @@ class _JaxprReader(Translator):
         """The translated output: a symbolic array."""
         if isinstance(out, (Jump, Condition)):
             self.source = getattr(out, "source", self.source)
-            self.array(out, "the result")
+            out = self.array(out, "the result")
         if not isinstance(out, Sym):
             raise TracingError(fail_message(_CALL, "a function whose result does not depend on "
                                             "x and theta", "return the next state computed from "

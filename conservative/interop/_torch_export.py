@@ -281,7 +281,7 @@ class _GraphReader(Translator):
 
     def result(self, out):
         if isinstance(out, (Jump, Condition)):
-            self.array(out, "the result")
+            out = self.array(out, "the result")
         if not isinstance(out, Sym):
             raise TracingError(fail_message(_CALL, "a function whose result does not depend on "
                                             "x and theta", "return the next state computed from "

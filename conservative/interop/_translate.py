@@ -67,19 +67,30 @@ def definition_source(obj) -> str | None:
     return f"{path}:{line}" if path else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Jump:
-    """A discontinuous factor: ``scale * sign(arg)`` or ``scale * indicator(cond)``.
+    """A discontinuous factor times a pending product: ``scale * factor * sign(arg)`` or
+    ``scale * factor * indicator(cond)``.
 
-    Multiplying it by ``g`` gives ``where(arg > 0, scale g, -scale g)`` (sign) or
-    ``where(cond, scale g, 0)`` (indicator), a continuous map exactly when ``g`` vanishes on
-    the boundary; ``cv.where`` checks that. Any other use is a jump, refused.
+    Products with constants and symbolic values are collected first (``t * sign(x) * x`` is
+    ``t |x|`` whatever the order of the factors); when the value is used otherwise it becomes
+    ``where(arg > 0, scale factor, -scale factor)`` (sign) or ``where(cond, scale factor, 0)``
+    (indicator), a continuous map exactly when ``factor`` vanishes on the boundary, which
+    ``cv.where`` checks. With no symbolic factor yet (``factor is None``) any use is a jump,
+    refused.
     """
 
     kind: str                   # "sign", "step" or "index"
     arg: Any                    # Sym (sign, index: the array it indexes) or Condition (step)
     scale: Any                  # a constant
     source: str
+    factor: Any = None          # None or the Sym product of the symbolic factors so far
+
+    def times(self, scale=1.0, factor=None) -> "Jump":
+        """This jump with ``scale`` and ``factor`` multiplied in."""
+        return Jump(self.kind, self.arg, self.scale * scale, self.source,
+                    self.factor if factor is None else
+                    (factor if self.factor is None else self.factor * factor))
 
 
 class Translator:
@@ -97,14 +108,19 @@ class Translator:
         self._abs_of: dict[int, Sym] = {}
         self._sub_of: dict[int, tuple] = {}
         self._relu_of: dict[int, Any] = {}
+        # each pending sign / indicator product becomes one cv.where, however often it is used
+        self._resolved: dict[tuple, tuple] = {}
         self.source = ""
 
     # --- checks ---------------------------------------------------------------------------------
 
     def array(self, value, what: str):
-        """``value`` as a Sym or float constant; refuse conditions and jumps used as numbers."""
+        """``value`` as a Sym or float constant; refuse conditions and jumps used as numbers
+        (a jump with a symbolic factor becomes its continuous selection, checked)."""
         if isinstance(value, Jump):
-            raise self.jump_error(value, what)
+            if value.factor is None or value.kind == "index":
+                raise self.jump_error(value, what)
+            return self._resolve(value)
         if isinstance(value, Condition):
             raise DiscontinuityError(fail_message(
                 self.call, f"the comparison `{value!r}` used as a number in {what} at "
@@ -158,7 +174,7 @@ class Translator:
 
     def neg(self, a):
         if isinstance(a, Jump):
-            return Jump(a.kind, a.arg, -a.scale, a.source)
+            return a.times(-1.0)
         return -self.array(a, "a negation")
 
     def mul(self, a, b):
@@ -166,20 +182,32 @@ class Translator:
             a = Jump("step", a, 1.0, self.source)
         if isinstance(b, Condition):
             b = Jump("step", b, 1.0, self.source)
+        if isinstance(a, Jump) and isinstance(b, Jump):
+            if a.factor is None and b.factor is None:
+                raise self.jump_error(a, "a product of two discontinuous factors")
+            if a.factor is not None:
+                a = self.array(a, "a product")
+            else:
+                b = self.array(b, "a product")
         if isinstance(b, Jump) and not isinstance(a, Jump):
             a, b = b, a
         if isinstance(a, Jump):
-            if isinstance(b, Jump):
-                raise self.jump_error(a, "a product of two discontinuous factors")
             if a.kind == "index":
                 raise self.jump_error(a, "a product")
             if not isinstance(b, Sym):
                 b = np.asarray(b, dtype=np.float64)
                 if not np.any(b):                      # 0 * sign(z): zero everywhere
                     arg = a.arg.g if a.kind == "step" else a.arg
-                    return np.zeros(np.broadcast_shapes(shape_of(arg), b.shape))
-                return Jump(a.kind, a.arg, a.scale * b, a.source)
-            return self._resolve_jump(a, b)
+                    shapes = [shape_of(arg), b.shape] + ([a.factor.shape] if a.factor is not
+                                                         None else [])
+                    return np.zeros(np.broadcast_shapes(*shapes))
+                return a.times(b)
+            t = self._soft_threshold_of(a.arg, b) if a.kind == "sign" else None
+            if t is not None:                          # sign(z) * relu(|z| - t)
+                out = dsl.soft_threshold(a.arg, t)
+                out = out if a.factor is None else out * a.factor
+                return out if _is_one(a.scale) else out * a.scale
+            return a.times(factor=b)
         a, b = self.array(a, "a product"), self.array(b, "a product")
         out = self._neutral(a, b, 1.0)
         out = self._neutral(b, a, 1.0) if out is None else out
@@ -187,24 +215,23 @@ class Translator:
 
     def div(self, a, b):
         if isinstance(a, Jump) and not is_symbolic(b):
-            return Jump(a.kind, a.arg, a.scale / np.asarray(b, dtype=np.float64), a.source)
+            return a.times(1.0 / np.asarray(b, dtype=np.float64))
         return self.array(a, "a division") / self.array(b, "a division")
 
-    def _resolve_jump(self, jump: Jump, g: Sym):
-        """``jump * g`` as a continuous selection (checked by cv.where), or a soft-threshold."""
-        scale = jump.scale
-        if jump.kind == "sign":
-            z = jump.arg
-            t = self._soft_threshold_of(z, g)
-            if t is not None:
-                out = dsl.soft_threshold(z, t)
-            else:
-                out = dsl.where(z > 0, g, -g)
-        else:
-            out = dsl.where(jump.arg, g, 0.0 * g)
-        if not (np.ndim(scale) == 0 and float(scale) == 1.0):
-            out = out * scale
-        return out
+    def _resolve(self, jump: Jump):
+        """``scale * factor * sign(z)`` as ``where(z > 0, g, -g)`` with ``g = scale * factor``
+        (an indicator: ``where(cond, g, 0)``); cv.where checks that ``g`` vanishes where the
+        selection switches, i.e. that the product is continuous."""
+        # one selection per (jump, factor): s and 2 s of the same s = sign(x) x share their node
+        key = (jump.kind, id(jump.arg), id(jump.factor))
+        cached = self._resolved.get(key)
+        if cached is None:
+            g = jump.factor
+            base = dsl.where(jump.arg > 0, g, -g) if jump.kind == "sign" else \
+                dsl.where(jump.arg, g, 0.0 * g)
+            cached = self._resolved[key] = (jump.arg, g, base)   # kept: the ids stay unique
+        base = cached[2]
+        return base if _is_one(jump.scale) else base * jump.scale
 
     def _soft_threshold_of(self, z: Sym, g: Sym):
         """``t`` when ``g`` is ``relu(abs(z) - t)`` (the form of jaxopt's prox_lasso)."""
@@ -336,7 +363,7 @@ class Translator:
         return out
 
     def abs(self, a):
-        if isinstance(a, Jump) and a.kind == "sign":      # |sign(z)| jumps at 0 as well
+        if isinstance(a, Jump) and a.factor is None:     # |sign(z)| jumps at 0 as well
             raise self.jump_error(a, "an absolute value")
         a = self.array(a, "abs")
         out = dsl.abs(a)
@@ -409,8 +436,8 @@ class Translator:
 
     def compare(self, op: str, a, b, same_operand: bool = False):
         """``a op b`` for op in > >= < <= == !=; constants compare with NumPy."""
-        if isinstance(a, Jump) or isinstance(b, Jump):
-            raise self.jump_error(a if isinstance(a, Jump) else b, "a comparison")
+        a = self.array(a, "a comparison") if isinstance(a, Jump) else a
+        b = self.array(b, "a comparison") if isinstance(b, Jump) else b
         if not isinstance(a, Sym) and not isinstance(b, Sym):
             a, b = np.asarray(a), np.asarray(b)
             return {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
@@ -484,8 +511,9 @@ class Translator:
 
     def select(self, pred, cases: Sequence):
         """``cases[pred]`` (JAX's select_n order: case 0 where the predicate is False)."""
-        if isinstance(pred, Jump) and pred.kind == "step":
-            pred = pred.arg
+        if isinstance(pred, Jump) and pred.kind == "step" and pred.factor is None \
+                and _is_one(pred.scale):
+            pred = pred.arg                             # a condition cast to an integer
         if isinstance(pred, Condition):
             if len(cases) != 2:
                 raise self.unsupported("select_n with a condition and more than two cases")
@@ -726,6 +754,10 @@ class Translator:
         parts = [p if isinstance(p, Sym) else np.asarray(p) for p in parts]
         stacked = dsl.stack(parts) if any(isinstance(p, Sym) for p in parts) else np.stack(parts)
         return self.reshape(stacked, bshape + tuple(shape_of(parts[0])))
+
+
+def _is_one(scale) -> bool:
+    return np.ndim(scale) == 0 and float(scale) == 1.0
 
 
 _DSL_SMOOTH = {"exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh", "logistic": "sigmoid",
