@@ -525,3 +525,13 @@ def test_a_sign_product_used_twice_is_one_selection():
     assert [s.prim.name for s in F.program.steps if s.prim.pieces is not None] == ["select"]
     assert same_set(F.jacobian(np.zeros(3), 1.0, hull=False).A.vertices[:, :1, :1],
                     np.array([[[-3.0]], [[3.0]]]))
+
+
+def test_float32_closures_are_used_as_jax_uses_them_with_a_warning():
+    X = np.array([[0.1, 0.2], [0.3, 0.7]])
+    X32 = jnp.asarray(X.astype(np.float32))             # what jnp.asarray(X) gives without x64
+    fn = lambda x, t: X32 @ x * t  # noqa: E731
+    with pytest.warns(UserWarning, match="lower-precision"):
+        F = cv.from_jax(fn, (2,), ())
+    _assert_matches_jax(fn, F, np.array([1.0, -2.0]), 1.0)
+    assert np.abs(F(np.array([1.0, 0.0]), 1.0) - X[:, 0]).max() > 1e-9     # f32 data, as JAX

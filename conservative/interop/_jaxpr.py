@@ -14,6 +14,7 @@ spurious kinks.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -89,6 +90,7 @@ def from_jax(fn: Callable, state_shape, param_shape=()) -> Map:
     param_shape = as_shape(param_shape, name="param_shape", call=_CALL)
     with _x64(jax):
         closed = _make_jaxpr(jax, fn, state_shape, param_shape)
+        _warn_narrow_constants(jax, closed.consts)
         reader = _JaxprReader(jax)
 
         def translated(x, theta):
@@ -159,6 +161,25 @@ def _make_jaxpr(jax, fn, state_shape, param_shape):
         raise TracingError(fail_message(_CALL, f"fn returning dtype {aval.dtype}",
                                         "return a floating-point array"))
     return closed
+
+
+def _warn_narrow_constants(jax, consts):
+    """Warn when fn closes over float32 (or narrower) arrays: their rounded values are used.
+
+    ``jnp.asarray(X)`` made while 64-bit mode is off is a float32 array; the import keeps the
+    values the JAX function really computes with, which differ from a float64 ``X`` by about
+    1e-8 relative (a NumPy array, or an array made under ``jax.enable_x64``, keeps float64).
+    """
+    jnp = jax.numpy
+    narrow = [c for c in consts if jnp.issubdtype(c.dtype, jnp.floating)
+              and np.dtype(c.dtype).itemsize < 8]
+    if narrow:
+        shapes = ", ".join(f"{np.dtype(c.dtype).name}{list(c.shape)}" for c in narrow[:4])
+        warnings.warn(fail_message(
+            _CALL, f"fn closing over {len(narrow)} lower-precision array(s) ({shapes}), "
+            "made while JAX's 64-bit mode was off", "the map uses their rounded values, as JAX "
+            "does; close over NumPy arrays (or create them under jax.enable_x64(True)) to keep "
+            "float64 data"), UserWarning, stacklevel=3)
 
 
 def _eqn_source(eqn) -> str:
