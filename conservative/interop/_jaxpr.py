@@ -14,6 +14,7 @@ spurious kinks.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -89,6 +90,7 @@ def from_jax(fn: Callable, state_shape, param_shape=()) -> Map:
     param_shape = as_shape(param_shape, name="param_shape", call=_CALL)
     with _x64(jax):
         closed = _make_jaxpr(jax, fn, state_shape, param_shape)
+        _warn_narrow_constants(jax, closed.consts)
         reader = _JaxprReader(jax)
 
         def translated(x, theta):
@@ -136,6 +138,15 @@ def _make_jaxpr(jax, fn, state_shape, param_shape):
             _CALL, f"a function that converts a traced value to NumPy ({str(exc).splitlines()[0]})",
             "use jax.numpy functions on x and theta (np.asarray/np.* cannot see traced values)")
         ) from None
+    except ConservativeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of fn while JAX traces it
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise TracingError(fail_message(
+            _CALL, f"a function that jax.make_jaxpr could not trace on float64 arrays of shapes "
+            f"{state_shape} and {param_shape} ({type(exc).__name__}: {first})",
+            "fn(x, theta) must take two arrays of these shapes and compute with jax.numpy; "
+            "check the shapes given to cv.from_jax")) from exc
     outs = closed.out_avals
     if len(outs) != 1:
         raise TracingError(fail_message(_CALL, f"fn returning {len(outs)} arrays",
@@ -152,6 +163,25 @@ def _make_jaxpr(jax, fn, state_shape, param_shape):
     return closed
 
 
+def _warn_narrow_constants(jax, consts):
+    """Warn when fn closes over float32 (or narrower) arrays: their rounded values are used.
+
+    ``jnp.asarray(X)`` made while 64-bit mode is off is a float32 array; the import keeps the
+    values the JAX function really computes with, which differ from a float64 ``X`` by about
+    1e-8 relative (a NumPy array, or an array made under ``jax.enable_x64``, keeps float64).
+    """
+    jnp = jax.numpy
+    narrow = [c for c in consts if jnp.issubdtype(c.dtype, jnp.floating)
+              and np.dtype(c.dtype).itemsize < 8]
+    if narrow:
+        shapes = ", ".join(f"{np.dtype(c.dtype).name}{list(c.shape)}" for c in narrow[:4])
+        warnings.warn(fail_message(
+            _CALL, f"fn closing over {len(narrow)} lower-precision array(s) ({shapes}), "
+            "made while JAX's 64-bit mode was off", "the map uses their rounded values, as JAX "
+            "does; close over NumPy arrays (or create them under jax.enable_x64(True)) to keep "
+            "float64 data"), UserWarning, stacklevel=3)
+
+
 def _eqn_source(eqn) -> str:
     """``file:line`` of the user's code that created the equation."""
     try:
@@ -165,8 +195,8 @@ def _eqn_source(eqn) -> str:
 
 # --- the reader ---------------------------------------------------------------------------------
 
-_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
-          "custom_vjp_call", "custom_vjp_call_jaxpr")
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "remat", "remat2", "checkpoint",
+          "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
 _CONTROL_FLOW = ("while", "scan", "cond", "fori_loop", "switch")
 _SMOOTH = ("exp", "log", "log1p", "expm1", "tanh", "logistic", "sqrt", "rsqrt", "sin", "cos",
            "exp2", "tan", "square")
@@ -175,8 +205,8 @@ _JUMPS = ("floor", "ceil", "round", "rem", "argmax", "argmin", "nextafter", "sig
           "population_count", "clz")
 _IDENTITY = ("copy", "copy_p", "stop_gradient", "optimization_barrier", "reduce_precision")
 # pure data movement: each output element is one input element (or a padding value)
-_MOVEMENT = {"gather": (0,), "rev": (0,), "dynamic_slice": (0,), "pad": (0, 1),
-             "dynamic_update_slice": (0, 1), "scatter": (0, 2)}
+_MOVEMENT = {"gather": (0,), "rev": (0,), "tile": (0,), "dynamic_slice": (0,),
+             "pad": (0, 1), "dynamic_update_slice": (0, 1), "scatter": (0, 2)}
 
 
 class _JaxprReader(Translator):
@@ -255,7 +285,7 @@ class _JaxprReader(Translator):
         """The translated output: a symbolic array."""
         if isinstance(out, (Jump, Condition)):
             self.source = getattr(out, "source", self.source)
-            self.array(out, "the result")
+            out = self.array(out, "the result")
         if not isinstance(out, Sym):
             raise TracingError(fail_message(_CALL, "a function whose result does not depend on "
                                             "x and theta", "return the next state computed from "
@@ -358,6 +388,15 @@ class _JaxprReader(Translator):
             return outs
         if name in _MOVEMENT:
             return self._movement(eqn, v, _MOVEMENT[name])
+        if name == "cumsum":
+            return self.cumsum(v[0], int(p["axis"]), bool(p.get("reverse", False)))
+        if name == "sort":
+            if len(v) != 1:
+                raise DiscontinuityError(fail_message(
+                    _CALL, f"a sort that carries indices or values along (argsort, "
+                    f"sort_key_val, {len(v)} operands) at {quote(self.source)}", "a sorting "
+                    "permutation jumps; sort the values alone (jnp.sort(x)), which is Lipschitz"))
+            return [self.sort(v[0], int(p["dimension"]))]
         if name in _CONTROL_FLOW:
             return self._control_flow(eqn, name, v)
         if name in _JUMPS:
@@ -369,11 +408,19 @@ class _JaxprReader(Translator):
         raise self.unsupported(f"{name} (JAX primitive)")
 
     def _convert(self, value, dtype):
+        jnp = self.jax.numpy
+        floating = bool(jnp.issubdtype(dtype, jnp.floating))       # bfloat16 included
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            raise TracingError(fail_message(
+                _CALL, f"a conversion of a traced value to {dtype} at {quote(self.source)}",
+                "complex arithmetic has no conservative translation: write the map with real "
+                "arrays (real and imaginary parts as separate entries of the state)"))
         if isinstance(value, Condition):
-            return Jump("step", value, 1.0, self.source) if dtype.kind in "fiu" else value
+            return Jump("step", value, 1.0, self.source) if floating or dtype.kind in "iu" \
+                else value
         if isinstance(value, Jump):
             return value
-        if dtype.kind == "f":
+        if floating:
             return value                      # every value is float64 here
         raise DiscontinuityError(fail_message(
             _CALL, f"a conversion of a traced value to {dtype} at {quote(self.source)}",
@@ -387,20 +434,14 @@ class _JaxprReader(Translator):
                 _CALL, f"`{eqn.primitive.name}` with traced indices at {quote(self.source)}",
                 "index with constants (Python ints, slices, NumPy arrays): an index computed "
                 "from x selects discontinuously"))
-        parts = [self.array(v[i], "indexing") for i in data]
-        shapes = [shape_of(x) for x in parts]
-        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        labelled = list(v)
-        for k, i in enumerate(data):
-            labelled[i] = np.arange(offsets[k], offsets[k + 1], dtype=np.float64).reshape(shapes[k])
-        index = np.asarray(eqn.primitive.bind(*labelled, **eqn.params))
-        if not np.all(np.isfinite(index)):
-            raise self.unsupported(f"{eqn.primitive.name} out of bounds (filled with NaN)",
-                                   "keep indices within the array")
-        flats = [self.reshape(x, (sizes[k],)) for k, x in enumerate(parts)]
-        source = flats[0] if len(flats) == 1 else self.concatenate(flats, 0)
-        return self.take_flat(source, np.rint(index).astype(np.intp))
+
+        def apply(labelled):
+            args = list(v)
+            for i, label in zip(data, labelled):
+                args[i] = label
+            return np.asarray(eqn.primitive.bind(*args, **eqn.params))
+
+        return self.movement([v[i] for i in data], apply, f"`{eqn.primitive.name}`")
 
     def _control_flow(self, eqn, name, v):
         if name == "cond" and not is_symbolic(v[0]):
@@ -437,8 +478,12 @@ def _is_logaddexp(jaxpr) -> bool:
     if tuple(e.primitive.name for e in eqns) != _LOGADDEXP or len(jaxpr.invars) != 2:
         return False
     a, b = jaxpr.invars
-    mx, d, _, _, ab, ng, ex, lp, total, _ = eqns
-    return (list(mx.invars) == [a, b] and list(d.invars) == [a, b] and ab.invars[0] is
-            d.outvars[0] and ng.invars[0] is ab.outvars[0] and ex.invars[0] is ng.outvars[0]
-            and lp.invars[0] is ex.outvars[0] and list(total.invars) == [mx.outvars[0],
-                                                                        lp.outvars[0]])
+    mx, d, nan, plain, ab, ng, ex, lp, total, pick = eqns
+    out = lambda eqn: eqn.outvars[0]  # noqa: E731
+    return (list(mx.invars) == [a, b] and list(d.invars) == [a, b] and ab.invars[0] is out(d)
+            and ng.invars[0] is out(ab) and ex.invars[0] is out(ng) and lp.invars[0] is out(ex)
+            and list(total.invars) == [out(mx), out(lp)]
+            # the NaN guard: select_n(d != d, total, a + b), and nothing else is returned
+            and list(nan.invars) == [out(d), out(d)] and list(plain.invars) == [a, b]
+            and list(pick.invars) == [out(nan), out(total), out(plain)]
+            and list(jaxpr.outvars) == [out(pick)])

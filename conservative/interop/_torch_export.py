@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import operator
 import os
 import re
+import warnings
 from typing import Callable
 
 import numpy as np
 
+from .. import dsl
 from .._types import as_shape
 from ..dsl import Condition, Sym
 from ..errors import ConservativeError, DiscontinuityError, InputError, TracingError, fail_message
@@ -127,7 +130,35 @@ def _export(torch, fn, state_shape, param_shape):
                 "values (if x > 0) must be torch.where / torch.maximum / torch.relu, loops belong "
                 "outside (pass the one-step map), and closed-over tensors must be float64 "
                 "(tensor.double())")) from exc
+    if _mutates_or_wraps(torch, exported):
+        # in-place operations (relu_, +=, x[i] = v, nn.ReLU(inplace=True)), out= variants and
+        # wrapped regions (torch.no_grad) are made functional by PyTorch itself; a mutation of
+        # a buffer or of an input then shows in the output specs, refused by the reader
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)   # PyTorch's own deprecations
+                exported = exported.run_decompositions({})
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise TracingError(fail_message(
+                _CALL, f"a program with in-place operations that PyTorch could not make "
+                f"functional ({type(exc).__name__}: {str(exc).strip()[:300]})",
+                "write the step without in-place operations (y = relu(x), not x.relu_())")
+            ) from exc
     return exported
+
+
+def _mutates_or_wraps(torch, exported) -> bool:
+    """True when the graph has an in-place / out= operation or a higher-order wrapper."""
+    higher_order = getattr(getattr(torch, "_ops", None), "HigherOrderOperator", ())
+    for node in exported.graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        if higher_order and isinstance(node.target, higher_order):
+            return True
+        schema = getattr(node.target, "_schema", None)
+        if schema is not None and schema.is_mutable:
+            return True
+    return False
 
 
 @contextlib.contextmanager
@@ -163,13 +194,34 @@ def _Function(torch, fn):
 
 # --- the reader ---------------------------------------------------------------------------------
 
+# value-preserving operations (their dtype is checked against the graph's metadata)
 _IDENTITY = ("alias", "clone", "contiguous", "detach", "lift_fresh_copy", "lift_fresh",
-             "_to_copy", "to", "type_as", "view_as", "_assert_tensor_metadata", "copy")
+             "_to_copy", "to", "type_as", "_assert_tensor_metadata")
+# pure data movement: positions of the arguments whose elements the output is made of
+_MOVEMENT = {"index_select": (0,), "gather": (0,), "flip": (0,), "roll": (0,), "repeat": (0,),
+             "tile": (0,), "narrow": (0,), "split": (0,), "split_with_sizes": (0,),
+             "chunk": (0,), "unbind": (0,), "constant_pad_nd": (0,), "pad": (0,),
+             "diagonal": (0,), "diag": (0,), "diag_embed": (0,), "triu": (0,), "tril": (0,),
+             "movedim": (0,), "moveaxis": (0,), "swapaxes": (0,), "swapdims": (0,),
+             "unfold": (0,), "take": (0,), "take_along_dim": (0,), "rot90": (0,),
+             "repeat_interleave": (0,), "slice_scatter": (0, 1), "select_scatter": (0, 1),
+             "diagonal_scatter": (0, 1), "index_put": (0, 2), "copy": (0, 1),
+             "masked_fill": (0, 2), "index_copy": (0, 3), "narrow_copy": (0,),
+             "select_copy": (0,), "slice_copy": (0,), "expand_copy": (0,),
+             "permute_copy": (0,), "view_copy": (0,), "unsqueeze_copy": (0,),
+             "squeeze_copy": (0,), "t_copy": (0,), "transpose_copy": (0,)}
+# constants of the shape of a (traced) tensor
+_LIKE = ("zeros_like", "ones_like", "full_like", "empty_like", "new_zeros", "new_ones",
+         "new_full", "new_empty")
+# torch.nn.functional.selu's constants
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
 _COMPARE = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "==", "ne": "!="}
 _SMOOTH = {"tanh": "tanh", "sigmoid": "sigmoid", "exp": "exp", "log": "log", "log1p": "log1p",
            "expm1": "expm1", "sqrt": "sqrt", "rsqrt": "rsqrt", "sin": "sin", "cos": "cos",
            "square": "square", "exp2": "exp2", "tan": "tan"}
-_SKIP = ("_assert_scalar", "_assert_async", "sym_constrain_range_for_size", "_assert_tensor_metadata")
+_SKIP = ("_assert_scalar", "_assert_async", "sym_constrain_range_for_size",
+         "_assert_tensor_metadata")
 
 
 class _GraphReader(Translator):
@@ -229,7 +281,7 @@ class _GraphReader(Translator):
 
     def result(self, out):
         if isinstance(out, (Jump, Condition)):
-            self.array(out, "the result")
+            out = self.array(out, "the result")
         if not isinstance(out, Sym):
             raise TracingError(fail_message(_CALL, "a function whose result does not depend on "
                                             "x and theta", "return the next state computed from "
@@ -246,13 +298,23 @@ class _GraphReader(Translator):
         name, overload = _op_name(target)
         if name in _SKIP:
             return None
+        if name in ("sym_size", "sym_numel"):
+            # a size that torch.export left symbolic (x[mask] with a constant mask): known here
+            shape = shape_of(args[0])
+            return int(np.prod(shape, dtype=np.int64)) if name == "sym_numel" else \
+                int(shape[int(args[1])])
         if not any(is_symbolic(v) for v in _flatten((args, kwargs))):
             return self._fold(target, args, kwargs)
         source = _node_source(node, self.library_dirs) or self.default_source
         self.source = source
         try:
             with foreign_source(source):
-                return self.translate(name, overload, args, kwargs)
+                if name in _MOVEMENT:
+                    return self._movement(target, name, args, kwargs)
+                if name in _COMPARE:
+                    same = len(node.args) > 1 and node.args[0] is node.args[1]
+                    return self.compare(_COMPARE[name], args[0], args[1], same_operand=same)
+                return self._with_dtype(self.translate(name, overload, args, kwargs), node)
         except ConservativeError as exc:
             if source in str(exc):
                 raise
@@ -260,13 +322,63 @@ class _GraphReader(Translator):
                             f"{quote(source)})") from None
 
     def _fold(self, target, args, kwargs):
-        """An operation on constants: PyTorch computes it."""
+        """An operation on constants: PyTorch computes it (on copies: constants stay as read)."""
         torch = self.torch
-        conv = lambda v: torch.as_tensor(v) if isinstance(v, np.ndarray) else v  # noqa: E731
+        conv = lambda v: _as_tensor(torch, v)  # noqa: E731
         args = _map_structure(conv, args)
         kwargs = {k: _map_structure(conv, v) for k, v in kwargs.items()}
         out = target(*args, **kwargs)
         return _map_structure(lambda v: _to_numpy(torch, v), out)
+
+    def _with_dtype(self, out, node):
+        """Apply the dtype PyTorch records for the node: a float value cast to an integer or
+        bool tensor jumps (refused), a condition cast to a number is a 0/1 indicator."""
+        val = node.meta.get("val")
+        dtype = getattr(val, "dtype", None)
+        if dtype is None or not isinstance(val, self.torch.Tensor):
+            return out
+        if dtype.is_complex:
+            raise TracingError(fail_message(
+                _CALL, f"a complex tensor ({dtype}) computed from traced values at "
+                f"{quote(self.source)}", "write the map with real tensors (real and imaginary "
+                "parts as separate entries of the state)"))
+        if dtype.is_floating_point:
+            return Jump("step", out, 1.0, self.source) if isinstance(out, Condition) else out
+        if isinstance(out, Sym):
+            raise DiscontinuityError(fail_message(
+                _CALL, f"a traced value converted to {dtype} at {quote(self.source)}",
+                "rounding to integers or booleans jumps; keep the computation in floating point"))
+        if isinstance(out, Condition) and dtype != self.torch.bool:
+            return Jump("step", out, 1.0, self.source)
+        return out
+
+    def _movement(self, target, name, args, kwargs):
+        """Gather / scatter / pad / flip / split...: PyTorch computes which element goes where."""
+        torch = self.torch
+        # Python numbers (masked_fill's value, pad's value) stay as they are: they are
+        # constants of the output, found as such by the labelling
+        data = [i for i in _MOVEMENT[name] if i < len(args)
+                and isinstance(args[i], (Sym, np.ndarray))]
+        others = [v for i, v in enumerate(args) if i not in data] + list(kwargs.values())
+        if any(is_symbolic(v) for v in _flatten(others)):
+            if name == "masked_fill" and isinstance(args[1], Condition):
+                return self.select(args[1], [args[0], args[2]])
+            raise TracingError(fail_message(
+                _CALL, f"`{name}` with traced indices or masks at {quote(self.source)}",
+                "index with constants: an index computed from x selects discontinuously; "
+                "select between branches with torch.where(x > 0, a, b)"))
+        conv = lambda v: _as_tensor(torch, v)  # noqa: E731
+
+        def apply(labelled):
+            call = [_map_structure(conv, v) for v in args]
+            for i, label in zip(data, labelled):
+                call[i] = torch.as_tensor(label)
+            out = target(*call, **{k: _map_structure(conv, v) for k, v in kwargs.items()})
+            if isinstance(out, (list, tuple)):
+                return [o.detach().to(torch.float64).numpy() for o in out]
+            return out.detach().to(torch.float64).numpy()
+
+        return self.movement([args[i] for i in data], apply, f"`{name}`")
 
     # --- one operation --------------------------------------------------------------------------
 
@@ -317,11 +429,36 @@ class _GraphReader(Translator):
         if name == "leaky_relu":
             return self.leaky_relu(arg(0), float(arg(1, "negative_slope", 0.01)))
         if name == "softplus":
-            return self.softplus(arg(0), float(arg(1, "beta", 1.0)))
+            return self._softplus(arg(0), float(arg(1, "beta", 1.0)),
+                                  float(arg(2, "threshold", 20.0)))
+        if name in _ACTIVATIONS:
+            return _ACTIVATIONS[name](self, arg)
+        if name in ("softmax", "_softmax", "log_softmax", "_log_softmax"):
+            return self._softmax(arg(0), int(arg(1, "dim")), log=name.endswith("log_softmax"))
+        if name == "logsumexp":
+            return self._logsumexp(arg(0), arg(1, "dim"), bool(arg(2, "keepdim", False)))
+        if name in ("batch_norm", "_native_batch_norm_legit_no_training"):
+            return self._batch_norm(name, arg)
+        if name in ("layer_norm", "native_layer_norm"):
+            out = self._layer_norm(arg(0), arg(1), arg(2, "weight", None), arg(3, "bias", None),
+                                   float(arg(4, "eps", 1e-5)))
+            return out if name == "layer_norm" else (out, None, None)
+        if name in ("linalg_vector_norm", "norm"):
+            return self._vector_norm(arg(0), arg(1, "ord", arg(1, "p", 2)), arg(2, "dim", None),
+                                     bool(arg(3, "keepdim", False)))
+        if name in _LIKE:
+            return self._like(name, a, k)
+        if name in ("view_as", "reshape_as"):
+            return self.reshape(arg(0), shape_of(arg(1)))
+        if name == "expand_as":
+            return self.broadcast_to(arg(0), shape_of(arg(1)))
+        if name == "reciprocal":
+            return self.div(np.float64(1.0), arg(0))
+        if name in ("outer", "ger"):
+            u, v = arg(0), arg(1)
+            return self.mul(self.reshape(u, (shape_of(u)[0], 1)), v)
         if name == "where":
             return self.select(arg(0), [arg(2), arg(1)])
-        if name in _COMPARE:
-            return self.compare(_COMPARE[name], arg(0), arg(1))
         if name in ("logical_and", "bitwise_and", "__and__"):
             return self.logical("and", arg(0), arg(1))
         if name in ("logical_or", "bitwise_or", "__or__"):
@@ -425,14 +562,207 @@ class _GraphReader(Translator):
                 ((dims,) if isinstance(dims, int) else tuple(dims))
             kind = "max" if name in ("amax", "max") else "min"
             return self.reduce_extremum(kind, x, dims, keepdims=bool(arg(2, "keepdim", False)))
-        if name in ("max", "min", "argmax", "argmin", "sort", "topk"):
+        if name == "cumsum":
+            return self.cumsum(arg(0), int(arg(1, "dim")))
+        if name == "sort":
+            x, dim = arg(0), int(k.get("dim", a[1] if len(a) > 1 and overload != "stable"
+                                       else -1))
+            descending = bool(k.get("descending", a[2] if len(a) > 2 and overload != "stable"
+                                    else False))
+            values = self.sort(x, dim)
+            if descending:
+                s = shape_of(values)
+                d = dim % len(s)
+                values = self.getitem(values, (slice(None),) * d + (slice(None, None, -1),))
+            return values, Jump("index", values, 1.0, self.source)
+        if name in ("cond", "while_loop", "scan", "map", "associative_scan"):
+            raise TracingError(fail_message(
+                _CALL, f"control flow (`torch.{name}`) at {quote(self.source)}",
+                "pass the one-step map: fn(x, theta) should compute one iteration x_{k+1} of the "
+                "algorithm; cv.iterate and cv.fixed_point run the loop, and a branch is written "
+                "with torch.where / torch.maximum / torch.relu so that its kink is recorded"))
+        if name in ("max", "min", "argmax", "argmin", "topk"):
             raise self.unsupported(f"{name}.{overload}", "indices of extrema jump: use "
                                    "torch.amax / torch.amin for the values")
-        if name in ("floor", "ceil", "round", "trunc", "frac", "remainder", "fmod"):
+        if name in ("isnan", "isinf", "isposinf", "isneginf", "isfinite"):
+            # values of a Map are finite (non-finite values are refused when evaluated)
+            return np.full(shape_of(arg(0)), name == "isfinite")
+        if name == "nan_to_num":
+            return arg(0)
+        if name in ("floor", "ceil", "round", "trunc", "frac", "remainder", "fmod",
+                    "floor_divide", "heaviside"):
             raise DiscontinuityError(fail_message(
                 _CALL, f"the ATen operation `{name}` on traced values at {quote(self.source)}",
                 "it jumps; conservative Jacobians exist only for locally Lipschitz maps"))
         raise self.unsupported(f"{name}.{overload} (ATen operation)")
+
+    # --- activations and layers ---------------------------------------------------------------
+
+    def _softplus(self, a, beta: float, threshold: float):
+        """PyTorch's softplus: ``log(1 + exp(beta a)) / beta``, and ``a`` where ``beta a >
+        threshold``. It jumps there by ``log1p(exp(-threshold)) / beta``: accepted (as a
+        cv.where whose branches agree to the continuity tolerance) only when that gap is
+        rounding-sized, as for the default threshold 20 (a gap of 2.1e-9 beside the value 20)."""
+        smooth = self.softplus(a, beta)
+        if math.isinf(threshold) and threshold > 0:
+            return smooth
+        at = threshold / beta
+        gap = abs(math.log1p(math.exp(-threshold)) / beta) if threshold > -700 else math.inf
+        if not gap <= 1e-12 + 1e-8 * (abs(at) + gap):
+            raise DiscontinuityError(fail_message(
+                _CALL, f"softplus with beta={beta:g}, threshold={threshold:g} at "
+                f"{quote(self.source)}: PyTorch returns x itself where beta x > threshold, a "
+                f"jump of {gap:.3g} at x = {at:g}", "use the default threshold (20), or write "
+                "the smooth function torch.log1p(torch.exp(beta * x)) / beta"))
+        u = a if beta == 1.0 else self.mul(a, np.float64(beta))
+        return dsl.where(self.compare(">", u, np.float64(threshold)), a, smooth)
+
+    def _elu(self, a, alpha: float, scale: float = 1.0, input_scale: float = 1.0):
+        """``scale a`` for ``a > 0``, ``scale alpha (exp(input_scale a) - 1)`` below: one
+        cv.where (continuous at 0), set {scale, scale alpha input_scale} at 0."""
+        u = a if input_scale == 1.0 else self.mul(a, np.float64(input_scale))
+        neg = self.mul(self.smooth("expm1", u), np.float64(alpha))
+        out = dsl.where(self.compare(">", a, np.float64(0.0)), a, neg)
+        return out if scale == 1.0 else self.mul(out, np.float64(scale))
+
+    def _gelu(self, a, approximate: str):
+        """The tanh form ``a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))) / 2`` (smooth); the
+        exact form needs erf, which the DSL does not have."""
+        if approximate != "tanh":
+            raise self.unsupported("gelu (its exact form uses erf)", "use "
+                                   "torch.nn.GELU(approximate='tanh'), or write the map with the "
+                                   "DSL")
+        cubic = self.add(a, self.mul(self.integer_pow(a, 3.0), np.float64(0.044715)))
+        inner = self.smooth("tanh", self.mul(cubic, np.float64(math.sqrt(2.0 / math.pi))))
+        return self.mul(self.mul(a, np.float64(0.5)), self.add(inner, np.float64(1.0)))
+
+    def _hard_sigmoid(self, a):
+        """``relu6(a + 3) / 6``: one clip node, set {0, 1/6} at a = -3 and at a = 3."""
+        return self.div(self.clip(self.add(a, np.float64(3.0)), np.float64(0.0),
+                                  np.float64(6.0)), np.float64(6.0))
+
+    def _threshold(self, a, threshold: float, value: float):
+        """``a`` where ``a > threshold``, ``value`` elsewhere: continuous only when equal."""
+        if value != threshold:
+            raise DiscontinuityError(fail_message(
+                _CALL, f"threshold(x, {threshold:g}, {value:g}) at {quote(self.source)}, which "
+                f"jumps by {abs(threshold - value):g} at x = {threshold:g}",
+                "use value == threshold (then it is max(x, threshold)), or torch.relu"))
+        return self.maximum(a, np.float64(threshold))
+
+    def _hard_shrink(self, a, lambd: float):
+        if lambd != 0:
+            raise DiscontinuityError(fail_message(
+                _CALL, f"hardshrink(x, {lambd:g}) at {quote(self.source)}, which jumps by "
+                f"{abs(lambd):g} at |x| = {abs(lambd):g}", "use softshrink (the soft-threshold, "
+                "continuous)"))
+        return a
+
+    def _prelu(self, a, weight):
+        """Leaky ReLU with a slope per channel (axis 1; a single slope for 1-D input)."""
+        if is_symbolic(weight):
+            raise self.unsupported("prelu with a traced slope")
+        w = np.asarray(weight, dtype=np.float64)
+        if w.size == 1:
+            return self.leaky_relu(a, float(w.reshape(-1)[0]))
+        s = shape_of(a)
+        w = w.reshape((len(w),) + (1,) * (len(s) - 2))
+        if np.all((0 <= w) & (w <= 1)):
+            return dsl.maximum(a, self.mul(a, w))
+        return dsl.where(self.compare(">=", a, np.float64(0.0)), a, self.mul(a, w))
+
+    def _softmax(self, a, dim: int, log: bool):
+        """Smooth softmax / log-softmax, shifted by the mean along ``dim`` (no kink: the
+        shift cancels, and a mean does not add the ties a max would)."""
+        s = shape_of(a)
+        dim %= max(len(s), 1)
+        shifted = self.sub(a, self._mean(a, (dim,)))
+        e = self.smooth("exp", shifted)
+        total = self.sum(e, (dim,), keepdims=True)
+        return self.sub(shifted, self.smooth("log", total)) if log else self.div(e, total)
+
+    def _logsumexp(self, a, dims, keepdim: bool):
+        s = shape_of(a)
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        dims = tuple(d % max(len(s), 1) for d in dims) if dims else tuple(range(len(s)))
+        m = self._mean(a, dims)
+        out = self.add(m, self.smooth("log", self.sum(self.smooth("exp", self.sub(a, m)), dims,
+                                                      keepdims=True)))
+        if keepdim:
+            return out
+        return self.reshape(out, tuple(d for i, d in enumerate(s) if i not in dims))
+
+    def _mean(self, a, dims):
+        """Mean over ``dims``, keeping them (size 1)."""
+        count = int(np.prod([shape_of(a)[d] for d in dims], dtype=np.int64))
+        return self.div(self.sum(a, dims, keepdims=True), np.float64(count))
+
+    def _batch_norm(self, name, arg):
+        """Batch norm in evaluation mode: the affine map ``(x - mean) / sqrt(var + eps) w + b``
+        per channel (axis 1), with the running statistics as constants."""
+        if name == "batch_norm":
+            x, w, b, mean, var = (arg(i) for i in range(5))
+            training, eps = bool(arg(5, "training")), float(arg(7, "eps", 1e-5))
+        else:
+            x, w, b, mean, var = (arg(i) for i in range(5))
+            training, eps = False, float(arg(6, "eps", 1e-5))
+        if training or mean is None or var is None:
+            raise self.unsupported("batch_norm in training mode", "call module.eval(): batch "
+                                   "statistics in training mode make the step depend on the "
+                                   "batch and update the running statistics")
+        if any(is_symbolic(v) for v in (w, b, mean, var)):
+            raise self.unsupported("batch_norm with traced statistics or weights")
+        channels = len(np.asarray(mean))
+        lead = (1, channels) + (1,) * (len(shape_of(x)) - 2) if len(shape_of(x)) > 1 else \
+            (channels,)
+        scale = 1.0 / np.sqrt(np.asarray(var, dtype=np.float64) + eps)
+        if w is not None:
+            scale = scale * np.asarray(w, dtype=np.float64)
+        shift = -np.asarray(mean, dtype=np.float64) * scale
+        if b is not None:
+            shift = shift + np.asarray(b, dtype=np.float64)
+        out = self.add(self.mul(x, scale.reshape(lead[1:] if len(lead) > 1 else lead)),
+                       shift.reshape(lead[1:] if len(lead) > 1 else lead))
+        return out if name == "batch_norm" else (out, None, None)
+
+    def _layer_norm(self, x, normalized_shape, w, b, eps: float):
+        """``(x - mean) / sqrt(var + eps) w + b`` over the trailing ``normalized_shape`` axes
+        (smooth: eps > 0)."""
+        s = shape_of(x)
+        dims = tuple(range(len(s) - len(normalized_shape), len(s)))
+        centred = self.sub(x, self._mean(x, dims))
+        var = self._mean(self.integer_pow(centred, 2.0), dims)
+        out = self.mul(centred, self.integer_pow(self.add(var, np.float64(eps)), -0.5))
+        if w is not None:
+            out = self.mul(out, w)
+        return out if b is None else self.add(out, b)
+
+    def _vector_norm(self, x, order, dims, keepdim: bool):
+        """2-, 1- and max-norms: ``sqrt(sum x^2)``, ``sum |x|``, ``max |x|``."""
+        s = shape_of(x)
+        dims = tuple(range(len(s))) if dims in (None, []) else \
+            ((dims,) if isinstance(dims, int) else tuple(dims))
+        order = float(order)
+        if order == 2.0:
+            out = self.smooth("sqrt", self.sum(self.integer_pow(x, 2.0), dims, keepdims=keepdim))
+        elif order == 1.0:
+            out = self.sum(self.abs(x), dims, keepdims=keepdim)
+        elif order == math.inf:
+            out = self.reduce_extremum("max", self.abs(x), dims, keepdims=keepdim)
+        else:
+            raise self.unsupported(f"a vector norm of order {order:g}",
+                                   "use the 1-, 2- or max-norm")
+        return out
+
+    def _like(self, name, args, kwargs):
+        """zeros_like(x), new_full(x, ...): constants that only take x's shape."""
+        torch = self.torch
+        placeholder = torch.zeros(shape_of(args[0]), dtype=torch.float64)
+        rest = [_as_tensor(torch, v) for v in args[1:]]
+        out = getattr(torch.ops.aten, name)(placeholder, *rest, **kwargs)
+        if name in ("empty_like", "new_empty"):
+            out = torch.full_like(out, float("nan"))      # never read: NaN is refused if it is
+        return _to_numpy(torch, out)
 
     def _identity(self, value, kwargs):
         dtype = kwargs.get("dtype")
@@ -452,9 +782,8 @@ class _GraphReader(Translator):
             raise TracingError(fail_message(_CALL, f"indexing with traced indices at "
                                             f"{quote(self.source)}", "index with constants"))
         s = shape_of(x)
-        key = tuple(slice(None) if i is None else (np.asarray(i) if np.asarray(i).dtype != bool
-                                                   else np.nonzero(np.asarray(i))[0])
-                    for i in indices)
+        # NumPy reads integer and boolean index arrays as PyTorch does (a k-D mask spans k axes)
+        key = tuple(slice(None) if i is None else np.asarray(i) for i in indices)
         labels = np.arange(int(np.prod(s, dtype=np.int64))).reshape(s)
         return self.take_flat(x, labels[key])
 
@@ -492,7 +821,9 @@ def _node_source(node, library_dirs: tuple) -> str | None:
     """``file:line`` of the innermost user frame of the node's recorded stack trace."""
     trace_text = node.meta.get("stack_trace") or ""
     frames = re.findall(r'File "(.*?)", line (\d+)', trace_text)
-    frames = [f for f in frames if not os.path.abspath(f[0]).startswith(library_dirs)]
+    # library frames, and code that torch.fx generated (<eval_with_key>.N), are not the user's
+    frames = [f for f in frames if not os.path.abspath(f[0]).startswith(library_dirs)
+              and not f[0].startswith("<eval_with_key>")]
     return f"{frames[-1][0]}:{frames[-1][1]}" if frames else None
 
 
@@ -505,6 +836,11 @@ def _to_numpy(torch, value):
     if isinstance(value, (int, float, bool)):
         return np.asarray(value)
     return value
+
+
+def _as_tensor(torch, value):
+    """A NumPy constant as a tensor of its own (a copy: PyTorch never writes into ours)."""
+    return torch.as_tensor(np.array(value)) if isinstance(value, np.ndarray) else value
 
 
 def _flatten(tree):
@@ -522,3 +858,24 @@ def _map_structure(fn, tree):
     if isinstance(tree, (list, tuple)):
         return type(tree)(_map_structure(fn, t) for t in tree)
     return fn(tree)
+
+
+_ACTIVATIONS = {
+    "relu6": lambda r, arg: r.clip(arg(0), np.float64(0.0), np.float64(6.0)),
+    "silu": lambda r, arg: r.mul(arg(0), r.smooth("sigmoid", arg(0))),
+    "elu": lambda r, arg: r._elu(arg(0), float(arg(1, "alpha", 1.0)), float(arg(2, "scale", 1.0)),
+                                 float(arg(3, "input_scale", 1.0))),
+    "celu": lambda r, arg: r._elu(arg(0), float(arg(1, "alpha", 1.0)), 1.0,
+                                  1.0 / float(arg(1, "alpha", 1.0))),
+    "selu": lambda r, arg: r._elu(arg(0), _SELU_ALPHA, _SELU_SCALE),
+    "gelu": lambda r, arg: r._gelu(arg(0), arg(1, "approximate", "none")),
+    "hardsigmoid": lambda r, arg: r._hard_sigmoid(arg(0)),
+    "hardswish": lambda r, arg: r.mul(arg(0), r._hard_sigmoid(arg(0))),
+    "mish": lambda r, arg: r.mul(arg(0), r.smooth("tanh", r.softplus(arg(0)))),
+    "softshrink": lambda r, arg: dsl.soft_threshold(arg(0), np.float64(arg(1, "lambd", 0.5))),
+    "hardshrink": lambda r, arg: r._hard_shrink(arg(0), float(arg(1, "lambd", 0.5))),
+    "threshold": lambda r, arg: r._threshold(arg(0), float(arg(1, "threshold")),
+                                             float(arg(2, "value"))),
+    "log_sigmoid": lambda r, arg: r.neg(r.softplus(r.neg(arg(0)))),
+    "prelu": lambda r, arg: r._prelu(arg(0), arg(1, "weight")),
+}

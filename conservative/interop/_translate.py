@@ -67,19 +67,30 @@ def definition_source(obj) -> str | None:
     return f"{path}:{line}" if path else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Jump:
-    """A discontinuous factor: ``scale * sign(arg)`` or ``scale * indicator(cond)``.
+    """A discontinuous factor times a pending product: ``scale * factor * sign(arg)`` or
+    ``scale * factor * indicator(cond)``.
 
-    Multiplying it by ``g`` gives ``where(arg > 0, scale g, -scale g)`` (sign) or
-    ``where(cond, scale g, 0)`` (indicator), a continuous map exactly when ``g`` vanishes on
-    the boundary; ``cv.where`` checks that. Any other use is a jump, refused.
+    Products with constants and symbolic values are collected first (``t * sign(x) * x`` is
+    ``t |x|`` whatever the order of the factors); when the value is used otherwise it becomes
+    ``where(arg > 0, scale factor, -scale factor)`` (sign) or ``where(cond, scale factor, 0)``
+    (indicator), a continuous map exactly when ``factor`` vanishes on the boundary, which
+    ``cv.where`` checks. With no symbolic factor yet (``factor is None``) any use is a jump,
+    refused.
     """
 
-    kind: str                   # "sign" or "step"
-    arg: Any                    # Sym (sign) or Condition (step)
+    kind: str                   # "sign", "step" or "index"
+    arg: Any                    # Sym (sign, index: the array it indexes) or Condition (step)
     scale: Any                  # a constant
     source: str
+    factor: Any = None          # None or the Sym product of the symbolic factors so far
+
+    def times(self, scale=1.0, factor=None) -> "Jump":
+        """This jump with ``scale`` and ``factor`` multiplied in."""
+        return Jump(self.kind, self.arg, self.scale * scale, self.source,
+                    self.factor if factor is None else
+                    (factor if self.factor is None else self.factor * factor))
 
 
 class Translator:
@@ -97,14 +108,19 @@ class Translator:
         self._abs_of: dict[int, Sym] = {}
         self._sub_of: dict[int, tuple] = {}
         self._relu_of: dict[int, Any] = {}
+        # each pending sign / indicator product becomes one cv.where, however often it is used
+        self._resolved: dict[tuple, tuple] = {}
         self.source = ""
 
     # --- checks ---------------------------------------------------------------------------------
 
     def array(self, value, what: str):
-        """``value`` as a Sym or float constant; refuse conditions and jumps used as numbers."""
+        """``value`` as a Sym or float constant; refuse conditions and jumps used as numbers
+        (a jump with a symbolic factor becomes its continuous selection, checked)."""
         if isinstance(value, Jump):
-            raise self.jump_error(value, what)
+            if value.factor is None or value.kind == "index":
+                raise self.jump_error(value, what)
+            return self._resolve(value)
         if isinstance(value, Condition):
             raise DiscontinuityError(fail_message(
                 self.call, f"the comparison `{value!r}` used as a number in {what} at "
@@ -117,7 +133,8 @@ class Translator:
         return arr.astype(np.float64) if arr.dtype.kind in "biuf" else arr
 
     def jump_error(self, jump: Jump, what: str) -> DiscontinuityError:
-        name = "sign" if jump.kind == "sign" else "0/1 indicator"
+        name = {"sign": "sign", "step": "0/1 indicator",
+                "index": "sorting permutation (indices of a sort)"}[jump.kind]
         return DiscontinuityError(fail_message(
             self.call, f"the discontinuous {name} made at {quote(jump.source)} used in {what} "
             f"at {quote(self.source)}", "conservative Jacobians exist only for locally "
@@ -157,7 +174,7 @@ class Translator:
 
     def neg(self, a):
         if isinstance(a, Jump):
-            return Jump(a.kind, a.arg, -a.scale, a.source)
+            return a.times(-1.0)
         return -self.array(a, "a negation")
 
     def mul(self, a, b):
@@ -165,18 +182,32 @@ class Translator:
             a = Jump("step", a, 1.0, self.source)
         if isinstance(b, Condition):
             b = Jump("step", b, 1.0, self.source)
+        if isinstance(a, Jump) and isinstance(b, Jump):
+            if a.factor is None and b.factor is None:
+                raise self.jump_error(a, "a product of two discontinuous factors")
+            if a.factor is not None:
+                a = self.array(a, "a product")
+            else:
+                b = self.array(b, "a product")
         if isinstance(b, Jump) and not isinstance(a, Jump):
             a, b = b, a
         if isinstance(a, Jump):
-            if isinstance(b, Jump):
-                raise self.jump_error(a, "a product of two discontinuous factors")
+            if a.kind == "index":
+                raise self.jump_error(a, "a product")
             if not isinstance(b, Sym):
                 b = np.asarray(b, dtype=np.float64)
                 if not np.any(b):                      # 0 * sign(z): zero everywhere
                     arg = a.arg.g if a.kind == "step" else a.arg
-                    return np.zeros(np.broadcast_shapes(shape_of(arg), b.shape))
-                return Jump(a.kind, a.arg, a.scale * b, a.source)
-            return self._resolve_jump(a, b)
+                    shapes = [shape_of(arg), b.shape] + ([a.factor.shape] if a.factor is not
+                                                         None else [])
+                    return np.zeros(np.broadcast_shapes(*shapes))
+                return a.times(b)
+            t = self._soft_threshold_of(a.arg, b) if a.kind == "sign" else None
+            if t is not None:                          # sign(z) * relu(|z| - t)
+                out = dsl.soft_threshold(a.arg, t)
+                out = out if a.factor is None else out * a.factor
+                return out if _is_one(a.scale) else out * a.scale
+            return a.times(factor=b)
         a, b = self.array(a, "a product"), self.array(b, "a product")
         out = self._neutral(a, b, 1.0)
         out = self._neutral(b, a, 1.0) if out is None else out
@@ -184,24 +215,23 @@ class Translator:
 
     def div(self, a, b):
         if isinstance(a, Jump) and not is_symbolic(b):
-            return Jump(a.kind, a.arg, a.scale / np.asarray(b, dtype=np.float64), a.source)
+            return a.times(1.0 / np.asarray(b, dtype=np.float64))
         return self.array(a, "a division") / self.array(b, "a division")
 
-    def _resolve_jump(self, jump: Jump, g: Sym):
-        """``jump * g`` as a continuous selection (checked by cv.where), or a soft-threshold."""
-        scale = jump.scale
-        if jump.kind == "sign":
-            z = jump.arg
-            t = self._soft_threshold_of(z, g)
-            if t is not None:
-                out = dsl.soft_threshold(z, t)
-            else:
-                out = dsl.where(z > 0, g, -g)
-        else:
-            out = dsl.where(jump.arg, g, 0.0 * g)
-        if not (np.ndim(scale) == 0 and float(scale) == 1.0):
-            out = out * scale
-        return out
+    def _resolve(self, jump: Jump):
+        """``scale * factor * sign(z)`` as ``where(z > 0, g, -g)`` with ``g = scale * factor``
+        (an indicator: ``where(cond, g, 0)``); cv.where checks that ``g`` vanishes where the
+        selection switches, i.e. that the product is continuous."""
+        # one selection per (jump, factor): s and 2 s of the same s = sign(x) x share their node
+        key = (jump.kind, id(jump.arg), id(jump.factor))
+        cached = self._resolved.get(key)
+        if cached is None:
+            g = jump.factor
+            base = dsl.where(jump.arg > 0, g, -g) if jump.kind == "sign" else \
+                dsl.where(jump.arg, g, 0.0 * g)
+            cached = self._resolved[key] = (jump.arg, g, base)   # kept: the ids stay unique
+        base = cached[2]
+        return base if _is_one(jump.scale) else base * jump.scale
 
     def _soft_threshold_of(self, z: Sym, g: Sym):
         """``t`` when ``g`` is ``relu(abs(z) - t)`` (the form of jaxopt's prox_lasso)."""
@@ -282,6 +312,9 @@ class Translator:
 
     def maximum(self, a, b):
         a, b = self.array(a, "max"), self.array(b, "max")
+        out = self._infinite_bound(a, b, -np.inf, self.maximum)
+        if out is not None:
+            return out
         for u, v in ((a, b), (b, a)):
             if isinstance(u, Sym) and not isinstance(v, Sym) and not np.any(v) \
                     and np.broadcast_shapes(u.shape, shape_of(v)) == u.shape:
@@ -289,7 +322,39 @@ class Translator:
         return dsl.maximum(a, b)
 
     def minimum(self, a, b):
-        return dsl.minimum(self.array(a, "min"), self.array(b, "min"))
+        a, b = self.array(a, "min"), self.array(b, "min")
+        out = self._infinite_bound(a, b, np.inf, self.minimum)
+        return dsl.minimum(a, b) if out is None else out
+
+    def _infinite_bound(self, a, b, neutral: float, op):
+        """``max(u, -inf) = u`` (``min(u, inf) = u``) where a constant operand is that infinity.
+
+        JAX writes ``max(-inf, reduce_max(x))`` in softmax and logsumexp, and ``jnp.clip`` /
+        ``torch.clamp`` take infinite bounds. Values of a Map are finite, so those entries are
+        the other operand, without a kink; the finite entries keep their max / min node. None
+        when no constant operand holds ``neutral``.
+        """
+        for u, v in ((a, b), (b, a)):
+            if not isinstance(u, Sym) or isinstance(v, Sym):
+                continue
+            v = np.asarray(v, dtype=np.float64)
+            free = v == neutral
+            if not np.any(free) or np.any(np.isnan(v)) or np.any(v == -neutral):
+                return None                   # NaN or the absorbing infinity: refused later
+            shape = np.broadcast_shapes(u.shape, v.shape)
+            u = self.broadcast_to(u, shape)
+            if np.all(free):
+                return u
+            free = np.broadcast_to(free, shape).reshape(-1)
+            flat = self.reshape(u, (free.size,))
+            kept = np.flatnonzero(~free)
+            bounded = op(flat[kept], np.broadcast_to(v, shape).reshape(-1)[kept])
+            order = np.empty(free.size, dtype=np.intp)
+            order[kept] = np.arange(kept.size)
+            order[np.flatnonzero(free)] = kept.size + np.flatnonzero(free)
+            joined = dsl.concatenate([bounded, flat])
+            return self.reshape(joined[order], shape)
+        return None
 
     def relu(self, a):
         a = self.array(a, "relu")
@@ -298,7 +363,7 @@ class Translator:
         return out
 
     def abs(self, a):
-        if isinstance(a, Jump) and a.kind == "sign":      # |sign(z)| jumps at 0 as well
+        if isinstance(a, Jump) and a.factor is None:     # |sign(z)| jumps at 0 as well
             raise self.jump_error(a, "an absolute value")
         a = self.array(a, "abs")
         out = dsl.abs(a)
@@ -317,21 +382,69 @@ class Translator:
         if lo is None:
             return self.minimum(a, hi)
         lo, hi = self.array(lo, "clip"), self.array(hi, "clip")
-        if not isinstance(lo, Sym) and not isinstance(hi, Sym) and np.any(lo > hi):
-            # min(max(a, lo), hi) with lo > hi is the constant hi there: keep the foreign order
+        constant = not isinstance(lo, Sym) and not isinstance(hi, Sym)
+        if constant and (np.any(lo > hi) or not np.all(np.isfinite(lo))
+                         or not np.all(np.isfinite(hi))):
+            # min(max(a, lo), hi) with lo > hi is the constant hi there: keep the foreign order;
+            # infinite bounds drop out of max / min (the set is the same as clip's)
             return self.minimum(self.maximum(a, lo), hi)
         return dsl.clip(a, lo, hi)
+
+    def cumsum(self, a, axis: int, reverse: bool = False):
+        """Cumulative sum along ``axis``: a product with a triangular matrix of ones."""
+        a = self.array(a, "a cumulative sum")
+        shape = shape_of(a)
+        axis %= max(len(shape), 1)
+        n = shape[axis]
+        ones = np.triu(np.ones((n, n))) if not reverse else np.tril(np.ones((n, n)))
+        order = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
+        moved = self.transpose(a, order)
+        out = self.matmul(moved, ones) if isinstance(moved, Sym) else np.asarray(moved) @ ones
+        return self.transpose(out, tuple(int(i) for i in np.argsort(order)))
+
+    def sort(self, a, axis: int):
+        """Values sorted ascending along ``axis``, by odd-even transposition: ``n`` rounds of
+        ``minimum`` / ``maximum`` on neighbouring pairs. Sorting is Lipschitz; at ties each
+        comparison keeps both choices, so every sorting permutation is in the set."""
+        a = self.array(a, "a sort")
+        shape = shape_of(a)
+        axis %= max(len(shape), 1)
+        if not isinstance(a, Sym):
+            return np.sort(a, axis=axis)
+        n = shape[axis]
+        order = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
+        rows = self.reshape(self.transpose(a, order), (-1, n) if len(shape) > 1 else (1, n))
+        rows = self.reshape(rows, (int(np.prod(shape, dtype=np.int64)) // max(n, 1), n))
+        for r in range(n):
+            first = r % 2
+            pairs = (n - first) // 2
+            if pairs == 0:
+                continue
+            left = rows[:, first:first + 2 * pairs:2]
+            right = rows[:, first + 1:first + 2 * pairs:2]
+            low, high = dsl.minimum(left, right), dsl.maximum(left, right)
+            # new column j: the pair's low / high where j is in a pair, the old column elsewhere
+            index = np.arange(n) + 2 * pairs
+            index[first:first + 2 * pairs:2] = np.arange(pairs)
+            index[first + 1:first + 2 * pairs:2] = pairs + np.arange(pairs)
+            rows = dsl.concatenate([low, high, rows], axis=1)[:, index]
+        inverse = np.argsort(order)
+        moved = tuple(shape[i] for i in order)
+        return self.transpose(self.reshape(rows, moved), tuple(int(i) for i in inverse))
 
     # --- conditions -----------------------------------------------------------------------------
 
     def compare(self, op: str, a, b, same_operand: bool = False):
         """``a op b`` for op in > >= < <= == !=; constants compare with NumPy."""
-        if isinstance(a, Jump) or isinstance(b, Jump):
-            raise self.jump_error(a if isinstance(a, Jump) else b, "a comparison")
+        a = self.array(a, "a comparison") if isinstance(a, Jump) else a
+        b = self.array(b, "a comparison") if isinstance(b, Jump) else b
         if not isinstance(a, Sym) and not isinstance(b, Sym):
             a, b = np.asarray(a), np.asarray(b)
             return {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
                     "==": np.equal, "!=": np.not_equal}[op](a, b)
+        decided = self._compare_with_non_finite(op, a, b)
+        if decided is not None:
+            return decided
         if op in ("==", "!="):
             if same_operand:
                 # x != x is the NaN test, x == x its negation: values here are finite
@@ -348,6 +461,24 @@ class Translator:
             return {">": a.__gt__, ">=": a.__ge__, "<": a.__lt__, "<=": a.__le__}[op](b)
         flipped = {">": "<", ">=": "<=", "<": ">", "<=": ">="}[op]
         return self.compare(flipped, b, a)
+
+    def _compare_with_non_finite(self, op: str, a, b):
+        """``x == inf``, ``x < inf``, ``x != nan``: decided, since the values of a Map are finite.
+
+        (``jnp.nan_to_num`` and ``jnp.hypot`` test ``x == inf``.) None unless the constant operand
+        is non-finite everywhere.
+        """
+        sym, const, flipped = (a, b, False) if isinstance(a, Sym) else (b, a, True)
+        if not isinstance(sym, Sym) or isinstance(const, Sym):
+            return None
+        const = np.asarray(const)
+        if const.dtype.kind not in "fc" or not const.size or np.any(np.isfinite(const)):
+            return None
+        fn = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+              "==": np.equal, "!=": np.not_equal}[op]
+        finite = np.zeros(sym.shape)            # any finite value decides the same way
+        out = fn(const, finite) if flipped else fn(finite, const)
+        return np.broadcast_to(out, np.broadcast_shapes(sym.shape, const.shape))
 
     def logical(self, op: str, a, b=None):
         """and / or / not of conditions (mixed strictness is harmless: branches agree)."""
@@ -380,8 +511,9 @@ class Translator:
 
     def select(self, pred, cases: Sequence):
         """``cases[pred]`` (JAX's select_n order: case 0 where the predicate is False)."""
-        if isinstance(pred, Jump) and pred.kind == "step":
-            pred = pred.arg
+        if isinstance(pred, Jump) and pred.kind == "step" and pred.factor is None \
+                and _is_one(pred.scale):
+            pred = pred.arg                             # a condition cast to an integer
         if isinstance(pred, Condition):
             if len(cases) != 2:
                 raise self.unsupported("select_n with a condition and more than two cases")
@@ -507,6 +639,53 @@ class Translator:
             out = flat[idx]
         return self.reshape(out, flat_index.shape)
 
+    def movement(self, parts, apply, what: str):
+        """The result of a pure data-movement operation (gather, scatter, pad, flip, tile, ...).
+
+        Each output element must be one element of ``parts`` or a constant (a padding or fill
+        value). The framework runs the operation itself, ``apply(labelled_parts)``, on two
+        labellings of the inputs: ``k`` and ``-k**2`` for the k-th element (k >= 1). An output
+        that reads as the same element in both is that element; one that is equal in both is
+        a constant; anything else (an operation that combines elements) is refused. ``apply``
+        returns one array or a list of them.
+        """
+        parts = [self.array(p, what) for p in parts]
+        shapes = [shape_of(p) for p in parts]
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+        total = int(sum(sizes))
+        if total > 2 ** 26:           # labels squared must stay exact in float64
+            raise self.unsupported(f"{what} on more than 2**26 elements")
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        first = [np.arange(offsets[k] + 1, offsets[k + 1] + 1, dtype=np.float64)
+                 .reshape(shapes[k]) for k in range(len(parts))]
+        out_a, out_b = apply(first), apply([-(f ** 2) for f in first])
+        single = not isinstance(out_a, (list, tuple))
+        if single:
+            out_a, out_b = [out_a], [out_b]
+        flats = [self.reshape(p, (sizes[k],)) for k, p in enumerate(parts)]
+        source = flats[0] if len(flats) == 1 else self.concatenate(flats, 0)
+        outs = [self._relabel(source, total, np.asarray(a, dtype=np.float64),
+                              np.asarray(b, dtype=np.float64), what)
+                for a, b in zip(out_a, out_b)]
+        return outs[0] if single else outs
+
+    def _relabel(self, source, total: int, a: np.ndarray, b: np.ndarray, what: str):
+        """Rebuild one output of :meth:`movement` from its two labelled evaluations."""
+        label = np.rint(a)
+        is_label = (label == a) & (a >= 1) & (a <= total) & (b == -(a ** 2))
+        is_const = ~is_label & (a == b)
+        if not np.all(is_label | is_const | (np.isnan(a) & np.isnan(b))):
+            raise self.unsupported(f"{what} (its outputs are not elements of its inputs)")
+        if not np.all(is_label | is_const):
+            raise self.unsupported(f"{what} out of bounds (filled with NaN)",
+                                   "keep indices within the array")
+        index = np.where(is_label, label - 1, 0).astype(np.intp)
+        if np.any(is_const):
+            # constants (padding, fill values) are appended to the source and indexed there
+            source = self.concatenate([source, a[is_const]], 0)
+            index[is_const] = total + np.arange(int(np.count_nonzero(is_const)))
+        return self.take_flat(source, index)
+
     def concatenate(self, parts, axis: int):
         parts = [self.array(p, "a concatenation") for p in parts]
         parts = [p for p in parts if shape_of(p)[axis] != 0] or parts[:1]
@@ -575,6 +754,10 @@ class Translator:
         parts = [p if isinstance(p, Sym) else np.asarray(p) for p in parts]
         stacked = dsl.stack(parts) if any(isinstance(p, Sym) for p in parts) else np.stack(parts)
         return self.reshape(stacked, bshape + tuple(shape_of(parts[0])))
+
+
+def _is_one(scale) -> bool:
+    return np.ndim(scale) == 0 and float(scale) == 1.0
 
 
 _DSL_SMOOTH = {"exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh", "logistic": "sigmoid",
