@@ -19,9 +19,9 @@ import numpy as np
 
 from . import interval as iv
 from ._types import as_float_array
-from .errors import ConservativeError, InputError, ShapeError, fail_message
-from .evaluate import located
+from .errors import InputError, ShapeError, fail_message
 from .graph import Program
+from .interpreter import seed, walk
 
 __all__ = ["enclose_program", "enclose_values", "possible_pieces", "as_box"]
 
@@ -80,6 +80,12 @@ def _point_scale(d: np.ndarray, t: iv.Interval) -> iv.Interval:
     return iv.Interval(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
 
 
+def _interval_consts(program: Program) -> dict:
+    """The program's constants as degenerate intervals (built once per program)."""
+    return program.cached("interval_consts", lambda: {
+        node: iv.Interval(value) for node, value in program.consts.items()})
+
+
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
                     tol: float = 0.0, call: str = "Map.enclose", boundaries: list | None = None,
                     seeds: tuple | None = None):
@@ -104,9 +110,6 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
     """
     sx, st = x_box.shape, theta_box.shape
     n_in, m = int(np.prod(sx, dtype=np.int64)), int(np.prod(st, dtype=np.int64))
-    vals = {program.x_node: x_box, program.theta_node: theta_box}
-    for node, value in program.consts.items():
-        vals[node] = iv.Interval(value)
     if seeds is None:
         ndir = n_in + m
         tans = {program.x_node: iv.Interval(np.eye(n_in, ndir).reshape(sx + (ndir,))),
@@ -115,29 +118,28 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         tans = {node: seed for node, seed in zip((program.x_node, program.theta_node), seeds)
                 if seed is not None}
         ndir = next(iter(tans.values())).shape[-1]
-    for step in program.steps:
+
+    def value_and_tangent_rule(step, args):
         prim = step.prim
-        args = [vals[i] for i in step.inputs]
-        try:
-            out = prim.interval(*args, **step.params)
-            vals[step.node] = out
-            if boundaries is not None and prim.name == "select" and \
-                    np.any((args[0].lo <= tol) & (args[0].hi >= -tol)):
-                boundaries.append(step.node)
-            tin = [tans.get(i) for i in step.inputs]
-            if all(t is None for t in tin):
-                continue
+        out = prim.interval(*args, **step.params)
+        if boundaries is not None and prim.name == "select" and \
+                np.any((args[0].lo <= tol) & (args[0].hi >= -tol)):
+            boundaries.append(step.node)
+        tin = [tans.get(i) for i in step.inputs]
+        if any(t is not None for t in tin):
             if prim.kind == "elementwise" and prim.pieces is not None:
                 acc = _piece_tangent_hull(prim, args, tin, tol, step.params)
             elif prim.kind == "elementwise":
-                d = prim.interval_partials(args, out, tol, **step.params)
-                acc = _combine_interval(d, tin)
+                acc = _combine_interval(prim.interval_partials(args, out, tol, **step.params),
+                                        tin)
             else:
                 acc = prim.interval_jvp(args, out, tin, **step.params)
             if acc is not None:
                 tans[step.node] = acc
-        except ConservativeError as exc:
-            raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
+        return out
+
+    env = seed(program, x_box, theta_box, _interval_consts(program))
+    vals = walk(program, env, value_and_tangent_rule, call=call)
     out_shape = program.shape(program.out_node)
     n_out = int(np.prod(out_shape, dtype=np.int64))
     t = tans.get(program.out_node)
@@ -184,18 +186,15 @@ def _piece_tangent_hull(prim, args, tangents, tol, params):
     return iv.Interval(lo, hi)
 
 
+def _interval_value_rule(step, args):
+    return step.prim.interval(*args, **step.params)
+
+
 def enclose_values(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
                    call: str = "Map.enclose") -> dict:
     """Interval enclosures of every node's value over a box (no derivatives): node -> Interval."""
-    vals = {program.x_node: x_box, program.theta_node: theta_box}
-    for node, value in program.consts.items():
-        vals[node] = iv.Interval(value)
-    for step in program.steps:
-        try:
-            vals[step.node] = step.prim.interval(*[vals[i] for i in step.inputs], **step.params)
-        except ConservativeError as exc:
-            raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
-    return vals
+    env = seed(program, x_box, theta_box, _interval_consts(program))
+    return walk(program, env, _interval_value_rule, call=call)
 
 
 def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
@@ -208,15 +207,18 @@ def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         Only nodes where some element may have two or more active pieces (a kink the box
         meets); elsewhere the pieces active at any point of the box are those at the point.
     """
-    vals = enclose_values(program, x_box, theta_box, call=call)
-    out = {}
-    for step in program.steps:
+    found = {}
+
+    def value_and_pieces_rule(step, args):
         prim = step.prim
-        if prim.kind != "elementwise" or prim.pieces is None:
-            continue
-        masks = prim.interval_active([vals[i] for i in step.inputs], tol, **step.params)
-        shape = program.shape(step.node)
-        stacked = np.stack([np.broadcast_to(m, shape) for m in masks])
-        if np.any(stacked.sum(axis=0) >= 2):
-            out[step.node] = stacked
-    return out
+        if prim.kind == "elementwise" and prim.pieces is not None:
+            masks = prim.interval_active(args, tol, **step.params)
+            shape = program.shape(step.node)
+            stacked = np.stack([np.broadcast_to(m, shape) for m in masks])
+            if np.any(stacked.sum(axis=0) >= 2):
+                found[step.node] = stacked
+        return prim.interval(*args, **step.params)
+
+    env = seed(program, x_box, theta_box, _interval_consts(program))
+    walk(program, env, value_and_pieces_rule, call=call)
+    return found

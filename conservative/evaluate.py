@@ -1,24 +1,24 @@
 """Vectorised NumPy evaluation of traced programs over a batch of points.
 
 Every value carries one leading batch axis: ``(B, *node_shape)``, with ``B == 1`` for values that
-do not depend on the inputs (NumPy broadcasting does the rest). Results are stored in fresh
-dicts keyed by node; the graph is never mutated.
+do not depend on the inputs (NumPy broadcasting does the rest). Evaluation is the value rule of
+the interpreter walk (:mod:`conservative.interpreter`): results go into fresh dicts keyed by
+node; the graph is never mutated.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConservativeError, NonFiniteError
 from .graph import Program
+from .interpreter import located, raise_non_finite, seed, walk  # noqa: F401 (located: old path)
 
-__all__ = ["evaluate", "located", "raise_non_finite"]
+__all__ = ["evaluate", "value_rule"]
 
 
-def located(program: Program, node: int, message: str) -> str:
-    """Append the node's expression and the user's source location to ``message``."""
-    d = program.graph.nodes[node]
-    return f"{message}\n  in `{program.expression(node)}` (defined at {d['source']})"
+def value_rule(step, ins):
+    """The value of one node: its primitive's implementation on the input values."""
+    return step.impl(*ins)
 
 
 def evaluate(program: Program, x: np.ndarray, theta: np.ndarray, *, call: str,
@@ -32,35 +32,25 @@ def evaluate(program: Program, x: np.ndarray, theta: np.ndarray, *, call: str,
     call : str
         Public call name for error messages.
     keep : bool
-        Return the dict of all node values instead of the output only.
+        Return the dict of all node values instead of the output only (otherwise each value
+        is dropped after its last use).
 
     Raises
     ------
     NonFiniteError
         When a node produces NaN or infinity (the message names the node).
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> F = cv.trace(lambda x, t: cv.relu(x - t), (2,), ())
+    >>> evaluate(F.program, np.array([[1.0, -1.0]]), np.array([0.5]), call="demo")
+    array([[0.5, 0. ]])
     """
-    values: dict[int, np.ndarray] = {program.x_node: x, program.theta_node: theta}
-    for node, value in program.consts.items():
-        values[node] = value[None]
-    with np.errstate(all="ignore"):
-        for step in program.steps:
-            args = [values[i] for i in step.inputs]
-            try:
-                values[step.node] = step.prim.impl(*args, **step.params)
-            except ConservativeError as exc:
-                raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
+    values = walk(program, seed(program, x, theta), value_rule, call=call, free=not keep)
     out = values[program.out_node]
     if not np.all(np.isfinite(out)):
+        if not keep:        # the values that name the node were dropped: compute them again
+            values = walk(program, seed(program, x, theta), value_rule, call=call)
         raise_non_finite(program, values, call)
     return values if keep else out
-
-
-def raise_non_finite(program: Program, values, call: str):
-    for step in program.steps:
-        if not np.all(np.isfinite(values[step.node])):
-            raise NonFiniteError(located(
-                program, step.node,
-                f"{call}: the program produced NaN or infinite values at `{step.prim.name}`; "
-                "check the inputs lie in the domain of every operation (log and sqrt need "
-                "positive arguments, division a non-zero denominator)"))
-    raise NonFiniteError(f"{call}: the program produced NaN or infinite values")

@@ -20,7 +20,9 @@ import contextvars
 import linecache
 import os
 import sys
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -107,12 +109,17 @@ class Builder:
 
 @dataclass(frozen=True)
 class Step:
-    """One node to compute during evaluation."""
+    """One node to compute: its primitive, inputs and parameters.
+
+    ``impl`` is the primitive's implementation with the parameters bound, prepared once when
+    the program is frozen (what the value rule calls).
+    """
 
     node: int
     prim: Primitive
     inputs: tuple[int, ...]
     params: dict
+    impl: Callable = field(repr=False, compare=False, default=None)
 
 
 class Program:
@@ -133,16 +140,37 @@ class Program:
         keep = nx.ancestors(g, out_node) | {out_node, x_node, theta_node}
         self.graph = nx.freeze(g.subgraph(sorted(keep)).copy())
         self.x_node, self.theta_node, self.out_node = x_node, theta_node, out_node
+        self._cache: dict = {}
         self.order = sorted(self.graph.nodes)
-        self.steps = [Step(n, d["prim"], d["inputs"], d["params"])
+        self.steps = [Step(n, d["prim"], d["inputs"], d["params"], _bound(d["prim"], d["params"]))
                       for n, d in ((n, self.graph.nodes[n]) for n in self.order)
                       if d["prim"].kind != "input"]
         self.consts = {n: self.graph.nodes[n]["value"] for n in self.order
                        if self.graph.nodes[n]["prim"].name == "const"}
+        # prepared once: the constants with their batch axis of one, and per step the inputs
+        # whose last use it is (a forward pass may drop them afterwards)
+        self.batched_consts = {n: v[None] for n, v in self.consts.items()}
+        last = {}
+        for k, step in enumerate(self.steps):
+            for i in step.inputs:
+                last[i] = k
+        self.dying = [tuple(i for i in dict.fromkeys(step.inputs) if last[i] == k)
+                      for k, step in enumerate(self.steps)]
         self.kink_nodes = [s.node for s in self.steps if s.prim.pieces is not None]
+        # nodes that depend on x or theta (constants need no tangent or cotangent)
+        self.live = {x_node, theta_node}
+        for step in self.steps:
+            if any(i in self.live for i in step.inputs):
+                self.live.add(step.node)
 
     def shape(self, node: int) -> tuple:
         return self.graph.nodes[node]["shape"]
+
+    def cached(self, key: str, build: Callable):
+        """A derived object built once per program (programs are frozen, so it stays valid)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
     # --- readable forms -------------------------------------------------------------------------
 
@@ -176,6 +204,10 @@ class Program:
             lines.append(f"  %{step.node:<4} = {rhs:<48} {str(d['shape']):<10} # {loc}{mark}")
         lines.append(f"  return %{self.out_node}")
         return "\n".join(lines)
+
+
+def _bound(prim: Primitive, params: dict) -> Callable:
+    return functools.partial(prim.impl, **params) if params else prim.impl
 
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}

@@ -12,7 +12,7 @@ from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fa
 from .enclose import as_box, enclose_program, possible_pieces
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
-from .jacobian import jacobian_set, linearise, value_and_jvp, vjp
+from .jacobian import jacobian_set, pullback, value_and_jvp
 from .primitives import PRIMITIVES
 from .sets import JacobianSet
 
@@ -305,11 +305,9 @@ class Map:
         call = "Map.vjp"
         xb, tb = self.point(x, theta, call=call)
         ct = as_float_array(cotangent, name="cotangent", call=call, shape=self.state_shape)
-        values = evaluate(self.program, xb, tb, call=call, keep=True)
-        lin = linearise(self.program, values, tol=0.0, call=call, with_pieces=False)
-        cts = vjp(self.program, values, lin.partials, ct[None], call=call)
-        return (np.array(values[self.program.out_node][0]), np.array(cts[self.program.x_node][0]),
-                np.array(cts[self.program.theta_node][0]))
+        back = pullback(self.program, xb, tb, call=call)
+        ct_x, ct_theta = back(ct[None])
+        return np.array(back.value[0]), np.array(ct_x[0]), np.array(ct_theta[0])
 
     # --- enclosures -----------------------------------------------------------------------------
 

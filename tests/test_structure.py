@@ -17,7 +17,7 @@ LAYERS = {
     "sets": 1, "interval": 1, "distances": 1, "_exact": 1,
     "primitives": 2, "rules": 2,
     "dsl": 3, "graph": 3, "linalg": 3,
-    "evaluate": 4, "jacobian": 4, "map": 4, "iterate": 4, "enclose": 4, "fixed_point_set": 4,
+    "interpreter": 4, "evaluate": 4, "jacobian": 4, "map": 4, "iterate": 4, "enclose": 4, "fixed_point_set": 4,
     "picard": 5, "piggyback": 5, "attractor": 5, "implicit": 5, "jsr": 5, "certify": 5,
     "ifs": 5, "derivatives": 5, "verify": 5,
     "algorithms": 6, "interop": 6, "examples": 6, "symbolic": 6, "plotting": 6, "cli": 6, "datasets": 6,
