@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .primitives import Primitive
+from .primitives import Leaf, Primitive
 
 __all__ = ["Builder", "Program", "user_source", "foreign_source"]
 
@@ -144,9 +144,9 @@ class Program:
         self.order = sorted(self.graph.nodes)
         self.steps = [Step(n, d["prim"], d["inputs"], d["params"], _bound(d["prim"], d["params"]))
                       for n, d in ((n, self.graph.nodes[n]) for n in self.order)
-                      if d["prim"].kind != "input"]
+                      if not isinstance(d["prim"], Leaf)]
         self.consts = {n: self.graph.nodes[n]["value"] for n in self.order
-                       if self.graph.nodes[n]["prim"].name == "const"}
+                       if "value" in self.graph.nodes[n]}
         # prepared once: the constants with their batch axis of one, and per step the inputs
         # whose last use it is (a forward pass may drop them afterwards)
         self.batched_consts = {n: v[None] for n, v in self.consts.items()}
@@ -156,7 +156,7 @@ class Program:
                 last[i] = k
         self.dying = [tuple(i for i in dict.fromkeys(step.inputs) if last[i] == k)
                       for k, step in enumerate(self.steps)]
-        self.kink_nodes = [s.node for s in self.steps if s.prim.pieces is not None]
+        self.kink_nodes = [s.node for s in self.steps if not s.prim.smooth]
         # nodes that depend on x or theta (constants need no tangent or cotangent)
         self.live = {x_node, theta_node}
         for step in self.steps:
@@ -177,15 +177,12 @@ class Program:
     def expression(self, node: int, depth: int = 4) -> str:
         """A readable expression for ``node``, abbreviated below ``depth``."""
         d = self.graph.nodes[node]
-        name = d["prim"].name
-        if name == "input":
-            return d["name"]
-        if name == "const":
-            return _const_repr(d["value"])
+        if isinstance(d["prim"], Leaf):       # an input (named) or a constant (a value)
+            return d["name"] if "value" not in d else _const_repr(d["value"])
         if depth <= 0:
             return "…"
         args = [self.expression(i, depth - 1) for i in d["inputs"]]
-        return _format_op(name, args, d["params"])
+        return d["prim"].show(args, d["params"])
 
     def __str__(self) -> str:
         g = self.graph
@@ -198,9 +195,9 @@ class Program:
         for step in self.steps:
             args = [label[i] for i in step.inputs]
             d = g.nodes[step.node]
-            rhs = _format_op(step.prim.name, args, step.params)
+            rhs = step.prim.show(args, step.params)
             loc = os.path.basename(d["source"])
-            mark = "  [nonsmooth]" if step.prim.pieces is not None else ""
+            mark = "" if step.prim.smooth else "  [nonsmooth]"
             lines.append(f"  %{step.node:<4} = {rhs:<48} {str(d['shape']):<10} # {loc}{mark}")
         lines.append(f"  return %{self.out_node}")
         return "\n".join(lines)
@@ -210,43 +207,7 @@ def _bound(prim: Primitive, params: dict) -> Callable:
     return functools.partial(prim.impl, **params) if params else prim.impl
 
 
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
-
-
 def _const_repr(value: np.ndarray) -> str:
     if value.size == 1 or (value.size and not any(value.strides)):  # a broadcast scalar
         return f"{float(value.reshape(-1)[0]):.6g}"
     return f"const{value.shape}"
-
-
-def _format_op(name: str, args: list[str], params: dict) -> str:
-    if name in _INFIX:
-        return f"({args[0]} {_INFIX[name]} {args[1]})"
-    if name == "neg":
-        return f"-{args[0]}"
-    if name == "pow":
-        return f"{args[0]} ** {params['exponent']:g}"
-    if name == "getitem":
-        return f"{args[0]}[{_index_repr(params['index'])}]"
-    if name == "select":
-        op = ">" if params["strict"] else ">="
-        return f"where({args[0]} {op} 0, {args[1]}, {args[2]})"
-    if name in ("broadcast_to", "reshape"):
-        return f"{name}({args[0]}, {params['shape']})"
-    extra = [f"{k}={v}" for k, v in params.items()]
-    return f"{name}({', '.join(args + extra)})"
-
-
-def _index_repr(index: tuple) -> str:
-    parts = []
-    for i in index:
-        if isinstance(i, slice):
-            parts.append(":".join("" if v is None else str(v) for v in (i.start, i.stop)) +
-                         ("" if i.step is None else f":{i.step}"))
-        elif i is None:
-            parts.append("None")
-        elif isinstance(i, np.ndarray):
-            parts.append(str(i.tolist()) if i.size <= 6 else f"array{i.shape}")
-        else:
-            parts.append(str(i))
-    return ", ".join(parts)

@@ -48,50 +48,6 @@ class Linearisation:
         self.pieces = pieces
 
 
-def _selected_partials(pieces, choice: np.ndarray, n_inputs: int) -> tuple:
-    """Partials of the piece ``choice`` (an int array over the batched shape) per input."""
-    out = []
-    for i in range(n_inputs):
-        stacked = np.stack(np.broadcast_arrays(*[np.asarray(p[i], dtype=float)
-                                                 for p in pieces.partials], choice))[:-1]
-        out.append(np.take_along_axis(stacked, choice[None].astype(np.intp), axis=0)[0])
-    return tuple(out)
-
-
-def _widen(pc, possible, kink: int):
-    """Pieces at a point, with every piece that ``possible`` says may be active counted active.
-
-    Where two or more pieces may be active the default becomes the primitive's choice *on*
-    the kink (``kink``), so that it does not depend on the side a rounded point fell on.
-    """
-    possible = np.asarray(possible)[:, None]            # (P, 1, *shape): batch of one point
-    active = pc.active | possible
-    on_kink = possible.sum(axis=0) >= 2
-    default = np.where(on_kink & possible[kink], kink, pc.default).astype(np.intp)
-    return type(pc)(pc.partials, active, default)
-
-
-def _local_partials(step, args, out, *, tol, pieces_out, possible):
-    """The partials of one elementwise node: the smooth partials, or the default selection's.
-
-    Pieces are computed (and stored in ``pieces_out``, when it is a dict) only when asked for
-    or when ``possible`` widens the node; otherwise the default's partials come directly from
-    the primitive's ``default_partials`` rule.
-    """
-    prim = step.prim
-    if prim.pieces is None:
-        return prim.partials(args, out, **step.params)
-    widen = possible is not None and step.node in possible
-    if pieces_out is None and not widen:
-        return prim.default_partials(args, out, **step.params)
-    pc = prim.pieces(args, out, tol, **step.params)
-    if widen:
-        pc = _widen(pc, possible[step.node], prim.kink_default(**step.params))
-    if pieces_out is not None:
-        pieces_out[step.node] = pc
-    return _selected_partials(pc, pc.default, len(args))
-
-
 def _check_finite(program, node, partials, call):
     for d in partials:
         if np.ndim(d) and not np.all(np.isfinite(d)):
@@ -114,64 +70,40 @@ def linearise(program: Program, values: dict, *, tol: float, call: str,
     possible_pieces` over a box around the point, batch of one) adds every piece that may be
     active on that box: the set of a point known only through an enclosure.
     """
-    pieces = {} if with_pieces else None
+    possible = possible or {}
+    pieces = {}
 
     def partials_rule(step, _):
-        if step.prim.kind != "elementwise":
-            return None
-        d = _local_partials(step, [values[i] for i in step.inputs], values[step.node], tol=tol,
-                            pieces_out=pieces, possible=possible)
-        _check_finite(program, step.node, d, call)
+        d, pc = step.prim.linearise([values[i] for i in step.inputs], values[step.node],
+                                    step.params, tol=tol, with_pieces=with_pieces,
+                                    possible=possible.get(step.node))
+        if pc is not None:
+            pieces[step.node] = pc
+        if d is not None:
+            _check_finite(program, step.node, d, call)
         return d
 
     partials = walk(program, {}, partials_rule, call=call)
-    return Linearisation(partials, pieces if with_pieces else {})
+    return Linearisation(partials, pieces)
 
 
 def _values_and_partials(program, x, theta, *, call, possible=None):
     """Values of every node and the default selection's partials of the nodes that depend on
     the inputs, in one walk (what a derivative run needs; nothing is checked here)."""
     live = program.live
+    possible = possible or {}
     partials = {}
 
     def rule(step, ins):
         out = step.impl(*ins)
-        if step.node in live and step.prim.kind == "elementwise":
-            partials[step.node] = _local_partials(step, ins, out, tol=0.0, pieces_out=None,
-                                                  possible=possible)
+        if step.node in live:
+            partials[step.node] = step.prim.linearise(ins, out, step.params, tol=0.0,
+                                                      with_pieces=False,
+                                                      possible=possible.get(step.node))[0]
         return out
 
     values = walk(program, seed(program, x, theta), rule, call=call)
     return values, partials
-
-
-def _combine(partials, tangents):
-    """``sum_i d_i * t_i`` for elementwise partials; scalar 0 and ±1 cost no multiplication."""
-    acc = None
-    for d, t in zip(partials, tangents):
-        if t is None:
-            continue
-        if np.ndim(d) == 0:
-            if d == 0.0:
-                continue
-            if d == 1.0 or d == -1.0:
-                if acc is None:
-                    acc = t if d == 1.0 else -t
-                else:
-                    acc = acc + t if d == 1.0 else acc - t
-                continue
-            term = t * d
-        else:
-            term = t * d[..., None]
-        acc = term if acc is None else acc + term
-    return acc
-
-
-def _tangent(step, args, out, tangents, partials):
-    """The output tangent of one node: elementwise partials, or the primitive's JVP rule."""
-    if step.prim.kind == "elementwise":
-        return _combine(partials, tangents)
-    return step.prim.jvp(args, out, tangents, **step.params)
 
 
 def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bool = False,
@@ -196,8 +128,8 @@ def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bo
             return seeds[step.node]
         if all(t is None for t in tin):
             return None
-        return _tangent(step, [values[i] for i in step.inputs], values[step.node], tin,
-                        partials.get(step.node))
+        return step.prim.tangent([values[i] for i in step.inputs], values[step.node], tin,
+                                 partials.get(step.node), step.params)
 
     tangents = walk(program, dict(seeds), tangent_rule, call=call, free=not keep)
     return tangents if keep else tangents.get(program.out_node)
@@ -252,16 +184,12 @@ def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *
     live = program.live
 
     def cotangent_rule(step, ct):
-        prim = step.prim
-        if prim.kind == "elementwise":
-            ins = tuple(ct if np.ndim(d) == 0 and d == 1.0 else ct * d
-                        for d in partials[step.node])
-        elif prim.transpose is None:
-            raise NotImplementedError(f"{call}: reverse mode is not available through "
-                                      f"`{prim.name}` (no transpose rule); use forward mode")
-        else:
-            ins = prim.transpose([values[i] for i in step.inputs], values[step.node], ct,
-                                 tuple(i in live for i in step.inputs), **step.params)
+        try:
+            ins = step.prim.cotangent([values[i] for i in step.inputs], values[step.node], ct,
+                                      tuple(i in live for i in step.inputs),
+                                      partials.get(step.node), step.params)
+        except NotImplementedError as exc:
+            raise NotImplementedError(f"{call}: {exc}") from None
         return tuple(_fit(c, values[src]) if src in live and c is not None else None
                      for src, c in zip(step.inputs, ins))
 
@@ -333,7 +261,8 @@ def pullback(program: Program, x: np.ndarray, theta: np.ndarray, *, call: str,
     if not np.all(np.isfinite(values[program.out_node])):
         raise_non_finite(program, values, call)
     for node, d in partials.items():            # in topological order: the first bad node
-        _check_finite(program, node, d, call)
+        if d is not None:
+            _check_finite(program, node, d, call)
     return Pullback(program, values, partials, call=call)
 
 
@@ -404,6 +333,7 @@ def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
                            hull=hull)
     return JacobianSet(_affine_generator(program, values, lin, slots, tangents, J0, n, T),
                        hull=hull)
+
 
 
 def _affine_generator(program, values, lin, slots, tangents, J0, n, T):

@@ -13,7 +13,7 @@ from .enclose import as_box, enclose_program, possible_pieces
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
 from .jacobian import jacobian_set, pullback, value_and_jvp
-from .primitives import PRIMITIVES
+from .rules import input_p
 from .sets import JacobianSet
 
 __all__ = ["trace", "Map"]
@@ -60,9 +60,9 @@ def trace(fn: Callable, state_shape, param_shape=()) -> "Map":
     param_shape = as_shape(param_shape, name="param_shape", call=call)
     builder = Builder()
     src = user_source()
-    x_node = builder.add(PRIMITIVES["input"], (), {"shape": state_shape}, state_shape, src,
+    x_node = builder.add(input_p, (), {"shape": state_shape}, state_shape, src,
                          name="x")
-    t_node = builder.add(PRIMITIVES["input"], (), {"shape": param_shape}, param_shape, src,
+    t_node = builder.add(input_p, (), {"shape": param_shape}, param_shape, src,
                          name="theta")
     out = fn(Sym(builder, x_node, state_shape), Sym(builder, t_node, param_shape))
     if not isinstance(out, Sym):
@@ -362,13 +362,16 @@ class Map:
     def _sample_where_continuity(self, n_lines: int = 6, seed: int = 0):
         """Look for boundary points of every ``cv.where`` along random lines; check continuity.
 
+        The nodes checked are those whose primitive has a ``branches`` hook (user-defined
+        branches, whose agreement is not guaranteed by construction).
+
         A heuristic complement to the exact check made whenever a boundary point is evaluated:
         it finds jumps at trace time in the common case where the boundary crosses the region
         around the origin.
         """
         program = self.program
-        selects = [s for s in program.steps if s.prim.name == "select"]
-        if not selects:
+        checked = [s for s in program.steps if s.prim.checks_continuity]
+        if not checked:
             return
         rng = np.random.default_rng(seed)
         for _ in range(n_lines):
@@ -385,8 +388,9 @@ class Map:
                 raise
             except Exception:  # noqa: BLE001 - points outside the domain say nothing here
                 continue
-            for step in selects:
-                g, a, b = (np.broadcast_to(vals[i], vals[step.node].shape) for i in step.inputs)
+            for step in checked:
+                g, a, b = (np.broadcast_to(v, vals[step.node].shape)
+                           for v in _branches(step, vals))
                 flat_g = g.reshape(len(ts), -1)
                 gap = np.abs(a - b).reshape(len(ts), -1)
                 scale = 1.0 + np.maximum(np.abs(a), np.abs(b)).reshape(len(ts), -1)
@@ -416,6 +420,11 @@ def _one_element(value, shape):
     return value
 
 
+def _branches(step, vals):
+    """``(g, a, b)`` of a node whose continuity is checked: its primitive's branches hook."""
+    return step.prim.branches([vals[i] for i in step.inputs], **step.params)
+
+
 def _bisect_confirms(program, step, xs, t0, ts, change):
     """Bisect each bracketed boundary crossing and test the branch gap at the crossing."""
     confirm = np.zeros_like(change)
@@ -425,7 +434,8 @@ def _bisect_confirms(program, step, xs, t0, ts, change):
 
     def parts(t, e):
         vals = evaluate(program, (base + t * direction)[None], t0, call="cv.trace", keep=True)
-        return [float(np.broadcast_to(vals[i], (1,) + shape).reshape(-1)[e]) for i in step.inputs]
+        return [float(np.broadcast_to(v, (1,) + shape).reshape(-1)[e])
+                for v in _branches(step, vals)]
 
     k_idx, e_idx = np.nonzero(change)
     for k, e in zip(k_idx[:8], e_idx[:8]):

@@ -29,13 +29,7 @@ def symbols_for(name: str, shape: tuple) -> np.ndarray:
 
 def _sympy_rule(step, args):
     """The sympy expressions of one node, on batched object arrays."""
-    if step.prim.kind == "elementwise":
-        fn = np.frompyfunc(lambda *a: step.prim.sympy(*a, **step.params), len(args), 1)
-        return np.asarray(fn(*np.broadcast_arrays(*args)), dtype=object)
-    # structural primitives run their NumPy implementation on object arrays, unless they carry
-    # a sympy rule of their own (matrix functions, linear solves)
-    rule = step.prim.sympy if callable(step.prim.sympy) else step.prim.impl
-    return np.asarray(rule(*args, **step.params), dtype=object)
+    return step.prim.sympy_rule(args, step.params)
 
 
 def to_sympy(F: Map, *, rational: bool = False):

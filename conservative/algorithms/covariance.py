@@ -9,7 +9,7 @@ from .. import linalg
 from .._types import as_float_array
 from ..errors import InputError, ShapeError, fail_message
 from ..map import trace
-from ..primitives import PRIMITIVES
+from ..rules import logdet_prox_p
 from ._base import AlgorithmMap
 from ._checks import positive
 
@@ -19,7 +19,7 @@ __all__ = ["sparse_inverse_covariance"]
 def _logdet_prox_numeric(W, gamma):
     """The primitive's implementation on any stack of matrices (..., d, d)."""
     W = np.asarray(W, dtype=float)
-    out = PRIMITIVES["logdet_prox"].impl(W.reshape((-1,) + W.shape[-2:]), gamma=gamma)
+    out = logdet_prox_p.impl(W.reshape((-1,) + W.shape[-2:]), gamma=gamma)
     return out.reshape(W.shape)
 
 

@@ -199,19 +199,6 @@ def _groups(groups, p, call) -> list[np.ndarray]:
     return parts
 
 
-def _block_soft_threshold(z, t, t_squared):
-    """``z max(1 - t / ||z||, 0)`` for one group ``z`` and a threshold ``t >= 0``, as a selection.
-
-    Written ``z (1 - t / sqrt(max(||z||^2, t_squared)))`` with ``t_squared = t^2 + 1e-300``.
-    Pieces of the ``maximum`` node: ``||z||^2 >= t^2`` gives ``z (1 - t / ||z||)`` (smooth
-    there for t > 0), ``||z||^2 <= t^2`` gives ``z (1 - t / t) = 0``; they agree on
-    ``||z|| = t``, so the map is Lipschitz and no square root of 0 is ever taken (the ``1e-300``
-    keeps ``t = 0, z = 0`` finite: the value is then ``z``, the derivative the identity).
-    """
-    sq = cv.sum(z * z)
-    return z * (1.0 - t / cv.sqrt(cv.maximum(sq, t_squared)))
-
-
 def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
     """Forward-backward for the group Lasso.
 
@@ -221,11 +208,11 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
         z = w_k - step * X^T (X w_k - y)
         (w_{k+1})_g = z_g * max(1 - step * lam / ||z_g||, 0)      (block soft-thresholding)
 
-    Block soft-thresholding is written as a selection with two smooth pieces per group,
-    switched by ``cv.maximum(||z_g||^2, t^2)`` with ``t = step * lam``: ``z_g (1 - t/||z_g||)``
-    where ``||z_g|| >= t`` and ``0`` where ``||z_g|| <= t``. They agree on ``||z_g|| = t``, so the
-    map is Lipschitz; no ``||z_g||`` is differentiated at 0. On the sphere ``||z_g|| = t`` the
-    conservative Jacobian holds both pieces' Jacobians, ``z_g z_g^T / t^2`` and 0 (in z).
+    Block soft-thresholding is :func:`conservative.group_soft_threshold` with ``t = step *
+    lam``: two pieces per group, ``z_g (1 - t/||z_g||)`` where ``||z_g|| >= t`` and ``0`` where
+    ``||z_g|| <= t``. They agree on ``||z_g|| = t``, so the map is Lipschitz. On the sphere
+    ``||z_g|| = t`` the conservative Jacobian holds both pieces' Jacobians, ``z_g z_g^T / t^2``
+    and 0 (in z); the default is the zero piece.
 
     Parameters
     ----------
@@ -273,9 +260,7 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
 
     def fb_step(w, lam):
         z = w - step * grad(w)
-        t = step * lam
-        t_squared = t * t + 1e-300
-        blocks = [_block_soft_threshold(z[g], t, t_squared) for g in parts]
+        blocks = [cv.group_soft_threshold(z[g], step * lam) for g in parts]
         out = cv.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         return out if np.array_equal(order, np.arange(p)) else out[inverse]
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import interval as iv
-from ..primitives import Primitive, register
+from ..primitives import Leaf, Structural, infix, register
+
+__all__ = ["input_p", "const_p", "broadcast_to_p", "reshape_p", "transpose_p", "getitem_p",
+           "sum_p", "matmul_p", "concatenate_p"]
 
 
 def _leaf_shape(*shapes, shape):
@@ -25,16 +28,16 @@ def _no_impl(*args, **kwargs):  # pragma: no cover - leaves are read, not comput
     raise RuntimeError("leaf nodes have no implementation")
 
 
-input_p = register(Primitive(name="input", kind="input", impl=_no_impl, shape_rule=_leaf_shape,
-                             sympy="impl"))
-const_p = register(Primitive(name="const", kind="input", impl=_no_impl, shape_rule=_leaf_shape,
-                             sympy="impl"))
+input_p = register(Leaf(name="input", impl=_no_impl, shape_rule=_leaf_shape))
+const_p = register(Leaf(name="const", impl=_no_impl, shape_rule=_leaf_shape))
 
 
-def _structural(name, impl, shape_rule, jvp, transpose, interval, interval_jvp):
-    return register(Primitive(name=name, kind="structural", impl=impl, shape_rule=shape_rule,
-                              jvp=jvp, transpose=transpose, interval=interval,
-                              interval_jvp=interval_jvp, sympy="impl"))
+def _structural(name, impl, shape_rule, jvp, transpose, interval, interval_jvp, **printing):
+    """Register a structural primitive; ``printing``: pretty, call."""
+    return register(Structural(name=name, impl=impl, shape_rule=shape_rule, jvp=jvp,
+                               transpose=transpose, interval=interval,
+                               interval_jvp=interval_jvp, sympy="impl", **printing))
+
 
 
 def _zero_tangent(shape, ndir):
@@ -72,7 +75,8 @@ broadcast_to_p = _structural(
     lambda x, shape: x.broadcast_to(tuple(shape)),
     lambda ivs, out, tans, shape: tans[0].reshape(
         (1,) * (len(shape) - ivs[0].ndim) + tans[0].shape).broadcast_to(
-        tuple(shape) + tans[0].shape[-1:]))
+        tuple(shape) + tans[0].shape[-1:]),
+    pretty=lambda args, params: f"broadcast_to({args[0]}, {params['shape']})")
 
 
 # --- reshape ------------------------------------------------------------------------------------
@@ -85,7 +89,8 @@ reshape_p = _structural(
     tangents[0].reshape(tangents[0].shape[:1] + tuple(shape) + tangents[0].shape[-1:]),
     lambda vals, out, ct, live, shape: (ct.reshape(ct.shape[:1] + vals[0].shape[1:]),),
     lambda x, shape: x.reshape(tuple(shape)),
-    lambda ivs, out, tans, shape: tans[0].reshape(tuple(shape) + tans[0].shape[-1:]))
+    lambda ivs, out, tans, shape: tans[0].reshape(tuple(shape) + tans[0].shape[-1:]),
+    pretty=lambda args, params: f"reshape({args[0]}, {params['shape']})", call="cv.reshape")
 
 
 # --- transpose ----------------------------------------------------------------------------------
@@ -99,7 +104,8 @@ transpose_p = _structural(
     lambda vals, out, ct, live, perm: (ct.transpose((0,) + tuple(int(i) + 1 for i in
                                                            np.argsort(perm))),),
     lambda x, perm: x.transpose(*perm),
-    lambda ivs, out, tans, perm: tans[0].transpose(*perm, len(perm)))
+    lambda ivs, out, tans, perm: tans[0].transpose(*perm, len(perm)),
+    call="cv.transpose")
 
 
 # --- getitem (static indices: ints, slices, None, integer arrays) -------------------------------
@@ -115,6 +121,21 @@ def _getitem_shape(s, index):
     return np.empty(s, dtype=np.int8)[index].shape
 
 
+def _index_repr(index: tuple) -> str:
+    parts = []
+    for i in index:
+        if isinstance(i, slice):
+            parts.append(":".join("" if v is None else str(v) for v in (i.start, i.stop)) +
+                         ("" if i.step is None else f":{i.step}"))
+        elif i is None:
+            parts.append("None")
+        elif isinstance(i, np.ndarray):
+            parts.append(str(i.tolist()) if i.size <= 6 else f"array{i.shape}")
+        else:
+            parts.append(str(i))
+    return ", ".join(parts)
+
+
 getitem_p = _structural(
     "getitem",
     lambda v, index: v[(slice(None),) + index],
@@ -123,7 +144,8 @@ getitem_p = _structural(
     tangents[0][(slice(None),) + index],
     lambda vals, out, ct, live, index: (_scatter_add(ct, vals[0].shape[1:], index),),
     lambda x, index: x[index],
-    lambda ivs, out, tans, index: tans[0][index])
+    lambda ivs, out, tans, index: tans[0][index],
+    pretty=lambda args, params: f"{args[0]}[{_index_repr(params['index'])}]", call="indexing")
 
 
 # --- sum ----------------------------------------------------------------------------------------
@@ -141,7 +163,8 @@ sum_p = _structural(
     lambda vals, out, ct, live, axes: (np.broadcast_to(
         np.expand_dims(ct, tuple(a + 1 for a in axes)), ct.shape[:1] + vals[0].shape[1:]),),
     lambda x, axes: iv.sum(x, axis=tuple(axes)) if axes else x,
-    lambda ivs, out, tans, axes: iv.sum(tans[0], axis=tuple(axes)) if axes else tans[0])
+    lambda ivs, out, tans, axes: iv.sum(tans[0], axis=tuple(axes)) if axes else tans[0],
+    call="cv.sum")
 
 
 # --- matmul (1-D and 2-D operands, NumPy semantics) ---------------------------------------------
@@ -254,7 +277,8 @@ def _matmul_interval_jvp(ivs, out, tans):
 
 
 matmul_p = _structural("matmul", _matmul_impl, _matmul_out_shape, _matmul_jvp,
-                       _matmul_transpose, iv.matmul, _matmul_interval_jvp)
+                       _matmul_transpose, iv.matmul, _matmul_interval_jvp,
+                       pretty=infix("@"), call="@")
 
 
 # --- concatenate --------------------------------------------------------------------------------
@@ -295,4 +319,4 @@ def _concat_interval_jvp(ivs, out, tans, axis):
 
 concatenate_p = _structural("concatenate", _concat_impl, _concat_shape, _concat_jvp,
                             _concat_transpose, lambda *xs, axis: iv.concatenate(list(xs), axis=axis),
-                            _concat_interval_jvp)
+                            _concat_interval_jvp, call="cv.concatenate")
