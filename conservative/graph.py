@@ -22,7 +22,7 @@ import os
 import sys
 import functools
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -138,7 +138,11 @@ class Program:
         import networkx as nx
         g = builder.graph
         keep = nx.ancestors(g, out_node) | {out_node, x_node, theta_node}
-        self.graph = nx.freeze(g.subgraph(sorted(keep)).copy())
+        self._build(nx.freeze(g.subgraph(sorted(keep)).copy()), x_node, theta_node, out_node)
+
+    def _build(self, graph, x_node: int, theta_node: int, out_node: int):
+        """Everything derived from the frozen graph, prepared once (and again on unpickling)."""
+        self.graph = graph
         self.x_node, self.theta_node, self.out_node = x_node, theta_node, out_node
         self._cache: dict = {}
         self.order = sorted(self.graph.nodes)
@@ -162,6 +166,22 @@ class Program:
         for step in self.steps:
             if any(i in self.live for i in step.inputs):
                 self.live.add(step.node)
+
+    # --- pickling: the frozen graph with primitives by name and constants as arrays -----------
+
+    def __getstate__(self) -> dict:
+        nodes = [(n, {k: (_compact(v) if k == "value" else v) for k, v in d.items()})
+                 for n, d in self.graph.nodes(data=True)]
+        return {"nodes": nodes, "edges": list(self.graph.edges(data=True)),
+                "inputs_output": (self.x_node, self.theta_node, self.out_node)}
+
+    def __setstate__(self, state: dict):
+        import networkx as nx
+        graph = nx.DiGraph()
+        graph.add_nodes_from((n, {k: (_expand(v) if k == "value" else v) for k, v in d.items()})
+                             for n, d in state["nodes"])
+        graph.add_edges_from(state["edges"])
+        self._build(nx.freeze(graph), *state["inputs_output"])
 
     def shape(self, node: int) -> tuple:
         return self.graph.nodes[node]["shape"]
@@ -201,6 +221,26 @@ class Program:
             lines.append(f"  %{step.node:<4} = {rhs:<48} {str(d['shape']):<10} # {loc}{mark}")
         lines.append(f"  return %{self.out_node}")
         return "\n".join(lines)
+
+
+class _Broadcast(NamedTuple):
+    """A constant stored as the array it was broadcast from (a scalar step size stays one
+    number in a pickle, not ``p`` copies)."""
+
+    base: np.ndarray
+    shape: tuple
+
+
+def _compact(value: np.ndarray):
+    repeated = [i for i, (n, st) in enumerate(zip(value.shape, value.strides)) if n > 1 and not st]
+    if not repeated:
+        return value
+    index = tuple(slice(0, 1) if i in repeated else slice(None) for i in range(value.ndim))
+    return _Broadcast(np.ascontiguousarray(value[index]), value.shape)
+
+
+def _expand(value):
+    return np.broadcast_to(value.base, value.shape) if isinstance(value, _Broadcast) else value
 
 
 def _bound(prim: Primitive, params: dict) -> Callable:

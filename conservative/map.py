@@ -91,6 +91,11 @@ class Map:
     :meth:`jacobian`, for Jacobian-vector products with :meth:`jvp`, and for interval
     enclosures of the Jacobians over boxes with :meth:`enclose`.
 
+    A Map pickles with the standard :mod:`pickle` module: the frozen graph, its constants as
+    arrays and each primitive by its registered name. So it can be sent to the workers of a
+    ``concurrent.futures`` process pool or a Dask cluster (a primitive written with
+    ``conservative.extend`` must be importable there: import its module in the worker).
+
     Attributes
     ----------
     state_shape, param_shape : tuple of int

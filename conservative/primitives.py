@@ -40,7 +40,7 @@ from . import interval as iv
 from .errors import DiscontinuityError, InputError, ShapeError, fail_message
 
 __all__ = ["Primitive", "Leaf", "Elementwise", "Smooth", "Nonsmooth", "Structural", "Pieces",
-           "PRIMITIVES", "register", "get", "ufunc_primitive", "lazy_sympy", "infix",
+           "PRIMITIVES", "register", "get", "registered", "ufunc_primitive", "lazy_sympy", "infix",
            "use_binder", "combine", "combine_interval", "partials_of_choice",
            "check_branches_agree"]
 
@@ -132,7 +132,7 @@ class Primitive:
 
     def __reduce__(self):
         # a primitive pickles as its name: unpickling finds the registered block
-        return get, (self.name,)
+        return registered, (self.name,)
 
     def bind(self, *args, **params):
         """Apply the primitive to symbolic (or constant) arguments: a node in the trace."""
@@ -536,6 +536,24 @@ def ufunc_primitive(name: str) -> Primitive | None:
 def get(name: str) -> Primitive:
     """Return the registered primitive called ``name``."""
     return PRIMITIVES[name]
+
+
+def registered(name: str) -> Primitive:
+    """The registered primitive called ``name``, for unpickling (an error says what to do).
+
+    Raises
+    ------
+    InputError
+        When no primitive of that name is registered in this process (a primitive defined
+        outside the package: import the module that defines it before unpickling).
+    """
+    prim = PRIMITIVES.get(name)
+    if prim is None:
+        raise InputError(fail_message(
+            "pickle.loads (a cv.Map)", f"a program using the primitive {name!r}, which is not "
+            "registered in this process", "import the module that defines it (with "
+            "conservative.extend) before unpickling, in every worker process"))
+    return prim
 
 
 class _SympyName:

@@ -2,8 +2,10 @@
 
 A leaky ReLU with slope 1/8 (a power of two: the interval rule is exact) is written as one block,
 checked for completeness, and used in traced maps: values, the set at the kink, finite
-differences away from it, enclosures, printing and the sympy export.
+differences away from it, enclosures, pickling, printing and the sympy export.
 """
+
+import pickle
 
 import numpy as np
 import pytest
@@ -116,8 +118,11 @@ def test_a_box_around_the_kink_counts_both_pieces():
     assert js.default[0, 0] == SLOPE                     # the choice made on the kink
 
 
-def test_maps_with_it_print_and_export():
+def test_maps_with_it_pickle_print_and_export():
     F, _ = _layer()
+    G = pickle.loads(pickle.dumps(F))                  # the primitive goes by its name
+    x, t = np.array([0.3, -0.2]), np.array([0.1, 0.4])
+    np.testing.assert_array_equal(G(x, t), F(x, t))
     assert "example_leaky_relu(" in str(F) and "[nonsmooth]" in str(F)
     H = cv.trace(lambda x, t: leaky_relu(x - t), (), ())
     expr, xs, ts = cv.symbolic.to_sympy(H)

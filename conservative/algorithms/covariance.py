@@ -23,6 +23,16 @@ def _logdet_prox_numeric(W, gamma):
     return out.reshape(W.shape)
 
 
+class _ShiftedProx:
+    """The primal point of a Douglas-Rachford state: ``prox(Z - shift)`` (picklable)."""
+
+    def __init__(self, shift, gamma: float):
+        self.shift, self.gamma = shift, gamma
+
+    def __call__(self, Z):
+        return _logdet_prox_numeric(Z - self.shift, self.gamma)
+
+
 def sparse_inverse_covariance(S, *, gamma) -> AlgorithmMap:
     """Douglas-Rachford for sparse inverse covariance selection, with the penalty as parameter.
 
@@ -112,5 +122,5 @@ def sparse_inverse_covariance(S, *, gamma) -> AlgorithmMap:
 
     F = trace(dr_step, (d, d), ())
     return AlgorithmMap(F, name="Douglas-Rachford (sparse inverse covariance)",
-                        solution=lambda Z: _logdet_prox_numeric(Z - shift, gamma),
+                        solution=_ShiftedProx(shift, gamma),
                         info={"gamma": gamma, "S": S, "x0": np.eye(d)})

@@ -10,7 +10,7 @@ from .._types import as_shape
 from ..dsl import Sym
 from ..errors import ShapeError, fail_message
 from ..map import trace
-from ._base import AlgorithmMap
+from ._base import AlgorithmMap, Leading, identity
 from ._checks import dimension, function, nonnegative, positive
 
 __all__ = ["gradient_descent", "heavy_ball", "newton"]
@@ -79,7 +79,7 @@ def gradient_descent(grad, alpha, n, param_shape=(1,)) -> AlgorithmMap:
         return x - alpha * _vector(grad(x, theta), n, "grad", call)
 
     F = trace(gd_step, (n,), param_shape)
-    return AlgorithmMap(F, name="gradient descent", solution=lambda x: x,
+    return AlgorithmMap(F, name="gradient descent", solution=identity,
                         info={"alpha": alpha})
 
 
@@ -153,7 +153,7 @@ def heavy_ball(grad, alpha, beta, n, param_shape=(1,)) -> AlgorithmMap:
         return cv.concatenate([x - alpha * g + beta * (x - x_prev), x])
 
     F = trace(hb_step, (2 * n,), param_shape)
-    return AlgorithmMap(F, name="heavy-ball", solution=lambda s: s[..., :n],
+    return AlgorithmMap(F, name="heavy-ball", solution=Leading(n),
                         info={"alpha": alpha, "beta": beta})
 
 
@@ -223,4 +223,4 @@ def newton(grad, hess, n, param_shape=(1,)) -> AlgorithmMap:
         return x - linalg.solve(H, g)
 
     F = trace(newton_step, (n,), param_shape)
-    return AlgorithmMap(F, name="Newton", solution=lambda x: x, info={})
+    return AlgorithmMap(F, name="Newton", solution=identity, info={})

@@ -12,7 +12,7 @@ from .. import dsl as cv
 from .._types import as_float_array
 from ..errors import InputError, ShapeError, fail_message
 from ..map import trace
-from ._base import AlgorithmMap
+from ._base import AlgorithmMap, Leading, identity
 from ._checks import gradient_contraction
 
 __all__ = ["forward_backward_lasso", "weighted_lasso_forward_backward",
@@ -93,7 +93,7 @@ def forward_backward_lasso(X, y, *, step=None) -> AlgorithmMap:
         return cv.soft_threshold(w - step * grad(w), step * lam)
 
     F = trace(fb_step, (X.shape[1],), ())
-    return AlgorithmMap(F, name="forward-backward (Lasso)", solution=lambda w: w,
+    return AlgorithmMap(F, name="forward-backward (Lasso)", solution=identity,
                         info={"step": float(step), "L": L})
 
 
@@ -166,7 +166,7 @@ def weighted_lasso_forward_backward(X, y, *, step=None) -> AlgorithmMap:
         return cv.soft_threshold(w - step * grad(w), step * lam)
 
     F = trace(fb_step, (X.shape[1],), (X.shape[1],))
-    return AlgorithmMap(F, name="forward-backward (weighted Lasso)", solution=lambda w: w,
+    return AlgorithmMap(F, name="forward-backward (weighted Lasso)", solution=identity,
                         contraction=gradient_contraction(X.T @ X, step),
                         info={"step": step, "L": L})
 
@@ -265,7 +265,7 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
         return out if np.array_equal(order, np.arange(p)) else out[inverse]
 
     F = trace(fb_step, (p,), ())
-    return AlgorithmMap(F, name="forward-backward (group Lasso)", solution=lambda w: w,
+    return AlgorithmMap(F, name="forward-backward (group Lasso)", solution=identity,
                         contraction=gradient_contraction(X.T @ X, step),
                         info={"step": step, "L": L, "groups": parts})
 
@@ -371,5 +371,5 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
         F = trace(fista_step, (2 * p,), ())
         x0 = np.zeros(2 * p)
         name = f"FISTA with constant momentum {beta:g} (Lasso)"
-    return AlgorithmMap(F, name=name, solution=lambda s: s[..., :p],
+    return AlgorithmMap(F, name=name, solution=Leading(p),
                         info={"step": step, "L": L, "momentum": momentum, "x0": x0})

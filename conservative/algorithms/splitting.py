@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import dsl as cv
 from ..map import trace
-from ._base import AlgorithmMap
+from ._base import AlgorithmMap, Affine, Leading
 from ._checks import positive
 from .lasso import design_matrix
 
@@ -81,7 +81,7 @@ def douglas_rachford_lasso(X, y, *, gamma) -> AlgorithmMap:
     factor = float(np.max(np.abs(1.0 - gamma * eig) / (1.0 + gamma * eig)))
     contraction = 0.5 * (1.0 + factor) if eig[0] > 0 else None
     return AlgorithmMap(F, name="Douglas-Rachford (Lasso)",
-                        solution=lambda z: z @ M + c, contraction=contraction,
+                        solution=Affine(M, c), contraction=contraction,
                         info={"gamma": gamma})
 
 
@@ -149,5 +149,5 @@ def admm_lasso(X, y, *, rho) -> AlgorithmMap:
         return cv.concatenate([v_next, u + w - v_next])
 
     F = trace(admm_step, (2 * p,), ())
-    return AlgorithmMap(F, name="ADMM (Lasso)", solution=lambda s: s[..., :p],
+    return AlgorithmMap(F, name="ADMM (Lasso)", solution=Leading(p),
                         info={"rho": rho, "x0": np.zeros(2 * p)})
