@@ -93,7 +93,6 @@ class Builder:
     def __init__(self):
         import networkx as nx  # imported at the first trace, not by `import conservative`
         self.graph = nx.DiGraph()
-        self._consts: dict[int, int] = {}
 
     def add(self, prim: Primitive, inputs: tuple[int, ...], params: dict, shape: tuple,
             source: str, **extra) -> int:

@@ -72,19 +72,22 @@ def test_imports_point_down(path):
 # ---------------------------------------------------------------------------------------------
 # The shape of modules: size, function length, __all__, no private names across modules.
 # Each check applies to the subtrees in its scope (None: the whole package). Widen a scope when
-# the refactor reaches the rest (issue 9); today these would fail outside conservative/interval/:
+# the refactor reaches the rest (issue 9); today these would fail outside CORE:
 #   module size     jsr.py (905 lines)
 #   function body   cli.demo (97 lines), jsr.analyse (92 lines)
-#   has __all__     rules/*.py, algorithms/_checks.py
 # ---------------------------------------------------------------------------------------------
 
 MAX_MODULE_LINES = 900
 MAX_FUNCTION_LINES = 80          # lines of a function body after its docstring
 
-SCOPE_MODULE_LINES = ("interval",)
-SCOPE_FUNCTION_LINES = ("interval",)
+# L0-L4 and the zoo (the core's files) comply; the other owners widen these for their trees
+CORE = ("interval", "_types", "errors", "sets", "primitives", "rules", "extend", "dsl", "graph",
+        "linalg", "interpreter", "evaluate", "jacobian", "enclose", "map", "symbolic",
+        "algorithms")
+SCOPE_MODULE_LINES = CORE
+SCOPE_FUNCTION_LINES = CORE
 SCOPE_PRIVATE_IMPORTS = None
-SCOPE_HAS_ALL = ("interval",)
+SCOPE_HAS_ALL = CORE
 SCOPE_ALL_NAMES = None
 # Old module paths kept for one release as re-exports of the new ones (their __all__ may list
 # what they import from the package), e.g. "picard.py" once piggyback lives in derivatives/.

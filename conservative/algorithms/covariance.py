@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from .. import linalg
 from .._types import as_float_array
 from ..errors import InputError, ShapeError, fail_message
@@ -113,12 +113,12 @@ def sparse_inverse_covariance(S, *, gamma) -> AlgorithmMap:
     def dr_step(Z, lam):
         Z = 0.5 * (Z + Z.T)     # the antisymmetric part is dropped: it would be a direction of
         X = linalg.logdet_prox(Z - shift, gamma)              # fixed points (eigenvalue 1)
-        U = cv.reshape(2.0 * X - Z, (d * d,))
+        U = dsl.reshape(2.0 * X - Z, (d * d,))
         if d == 1:
             V = U
         else:
-            V = cv.concatenate([cv.soft_threshold(U[off], gamma * lam), U[diag]])[inverse]
-        return Z + cv.reshape(V, (d, d)) - X
+            V = dsl.concatenate([dsl.soft_threshold(U[off], gamma * lam), U[diag]])[inverse]
+        return Z + dsl.reshape(V, (d, d)) - X
 
     F = trace(dr_step, (d, d), ())
     return AlgorithmMap(F, name="Douglas-Rachford (sparse inverse covariance)",

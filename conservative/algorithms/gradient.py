@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from .. import linalg
 from .._types import as_shape
 from ..dsl import Sym
@@ -22,7 +22,7 @@ def _vector(value, n: int, what: str, call: str):
     if shape == (n,):
         return value
     if shape == () and n == 1:
-        return cv.reshape(value, (1,)) if isinstance(value, Sym) else np.reshape(value, (1,))
+        return dsl.reshape(value, (1,)) if isinstance(value, Sym) else np.reshape(value, (1,))
     raise ShapeError(fail_message(call, f"{what} returning shape {shape}",
                                   f"return the gradient as an array of shape ({n},)"))
 
@@ -150,7 +150,7 @@ def heavy_ball(grad, alpha, beta, n, param_shape=(1,)) -> AlgorithmMap:
     def hb_step(s, theta):
         x, x_prev = s[:n], s[n:]
         g = _vector(grad(x, theta), n, "grad", call)
-        return cv.concatenate([x - alpha * g + beta * (x - x_prev), x])
+        return dsl.concatenate([x - alpha * g + beta * (x - x_prev), x])
 
     F = trace(hb_step, (2 * n,), param_shape)
     return AlgorithmMap(F, name="heavy-ball", solution=Leading(n),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from .._types import as_float_array
 from ..errors import InputError, ShapeError, fail_message
 from ..map import trace
@@ -90,7 +90,7 @@ def forward_backward_lasso(X, y, *, step=None) -> AlgorithmMap:
     grad = _gradient(X, y)
 
     def fb_step(w, lam):
-        return cv.soft_threshold(w - step * grad(w), step * lam)
+        return dsl.soft_threshold(w - step * grad(w), step * lam)
 
     F = trace(fb_step, (X.shape[1],), ())
     return AlgorithmMap(F, name="forward-backward (Lasso)", solution=identity,
@@ -163,7 +163,7 @@ def weighted_lasso_forward_backward(X, y, *, step=None) -> AlgorithmMap:
     grad = _gradient(X, y)
 
     def fb_step(w, lam):
-        return cv.soft_threshold(w - step * grad(w), step * lam)
+        return dsl.soft_threshold(w - step * grad(w), step * lam)
 
     F = trace(fb_step, (X.shape[1],), (X.shape[1],))
     return AlgorithmMap(F, name="forward-backward (weighted Lasso)", solution=identity,
@@ -260,8 +260,8 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
 
     def fb_step(w, lam):
         z = w - step * grad(w)
-        blocks = [cv.group_soft_threshold(z[g], step * lam) for g in parts]
-        out = cv.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        blocks = [dsl.group_soft_threshold(z[g], step * lam) for g in parts]
+        out = dsl.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         return out if np.array_equal(order, np.arange(p)) else out[inverse]
 
     F = trace(fb_step, (p,), ())
@@ -349,14 +349,14 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
     grad = _gradient(X, y)
 
     def prox_grad(v, lam):
-        return cv.soft_threshold(v - step * grad(v), step * lam)
+        return dsl.soft_threshold(v - step * grad(v), step * lam)
 
     if momentum is None:
         def fista_step(s, lam):
             w, w_prev, u = s[:p], s[p:2 * p], s[2 * p:]
-            r = u + cv.sqrt(u * u + 4.0)
+            r = u + dsl.sqrt(u * u + 4.0)
             w_next = prox_grad(w + (2.0 * (1.0 - u) / r) * (w - w_prev), lam)
-            return cv.concatenate([w_next, w, 2.0 * u / r])
+            return dsl.concatenate([w_next, w, 2.0 * u / r])
 
         F = trace(fista_step, (2 * p + 1,), ())
         x0 = np.concatenate([np.zeros(2 * p), [1.0]])
@@ -366,7 +366,7 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
 
         def fista_step(s, lam):
             w, w_prev = s[:p], s[p:]
-            return cv.concatenate([prox_grad(w + beta * (w - w_prev), lam), w])
+            return dsl.concatenate([prox_grad(w + beta * (w - w_prev), lam), w])
 
         F = trace(fista_step, (2 * p,), ())
         x0 = np.zeros(2 * p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from ..map import trace
 from ._base import AlgorithmMap, Affine, Leading
 from ._checks import positive
@@ -73,7 +73,7 @@ def douglas_rachford_lasso(X, y, *, gamma) -> AlgorithmMap:
 
     def dr_step(z, lam):
         w = M @ z + c
-        v = cv.soft_threshold(2.0 * w - z, gamma * lam)
+        v = dsl.soft_threshold(2.0 * w - z, gamma * lam)
         return z + v - w
 
     F = trace(dr_step, (p,), ())
@@ -145,8 +145,8 @@ def admm_lasso(X, y, *, rho) -> AlgorithmMap:
     def admm_step(s, lam):
         v, u = s[:p], s[p:]
         w = a + K @ (v - u)
-        v_next = cv.soft_threshold(w + u, lam / rho)
-        return cv.concatenate([v_next, u + w - v_next])
+        v_next = dsl.soft_threshold(w + u, lam / rho)
+        return dsl.concatenate([v_next, u + w - v_next])
 
     F = trace(admm_step, (2 * p,), ())
     return AlgorithmMap(F, name="ADMM (Lasso)", solution=Leading(p),
