@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compiled import values_function
+from .errors import ConservativeError
 from .graph import Program
-from .interpreter import located, raise_non_finite, seed, walk  # noqa: F401 (located: old path)
+from .interpreter import located  # noqa: F401  (the old path of the name)
+from .interpreter import all_finite, raise_non_finite, seed, value_rule, walk
 
-__all__ = ["evaluate", "value_rule"]
+__all__ = ["evaluate"]
 
 
-def value_rule(step, ins):
-    """The value of one node: its primitive's implementation on the input values."""
-    return step.impl(*ins)
+def _compiled_value(program, x, theta):
+    """The output from the compiled program (small calls), or None after an error or a
+    non-finite result (the walk then runs and says what happened where)."""
+    try:
+        with np.errstate(all="ignore"):
+            out = values_function(program)(x, theta)
+    except ConservativeError:
+        return None
+    return out if all_finite(out) else None
 
 
 def evaluate(program: Program, x: np.ndarray, theta: np.ndarray, *, call: str,
@@ -47,10 +56,17 @@ def evaluate(program: Program, x: np.ndarray, theta: np.ndarray, *, call: str,
     >>> evaluate(F.program, np.array([[1.0, -1.0]]), np.array([0.5]), call="demo")
     array([[0.5, 0. ]])
     """
-    values = walk(program, seed(program, x, theta), value_rule, call=call, free=not keep)
+    small = x.shape[0] * program.largest < 1 << 14
+    if small and not keep:
+        out = _compiled_value(program, x, theta)
+        if out is not None:
+            return out
+    # the walk: it drops dead values on large batches, names a failing node, and checks
+    values = walk(program, seed(program, x, theta), value_rule, call=call, free=not keep and
+                  not small)
     out = values[program.out_node]
-    if not np.all(np.isfinite(out)):
-        if not keep:        # the values that name the node were dropped: compute them again
+    if not all_finite(out):
+        if not keep and not small:      # the values that name the node were dropped
             values = walk(program, seed(program, x, theta), value_rule, call=call)
         raise_non_finite(program, values, call)
     return values if keep else out

@@ -110,8 +110,9 @@ class Builder:
 class Step:
     """One node to compute: its primitive, inputs and parameters.
 
-    ``impl`` is the primitive's implementation with the parameters bound, prepared once when
-    the program is frozen (what the value rule calls).
+    Prepared once when the program is frozen: ``kwargs``, what the numeric rules receive (the
+    parameters, and ``prepared`` for primitives with a ``prepare`` rule: constants made ready
+    once, never per step), and ``impl``, the implementation with them bound.
     """
 
     node: int
@@ -119,6 +120,7 @@ class Step:
     inputs: tuple[int, ...]
     params: dict
     impl: Callable = field(repr=False, compare=False, default=None)
+    kwargs: dict = field(repr=False, compare=False, default=None)
 
 
 class Program:
@@ -145,11 +147,11 @@ class Program:
         self.x_node, self.theta_node, self.out_node = x_node, theta_node, out_node
         self._cache: dict = {}
         self.order = sorted(self.graph.nodes)
-        self.steps = [Step(n, d["prim"], d["inputs"], d["params"], _bound(d["prim"], d["params"]))
-                      for n, d in ((n, self.graph.nodes[n]) for n in self.order)
-                      if not isinstance(d["prim"], Leaf)]
         self.consts = {n: self.graph.nodes[n]["value"] for n in self.order
                        if "value" in self.graph.nodes[n]}
+        self.steps = [_step(n, d, self.consts) for n, d in
+                      ((n, self.graph.nodes[n]) for n in self.order)
+                      if not isinstance(d["prim"], Leaf)]
         # prepared once: the constants with their batch axis of one, and per step the inputs
         # whose last use it is (a forward pass may drop them afterwards)
         self.batched_consts = {n: v[None] for n, v in self.consts.items()}
@@ -160,6 +162,8 @@ class Program:
         self.dying = [tuple(i for i in dict.fromkeys(step.inputs) if last[i] == k)
                       for k, step in enumerate(self.steps)]
         self.kink_nodes = [s.node for s in self.steps if not s.prim.smooth]
+        self.largest = max((int(np.prod(d["shape"], dtype=np.int64))
+                            for _, d in self.graph.nodes(data=True)), default=1)
         # nodes that depend on x or theta (constants need no tangent or cotangent)
         self.live = {x_node, theta_node}
         for step in self.steps:
@@ -185,11 +189,12 @@ class Program:
     def shape(self, node: int) -> tuple:
         return self.graph.nodes[node]["shape"]
 
-    def cached(self, key: str, build: Callable):
+    def cached(self, key, build: Callable):
         """A derived object built once per program (programs are frozen, so it stays valid)."""
-        if key not in self._cache:
-            self._cache[key] = build()
-        return self._cache[key]
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = build()
+        return hit
 
     # --- readable forms -------------------------------------------------------------------------
 
@@ -242,8 +247,18 @@ def _expand(value):
     return np.broadcast_to(value.base, value.shape) if isinstance(value, _Broadcast) else value
 
 
-def _bound(prim: Primitive, params: dict) -> Callable:
-    return functools.partial(prim.impl, **params) if params else prim.impl
+def _step(node: int, d: dict, consts: dict) -> Step:
+    prim, params = d["prim"], d["params"]
+    kwargs = params
+    prepared = None
+    if prim.prepare is not None:
+        prepared = prim.prepare(tuple(consts.get(i) for i in d["inputs"]), **params)
+        kwargs = {**params, "prepared": prepared}
+    if prim.compile is not None:
+        impl = prim.compile(prepared, **params)
+    else:
+        impl = functools.partial(prim.impl, **kwargs) if kwargs else prim.impl
+    return Step(node, prim, d["inputs"], params, impl, kwargs)
 
 
 def _const_repr(value: np.ndarray) -> str:

@@ -31,12 +31,15 @@ array([[0., 6.]])
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import ConservativeError, NonFiniteError
 from .graph import Program
 
-__all__ = ["walk", "seed", "located", "relabelled", "raise_non_finite"]
+__all__ = ["walk", "seed", "value_rule", "located", "relabelled", "raise_non_finite",
+           "all_finite"]
 
 
 def located(program: Program, node: int, message: str) -> str:
@@ -99,7 +102,18 @@ def walk(program: Program, env: dict, rule, *, call: str, reverse: bool = False,
     step = None
     with np.errstate(all="ignore"):
         try:
-            if reverse:
+            if rule is value_rule:             # compiled: bound NumPy calls, no rule call
+                for node, impl, ins, arity, dying, step in _compiled(program):
+                    if arity == 2:
+                        env[node] = impl(env[ins[0]], env[ins[1]])
+                    elif arity == 1:
+                        env[node] = impl(env[ins[0]])
+                    else:
+                        env[node] = impl(*[env[i] for i in ins])
+                    if free:
+                        for i in dying:
+                            del env[i]
+            elif reverse:
                 for step in reversed(program.steps):
                     ct = env.pop(step.node, None)
                     if ct is not None:
@@ -117,6 +131,26 @@ def walk(program: Program, env: dict, rule, *, call: str, reverse: bool = False,
         except ConservativeError as exc:
             raise relabelled(exc, program, step.node, call) from None
     return env
+
+
+def value_rule(step, ins):
+    """The value of one node: its primitive's implementation on the input values."""
+    return step.impl(*ins)
+
+
+def _compiled(program: Program) -> list:
+    """The value rule compiled once per program: a flat list of bound NumPy calls with their
+    input nodes (what a small call spends its time in is this loop)."""
+    return program.cached("values", lambda: [
+        (step.node, step.impl, step.inputs, len(step.inputs), dying, step)
+        for step, dying in zip(program.steps, program.dying)])
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """No NaN or infinity in ``a`` (small arrays in Python floats: cheaper than a ufunc)."""
+    if a.size <= 16:
+        return all(map(math.isfinite, a.ravel().tolist()))
+    return bool(np.isfinite(a).all())
 
 
 def raise_non_finite(program: Program, values: dict, call: str):

@@ -20,15 +20,19 @@ Chain rule on programs
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from .errors import NonFiniteError
+from .compiled import tangents_function
+from .errors import ConservativeError, NonFiniteError
 from .graph import Program
-from .interpreter import located, raise_non_finite, seed, walk
+from .interpreter import all_finite, located, raise_non_finite, seed, value_rule, walk
+from .primitives import ALL
 from .sets import AffineGenerator, CallableGenerator, FiniteGenerator, JacobianSet
 
 __all__ = ["Linearisation", "linearise", "jvp", "vjp", "value_and_jvp", "jacobian_set",
-           "input_seeds", "tangent_matrix", "Pullback", "pullback"]
+           "input_seeds", "tangent_matrix", "Pullback", "pullback", "demanded"]
 
 
 class Linearisation:
@@ -75,7 +79,7 @@ def linearise(program: Program, values: dict, *, tol: float, call: str,
 
     def partials_rule(step, _):
         d, pc = step.prim.linearise([values[i] for i in step.inputs], values[step.node],
-                                    step.params, tol=tol, with_pieces=with_pieces,
+                                    step.kwargs, tol=tol, with_pieces=with_pieces,
                                     possible=possible.get(step.node))
         if pc is not None:
             pieces[step.node] = pc
@@ -97,13 +101,47 @@ def _values_and_partials(program, x, theta, *, call, possible=None):
     def rule(step, ins):
         out = step.impl(*ins)
         if step.node in live:
-            partials[step.node] = step.prim.linearise(ins, out, step.params, tol=0.0,
+            partials[step.node] = step.prim.linearise(ins, out, step.kwargs, tol=0.0,
                                                       with_pieces=False,
                                                       possible=possible.get(step.node))[0]
         return out
 
     values = walk(program, seed(program, x, theta), rule, call=call)
     return values, partials
+
+
+def _compiled_value_and_tangent(program, x, theta, seeds):
+    """Value and tangent from the compiled program (small programs with seeds at the inputs
+    only), or None after an error or a non-finite result (the walk then runs and says what
+    happened where)."""
+    tx, tt = seeds.get(program.x_node), seeds.get(program.theta_node)
+    if len(seeds) != (tx is not None) + (tt is not None):       # seeds inside the program
+        return None
+    run = tangents_function(program, (tx is not None, tt is not None))
+    try:
+        with np.errstate(all="ignore"):
+            out, tangent = run(x, theta, tx, tt)
+    except ConservativeError:
+        return None
+    if not all_finite(out) or (tangent is not None and not all_finite(tangent)):
+        return None
+    return out, tangent
+
+
+def _values_and_tangents(program, x, theta, seeds, *, call):
+    """Values (the compiled value walk), then the default selection's tangents (small
+    programs, where an analysis of the demanded rows costs more than it saves)."""
+    values = walk(program, seed(program, x, theta), value_rule, call=call)
+
+    def default_tangent_rule(step, tin):
+        for t in tin:
+            if t is not None:                   # some input carries a tangent
+                return step.prim.default_tangent([values[i] for i in step.inputs],
+                                                 values[step.node], tin, step.kwargs)
+        return None
+
+    tangents = walk(program, dict(seeds), default_tangent_rule, call=call, free=True)
+    return values, tangents.get(program.out_node)
 
 
 def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bool = False,
@@ -123,16 +161,59 @@ def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bo
     call : str
         Public call named in errors.
     """
+    needs = None if keep else demanded(program, values, partials)
+
     def tangent_rule(step, tin):
         if step.node in seeds:
             return seeds[step.node]
         if all(t is None for t in tin):
             return None
+        need = ALL
+        if needs is not None:
+            need = needs.get(step.node)
+            if need is None:                     # the output needs nothing of this tangent
+                return None
         return step.prim.tangent([values[i] for i in step.inputs], values[step.node], tin,
-                                 partials.get(step.node), step.params)
+                                 partials.get(step.node), step.kwargs, need=need)
 
     tangents = walk(program, dict(seeds), tangent_rule, call=call, free=not keep)
     return tangents if keep else tangents.get(program.out_node)
+
+
+def _demand_pays(program: Program) -> bool:
+    """Whether the program has a product large enough to gain from demanded rows."""
+    return program.cached("demand pays", functools.partial(_has_large_product, program))
+
+
+def _has_large_product(program: Program) -> bool:
+    return any(getattr(s.prim, "jvp_uses_need", False) and
+               int(np.prod(program.shape(s.node), dtype=np.int64)) >= 64 for s in program.steps)
+
+
+def demanded(program: Program, values: dict, partials: dict) -> dict | None:
+    """Which elements of each node's tangent the output needs: node -> ``ALL`` or a boolean
+    mask of the node's shape (absent: nothing), or None when the program gains nothing from it.
+
+    Demanded rows: a later 0/1 mask (a soft-threshold's partials off its support) needs only
+    some rows, and that need travels back through linear nodes, so the tangent pass computes
+    only those rows of products such as ``X^T (X J)``. Worth it only for programs with a
+    large product whose JVP can restrict its rows (decided once per program).
+    """
+    if not _demand_pays(program):
+        return None
+    live = program.live
+    needs = {}
+
+    def demand_rule(step, need):
+        needs[step.node] = need
+        if step.node not in live:
+            return (None,) * len(step.inputs)
+        return step.prim.demand(need, [values[i] for i in step.inputs], values[step.node],
+                                partials.get(step.node), tuple(i in live for i in step.inputs),
+                                step.kwargs)
+
+    walk(program, {program.out_node: ALL}, demand_rule, call="demanded rows", reverse=True)
+    return needs
 
 
 def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dict, *,
@@ -150,10 +231,16 @@ def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dic
     value : ndarray (B, *out_shape)
     tangent : ndarray (B, *out_shape, T) or None (zero)
     """
-    values, partials = _values_and_partials(program, x, theta, call=call)
-    tangent = jvp(program, values, partials, seeds, call=call)
+    if _demand_pays(program):
+        values, partials = _values_and_partials(program, x, theta, call=call)
+        tangent = jvp(program, values, partials, seeds, call=call)
+    else:
+        fast = _compiled_value_and_tangent(program, x, theta, seeds)
+        if fast is not None:
+            return fast
+        values, tangent = _values_and_tangents(program, x, theta, seeds, call=call)
     out = values[program.out_node]
-    if not np.all(np.isfinite(out)) or (tangent is not None and not np.all(np.isfinite(tangent))):
+    if not np.isfinite(out).all() or (tangent is not None and not np.isfinite(tangent).all()):
         linearise(program, values, tol=0.0, call=call)   # names the offending node
         raise_non_finite(program, values, call)
     return out, tangent
@@ -187,7 +274,7 @@ def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *
         try:
             ins = step.prim.cotangent([values[i] for i in step.inputs], values[step.node], ct,
                                       tuple(i in live for i in step.inputs),
-                                      partials.get(step.node), step.params)
+                                      partials.get(step.node), step.kwargs)
         except NotImplementedError as exc:
             raise NotImplementedError(f"{call}: {exc}") from None
         return tuple(_fit(c, values[src]) if src in live and c is not None else None

@@ -12,6 +12,7 @@ from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fa
 from .enclose import as_box, enclose_program, possible_pieces
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
+from .interpreter import all_finite
 from .jacobian import jacobian_set, pullback, value_and_jvp
 from .rules import input_p
 from .sets import JacobianSet
@@ -112,6 +113,15 @@ class Map:
         self.param_shape = program.shape(program.theta_node)
         self.n = size_of(self.state_shape)
         self.m = size_of(self.param_shape)
+        self._checked_batches: set = set()         # (x.shape, theta.shape) pairs checked
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_checked_batches"] = set()
+        return state
+
+    def __setstate__(self, state: dict):
+        self.__dict__.update(state)
 
     @property
     def graph(self):
@@ -153,14 +163,41 @@ class Map:
         >>> xb.shape, tb.shape
         ((1, 2), (1,))
         """
-        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
-        return xb, tb
+        xb, tb, _ = self._gate(x, theta, call, allow_batch=False)
+        return xb.copy(), tb.copy()     # fresh: callers may keep them, the user's stay theirs
+
+    def _gate(self, x, theta, call: str, allow_batch: bool = True):
+        """``(xb, tb, batch)``: the fast path of the input gate.
+
+        float64 arrays (or Python floats) of the shapes this Map takes, or of batch shapes it
+        checked before, need one finiteness test each instead of the full conversion; the
+        batched views share memory with the input (the interpreter never writes to them).
+        Anything else goes through :meth:`_inputs`, which checks and converts it.
+        """
+        if type(theta) is float:
+            theta = np.array(theta)
+        if type(x) is float:
+            x = np.array(x)
+        if type(x) is np.ndarray and type(theta) is np.ndarray and x.dtype == np.float64 \
+                and theta.dtype == np.float64 and all_finite(x) and all_finite(theta):
+            if x.shape == self.state_shape and theta.shape == self.param_shape:
+                return x[None], theta[None], ()
+            if allow_batch and (x.shape, theta.shape) in self._checked_batches:
+                return self._batched(x, theta, call)
+        xb, tb, batch = self._inputs(x, theta, call, allow_batch)
+        if batch and type(x) is np.ndarray and type(theta) is np.ndarray:
+            self._checked_batches.add((x.shape, theta.shape))
+        return xb, tb, batch
 
     def _inputs(self, x, theta, call: str, allow_batch: bool = True):
+        """Check and convert ``(x, theta)`` (shapes, dtypes, finite values, batch axes)."""
         x = as_float_array(_one_element(x, self.state_shape), name="x", call=call,
                            shape=self.state_shape, allow_batch=allow_batch)
         theta = as_float_array(_one_element(theta, self.param_shape), name="theta", call=call,
                                shape=self.param_shape, allow_batch=allow_batch)
+        return self._batched(x, theta, call)
+
+    def _batched(self, x, theta, call: str):
         bx = x.shape[:x.ndim - len(self.state_shape)]
         bt = theta.shape[:theta.ndim - len(self.param_shape)]
         try:
@@ -179,8 +216,10 @@ class Map:
 
     def __call__(self, x, theta):
         """Evaluate ``F(x, theta)``; leading batch axes of ``x`` and ``theta`` broadcast."""
-        xb, tb, batch = self._inputs(x, theta, "Map.__call__")
+        xb, tb, batch = self._gate(x, theta, "Map.__call__")
         out = evaluate(self.program, xb, tb, call="Map.__call__")
+        if not batch:
+            return np.array(out[0])
         out = np.broadcast_to(out, (xb.shape[0],) + out.shape[1:])
         return np.array(out.reshape(batch + self.state_shape))
 
@@ -260,15 +299,16 @@ class Map:
         tangent : ndarray (*state_shape, T)
         """
         call = "Map.jvp"
-        xb, tb = self.point(x, theta, call=call)
+        xb, tb, _ = self._gate(x, theta, call, allow_batch=False)   # read only, outputs copied
         seeds, T = {}, None
         for node, t, shape, name in ((self.program.x_node, dx, self.state_shape, "dx"),
                                      (self.program.theta_node, dtheta, self.param_shape,
                                       "dtheta")):
             if t is None:
                 continue
-            t = as_float_array(t, name=name, call=call)
-            if t.shape[:-1] != shape or (T is not None and t.shape[-1] != T):
+            if not _checked_float(t):
+                t = as_float_array(t, name=name, call=call)
+            if t.shape[:-1] != shape or t.ndim == 0 or (T is not None and t.shape[-1] != T):
                 raise ShapeError(fail_message(call, f"{name} of shape {t.shape}",
                                               f"pass shape {shape + ('T',)} with the same T for "
                                               "dx and dtheta"))
@@ -278,8 +318,9 @@ class Map:
             raise InputError(fail_message(call, "dx=None and dtheta=None",
                                           "pass at least one tangent"))
         value, out = value_and_jvp(self.program, xb, tb, seeds, call=call)
-        tangent = np.zeros(self.state_shape + (T,)) if out is None else \
-            np.array(np.broadcast_to(out, (1,) + self.state_shape + (T,))[0])
+        full = (1,) + self.state_shape + (T,)
+        tangent = np.zeros(full[1:]) if out is None else \
+            np.array((out if out.shape == full else np.broadcast_to(out, full))[0])
         return np.array(value[0]), tangent
 
     def vjp(self, x, theta, cotangent):
@@ -308,8 +349,9 @@ class Map:
         (array([2., 0.]), array(1.))
         """
         call = "Map.vjp"
-        xb, tb = self.point(x, theta, call=call)
-        ct = as_float_array(cotangent, name="cotangent", call=call, shape=self.state_shape)
+        xb, tb, _ = self._gate(x, theta, call, allow_batch=False)   # read only, outputs copied
+        ct = cotangent if _checked_float(cotangent) and cotangent.shape == self.state_shape \
+            else as_float_array(cotangent, name="cotangent", call=call, shape=self.state_shape)
         back = pullback(self.program, xb, tb, call=call)
         ct_x, ct_theta = back(ct[None])
         return np.array(back.value[0]), np.array(ct_x[0]), np.array(ct_theta[0])
@@ -412,6 +454,11 @@ class Map:
                         "of the condition: the map jumps there. Conservative Jacobians exist "
                         "only for continuous piecewise maps; make the two branches agree where "
                         "the condition switches")
+
+
+def _checked_float(a) -> bool:
+    """A float64 array with finite entries: nothing to convert (the fast path of the gate)."""
+    return type(a) is np.ndarray and a.dtype == np.float64 and all_finite(a)
 
 
 def _one_element(value, shape):

@@ -42,7 +42,7 @@ from .errors import DiscontinuityError, InputError, ShapeError, fail_message
 __all__ = ["Primitive", "Leaf", "Elementwise", "Smooth", "Nonsmooth", "Structural", "Pieces",
            "PRIMITIVES", "register", "get", "registered", "ufunc_primitive", "lazy_sympy", "infix",
            "use_binder", "combine", "combine_interval", "partials_of_choice",
-           "check_branches_agree"]
+           "check_branches_agree", "ALL"]
 
 
 class Pieces(NamedTuple):
@@ -63,6 +63,10 @@ class Pieces(NamedTuple):
     partials: tuple
     active: np.ndarray
     default: np.ndarray
+
+
+#: "every element": the demand of a node whose whole tangent is needed (a scalar True mask)
+ALL = np.True_
 
 
 def infix(op: str) -> Callable[[list, dict], str]:
@@ -102,6 +106,21 @@ class Primitive:
         Names of the NumPy ufuncs that dispatch to this primitive on symbolic values.
     call : str
         The public spelling named in errors (default ``"cv.<name>"``).
+    prepare : callable or None
+        ``prepare(consts, **params) -> object``: data computed once per node when the program
+        is frozen, from the node's constant inputs (``consts[i]`` is the unbatched value of
+        input ``i`` when it is a constant, else None), such as the contiguous transpose of a
+        constant matrix. The numeric rules (``impl``, ``jvp``, ``transpose``) then receive it
+        as the keyword ``prepared``; interval, sympy and printing rules do not.
+    compile : callable or None
+        ``compile(prepared, **params) -> callable(*values)``: the value function of one node,
+        built once when the program is frozen (default: ``impl`` with the parameters bound);
+        for the per-node cost of small calls, e.g. indexing as one ``operator.itemgetter``.
+    linear : bool
+        The implementation is linear in the inputs and applies to tangents as they are (their
+        trailing axis of directions passes through): the tangent of a node whose inputs all
+        carry tangents is then its value function on them (add, sub, neg, indexing, sums,
+        concatenation). Used by the compiled small calls (``conservative.compiled``).
     doc : str
         What it computes, in plain words.
     """
@@ -114,6 +133,9 @@ class Primitive:
     pretty: Callable[[list, dict], str] | None = None
     ufuncs: tuple = ()
     call: str = ""
+    prepare: Callable[..., Any] | None = None
+    compile: Callable[..., Callable] | None = None
+    linear: bool = False
     doc: str = field(default="", repr=False)
 
     kind: ClassVar[str] = ""
@@ -162,6 +184,13 @@ class Primitive:
         """``(partials, pieces)`` of a node at a point: None for kinds with a tangent rule."""
         return None, None
 
+    def demand(self, need, vals, out, partials, live, params) -> tuple:
+        """Which elements of each input's tangent the elements ``need`` of the output's depend
+        on (demanded rows, forward mode): ``ALL``, a boolean mask of the input's node shape,
+        or None (nothing; also for inputs that are not ``live``). ``need`` is ``ALL`` or a
+        mask of the output's node shape. By default an input is needed whole."""
+        return tuple(ALL if alive else None for alive in live)
+
     @property
     def checks_continuity(self) -> bool:
         """True when the pieces are user expressions whose agreement is only checked (where)."""
@@ -195,12 +224,30 @@ class Elementwise(Primitive):
                              ) from None
         return [out] * len(shapes), self.checked_shape([out] * len(shapes), params, call)
 
-    def tangent(self, vals, out, tangents, partials, params):
+    def tangent(self, vals, out, tangents, partials, params, need=ALL):
         """``sum_i d_i t_i``: the chain rule through elementwise partials ``d_i``."""
         return combine(partials, tangents)
 
+    def demand(self, need, vals, out, partials, live, params) -> tuple:
+        """An input element is needed where the output's is and its partial is not zero
+        (a soft-threshold's tangent needs nothing off its support)."""
+        shape = out.shape[1:]
+        needs = []
+        for alive, d in zip(live, partials):
+            if not alive:
+                needs.append(None)
+                continue
+            if np.ndim(d) == 0:
+                m = need if d != 0 else None
+            else:
+                nonzero = np.broadcast_to(np.any(np.asarray(d) != 0, axis=0), shape)
+                m = nonzero if np.ndim(need) == 0 else need & nonzero
+                m = m if m.any() else None
+            needs.append(m)
+        return tuple(needs)
+
     def cotangent(self, vals, out, ct, live, partials, params):
-        return tuple(ct if np.ndim(d) == 0 and d == 1.0 else ct * d for d in partials)
+        return tuple(ct if type(d) is float and d == 1.0 else ct * d for d in partials)
 
     def sympy_rule(self, args, params):
         fn = np.frompyfunc(lambda *a: self.sympy(*a, **params), len(args), 1)
@@ -228,6 +275,11 @@ class Smooth(Elementwise):
 
     def linearise(self, vals, out, params, *, tol, with_pieces, possible=None):
         return self.partials(vals, out, **params), None
+
+    def default_tangent(self, vals, out, tangents, params):
+        """The output tangent of the default selection (what derivative runs push)."""
+        return combine(self.partials(vals, out, **params) if params else
+                       self.partials(vals, out), tangents)
 
     def interval_tangent(self, ivs, out, tangents, tol, params):
         return combine_interval(self.interval_partials(ivs, out, tol, **params), tangents)
@@ -288,6 +340,9 @@ class Nonsmooth(Elementwise):
         active = np.stack(np.broadcast_arrays(*self.active(vals, tol, **params)))
         default = np.asarray(self.default(vals, **params)).astype(np.intp)
         return Pieces(self.piece_partials, active, default)
+
+    def default_tangent(self, vals, out, tangents, params):
+        return combine(self.selected_partials(vals, out, params), tangents)
 
     def selected_partials(self, vals, out, params) -> tuple:
         """The default selection's partials (the direct rule, or looked up per piece)."""
@@ -374,18 +429,40 @@ class Structural(Primitive):
     interval_jvp : callable or None
         ``interval_jvp(intervals, out, tangents, **params) -> Interval``: the tangent map on
         interval tangents (trailing axis of directions).
+    needs : callable or None
+        ``needs(need, values, live, **params) -> tuple``: for a mask ``need`` of the output's
+        elements, which elements of each input the JVP reads (see :meth:`Primitive.demand`;
+        None: every element of every live input).
+    jvp_uses_need : bool
+        The ``jvp`` takes the keyword ``need`` (a mask of the output's node shape, or ``ALL``)
+        and may leave the elements not asked for zero: matmul computes only the demanded rows
+        of ``X^T (X J)``.
     """
 
     jvp: Callable[..., Any]
     transpose: Callable[..., Any] | None = None
     interval_jvp: Callable[..., Any] | None = None
+    needs: Callable[..., tuple] | None = None
+    jvp_uses_need: bool = False
 
     kind: ClassVar[str] = "structural"
     required: ClassVar[tuple] = ("impl", "shape_rule", "jvp", "transpose", "interval",
                                  "interval_jvp", "sympy")
 
-    def tangent(self, vals, out, tangents, partials, params):
+    def default_tangent(self, vals, out, tangents, params):
         return self.jvp(vals, out, tangents, **params)
+
+    def tangent(self, vals, out, tangents, partials, params, need=ALL):
+        if self.jvp_uses_need:
+            return self.jvp(vals, out, tangents, need=need, **params)
+        return self.jvp(vals, out, tangents, **params)
+
+    def demand(self, need, vals, out, partials, live, params) -> tuple:
+        if self.needs is None or np.ndim(need) == 0:
+            return super().demand(need, vals, out, partials, live, params)
+        params = {k: v for k, v in params.items() if k != "prepared"}
+        return tuple(m if alive else None
+                     for alive, m in zip(live, self.needs(need, vals, live, **params)))
 
     def cotangent(self, vals, out, ct, live, partials, params):
         if self.transpose is None:
@@ -411,7 +488,7 @@ def combine(partials, tangents):
     for d, t in zip(partials, tangents):
         if t is None:
             continue
-        if np.ndim(d) == 0:
+        if type(d) is float or d.ndim == 0:     # a Python float or a 0-d array
             if d == 0.0:
                 continue
             if d == 1.0 or d == -1.0:

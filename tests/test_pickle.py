@@ -86,7 +86,7 @@ def _evaluate_in_worker(payload):
     return F(x, theta), F.jacobian(x, theta).default, box.lo, box.hi
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])   # no fork: JAX may be loaded
 def test_a_map_runs_in_a_process_pool_worker(method):
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} start method here")

@@ -6,6 +6,8 @@ broadcasts), so partials are plain elementwise arrays.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from ..primitives import lazy_sympy as sympy  # imported on first use, not by `import conservative`
 
@@ -41,28 +43,28 @@ def _iv_pow(x, exponent):
 # --- arithmetic ---------------------------------------------------------------------------------
 
 add_p = _elementwise(
-    "add", lambda a, b: a + b,
+    "add", operator.add,
     lambda vals, out: (1.0, 1.0),
     lambda a, b: a + b,
     iv.add, lambda ivs, out, tol: (1.0, 1.0),
-    pretty=infix("+"), ufuncs=("add",), call="+")
+    pretty=infix("+"), ufuncs=("add",), call="+", linear=True)
 
 sub_p = _elementwise(
-    "sub", lambda a, b: a - b,
+    "sub", operator.sub,
     lambda vals, out: (1.0, -1.0),
     lambda a, b: a - b,
     iv.subtract, lambda ivs, out, tol: (1.0, -1.0),
-    pretty=infix("-"), ufuncs=("subtract",), call="-")
+    pretty=infix("-"), ufuncs=("subtract",), call="-", linear=True)
 
 mul_p = _elementwise(
-    "mul", lambda a, b: a * b,
+    "mul", operator.mul,
     lambda vals, out: (vals[1], vals[0]),
     lambda a, b: a * b,
     iv.multiply, lambda ivs, out, tol: (ivs[1], ivs[0]),
     pretty=infix("*"), ufuncs=("multiply",), call="*")
 
 div_p = _elementwise(
-    "div", lambda a, b: a / b,
+    "div", operator.truediv,
     lambda vals, out: (1.0 / vals[1], -out / vals[1]),
     lambda a, b: a / b,
     iv.divide,
@@ -71,11 +73,12 @@ div_p = _elementwise(
     pretty=infix("/"), ufuncs=("true_divide", "divide"), call="/")
 
 neg_p = _elementwise(
-    "neg", lambda a: -a,
+    "neg", operator.neg,
     lambda vals, out: (-1.0,),
     lambda a: -a,
     lambda a: -a, lambda ivs, out, tol: (-1.0,),
-    pretty=lambda args, params: f"-{args[0]}", ufuncs=("negative",), call="unary -")
+    pretty=lambda args, params: f"-{args[0]}", ufuncs=("negative",), call="unary -",
+    linear=True)
 
 # x ** c for a constant real exponent c (a parameter, not an input).
 pow_p = _elementwise(
