@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import numpy as np
 
+from . import _display
 from ._types import as_float_array, as_shape, check_bool, check_tol, size_of
 from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
@@ -85,7 +87,7 @@ def trace(fn: Callable, state_shape, param_shape=()) -> "Map":
     return F
 
 
-class Map:
+class Map(_display.Summary):
     """An algorithm's update map ``x_{k+1} = F(x_k, theta)``, traced into a program.
 
     Build it with :func:`trace`. Call it for values; ask for conservative Jacobians with
@@ -130,10 +132,40 @@ class Map:
     def __str__(self) -> str:
         return "cv.Map\n" + str(self.program)
 
-    def __repr__(self) -> str:
+    # --- summaries ------------------------------------------------------------------------------
+
+    def _counts(self, nonsmooth: bool) -> dict:
+        counts: dict = {}
+        for step in self.program.steps:
+            if step.prim.smooth != nonsmooth:
+                counts[step.prim.name] = counts.get(step.prim.name, 0) + 1
+        return counts
+
+    def _summary(self, label: str = ""):
         kinks = len(self.program.kink_nodes)
-        return (f"Map(state_shape={self.state_shape}, param_shape={self.param_shape}, "
-                f"{len(self.program.steps)} operations, {kinks} nonsmooth)")
+        title = (f"{type(self).__name__}({label}state_shape={self.state_shape}, param_shape="
+                 f"{self.param_shape}, {len(self.program.steps)} operations, {kinks} nonsmooth)")
+        p = "parameter" if self.m == 1 else "parameters"
+        rows = [("map", f"x_(k+1) = F(x_k, theta): n = {self.n} states, m = {self.m} {p}"),
+                ("nonsmooth", _display.listed(self._counts(True))),
+                ("smooth", _display.listed(self._counts(False))),
+                ("defined at", os.path.basename(
+                    self.program.graph.nodes[self.program.out_node]["source"]))]
+        return title, rows
+
+    def to_dict(self) -> dict:
+        """The map's facts as plain Python data (JSON-ready): shapes, sizes and the operations
+        of its program by primitive (``str(F)`` prints the program itself).
+
+        Examples
+        --------
+        >>> import conservative as cv
+        >>> cv.trace(lambda x, t: cv.relu(x - t), (3,), ()).to_dict()["nonsmooth"]
+        {'relu': 1}
+        """
+        return {"state_shape": list(self.state_shape), "param_shape": list(self.param_shape),
+                "n": self.n, "m": self.m, "operations": len(self.program.steps),
+                "nonsmooth": self._counts(True), "smooth": self._counts(False)}
 
     # --- input handling -------------------------------------------------------------------------
 

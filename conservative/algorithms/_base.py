@@ -65,6 +65,8 @@ class AlgorithmMap(Map):
         return self._solution(as_float_array(state, name="state", call=f"{self.name}.solution",
                                              shape=self.state_shape))
 
-    def __repr__(self) -> str:
-        return f"AlgorithmMap({self.name}, state_shape={self.state_shape}, " \
-               f"param_shape={self.param_shape})"
+    def _summary(self, label: str = ""):
+        title, rows = super()._summary(f"{self.name}, ")
+        if self.contraction is not None:
+            rows.insert(1, ("contraction", f"{self.contraction:.4g} near the solution"))
+        return title, rows
