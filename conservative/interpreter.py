@@ -82,6 +82,9 @@ def walk(program: Program, env: dict, rule, *, call: str, reverse: bool = False,
     from ``env``; steps without one are skipped) and returns one entry per input (or None);
     entries reaching the same input are added.
 
+    The value rule (:func:`value_rule`) runs over the program compiled once to a flat list of
+    bound NumPy calls (:func:`_compiled`): the same computation without a rule call per node.
+
     Parameters
     ----------
     program : Program

@@ -236,14 +236,13 @@ class Elementwise(Primitive):
         for alive, d in zip(live, partials):
             if not alive:
                 needs.append(None)
-                continue
-            if np.ndim(d) == 0:
-                m = need if d != 0 else None
+            elif not isinstance(d, np.ndarray) or d.ndim == 0:
+                needs.append(need if d != 0 else None)
             else:
-                nonzero = np.broadcast_to(np.any(np.asarray(d) != 0, axis=0), shape)
-                m = nonzero if np.ndim(need) == 0 else need & nonzero
-                m = m if m.any() else None
-            needs.append(m)
+                nonzero = d[0] != 0 if d.shape[0] == 1 else np.any(d != 0, axis=0)
+                if nonzero.shape != shape:
+                    nonzero = np.broadcast_to(nonzero, shape)
+                needs.append(nonzero if np.ndim(need) == 0 else need & nonzero)
         return tuple(needs)
 
     def cotangent(self, vals, out, ct, live, partials, params):
