@@ -56,12 +56,17 @@ def main(n_samples=500, p=2000, seed=0):
     print(f"forward-backward Lasso step, n_samples={n_samples}, p={p} "
           "(median of 9 interleaved trials)")
     for name, ours, ref in rows:
-        trials = [(best_time(ours, repeat=3), best_time(ref, repeat=3)) for _ in range(9)]
-        t_ours = float(np.median([a for a, _ in trials]))
-        t_ref = float(np.median([b for _, b in trials]))
-        ratio = float(np.median([a / b for a, b in trials]))
-        print(f"  {name:<28} conservative {t_ours * 1e3:8.3f} ms   numpy {t_ref * 1e3:8.3f} ms"
-              f"   ratio {ratio:5.2f}")
+        print(compare(name, ours, ref, lambda fn: best_time(fn, repeat=3)))
+
+
+def compare(name, ours, ref, timer, trials=9, scale=1e3, unit="ms"):
+    """One line: medians of interleaved trials of ``ours`` and ``ref``, and their ratio."""
+    pairs = [(timer(ours), timer(ref)) for _ in range(trials)]
+    t_ours = float(np.median([a for a, _ in pairs]))
+    t_ref = float(np.median([b for _, b in pairs]))
+    ratio = float(np.median([a / b for a, b in pairs]))
+    return (f"  {name:<28} conservative {t_ours * scale:8.3f} {unit}   numpy "
+            f"{t_ref * scale:8.3f} {unit}   ratio {ratio:5.2f}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from .errors import (ConservativeError, DiscontinuityError, InputError, NonFinit
 from .sets import JacobianSet
 from .interval import Interval, IntervalMatrix
 from .distances import excess, hausdorff
-from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, log, matmul, max,
-                  maximum, mean, min, minimum, relu, reshape, sigmoid, sin, soft_threshold,
-                  sqrt, square, stack, sum, tanh, transpose, where)
+from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, group_soft_threshold,
+                  huber, log, matmul, max, maximum, mean, min, minimum, relu, reshape, sigmoid,
+                  sin, soft_threshold, sqrt, square, stack, sum, tanh, transpose, where)
 from .map import Map, trace
 from .fixed_point_set import FixedPointEnclosure, fixed_point_enclosure
 from .jsr import JSRResult, jsr
@@ -61,6 +61,8 @@ __all__ = [
     "cos",
     "dot",
     "exp",
+    "group_soft_threshold",
+    "huber",
     "log",
     "matmul",
     "max",

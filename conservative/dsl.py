@@ -19,20 +19,21 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._types import as_float_array
-from .errors import ShapeError, SymbolicBoolError, TracingError, fail_message
+from .errors import InputError, ShapeError, SymbolicBoolError, TracingError, fail_message
 from .graph import Builder, Program, source_line, user_source
-from .primitives import PRIMITIVES, Primitive
-from . import rules  # noqa: F401  (registers the primitives)
+from .primitives import Primitive, ufunc_primitive, use_binder
+from .rules import (abs_p, add_p, broadcast_to_p, clip_p, concatenate_p, const_p, cos_p, div_p,
+                    exp_p, getitem_p, huber_p, log_p, matmul_p, maximum_p, minimum_p, mul_p,
+                    neg_p, pow_p, relu_p, reshape_p, select_p, sigmoid_p, sin_p,
+                    soft_threshold_p, sqrt_p, sub_p, sum_p, tanh_p, transpose_p)
 
 __all__ = [
     "Sym", "Condition",
     "exp", "log", "sqrt", "tanh", "sigmoid", "sin", "cos", "square",
     "relu", "abs", "maximum", "minimum", "max", "min", "soft_threshold", "clip", "where",
+    "group_soft_threshold", "huber",
     "sum", "mean", "dot", "matmul", "stack", "concatenate", "reshape", "transpose",
 ]
-
-_P = PRIMITIVES
-
 
 # --- binding ------------------------------------------------------------------------------------
 
@@ -55,58 +56,33 @@ def _as_const(value, call: str) -> np.ndarray:
 
 def _numeric(prim: Primitive, args, params, call):
     consts = [_as_const(a, call) for a in args]
-    shapes = [c.shape for c in consts]
-    if prim.kind == "elementwise":
-        _broadcast_shape(shapes, call)
-    else:
-        _checked_shape(prim, shapes, params, call)     # the same errors as for symbols
-    vals = [c[None] for c in consts]
-    if prim.kind == "elementwise":
-        vals = [v[0] for v in np.broadcast_arrays(*vals)]
-        vals = [v[None] for v in vals]
+    in_shapes, _ = prim.bind_shapes([c.shape for c in consts], params, call)  # same errors
+    vals = [np.broadcast_to(c, sh)[None] for c, sh in zip(consts, in_shapes)]
     return prim.impl(*vals, **params)[0]
 
 
-def _broadcast_shape(shapes_in, call):
-    try:
-        return np.broadcast_shapes(*shapes_in)
-    except ValueError:
-        raise ShapeError(fail_message(call, "operands of shapes " +
-                                      ", ".join(str(s) for s in shapes_in),
-                                      "pass operands whose shapes broadcast like NumPy's")
-                         ) from None
-
-
-def _checked_shape(prim, shapes, params, call):
-    try:
-        return prim.shape_rule(*shapes, **params)
-    except (ValueError, IndexError, TypeError) as exc:
-        raise ShapeError(fail_message(call, "operands of shapes " + ", ".join(map(str, shapes)),
-                                      f"fix the shapes ({exc})")) from None
-
-
 def bind(prim: Primitive, *args, call: str, **params):
-    """Apply ``prim`` to symbolic or constant ``args``; constants only: compute the value."""
+    """Apply ``prim`` to symbolic or constant ``args``; constants only: compute the value.
+
+    The inputs are broadcast to the shapes the primitive's kind asks for (elementwise: the
+    common shape), constants become constant nodes, and one node is recorded.
+    """
     builder = _builder_of(args)
     if builder is None:
         return _numeric(prim, args, params, call)
     source = user_source()
-    nodes, shapes = [], []
     args = [a if isinstance(a, Sym) else _as_const(a, call) for a in args]
-    if prim.kind == "elementwise":
-        out_shape = _broadcast_shape([a.shape for a in args], call)
-        args = [_broadcast(a, out_shape, call) for a in args]
-    for a in args:
-        sym = a if isinstance(a, Sym) else _const(builder, a, source)
-        nodes.append(sym._node)
-        shapes.append(sym.shape)
-    shape = _checked_shape(prim, shapes, params, call)
+    in_shapes, shape = prim.bind_shapes([a.shape for a in args], params, call)
+    nodes = []
+    for a, in_shape in zip(args, in_shapes):
+        a = _broadcast(a, in_shape, call)
+        nodes.append((a if isinstance(a, Sym) else _const(builder, a, source))._node)
     node = builder.add(prim, tuple(nodes), params, shape, source)
     return Sym(builder, node, shape)
 
 
 def _const(builder: Builder, value: np.ndarray, source: str) -> "Sym":
-    node = builder.add(_P["const"], (), {"shape": value.shape}, value.shape, source,
+    node = builder.add(const_p, (), {"shape": value.shape}, value.shape, source,
                        value=value)
     return Sym(builder, node, value.shape)
 
@@ -115,7 +91,7 @@ def _broadcast(a, shape, call):
     if isinstance(a, Sym):
         if a.shape == tuple(shape):
             return a
-        return bind(_P["broadcast_to"], a, call=call, shape=tuple(shape))
+        return bind(broadcast_to_p, a, call=call, shape=tuple(shape))
     return np.broadcast_to(a, shape)  # a read-only view: a scalar stays one number in memory
 
 
@@ -205,15 +181,15 @@ class Sym:
             "new array with cv.concatenate / cv.stack or cv.where"))
 
     # --- arithmetic ---
-    def __add__(self, o): return bind(_P["add"], self, o, call="+")
-    def __radd__(self, o): return bind(_P["add"], o, self, call="+")
-    def __sub__(self, o): return bind(_P["sub"], self, o, call="-")
-    def __rsub__(self, o): return bind(_P["sub"], o, self, call="-")
-    def __mul__(self, o): return bind(_P["mul"], self, o, call="*")
-    def __rmul__(self, o): return bind(_P["mul"], o, self, call="*")
-    def __truediv__(self, o): return bind(_P["div"], self, o, call="/")
-    def __rtruediv__(self, o): return bind(_P["div"], o, self, call="/")
-    def __neg__(self): return bind(_P["neg"], self, call="unary -")
+    def __add__(self, o): return bind(add_p, self, o, call="+")
+    def __radd__(self, o): return bind(add_p, o, self, call="+")
+    def __sub__(self, o): return bind(sub_p, self, o, call="-")
+    def __rsub__(self, o): return bind(sub_p, o, self, call="-")
+    def __mul__(self, o): return bind(mul_p, self, o, call="*")
+    def __rmul__(self, o): return bind(mul_p, o, self, call="*")
+    def __truediv__(self, o): return bind(div_p, self, o, call="/")
+    def __rtruediv__(self, o): return bind(div_p, o, self, call="/")
+    def __neg__(self): return bind(neg_p, self, call="unary -")
     def __pos__(self): return self
     def __abs__(self): return abs(self)
     def __matmul__(self, o): return matmul(self, o)
@@ -225,7 +201,7 @@ class Sym:
         e = _as_const(o, "**")
         if e.shape != ():
             return exp(o * log(self))
-        return bind(_P["pow"], self, call="**", exponent=float(e))
+        return bind(pow_p, self, call="**", exponent=float(e))
 
     def __rpow__(self, o):
         return exp(self * log(_as_const(o, "**")))
@@ -262,7 +238,7 @@ class Sym:
         return mean(self, axis=axis)
 
     def __getitem__(self, index):
-        return bind(_P["getitem"], self, call="indexing", index=_normalise_index(index,
+        return bind(getitem_p, self, call="indexing", index=_normalise_index(index,
                                                                                  self.shape))
 
     # --- NumPy interop ---
@@ -270,6 +246,9 @@ class Sym:
         if method != "__call__" or kwargs.get("out") is not None:
             return NotImplemented
         fn = _UFUNCS.get(ufunc.__name__)
+        prim = ufunc_primitive(ufunc.__name__) if fn is None else None
+        if prim is not None:
+            return bind(prim, *inputs, call=prim.call)
         if fn is None:
             raise TracingError(fail_message(
                 f"np.{ufunc.__name__}", "symbolic operands",
@@ -395,42 +374,42 @@ def _normalise_index(index, shape) -> tuple:
 
 def exp(x):
     """Elementwise exponential."""
-    return bind(_P["exp"], x, call="cv.exp")
+    return bind(exp_p, x, call="cv.exp")
 
 
 def log(x):
     """Elementwise natural logarithm (positive arguments)."""
-    return bind(_P["log"], x, call="cv.log")
+    return bind(log_p, x, call="cv.log")
 
 
 def sqrt(x):
     """Elementwise square root (positive arguments: sqrt is not Lipschitz at 0)."""
-    return bind(_P["sqrt"], x, call="cv.sqrt")
+    return bind(sqrt_p, x, call="cv.sqrt")
 
 
 def tanh(x):
     """Elementwise hyperbolic tangent."""
-    return bind(_P["tanh"], x, call="cv.tanh")
+    return bind(tanh_p, x, call="cv.tanh")
 
 
 def sigmoid(x):
     """Elementwise logistic function 1 / (1 + exp(-x)), evaluated without overflow."""
-    return bind(_P["sigmoid"], x, call="cv.sigmoid")
+    return bind(sigmoid_p, x, call="cv.sigmoid")
 
 
 def sin(x):
     """Elementwise sine."""
-    return bind(_P["sin"], x, call="cv.sin")
+    return bind(sin_p, x, call="cv.sin")
 
 
 def cos(x):
     """Elementwise cosine."""
-    return bind(_P["cos"], x, call="cv.cos")
+    return bind(cos_p, x, call="cv.cos")
 
 
 def square(x):
     """Elementwise square ``x ** 2``."""
-    return bind(_P["pow"], x, call="cv.square", exponent=2.0)
+    return bind(pow_p, x, call="cv.square", exponent=2.0)
 
 
 # --- nonsmooth primitives -----------------------------------------------------------------------
@@ -448,7 +427,7 @@ def relu(x):
     >>> F.jacobian(0.0, 0.0).A.vertices[:, 0, 0]          # relu(x) - relu(-x) == x, yet:
     array([0., 1., 2.])
     """
-    return bind(_P["relu"], x, call="cv.relu")
+    return bind(relu_p, x, call="cv.relu")
 
 
 def abs(x):  # noqa: A001  (NumPy-style name)
@@ -456,17 +435,17 @@ def abs(x):  # noqa: A001  (NumPy-style name)
 
     PyTorch's ``abs'(0) = 0`` lies in the hull [-1, 1], not in the finite set.
     """
-    return bind(_P["abs"], x, call="cv.abs")
+    return bind(abs_p, x, call="cv.abs")
 
 
 def maximum(a, b):
     """Elementwise maximum. At a tie the set is {(1, 0), (0, 1)}; default: first argument."""
-    return bind(_P["maximum"], a, b, call="cv.maximum")
+    return bind(maximum_p, a, b, call="cv.maximum")
 
 
 def minimum(a, b):
     """Elementwise minimum. At a tie the set is {(1, 0), (0, 1)}; default: first argument."""
-    return bind(_P["minimum"], a, b, call="cv.minimum")
+    return bind(minimum_p, a, b, call="cv.minimum")
 
 
 def soft_threshold(z, t):
@@ -482,12 +461,93 @@ def soft_threshold(z, t):
     >>> cv.soft_threshold([3.0, -0.5, -2.0], 1.0)
     array([ 2., -0., -1.])
     """
-    return bind(_P["soft_threshold"], z, t, call="cv.soft_threshold")
+    return bind(soft_threshold_p, z, t, call="cv.soft_threshold")
 
 
 def clip(z, lo, hi):
     """Clip ``z`` to ``[lo, hi]`` (lo <= hi). At a bound the default is the identity piece."""
-    return bind(_P["clip"], z, lo, hi, call="cv.clip")
+    return bind(clip_p, z, lo, hi, call="cv.clip")
+
+
+def group_soft_threshold(z, t):
+    """Block soft-thresholding ``z max(1 - t / ||z||, 0)``, the prox of ``t ||.||_2`` (t >= 0).
+
+    Equivalently ``argmin_u 1/2 ||u - z||^2 + t ||u||_2``, with the Euclidean norm over all of
+    ``z`` (one group; for several groups apply it to each and concatenate, as
+    ``cv.algorithms.group_lasso_forward_backward`` does). For one element it is
+    :func:`soft_threshold`.
+
+    Written ``z / ||z|| * soft_threshold(||z||, t)``: one kink node, the soft-threshold of the
+    norm, and no new primitive. Its pieces in ``(z, t)``:
+
+    * ``||z|| >= t``: ``z (1 - t / ||z||)``, Jacobian ``((1 - t/||z||) I + t z z^T / ||z||^3,
+      -z / ||z||)``;
+    * ``||z|| <= t``: ``0``, Jacobian ``(0, 0)``.
+
+    On the sphere ``||z|| = t > 0`` both are active: the set is ``{(z z^T / t^2, -z / t),
+    (0, 0)}`` (hull: the segment between them) and the default is the zero piece, as for
+    :func:`soft_threshold`. Off the sphere the Jacobian is the classical one, with exact zeros
+    inside the ball. The norm is computed as ``sqrt(||z||^2 + 1e-300)``, equal to ``||z||``
+    whenever ``||z|| > 1e-142``, so that no derivative of the norm is infinite at ``z = 0``
+    (there, with ``t = 0``, the value is ``z`` and the derivative the identity).
+
+    Raises
+    ------
+    InputError
+        At evaluation, for a negative threshold ``t`` (the map is discontinuous there).
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> cv.group_soft_threshold(np.array([3.0, 4.0]), 2.5)           # ||z|| = 5
+    array([1.5, 2. ])
+    >>> F = cv.trace(lambda z, t: cv.group_soft_threshold(z, t), (2,), ())
+    >>> js = F.jacobian(np.array([3.0, 4.0]), 5.0, hull=False)        # on the sphere
+    >>> js.vertices.round(2)                      # (z z^T / t^2, -z / t) and (0, 0)
+    array([[[ 0.36,  0.48, -0.6 ],
+            [ 0.48,  0.64, -0.8 ]],
+    <BLANKLINE>
+           [[ 0.  ,  0.  ,  0.  ],
+            [ 0.  ,  0.  ,  0.  ]]])
+    >>> bool(np.all(js.default == 0))             # the default: the zero piece
+    True
+    """
+    norm = sqrt(sum(z * z) + 1e-300)
+    return z * (soft_threshold(norm, t) / norm)
+
+
+def huber(z, delta):
+    """The Huber function: ``z^2 / 2`` for ``|z| <= delta``, ``delta (|z| - delta / 2)`` beyond.
+
+    Elementwise, ``delta >= 0``. It is C^1: its partials are ``clip(z, -delta, delta)`` in ``z``
+    and ``max(|z| - delta, 0)`` in ``delta``, continuous everywhere, so its conservative
+    Jacobian is a single matrix everywhere, on ``|z| = delta`` too and with any tolerance. It is
+    one smooth primitive for that reason: the composition ``c (z - c / 2)`` with ``c = clip(z,
+    -delta, delta)`` (or ``where(abs(z) <= delta, ...)``) has the same values and derivative
+    but records the clip's (or the where's) two choices at each ``|z| = delta``, and with a
+    tolerance near there two slightly different matrices.
+
+    Raises
+    ------
+    InputError
+        For ``delta < 0`` (a constant at once; a traced one at evaluation).
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> cv.huber(np.array([0.5, 2.0, -3.0]), 1.0)
+    array([0.125, 1.5  , 2.5  ])
+    >>> F = cv.trace(lambda z, d: cv.huber(z, d), (), ())
+    >>> js = F.jacobian(1.0, 1.0, tol=1e-9)              # on the kink of its derivative
+    >>> js.is_singleton, js.n_selections, js.default
+    (True, 1, array([[1., 0.]]))
+    """
+    if not isinstance(delta, Sym):
+        d = _as_const(delta, "cv.huber")
+        if np.any(d < 0):
+            raise InputError(fail_message("cv.huber", f"delta with minimum {float(np.min(d)):g}",
+                                          "pass delta >= 0"))
+    return bind(huber_p, z, delta, call="cv.huber")
 
 
 def where(cond: Condition, a, b):
@@ -510,7 +570,7 @@ def where(cond: Condition, a, b):
             "cv.where", f"a condition of type {type(cond).__name__}",
             "pass a comparison of symbolic values such as x > 0 (a boolean array would make a "
             "fixed branch: index or multiply instead)"))
-    return bind(_P["select"], cond.g, a, b, call="cv.where", strict=cond.strict)
+    return bind(select_p, cond.g, a, b, call="cv.where", strict=cond.strict)
 
 
 # --- reductions and shapes ----------------------------------------------------------------------
@@ -532,7 +592,7 @@ def sum(x, axis=None):  # noqa: A001
     """Sum over ``axis`` (all axes by default)."""
     if not isinstance(x, Sym):
         return np.sum(_as_const(x, "cv.sum"), axis=axis)
-    return bind(_P["sum"], x, call="cv.sum", axes=_axes(axis, x.ndim, "cv.sum"))
+    return bind(sum_p, x, call="cv.sum", axes=_axes(axis, x.ndim, "cv.sum"))
 
 
 def mean(x, axis=None):
@@ -586,7 +646,7 @@ def matmul(a, b):
     if not (1 <= len(sa) <= 2 and 1 <= len(sb) <= 2) or sa[-1] != sb[0]:
         raise ShapeError(fail_message("@ (matmul)", f"operands of shapes {sa} and {sb}",
                                       "pass 1-D or 2-D operands with matching inner dimension"))
-    return bind(_P["matmul"], a, b, call="@")
+    return bind(matmul_p, a, b, call="@")
 
 
 def dot(a, b):
@@ -604,7 +664,7 @@ def reshape(x, shape):
     except ValueError:
         raise ShapeError(fail_message("cv.reshape", f"shape {shape} for an array of shape "
                                       f"{x.shape}", "keep the number of elements")) from None
-    return bind(_P["reshape"], x, call="cv.reshape", shape=shape)
+    return bind(reshape_p, x, call="cv.reshape", shape=shape)
 
 
 def transpose(x, axes: Sequence[int] | None = None):
@@ -614,7 +674,7 @@ def transpose(x, axes: Sequence[int] | None = None):
     perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) for a in axes)
     if sorted(perm) != list(range(x.ndim)):
         raise ShapeError(fail_message("cv.transpose", f"axes={axes}", "pass a permutation"))
-    return bind(_P["transpose"], x, call="cv.transpose", perm=perm)
+    return bind(transpose_p, x, call="cv.transpose", perm=perm)
 
 
 def concatenate(arrays: Sequence[Any], axis: int = 0):
@@ -631,7 +691,7 @@ def concatenate(arrays: Sequence[Any], axis: int = 0):
     if any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
         raise ShapeError(fail_message("cv.concatenate", f"shapes {shapes}",
                                       "make all shapes agree except along the axis"))
-    return bind(_P["concatenate"], *arrays, call="cv.concatenate", axis=axis)
+    return bind(concatenate_p, *arrays, call="cv.concatenate", axis=axis)
 
 
 def stack(arrays: Sequence[Any], axis: int = 0):
@@ -663,18 +723,12 @@ def _cmp(a, b, op):
     return {">": a.__gt__, ">=": a.__ge__, "<": a.__lt__, "<=": a.__le__}[op](b)
 
 
+# NumPy ufuncs that are DSL functions rather than one primitive; the others dispatch to the
+# primitive whose block names them (``ufuncs=...``), see ``Sym.__array_ufunc__``
 _UFUNCS = {
-    "add": lambda a, b: bind(_P["add"], a, b, call="+"),
-    "subtract": lambda a, b: bind(_P["sub"], a, b, call="-"),
-    "multiply": lambda a, b: bind(_P["mul"], a, b, call="*"),
-    "true_divide": lambda a, b: bind(_P["div"], a, b, call="/"),
-    "divide": lambda a, b: bind(_P["div"], a, b, call="/"),
-    "negative": lambda a: bind(_P["neg"], a, call="unary -"),
     "positive": lambda a: a,
     "power": lambda a, b: a ** b if isinstance(a, Sym) else Sym.__rpow__(b, a),
-    "matmul": matmul,
-    "exp": exp, "log": log, "sqrt": sqrt, "tanh": tanh, "sin": sin, "cos": cos,
-    "square": square, "absolute": abs, "fabs": abs, "maximum": maximum, "minimum": minimum,
+    "matmul": matmul, "square": square,
     "greater": _greater, "greater_equal": _greater_equal, "less": _less,
     "less_equal": _less_equal,
 }
@@ -684,3 +738,5 @@ _ARRAY_FUNCTIONS = {
     "transpose": transpose, "dot": dot, "matmul": matmul, "clip": clip, "max": max, "min": min,
     "amax": max, "amin": min, "where": where,
 }
+
+use_binder(bind)        # Primitive.bind records nodes through this module

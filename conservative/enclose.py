@@ -19,9 +19,9 @@ import numpy as np
 
 from . import interval as iv
 from ._types import as_float_array
-from .errors import ConservativeError, InputError, ShapeError, fail_message
-from .evaluate import located
+from .errors import InputError, ShapeError, fail_message
 from .graph import Program
+from .interpreter import seed, walk
 
 __all__ = ["enclose_program", "enclose_values", "possible_pieces", "as_box"]
 
@@ -45,39 +45,10 @@ def as_box(box, shape, *, name: str, call: str) -> iv.Interval:
     return result
 
 
-def _scale(d, t: iv.Interval) -> iv.Interval:
-    """Enclose ``d * t`` for a partial ``d`` (float or Interval) and a tangent ``t`` (…, T).
-
-    Partials whose endpoints are all -1, 0 or 1 (sums, differences, the piece hulls of
-    relu / abs / soft-threshold / clip / where) multiply exactly in floating point, so the
-    four endpoint products need no directed rounding.
-    """
-    if not isinstance(d, iv.Interval):
-        if d == 1.0:
-            return t
-        if d == -1.0:
-            return -t
-        return _point_scale(np.asarray(d, dtype=float), t)
-    d = d.reshape(d.shape + (1,))
-    ends = np.concatenate([d.lo.ravel(), d.hi.ravel()])
-    if np.all((ends == 0.0) | (ends == 1.0) | (ends == -1.0)):
-        products = (d.lo * t.lo, d.lo * t.hi, d.hi * t.lo, d.hi * t.hi)
-        return iv.Interval(np.minimum.reduce(products), np.maximum.reduce(products))
-    if np.array_equal(d.lo, d.hi):
-        return _point_scale(d.lo, t)
-    return iv.multiply(d, t)
-
-
-def _point_scale(d: np.ndarray, t: iv.Interval) -> iv.Interval:
-    """Enclose ``d * t`` for exact reals ``d``: one rounded product per endpoint, then one
-    step outward (a round-to-nearest product errs by at most half an ulp, and by less than the
-    smallest subnormal when it underflows)."""
-    with np.errstate(invalid="ignore"):
-        a, b = d * t.lo, d * t.hi
-    zero = d == 0                                   # 0 * inf is 0 here, not NaN
-    a, b = np.where(zero, 0.0, a), np.where(zero, 0.0, b)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    return iv.Interval(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
+def _interval_consts(program: Program) -> dict:
+    """The program's constants as degenerate intervals (built once per program)."""
+    return program.cached("interval_consts", lambda: {
+        node: iv.Interval(value) for node, value in program.consts.items()})
 
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
@@ -88,8 +59,8 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
     Parameters
     ----------
     boundaries : list, optional
-        If given, the ``cv.where`` (select) nodes whose condition may change sign on the box
-        are appended to it. Their continuity is checked only at evaluated points, so a caller
+        If given, the nodes whose continuity is only checked (``cv.where``: the primitive's
+        ``branches`` hook) and whose boundary may meet the box are appended to it. Their continuity is checked only at evaluated points, so a caller
         that needs F to be Lipschitz on the box (a mean-value argument) must refuse them.
     seeds : tuple (x_seed, theta_seed), optional
         Interval tangents of ``x`` (shape ``(*state_shape, T)``) and ``theta`` (or None for
@@ -108,9 +79,6 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
     """
     sx, st = x_box.shape, theta_box.shape
     n_in, m = int(np.prod(sx, dtype=np.int64)), int(np.prod(st, dtype=np.int64))
-    vals = {program.x_node: x_box, program.theta_node: theta_box}
-    for node, value in program.consts.items():
-        vals[node] = iv.Interval(value)
     if seeds is None:
         ndir = n_in + m
         tans = {program.x_node: iv.Interval(np.eye(n_in, ndir).reshape(sx + (ndir,))),
@@ -119,29 +87,21 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         tans = {node: seed for node, seed in zip((program.x_node, program.theta_node), seeds)
                 if seed is not None}
         ndir = next(iter(tans.values())).shape[-1]
-    for step in program.steps:
+
+    def value_and_tangent_rule(step, args):
         prim = step.prim
-        args = [vals[i] for i in step.inputs]
-        try:
-            out = prim.interval(*args, **step.params)
-            vals[step.node] = out
-            if boundaries is not None and prim.name == "select" and \
-                    np.any((args[0].lo <= tol) & (args[0].hi >= -tol)):
-                boundaries.append(step.node)
-            tin = [tans.get(i) for i in step.inputs]
-            if all(t is None for t in tin):
-                continue
-            if prim.kind == "elementwise" and prim.pieces is not None:
-                acc = _piece_tangent_hull(prim, args, tin, tol, step.params)
-            elif prim.kind == "elementwise":
-                d = prim.interval_partials(args, out, tol, **step.params)
-                acc = _combine_interval(d, tin)
-            else:
-                acc = prim.interval_jvp(args, out, tin, **step.params)
+        out = prim.interval(*args, **step.params)
+        if boundaries is not None and prim.meets_boundary(args, tol, step.params):
+            boundaries.append(step.node)
+        tin = [tans.get(i) for i in step.inputs]
+        if any(t is not None for t in tin):
+            acc = prim.interval_tangent(args, out, tin, tol, step.params)
             if acc is not None:
                 tans[step.node] = acc
-        except ConservativeError as exc:
-            raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
+        return out
+
+    env = seed(program, x_box, theta_box, _interval_consts(program))
+    vals = walk(program, env, value_and_tangent_rule, call=call)
     if keep:
         return vals, tans
     out_shape = program.shape(program.out_node)
@@ -155,53 +115,15 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
     return vals[program.out_node], jac
 
 
-def _combine_interval(partials, tangents):
-    """Enclose ``sum_i d_i * t_i`` (interval or float partials ``d_i``; None tangents are 0)."""
-    acc = None
-    for di, t in zip(partials, tangents):
-        if t is None or (not isinstance(di, iv.Interval) and di == 0.0):
-            continue
-        term = _scale(di, t)
-        acc = term if acc is None else iv.add(acc, term)
-    return acc
-
-
-def _piece_tangent_hull(prim, args, tangents, tol, params):
-    """Enclose the output tangent of a nonsmooth node: the hull, over the pieces that may be
-    active on the box, of each piece's own tangent ``sum_i c_{p,i} t_i``.
-
-    Tighter than combining the hulls of the partials input by input (which lets the pieces
-    mix: for ``where(g > 0, 9 d, d)`` the tangent is in ``[1, 9] dd``, not ``[0, 10] dd``),
-    and as sound: at each point the output tangent is one piece's tangent.
-    """
-    possible = prim.interval_active(args, tol, **params)
-    lo = hi = None
-    for coeffs, mask in zip(prim.piece_partials, possible):
-        if not np.any(mask):
-            continue
-        t = _combine_interval(coeffs, tangents)
-        if t is None:
-            t = iv.Interval(np.zeros(()))
-        mask = np.asarray(mask)[..., None]
-        t_lo = np.where(mask, t.lo, np.inf)
-        t_hi = np.where(mask, t.hi, -np.inf)
-        lo = t_lo if lo is None else np.minimum(lo, t_lo)
-        hi = t_hi if hi is None else np.maximum(hi, t_hi)
-    return iv.Interval(lo, hi)
+def _interval_value_rule(step, args):
+    return step.prim.interval(*args, **step.params)
 
 
 def enclose_values(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
                    call: str = "Map.enclose") -> dict:
     """Interval enclosures of every node's value over a box (no derivatives): node -> Interval."""
-    vals = {program.x_node: x_box, program.theta_node: theta_box}
-    for node, value in program.consts.items():
-        vals[node] = iv.Interval(value)
-    for step in program.steps:
-        try:
-            vals[step.node] = step.prim.interval(*[vals[i] for i in step.inputs], **step.params)
-        except ConservativeError as exc:
-            raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
-    return vals
+    env = seed(program, x_box, theta_box, _interval_consts(program))
+    return walk(program, env, _interval_value_rule, call=call)
 
 
 def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
@@ -214,15 +136,18 @@ def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         Only nodes where some element may have two or more active pieces (a kink the box
         meets); elsewhere the pieces active at any point of the box are those at the point.
     """
-    vals = enclose_values(program, x_box, theta_box, call=call)
-    out = {}
-    for step in program.steps:
+    found = {}
+
+    def value_and_pieces_rule(step, args):
         prim = step.prim
-        if prim.kind != "elementwise" or prim.pieces is None:
-            continue
-        masks = prim.interval_active([vals[i] for i in step.inputs], tol, **step.params)
-        shape = program.shape(step.node)
-        stacked = np.stack([np.broadcast_to(m, shape) for m in masks])
-        if np.any(stacked.sum(axis=0) >= 2):
-            out[step.node] = stacked
-    return out
+        if not prim.smooth:
+            masks = prim.interval_active(args, tol, **step.params)
+            shape = program.shape(step.node)
+            stacked = np.stack([np.broadcast_to(m, shape) for m in masks])
+            if np.any(stacked.sum(axis=0) >= 2):
+                found[step.node] = stacked
+        return prim.interval(*args, **step.params)
+
+    env = seed(program, x_box, theta_box, _interval_consts(program))
+    walk(program, env, value_and_pieces_rule, call=call)
+    return found

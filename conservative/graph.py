@@ -20,11 +20,13 @@ import contextvars
 import linecache
 import os
 import sys
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .primitives import Primitive
+from .primitives import Leaf, Primitive
 
 __all__ = ["Builder", "Program", "user_source", "foreign_source"]
 
@@ -91,7 +93,6 @@ class Builder:
     def __init__(self):
         import networkx as nx  # imported at the first trace, not by `import conservative`
         self.graph = nx.DiGraph()
-        self._consts: dict[int, int] = {}
 
     def add(self, prim: Primitive, inputs: tuple[int, ...], params: dict, shape: tuple,
             source: str, **extra) -> int:
@@ -107,12 +108,19 @@ class Builder:
 
 @dataclass(frozen=True)
 class Step:
-    """One node to compute during evaluation."""
+    """One node to compute: its primitive, inputs and parameters.
+
+    Prepared once when the program is frozen: ``kwargs``, what the numeric rules receive (the
+    parameters, and ``prepared`` for primitives with a ``prepare`` rule: constants made ready
+    once, never per step), and ``impl``, the implementation with them bound.
+    """
 
     node: int
     prim: Primitive
     inputs: tuple[int, ...]
     params: dict
+    impl: Callable = field(repr=False, compare=False, default=None)
+    kwargs: dict = field(repr=False, compare=False, default=None)
 
 
 class Program:
@@ -131,33 +139,74 @@ class Program:
         import networkx as nx
         g = builder.graph
         keep = nx.ancestors(g, out_node) | {out_node, x_node, theta_node}
-        self.graph = nx.freeze(g.subgraph(sorted(keep)).copy())
+        self._build(nx.freeze(g.subgraph(sorted(keep)).copy()), x_node, theta_node, out_node)
+
+    def _build(self, graph, x_node: int, theta_node: int, out_node: int):
+        """Everything derived from the frozen graph, prepared once (and again on unpickling)."""
+        self.graph = graph
         self.x_node, self.theta_node, self.out_node = x_node, theta_node, out_node
+        self._cache: dict = {}
         self.order = sorted(self.graph.nodes)
-        self.steps = [Step(n, d["prim"], d["inputs"], d["params"])
-                      for n, d in ((n, self.graph.nodes[n]) for n in self.order)
-                      if d["prim"].kind != "input"]
         self.consts = {n: self.graph.nodes[n]["value"] for n in self.order
-                       if self.graph.nodes[n]["prim"].name == "const"}
-        self.kink_nodes = [s.node for s in self.steps if s.prim.pieces is not None]
+                       if "value" in self.graph.nodes[n]}
+        self.steps = [_step(n, d, self.consts) for n, d in
+                      ((n, self.graph.nodes[n]) for n in self.order)
+                      if not isinstance(d["prim"], Leaf)]
+        # prepared once: the constants with their batch axis of one, and per step the inputs
+        # whose last use it is (a forward pass may drop them afterwards)
+        self.batched_consts = {n: v[None] for n, v in self.consts.items()}
+        last = {}
+        for k, step in enumerate(self.steps):
+            for i in step.inputs:
+                last[i] = k
+        self.dying = [tuple(i for i in dict.fromkeys(step.inputs) if last[i] == k)
+                      for k, step in enumerate(self.steps)]
+        self.kink_nodes = [s.node for s in self.steps if not s.prim.smooth]
+        self.largest = max((int(np.prod(d["shape"], dtype=np.int64))
+                            for _, d in self.graph.nodes(data=True)), default=1)
+        # nodes that depend on x or theta (constants need no tangent or cotangent)
+        self.live = {x_node, theta_node}
+        for step in self.steps:
+            if any(i in self.live for i in step.inputs):
+                self.live.add(step.node)
+
+    # --- pickling: the frozen graph with primitives by name and constants as arrays -----------
+
+    def __getstate__(self) -> dict:
+        nodes = [(n, {k: (_compact(v) if k == "value" else v) for k, v in d.items()})
+                 for n, d in self.graph.nodes(data=True)]
+        return {"nodes": nodes, "edges": list(self.graph.edges(data=True)),
+                "inputs_output": (self.x_node, self.theta_node, self.out_node)}
+
+    def __setstate__(self, state: dict):
+        import networkx as nx
+        graph = nx.DiGraph()
+        graph.add_nodes_from((n, {k: (_expand(v) if k == "value" else v) for k, v in d.items()})
+                             for n, d in state["nodes"])
+        graph.add_edges_from(state["edges"])
+        self._build(nx.freeze(graph), *state["inputs_output"])
 
     def shape(self, node: int) -> tuple:
         return self.graph.nodes[node]["shape"]
+
+    def cached(self, key, build: Callable):
+        """A derived object built once per program (programs are frozen, so it stays valid)."""
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = build()
+        return hit
 
     # --- readable forms -------------------------------------------------------------------------
 
     def expression(self, node: int, depth: int = 4) -> str:
         """A readable expression for ``node``, abbreviated below ``depth``."""
         d = self.graph.nodes[node]
-        name = d["prim"].name
-        if name == "input":
-            return d["name"]
-        if name == "const":
-            return _const_repr(d["value"])
+        if isinstance(d["prim"], Leaf):       # an input (named) or a constant (a value)
+            return d["name"] if "value" not in d else _const_repr(d["value"])
         if depth <= 0:
             return "…"
         args = [self.expression(i, depth - 1) for i in d["inputs"]]
-        return _format_op(name, args, d["params"])
+        return d["prim"].show(args, d["params"])
 
     def __str__(self) -> str:
         g = self.graph
@@ -170,51 +219,49 @@ class Program:
         for step in self.steps:
             args = [label[i] for i in step.inputs]
             d = g.nodes[step.node]
-            rhs = _format_op(step.prim.name, args, step.params)
+            rhs = step.prim.show(args, step.params)
             loc = os.path.basename(d["source"])
-            mark = "  [nonsmooth]" if step.prim.pieces is not None else ""
+            mark = "" if step.prim.smooth else "  [nonsmooth]"
             lines.append(f"  %{step.node:<4} = {rhs:<48} {str(d['shape']):<10} # {loc}{mark}")
         lines.append(f"  return %{self.out_node}")
         return "\n".join(lines)
 
 
-_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
+class _Broadcast(NamedTuple):
+    """A constant stored as the array it was broadcast from (a scalar step size stays one
+    number in a pickle, not ``p`` copies)."""
+
+    base: np.ndarray
+    shape: tuple
+
+
+def _compact(value: np.ndarray):
+    repeated = [i for i, (n, st) in enumerate(zip(value.shape, value.strides)) if n > 1 and not st]
+    if not repeated:
+        return value
+    index = tuple(slice(0, 1) if i in repeated else slice(None) for i in range(value.ndim))
+    return _Broadcast(np.ascontiguousarray(value[index]), value.shape)
+
+
+def _expand(value):
+    return np.broadcast_to(value.base, value.shape) if isinstance(value, _Broadcast) else value
+
+
+def _step(node: int, d: dict, consts: dict) -> Step:
+    prim, params = d["prim"], d["params"]
+    kwargs = params
+    prepared = None
+    if prim.prepare is not None:
+        prepared = prim.prepare(tuple(consts.get(i) for i in d["inputs"]), **params)
+        kwargs = {**params, "prepared": prepared}
+    if prim.compile is not None:
+        impl = prim.compile(prepared, **params)
+    else:
+        impl = functools.partial(prim.impl, **kwargs) if kwargs else prim.impl
+    return Step(node, prim, d["inputs"], params, impl, kwargs)
 
 
 def _const_repr(value: np.ndarray) -> str:
     if value.size == 1 or (value.size and not any(value.strides)):  # a broadcast scalar
         return f"{float(value.reshape(-1)[0]):.6g}"
     return f"const{value.shape}"
-
-
-def _format_op(name: str, args: list[str], params: dict) -> str:
-    if name in _INFIX:
-        return f"({args[0]} {_INFIX[name]} {args[1]})"
-    if name == "neg":
-        return f"-{args[0]}"
-    if name == "pow":
-        return f"{args[0]} ** {params['exponent']:g}"
-    if name == "getitem":
-        return f"{args[0]}[{_index_repr(params['index'])}]"
-    if name == "select":
-        op = ">" if params["strict"] else ">="
-        return f"where({args[0]} {op} 0, {args[1]}, {args[2]})"
-    if name in ("broadcast_to", "reshape"):
-        return f"{name}({args[0]}, {params['shape']})"
-    extra = [f"{k}={v}" for k, v in params.items()]
-    return f"{name}({', '.join(args + extra)})"
-
-
-def _index_repr(index: tuple) -> str:
-    parts = []
-    for i in index:
-        if isinstance(i, slice):
-            parts.append(":".join("" if v is None else str(v) for v in (i.start, i.stop)) +
-                         ("" if i.step is None else f":{i.step}"))
-        elif i is None:
-            parts.append("None")
-        elif isinstance(i, np.ndarray):
-            parts.append(str(i.tolist()) if i.size <= 6 else f"array{i.shape}")
-        else:
-            parts.append(str(i))
-    return ", ".join(parts)

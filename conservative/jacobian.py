@@ -20,15 +20,19 @@ Chain rule on programs
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from .compiled import tangents_function
 from .errors import ConservativeError, NonFiniteError
-from .evaluate import located, raise_non_finite
 from .graph import Program
+from .interpreter import all_finite, located, raise_non_finite, seed, value_rule, walk
+from .primitives import ALL
 from .sets import AffineGenerator, CallableGenerator, FiniteGenerator, JacobianSet
 
 __all__ = ["Linearisation", "linearise", "jvp", "vjp", "value_and_jvp", "jacobian_set",
-           "input_seeds", "tangent_matrix"]
+           "input_seeds", "tangent_matrix", "Pullback", "pullback", "demanded"]
 
 
 class Linearisation:
@@ -37,7 +41,8 @@ class Linearisation:
     Attributes
     ----------
     partials : dict node -> tuple of arrays
-        The partials of the default selection (smooth nodes: the partials).
+        The partials of the default selection (smooth nodes: the partials; None for
+        structural nodes, which have a tangent rule instead).
     pieces : dict node -> Pieces
         For nonsmooth nodes, the pieces at the points.
     """
@@ -47,27 +52,15 @@ class Linearisation:
         self.pieces = pieces
 
 
-def _selected_partials(pieces, choice: np.ndarray, n_inputs: int) -> tuple:
-    """Partials of the piece ``choice`` (an int array over the batched shape) per input."""
-    out = []
-    for i in range(n_inputs):
-        stacked = np.stack(np.broadcast_arrays(*[np.asarray(p[i], dtype=float)
-                                                 for p in pieces.partials], choice))[:-1]
-        out.append(np.take_along_axis(stacked, choice[None].astype(np.intp), axis=0)[0])
-    return tuple(out)
-
-
-def _widen(pc, possible, kink: int):
-    """Pieces at a point, with every piece that ``possible`` says may be active counted active.
-
-    Where two or more pieces may be active the default becomes the primitive's choice *on*
-    the kink (``kink``), so that it does not depend on the side a rounded point fell on.
-    """
-    possible = np.asarray(possible)[:, None]            # (P, 1, *shape): batch of one point
-    active = pc.active | possible
-    on_kink = possible.sum(axis=0) >= 2
-    default = np.where(on_kink & possible[kink], kink, pc.default).astype(np.intp)
-    return type(pc)(pc.partials, active, default)
+def _check_finite(program, node, partials, call):
+    for d in partials:
+        if np.ndim(d) and not np.all(np.isfinite(d)):
+            name = program.graph.nodes[node]["prim"].name
+            raise NonFiniteError(located(
+                program, node,
+                f"{call}: the derivative of `{name}` is infinite or NaN here (the "
+                "map is not locally Lipschitz at this point, e.g. sqrt at 0); move the "
+                "point or smooth the expression"))
 
 
 def linearise(program: Program, values: dict, *, tol: float, call: str,
@@ -81,72 +74,78 @@ def linearise(program: Program, values: dict, *, tol: float, call: str,
     possible_pieces` over a box around the point, batch of one) adds every piece that may be
     active on that box: the set of a point known only through an enclosure.
     """
-    partials, pieces = {}, {}
     possible = possible or {}
-    with np.errstate(all="ignore"):
-        for step in program.steps:
-            prim = step.prim
-            if prim.kind != "elementwise":
-                continue
-            args = [values[i] for i in step.inputs]
-            out = values[step.node]
-            widen = step.node in possible
-            try:
-                if prim.pieces is None:
-                    d = prim.partials(args, out, **step.params)
-                elif not with_pieces and not widen:
-                    partials[step.node] = prim.default_partials(args, out, **step.params)
-                    continue  # piece partials are finite constants
-                else:
-                    pc = prim.pieces(args, out, tol, **step.params)
-                    if widen:
-                        pc = _widen(pc, possible[step.node], prim.kink_default(**step.params))
-                    if with_pieces:
-                        pieces[step.node] = pc
-                    d = _selected_partials(pc, pc.default, len(args))
-            except ConservativeError as exc:
-                raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
-            for di in d:
-                if np.ndim(di) and not np.all(np.isfinite(di)):
-                    raise NonFiniteError(located(
-                        program, step.node,
-                        f"{call}: the derivative of `{prim.name}` is infinite or NaN here (the "
-                        "map is not locally Lipschitz at this point, e.g. sqrt at 0); move the "
-                        "point or smooth the expression"))
-            partials[step.node] = d
+    pieces = {}
+
+    def partials_rule(step, _):
+        d, pc = step.prim.linearise([values[i] for i in step.inputs], values[step.node],
+                                    step.kwargs, tol=tol, with_pieces=with_pieces,
+                                    possible=possible.get(step.node))
+        if pc is not None:
+            pieces[step.node] = pc
+        if d is not None:
+            _check_finite(program, step.node, d, call)
+        return d
+
+    partials = walk(program, {}, partials_rule, call=call)
     return Linearisation(partials, pieces)
 
 
-def _combine(partials, tangents):
-    """``sum_i d_i * t_i`` for elementwise partials; scalar 0 and ±1 cost no multiplication."""
-    acc = None
-    for d, t in zip(partials, tangents):
-        if t is None:
-            continue
-        if np.ndim(d) == 0:
-            if d == 0.0:
-                continue
-            if d == 1.0 or d == -1.0:
-                if acc is None:
-                    acc = t if d == 1.0 else -t
-                else:
-                    acc = acc + t if d == 1.0 else acc - t
-                continue
-            term = t * d
-        else:
-            term = t * d[..., None]
-        acc = term if acc is None else acc + term
-    return acc
+def _values_and_partials(program, x, theta, *, call, possible=None):
+    """Values of every node and the default selection's partials of the nodes that depend on
+    the inputs, in one walk (what a derivative run needs; nothing is checked here)."""
+    live = program.live
+    possible = possible or {}
+    partials = {}
+
+    def rule(step, ins):
+        out = step.impl(*ins)
+        if step.node in live:
+            partials[step.node] = step.prim.linearise(ins, out, step.kwargs, tol=0.0,
+                                                      with_pieces=False,
+                                                      possible=possible.get(step.node))[0]
+        return out
+
+    values = walk(program, seed(program, x, theta), rule, call=call)
+    return values, partials
 
 
-def _tangent(step, args, out, tangents, partials):
-    """The output tangent of one node: elementwise partials, or the primitive's JVP rule."""
-    if step.prim.kind == "elementwise":
-        return _combine(partials, tangents)
-    return step.prim.jvp(args, out, tangents, **step.params)
+def _compiled_value_and_tangent(program, x, theta, seeds):
+    """Value and tangent from the compiled program (small programs with seeds at the inputs
+    only), or None after an error or a non-finite result (the walk then runs and says what
+    happened where)."""
+    tx, tt = seeds.get(program.x_node), seeds.get(program.theta_node)
+    if len(seeds) != (tx is not None) + (tt is not None):       # seeds inside the program
+        return None
+    run = tangents_function(program, (tx is not None, tt is not None))
+    try:
+        with np.errstate(all="ignore"):
+            out, tangent = run(x, theta, tx, tt)
+    except ConservativeError:
+        return None
+    if not all_finite(out) or (tangent is not None and not all_finite(tangent)):
+        return None
+    return out, tangent
 
 
-def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bool = False):
+def _values_and_tangents(program, x, theta, seeds, *, call):
+    """Values (the compiled value walk), then the default selection's tangents (small
+    programs, where an analysis of the demanded rows costs more than it saves)."""
+    values = walk(program, seed(program, x, theta), value_rule, call=call)
+
+    def default_tangent_rule(step, tin):
+        for t in tin:
+            if t is not None:                   # some input carries a tangent
+                return step.prim.default_tangent([values[i] for i in step.inputs],
+                                                 values[step.node], tin, step.kwargs)
+        return None
+
+    tangents = walk(program, dict(seeds), default_tangent_rule, call=call, free=True)
+    return values, tangents.get(program.out_node)
+
+
+def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bool = False,
+        call: str = "jvp"):
     """Push tangents forward through the program.
 
     Parameters
@@ -157,24 +156,69 @@ def jvp(program: Program, values: dict, partials: dict, seeds: dict, *, keep: bo
     seeds : dict node -> ndarray (B, *shape, T)
         Tangents placed at nodes (usually the inputs). A seeded node's own rule is skipped.
     keep : bool
-        Return all tangents (dict) instead of the output's (None means zero).
+        Return all tangents (dict) instead of the output's (None means zero); otherwise each
+        tangent is dropped after its last use.
+    call : str
+        Public call named in errors.
     """
-    tangents: dict[int, np.ndarray | None] = dict(seeds)
-    for step in program.steps:
+    needs = None if keep else demanded(program, values, partials)
+
+    def tangent_rule(step, tin):
         if step.node in seeds:
-            continue
-        tin = [tangents.get(i) for i in step.inputs]
+            return seeds[step.node]
         if all(t is None for t in tin):
-            tangents[step.node] = None
-            continue
-        tangents[step.node] = _tangent(step, [values[i] for i in step.inputs],
-                                       values[step.node], tin, partials.get(step.node))
+            return None
+        need = ALL
+        if needs is not None:
+            need = needs.get(step.node)
+            if need is None:                     # the output needs nothing of this tangent
+                return None
+        return step.prim.tangent([values[i] for i in step.inputs], values[step.node], tin,
+                                 partials.get(step.node), step.kwargs, need=need)
+
+    tangents = walk(program, dict(seeds), tangent_rule, call=call, free=not keep)
     return tangents if keep else tangents.get(program.out_node)
+
+
+def _demand_pays(program: Program) -> bool:
+    """Whether the program has a product large enough to gain from demanded rows."""
+    return program.cached("demand pays", functools.partial(_has_large_product, program))
+
+
+def _has_large_product(program: Program) -> bool:
+    return any(getattr(s.prim, "jvp_uses_need", False) and
+               int(np.prod(program.shape(s.node), dtype=np.int64)) >= 64 for s in program.steps)
+
+
+def demanded(program: Program, values: dict, partials: dict) -> dict | None:
+    """Which elements of each node's tangent the output needs: node -> ``ALL`` or a boolean
+    mask of the node's shape (absent: nothing), or None when the program gains nothing from it.
+
+    Demanded rows: a later 0/1 mask (a soft-threshold's partials off its support) needs only
+    some rows, and that need travels back through linear nodes, so the tangent pass computes
+    only those rows of products such as ``X^T (X J)``. Worth it only for programs with a
+    large product whose JVP can restrict its rows (decided once per program).
+    """
+    if not _demand_pays(program):
+        return None
+    live = program.live
+    needs = {}
+
+    def demand_rule(step, need):
+        needs[step.node] = need
+        if step.node not in live:
+            return (None,) * len(step.inputs)
+        return step.prim.demand(need, [values[i] for i in step.inputs], values[step.node],
+                                partials.get(step.node), tuple(i in live for i in step.inputs),
+                                step.kwargs)
+
+    walk(program, {program.out_node: ALL}, demand_rule, call="demanded rows", reverse=True)
+    return needs
 
 
 def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dict, *,
                   call: str):
-    """Value and tangent of the default selection in one pass (what derivative runs use).
+    """Value and tangent of the default selection (what derivative runs use).
 
     Parameters
     ----------
@@ -187,33 +231,27 @@ def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dic
     value : ndarray (B, *out_shape)
     tangent : ndarray (B, *out_shape, T) or None (zero)
     """
-    values = {program.x_node: x, program.theta_node: theta}
-    for node, value in program.consts.items():
-        values[node] = value[None]
-    tangents = dict(seeds)
-    with np.errstate(all="ignore"):
-        for step in program.steps:
-            args = [values[i] for i in step.inputs]
-            prim = step.prim
-            try:
-                out = prim.impl(*args, **step.params)
-            except ConservativeError as exc:
-                raise type(exc)(located(program, step.node, f"{call}: {exc}")) from None
-            values[step.node] = out
-            tin = [tangents.get(i) for i in step.inputs]
-            if all(t is None for t in tin):
-                continue
-            d = None
-            if prim.kind == "elementwise":
-                rule = prim.partials if prim.pieces is None else prim.default_partials
-                d = rule(args, out, **step.params)
-            tangents[step.node] = _tangent(step, args, out, tin, d)
+    if _demand_pays(program):
+        values, partials = _values_and_partials(program, x, theta, call=call)
+        tangent = jvp(program, values, partials, seeds, call=call)
+    else:
+        fast = _compiled_value_and_tangent(program, x, theta, seeds)
+        if fast is not None:
+            return fast
+        values, tangent = _values_and_tangents(program, x, theta, seeds, call=call)
     out = values[program.out_node]
-    tangent = tangents.get(program.out_node)
-    if not np.all(np.isfinite(out)) or (tangent is not None and not np.all(np.isfinite(tangent))):
+    if not np.isfinite(out).all() or (tangent is not None and not np.isfinite(tangent).all()):
         linearise(program, values, tol=0.0, call=call)   # names the offending node
         raise_non_finite(program, values, call)
     return out, tangent
+
+
+def _fit(c: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """A cotangent in the batched shape of the value it belongs to (a batch-free input used
+    by a batch sums over the batch)."""
+    if c.shape[0] != value.shape[0]:
+        c = c.sum(axis=0, keepdims=True)
+    return np.broadcast_to(c, value.shape)
 
 
 def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *,
@@ -230,42 +268,89 @@ def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *
     dict node -> cotangent, with entries for ``program.x_node`` and ``program.theta_node``
     (zeros when the output does not depend on them).
     """
-    live = _live_nodes(program)
-    cts: dict[int, np.ndarray] = {program.out_node: cotangent}
-    for step in reversed(program.steps):
-        ct = cts.pop(step.node, None)
-        if ct is None:
-            continue
-        prim = step.prim
-        if prim.kind == "elementwise":
-            ins = tuple(ct * d for d in partials[step.node])
-        elif prim.transpose is None:
-            raise NotImplementedError(f"{call}: reverse mode is not available through "
-                                      f"`{prim.name}` (no transpose rule); use forward mode")
-        else:
-            ins = prim.transpose([values[i] for i in step.inputs], values[step.node], ct,
-                                 tuple(i in live for i in step.inputs), **step.params)
-        for src, c in zip(step.inputs, ins):
-            if src not in live or c is None:
-                continue
-            batch = values[src].shape[0]
-            if c.shape[0] != batch:          # a batch-free input used by a batch
-                c = c.sum(axis=0, keepdims=True)
-            c = np.broadcast_to(c, values[src].shape)
-            cts[src] = c if src not in cts else cts[src] + c
+    live = program.live
+
+    def cotangent_rule(step, ct):
+        try:
+            ins = step.prim.cotangent([values[i] for i in step.inputs], values[step.node], ct,
+                                      tuple(i in live for i in step.inputs),
+                                      partials.get(step.node), step.kwargs)
+        except NotImplementedError as exc:
+            raise NotImplementedError(f"{call}: {exc}") from None
+        return tuple(_fit(c, values[src]) if src in live and c is not None else None
+                     for src, c in zip(step.inputs, ins))
+
+    cts = walk(program, {program.out_node: cotangent}, cotangent_rule, call=call, reverse=True)
     out = {}
     for node in (program.x_node, program.theta_node):
         out[node] = cts.get(node, np.zeros_like(values[node]))
     return out
 
 
-def _live_nodes(program: Program) -> set:
-    """Nodes that depend on ``x`` or ``theta`` (constants need no cotangent)."""
-    live = {program.x_node, program.theta_node}
-    for step in program.steps:
-        if any(i in live for i in step.inputs):
-            live.add(step.node)
-    return live
+class Pullback:
+    """The reverse-mode derivative of a program at one point, for any number of cotangents.
+
+    Built by :func:`pullback`: the program is evaluated and linearised once (default
+    selection); each call pulls one batch of cotangents back through the frozen linearisation.
+
+    Attributes
+    ----------
+    value : ndarray (B, *out_shape)
+        The program's output at the point.
+    values, partials : dict
+        The node values and the selection's partials (as :func:`vjp` takes them).
+    """
+
+    def __init__(self, program: Program, values: dict, partials: dict, *, call: str):
+        self.program, self.values, self.partials, self.call = program, values, partials, call
+        self.value = values[program.out_node]
+
+    def __call__(self, cotangent: np.ndarray):
+        """``(A^T c, B^T c)`` for a cotangent ``c`` of shape ``(B, *out_shape)``, batched."""
+        p = self.program
+        cts = vjp(p, self.values, self.partials, cotangent, call=self.call)
+        return cts[p.x_node], cts[p.theta_node]
+
+
+def pullback(program: Program, x: np.ndarray, theta: np.ndarray, *, call: str,
+             possible: dict | None = None) -> Pullback:
+    """Evaluate and linearise ``program`` once at batched ``(x, theta)``, for reverse mode.
+
+    The one VJP pipeline (evaluation, default-selection partials, the reverse walk) behind
+    ``Map.vjp``, backpropagation through iterations and the adjoint fixed point of reverse
+    FPAD: call the returned :class:`Pullback` with each cotangent.
+
+    Parameters
+    ----------
+    x, theta : ndarray
+        Batched inputs ``(B, *state_shape)``, ``(B or 1, *param_shape)``.
+    call : str
+        Public call named in errors.
+    possible : dict, optional
+        Pieces that may be active on a box around the point (:func:`conservative.enclose.
+        possible_pieces`): the selection is then the one made on the kinks the box meets, as in
+        :func:`linearise`.
+
+    Raises
+    ------
+    NonFiniteError
+        When a value or a partial derivative is NaN or infinite (the message names the node).
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> F = cv.trace(lambda x, t: cv.relu(x * t), (2,), ())
+    >>> back = pullback(F.program, np.array([[1.0, -1.0]]), np.array([2.0]), call="demo")
+    >>> back(np.ones((1, 2)))
+    (array([[2., 0.]]), array([1.]))
+    """
+    values, partials = _values_and_partials(program, x, theta, call=call, possible=possible)
+    if not np.all(np.isfinite(values[program.out_node])):
+        raise_non_finite(program, values, call)
+    for node, d in partials.items():            # in topological order: the first bad node
+        if d is not None:
+            _check_finite(program, node, d, call)
+    return Pullback(program, values, partials, call=call)
 
 
 def input_seeds(program: Program) -> dict:
@@ -322,7 +407,7 @@ def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
     seeds = input_seeds(program)
     n = int(np.prod(program.shape(program.out_node), dtype=np.int64))
     T = next(iter(seeds.values())).shape[-1]
-    tangents = jvp(program, values, lin.partials, seeds, keep=True)
+    tangents = jvp(program, values, lin.partials, seeds, keep=True, call=call)
     J0 = tangent_matrix(tangents.get(program.out_node), n, T)[0]
     slots = _find_slots(program, lin)
     if not slots:
@@ -335,6 +420,7 @@ def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
                            hull=hull)
     return JacobianSet(_affine_generator(program, values, lin, slots, tangents, J0, n, T),
                        hull=hull)
+
 
 
 def _affine_generator(program, values, lin, slots, tangents, J0, n, T):
@@ -362,9 +448,10 @@ def _affine_generator(program, values, lin, slots, tangents, J0, n, T):
                                           (1,) + shape).reshape(-1)[e]
                     C[k, o] += (d_p - d_default[e]) * rows[k]
         # the output's sensitivity to each slot coordinate: a tangent seeded at the node
-        seed = np.zeros((size, K))
-        seed[sl.positions, np.arange(K)] = 1.0
-        out = jvp(program, values, lin.partials, {node: seed.reshape((1,) + shape + (K,))})
+        unit = np.zeros((size, K))
+        unit[sl.positions, np.arange(K)] = 1.0
+        out = jvp(program, values, lin.partials, {node: unit.reshape((1,) + shape + (K,))},
+                  call="Map.jacobian")
         U_parts.append(tangent_matrix(out, n, K)[0])
         C_parts.append(C)
         counts.extend(len(o) for o in sl.options)

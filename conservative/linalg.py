@@ -11,7 +11,7 @@ import numpy as np
 
 from .dsl import Sym, bind
 from .errors import InputError, fail_message
-from .primitives import PRIMITIVES
+from .rules import logdet_prox_p, solve_p
 
 __all__ = ["solve", "logdet_prox"]
 
@@ -47,7 +47,7 @@ def solve(A, b):
     >>> F(np.array([2.0, 4.0]), 1.0)
     array([1., 1.])
     """
-    return bind(PRIMITIVES["solve"], A, b, call="cv.linalg.solve")
+    return bind(solve_p, A, b, call="cv.linalg.solve")
 
 
 def logdet_prox(W, gamma: float):
@@ -99,4 +99,4 @@ def logdet_prox(W, gamma: float):
             or isinstance(gamma, bool) or not (np.isfinite(gamma) and gamma > 0):
         raise InputError(fail_message(call, f"gamma={gamma!r}",
                                       "pass a positive finite number (a constant, not traced)"))
-    return bind(PRIMITIVES["logdet_prox"], W, call=call, gamma=float(gamma))
+    return bind(logdet_prox_p, W, call=call, gamma=float(gamma))

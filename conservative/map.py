@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import numpy as np
 
+from . import _display
 from ._types import as_float_array, as_shape, check_bool, check_tol, size_of
 from .dsl import Sym
 from .errors import DiscontinuityError, InputError, ShapeError, TracingError, fail_message
 from .enclose import as_box, enclose_program, possible_pieces
 from .evaluate import evaluate
 from .graph import Builder, Program, user_source
-from .jacobian import jacobian_set, linearise, value_and_jvp, vjp
-from .primitives import PRIMITIVES
+from .interpreter import all_finite
+from .jacobian import jacobian_set, pullback, value_and_jvp
+from .rules import input_p
 from .sets import JacobianSet
 
 __all__ = ["trace", "Map"]
@@ -60,9 +63,9 @@ def trace(fn: Callable, state_shape, param_shape=()) -> "Map":
     param_shape = as_shape(param_shape, name="param_shape", call=call)
     builder = Builder()
     src = user_source()
-    x_node = builder.add(PRIMITIVES["input"], (), {"shape": state_shape}, state_shape, src,
+    x_node = builder.add(input_p, (), {"shape": state_shape}, state_shape, src,
                          name="x")
-    t_node = builder.add(PRIMITIVES["input"], (), {"shape": param_shape}, param_shape, src,
+    t_node = builder.add(input_p, (), {"shape": param_shape}, param_shape, src,
                          name="theta")
     out = fn(Sym(builder, x_node, state_shape), Sym(builder, t_node, param_shape))
     if not isinstance(out, Sym):
@@ -84,12 +87,17 @@ def trace(fn: Callable, state_shape, param_shape=()) -> "Map":
     return F
 
 
-class Map:
+class Map(_display.Summary):
     """An algorithm's update map ``x_{k+1} = F(x_k, theta)``, traced into a program.
 
     Build it with :func:`trace`. Call it for values; ask for conservative Jacobians with
     :meth:`jacobian`, for Jacobian-vector products with :meth:`jvp`, and for interval
     enclosures of the Jacobians over boxes with :meth:`enclose`.
+
+    A Map pickles with the standard :mod:`pickle` module: the frozen graph, its constants as
+    arrays and each primitive by its registered name. So it can be sent to the workers of a
+    ``concurrent.futures`` process pool or a Dask cluster (a primitive written with
+    ``conservative.extend`` must be importable there: import its module in the worker).
 
     Attributes
     ----------
@@ -107,6 +115,15 @@ class Map:
         self.param_shape = program.shape(program.theta_node)
         self.n = size_of(self.state_shape)
         self.m = size_of(self.param_shape)
+        self._checked_batches: set = set()         # (x.shape, theta.shape) pairs checked
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_checked_batches"] = set()
+        return state
+
+    def __setstate__(self, state: dict):
+        self.__dict__.update(state)
 
     @property
     def graph(self):
@@ -115,10 +132,40 @@ class Map:
     def __str__(self) -> str:
         return "cv.Map\n" + str(self.program)
 
-    def __repr__(self) -> str:
+    # --- summaries ------------------------------------------------------------------------------
+
+    def _counts(self, nonsmooth: bool) -> dict:
+        counts: dict = {}
+        for step in self.program.steps:
+            if step.prim.smooth != nonsmooth:
+                counts[step.prim.name] = counts.get(step.prim.name, 0) + 1
+        return counts
+
+    def _summary(self, label: str = ""):
         kinks = len(self.program.kink_nodes)
-        return (f"Map(state_shape={self.state_shape}, param_shape={self.param_shape}, "
-                f"{len(self.program.steps)} operations, {kinks} nonsmooth)")
+        title = (f"{type(self).__name__}({label}state_shape={self.state_shape}, param_shape="
+                 f"{self.param_shape}, {len(self.program.steps)} operations, {kinks} nonsmooth)")
+        p = "parameter" if self.m == 1 else "parameters"
+        rows = [("map", f"x_(k+1) = F(x_k, theta): n = {self.n} states, m = {self.m} {p}"),
+                ("nonsmooth", _display.listed(self._counts(True))),
+                ("smooth", _display.listed(self._counts(False))),
+                ("defined at", os.path.basename(
+                    self.program.graph.nodes[self.program.out_node]["source"]))]
+        return title, rows
+
+    def to_dict(self) -> dict:
+        """The map's facts as plain Python data (JSON-ready): shapes, sizes and the operations
+        of its program by primitive (``str(F)`` prints the program itself).
+
+        Examples
+        --------
+        >>> import conservative as cv
+        >>> cv.trace(lambda x, t: cv.relu(x - t), (3,), ()).to_dict()["nonsmooth"]
+        {'relu': 1}
+        """
+        return {"state_shape": list(self.state_shape), "param_shape": list(self.param_shape),
+                "n": self.n, "m": self.m, "operations": len(self.program.steps),
+                "nonsmooth": self._counts(True), "smooth": self._counts(False)}
 
     # --- input handling -------------------------------------------------------------------------
 
@@ -148,14 +195,41 @@ class Map:
         >>> xb.shape, tb.shape
         ((1, 2), (1,))
         """
-        xb, tb, _ = self._inputs(x, theta, call, allow_batch=False)
-        return xb, tb
+        xb, tb, _ = self._gate(x, theta, call, allow_batch=False)
+        return xb.copy(), tb.copy()     # fresh: callers may keep them, the user's stay theirs
+
+    def _gate(self, x, theta, call: str, allow_batch: bool = True):
+        """``(xb, tb, batch)``: the fast path of the input gate.
+
+        float64 arrays (or Python floats) of the shapes this Map takes, or of batch shapes it
+        checked before, need one finiteness test each instead of the full conversion; the
+        batched views share memory with the input (the interpreter never writes to them).
+        Anything else goes through :meth:`_inputs`, which checks and converts it.
+        """
+        if type(theta) is float:
+            theta = np.array(theta)
+        if type(x) is float:
+            x = np.array(x)
+        if type(x) is np.ndarray and type(theta) is np.ndarray and x.dtype == np.float64 \
+                and theta.dtype == np.float64 and all_finite(x) and all_finite(theta):
+            if x.shape == self.state_shape and theta.shape == self.param_shape:
+                return x[None], theta[None], ()
+            if allow_batch and (x.shape, theta.shape) in self._checked_batches:
+                return self._batched(x, theta, call)
+        xb, tb, batch = self._inputs(x, theta, call, allow_batch)
+        if batch and type(x) is np.ndarray and type(theta) is np.ndarray:
+            self._checked_batches.add((x.shape, theta.shape))
+        return xb, tb, batch
 
     def _inputs(self, x, theta, call: str, allow_batch: bool = True):
+        """Check and convert ``(x, theta)`` (shapes, dtypes, finite values, batch axes)."""
         x = as_float_array(_one_element(x, self.state_shape), name="x", call=call,
                            shape=self.state_shape, allow_batch=allow_batch)
         theta = as_float_array(_one_element(theta, self.param_shape), name="theta", call=call,
                                shape=self.param_shape, allow_batch=allow_batch)
+        return self._batched(x, theta, call)
+
+    def _batched(self, x, theta, call: str):
         bx = x.shape[:x.ndim - len(self.state_shape)]
         bt = theta.shape[:theta.ndim - len(self.param_shape)]
         try:
@@ -174,8 +248,10 @@ class Map:
 
     def __call__(self, x, theta):
         """Evaluate ``F(x, theta)``; leading batch axes of ``x`` and ``theta`` broadcast."""
-        xb, tb, batch = self._inputs(x, theta, "Map.__call__")
+        xb, tb, batch = self._gate(x, theta, "Map.__call__")
         out = evaluate(self.program, xb, tb, call="Map.__call__")
+        if not batch:
+            return np.array(out[0])
         out = np.broadcast_to(out, (xb.shape[0],) + out.shape[1:])
         return np.array(out.reshape(batch + self.state_shape))
 
@@ -255,15 +331,16 @@ class Map:
         tangent : ndarray (*state_shape, T)
         """
         call = "Map.jvp"
-        xb, tb = self.point(x, theta, call=call)
+        xb, tb, _ = self._gate(x, theta, call, allow_batch=False)   # read only, outputs copied
         seeds, T = {}, None
         for node, t, shape, name in ((self.program.x_node, dx, self.state_shape, "dx"),
                                      (self.program.theta_node, dtheta, self.param_shape,
                                       "dtheta")):
             if t is None:
                 continue
-            t = as_float_array(t, name=name, call=call)
-            if t.shape[:-1] != shape or (T is not None and t.shape[-1] != T):
+            if not _checked_float(t):
+                t = as_float_array(t, name=name, call=call)
+            if t.shape[:-1] != shape or t.ndim == 0 or (T is not None and t.shape[-1] != T):
                 raise ShapeError(fail_message(call, f"{name} of shape {t.shape}",
                                               f"pass shape {shape + ('T',)} with the same T for "
                                               "dx and dtheta"))
@@ -273,8 +350,9 @@ class Map:
             raise InputError(fail_message(call, "dx=None and dtheta=None",
                                           "pass at least one tangent"))
         value, out = value_and_jvp(self.program, xb, tb, seeds, call=call)
-        tangent = np.zeros(self.state_shape + (T,)) if out is None else \
-            np.array(np.broadcast_to(out, (1,) + self.state_shape + (T,))[0])
+        full = (1,) + self.state_shape + (T,)
+        tangent = np.zeros(full[1:]) if out is None else \
+            np.array((out if out.shape == full else np.broadcast_to(out, full))[0])
         return np.array(value[0]), tangent
 
     def vjp(self, x, theta, cotangent):
@@ -303,13 +381,12 @@ class Map:
         (array([2., 0.]), array(1.))
         """
         call = "Map.vjp"
-        xb, tb = self.point(x, theta, call=call)
-        ct = as_float_array(cotangent, name="cotangent", call=call, shape=self.state_shape)
-        values = evaluate(self.program, xb, tb, call=call, keep=True)
-        lin = linearise(self.program, values, tol=0.0, call=call, with_pieces=False)
-        cts = vjp(self.program, values, lin.partials, ct[None], call=call)
-        return (np.array(values[self.program.out_node][0]), np.array(cts[self.program.x_node][0]),
-                np.array(cts[self.program.theta_node][0]))
+        xb, tb, _ = self._gate(x, theta, call, allow_batch=False)   # read only, outputs copied
+        ct = cotangent if _checked_float(cotangent) and cotangent.shape == self.state_shape \
+            else as_float_array(cotangent, name="cotangent", call=call, shape=self.state_shape)
+        back = pullback(self.program, xb, tb, call=call)
+        ct_x, ct_theta = back(ct[None])
+        return np.array(back.value[0]), np.array(ct_x[0]), np.array(ct_theta[0])
 
     # --- enclosures -----------------------------------------------------------------------------
 
@@ -364,13 +441,16 @@ class Map:
     def _sample_where_continuity(self, n_lines: int = 6, seed: int = 0):
         """Look for boundary points of every ``cv.where`` along random lines; check continuity.
 
+        The nodes checked are those whose primitive has a ``branches`` hook (user-defined
+        branches, whose agreement is not guaranteed by construction).
+
         A heuristic complement to the exact check made whenever a boundary point is evaluated:
         it finds jumps at trace time in the common case where the boundary crosses the region
         around the origin.
         """
         program = self.program
-        selects = [s for s in program.steps if s.prim.name == "select"]
-        if not selects:
+        checked = [s for s in program.steps if s.prim.checks_continuity]
+        if not checked:
             return
         rng = np.random.default_rng(seed)
         for _ in range(n_lines):
@@ -387,8 +467,9 @@ class Map:
                 raise
             except Exception:  # noqa: BLE001 - points outside the domain say nothing here
                 continue
-            for step in selects:
-                g, a, b = (np.broadcast_to(vals[i], vals[step.node].shape) for i in step.inputs)
+            for step in checked:
+                g, a, b = (np.broadcast_to(v, vals[step.node].shape)
+                           for v in _branches(step, vals))
                 flat_g = g.reshape(len(ts), -1)
                 gap = np.abs(a - b).reshape(len(ts), -1)
                 scale = 1.0 + np.maximum(np.abs(a), np.abs(b)).reshape(len(ts), -1)
@@ -407,6 +488,11 @@ class Map:
                         "the condition switches")
 
 
+def _checked_float(a) -> bool:
+    """A float64 array with finite entries: nothing to convert (the fast path of the gate)."""
+    return type(a) is np.ndarray and a.dtype == np.float64 and all_finite(a)
+
+
 def _one_element(value, shape):
     """A plain scalar stands for an array of one element (``theta=1.0`` for shape (1,))."""
     try:
@@ -418,6 +504,11 @@ def _one_element(value, shape):
     return value
 
 
+def _branches(step, vals):
+    """``(g, a, b)`` of a node whose continuity is checked: its primitive's branches hook."""
+    return step.prim.branches([vals[i] for i in step.inputs], **step.params)
+
+
 def _bisect_confirms(program, step, xs, t0, ts, change):
     """Bisect each bracketed boundary crossing and test the branch gap at the crossing."""
     confirm = np.zeros_like(change)
@@ -427,7 +518,8 @@ def _bisect_confirms(program, step, xs, t0, ts, change):
 
     def parts(t, e):
         vals = evaluate(program, (base + t * direction)[None], t0, call="cv.trace", keep=True)
-        return [float(np.broadcast_to(vals[i], (1,) + shape).reshape(-1)[e]) for i in step.inputs]
+        return [float(np.broadcast_to(v, (1,) + shape).reshape(-1)[e])
+                for v in _branches(step, vals)]
 
     k_idx, e_idx = np.nonzero(change)
     for k, e in zip(k_idx[:8], e_idx[:8]):

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import _display
 from ._types import as_float_array, as_rng, check_bool, check_int, check_real
 from .errors import InputError, SetTooLargeError, ShapeError, SolverError, fail_message
 
@@ -142,7 +143,7 @@ def _entry_scale(cols: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, scale, 1.0)
 
 
-class JacobianSet:
+class JacobianSet(_display.Summary):
     """A conservative Jacobian at a point: a finite set of matrices or its convex hull.
 
     Built by :meth:`conservative.Map.jacobian` (rows: the state, columns: state then
@@ -478,9 +479,59 @@ class JacobianSet:
                      else np.maximum(totals, 1.0))
         return w if np.all(np.abs(cols @ w - target) <= tol) else None
 
-    def __repr__(self) -> str:
-        kind = "convex hull" if self.hull else "finite set"
+    # --- summaries ------------------------------------------------------------------------------
+
+    @property
+    def structure(self) -> str:
+        """How the set is held: ``"finite"`` (listed elements), ``"affine"`` (one rank-one term
+        per kink choice) or ``"lazy"`` (nested kinks, assembled per choice)."""
+        return {FiniteGenerator: "finite", AffineGenerator: "affine"}.get(type(self._gen),
+                                                                          "lazy")
+
+    def _cheap_box(self):
+        """The bounding box when it needs no large enumeration, else None."""
+        if self.structure != "lazy" or self.n_selections <= 256:
+            return self.bounding_box()
+        return None
+
+    def _summary(self):
+        r, c = self.shape
         if self.is_singleton:
-            return f"JacobianSet(single matrix of shape {self.shape})"
-        return (f"JacobianSet({kind} of shape {self.shape}, {self.n_slots} kink choice(s), "
-                f"{self.n_selections} combinations)")
+            title = f"JacobianSet(a single {r} x {c} matrix)"
+        else:
+            kind = "convex hull" if self.hull else "finite set"
+            title = (f"JacobianSet({kind} of {r} x {c} matrices, {self.n_slots} kink choice(s), "
+                     f"{_display.count(self.n_selections)} combinations)")
+        rows = [] if self.is_singleton else [("structure", {
+            "finite": "an explicit list of matrices",
+            "affine": "affine: one rank-one term per kink choice",
+            "lazy": "lazy: nested kinks, assembled choice by choice"}[self.structure])]
+        box = self._cheap_box()
+        if box is not None:
+            rows.append(("entries", "in " + _display.interval_range(*box)))
+        if r * c <= 12:
+            rows.append(("matrix" if self.is_singleton else "default (AD)",
+                         _display.matrix(self.default)))
+        return title, rows
+
+    def __str__(self) -> str:
+        return self._summary()[0]
+
+    def to_dict(self) -> dict:
+        """The set's facts as plain Python data (JSON-ready): shape, hull or finite, structure,
+        choices, the default element and the bounding box (None when that would enumerate a
+        large set).
+
+        Examples
+        --------
+        >>> js = JacobianSet.from_matrices([[[0.0]], [[2.0]]], hull=True)
+        >>> d = js.to_dict()
+        >>> d["n_selections"], d["singleton"], d["lower"], d["upper"]
+        (2, False, [[0.0]], [[2.0]])
+        """
+        box = self._cheap_box()
+        return {"shape": list(self.shape), "hull": self.hull, "structure": self.structure,
+                "n_slots": self.n_slots, "n_selections": self.n_selections,
+                "singleton": self.is_singleton, "default": self.default.tolist(),
+                "lower": None if box is None else box[0].tolist(),
+                "upper": None if box is None else box[1].tolist()}

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._types import check_bool
 from .errors import InputError, fail_message
+from .interpreter import seed, walk
 from .map import Map
 
 __all__ = ["to_sympy", "symbols_for"]
@@ -24,6 +25,11 @@ def symbols_for(name: str, shape: tuple) -> np.ndarray:
     for idx in np.ndindex(*shape):
         out[idx] = sympy.Symbol(f"{name}_{'_'.join(map(str, idx))}", real=True)
     return out
+
+
+def _sympy_rule(step, args):
+    """The sympy expressions of one node, on batched object arrays."""
+    return step.prim.sympy_rule(args, step.params)
 
 
 def to_sympy(F: Map, *, rational: bool = False):
@@ -57,24 +63,15 @@ def to_sympy(F: Map, *, rational: bool = False):
     program = F.program
     x = symbols_for("x", F.state_shape)
     theta = symbols_for("theta", F.param_shape)
-    values = {program.x_node: x[None], program.theta_node: theta[None]}
+    consts = {}
     for node, value in program.consts.items():
         arr = np.array(value, dtype=object)
         if rational:
             arr = np.vectorize(lambda v: sympy.nsimplify(float(v), rational=True),
                                otypes=[object])(np.array(value))
-        values[node] = arr[None]
-    for step in program.steps:
-        args = [values[i] for i in step.inputs]
-        if step.prim.kind == "elementwise":
-            fn = np.frompyfunc(lambda *a, _f=step.prim.sympy, _p=step.params: _f(*a, **_p),
-                               len(args), 1)
-            values[step.node] = np.asarray(fn(*np.broadcast_arrays(*args)), dtype=object)
-        else:
-            # structural primitives run their NumPy implementation on object arrays, unless
-            # they carry a sympy rule of their own (matrix functions, linear solves)
-            rule = step.prim.sympy if callable(step.prim.sympy) else step.prim.impl
-            values[step.node] = np.asarray(rule(*args, **step.params), dtype=object)
+        consts[node] = arr[None]
+    env = seed(program, x[None], theta[None], consts)
+    values = walk(program, env, _sympy_rule, call="cv.symbolic.to_sympy")
     out = np.broadcast_to(values[program.out_node], (1,) + F.state_shape).reshape(F.state_shape)
     expr = sympy.Array(out.tolist()) if out.ndim else sympy.Array(out.item())
     return expr, x, theta

@@ -13,8 +13,11 @@ def test_trace_records_graph_and_prints_program():
     assert "relu" in names and "sub" in names
     text = str(F)
     assert "relu" in text and "[nonsmooth]" in text and "test_dsl.py" in text
-    with pytest.raises(Exception):  # frozen graph
+    import networkx as nx
+    with pytest.raises(nx.NetworkXError, match="^Frozen graph can't be modified$"):
         F.graph.add_node(99)
+    with pytest.raises(nx.NetworkXError, match="^Frozen graph can't be modified$"):
+        F.graph.add_edge(0, 1)
 
 
 def test_evaluation_matches_numpy_and_batches():

@@ -8,16 +8,18 @@ import pathlib
 import pytest
 
 import conservative  # noqa: F401  (registers the primitives)
-from conservative.primitives import PRIMITIVES
+from conservative.extend import missing_rules
+from conservative.primitives import PRIMITIVES, Leaf, Nonsmooth, Smooth, Structural
 
 PKG = pathlib.Path(conservative.__file__).parent
 
 LAYERS = {
-    "_types": 0, "errors": 0, "_deadline": 0,
+    "_types": 0, "errors": 0, "_deadline": 0, "_display": 0,
     "sets": 1, "interval": 1, "distances": 1, "_exact": 1, "_spectral": 1,
-    "primitives": 2, "rules": 2,
+    "primitives": 2, "rules": 2, "extend": 2,
     "dsl": 3, "graph": 3, "linalg": 3,
-    "evaluate": 4, "jacobian": 4, "map": 4, "enclose": 4, "fixed_point_set": 4,
+    "interpreter": 4, "compiled": 4, "evaluate": 4, "jacobian": 4, "map": 4, "enclose": 4,
+    "fixed_point_set": 4,
     "iterate": 5,
     "picard": 5, "piggyback": 5, "attractor": 5, "implicit": 5, "jsr": 5, "certify": 5,
     "ifs": 5, "derivatives": 5, "verify": 5,
@@ -26,31 +28,15 @@ LAYERS = {
 }
 
 
+# example parameters of the primitives whose rules take some
+EXAMPLE_PARAMS = {"select": {"strict": True}}
+
+
 @pytest.mark.parametrize("name", sorted(PRIMITIVES))
 def test_every_primitive_has_its_rules(name):
     prim = PRIMITIVES[name]
-    assert callable(prim.impl) and callable(prim.shape_rule)
-    assert prim.sympy is not None, f"{name} has no sympy form"
-    if prim.kind == "elementwise":
-        assert (prim.partials is None) != (prim.pieces is None), name
-        assert callable(prim.interval) and callable(prim.interval_partials), name
-        if prim.pieces is not None:
-            assert prim.default_rule, f"{name} must document its default selection"
-            assert callable(prim.default_partials), name
-            assert callable(prim.interval_active) and callable(prim.kink_default), name
-            assert len(prim.piece_partials) == len(prim.interval_active(
-                [_unit_box()] * len(prim.piece_partials[0]), 0.0,
-                **({"strict": True} if name == "select" else {}))), name
-    elif prim.kind == "structural":
-        assert callable(prim.jvp) and callable(prim.transpose), name
-        assert callable(prim.interval) and callable(prim.interval_jvp), name
-    else:
-        assert prim.kind == "input", name
-
-
-def _unit_box():
-    from conservative.interval import Interval
-    return Interval(-1.0, 1.0)
+    assert isinstance(prim, (Leaf, Smooth, Nonsmooth, Structural)), name
+    assert missing_rules(prim, **EXAMPLE_PARAMS.get(name, {})) == [], name
 
 
 def _layer_of(path: pathlib.Path) -> int:
@@ -88,24 +74,29 @@ def test_imports_point_down(path):
 # ---------------------------------------------------------------------------------------------
 # The shape of modules: size, function length, __all__, no private names across modules.
 # Each check applies to the subtrees in its scope (None: the whole package). Widen a scope when
-# the refactor reaches the rest (issue 9); today these would fail outside conservative/interval/:
+# the refactor reaches the rest (issue 9); today these would fail outside CORE:
 #   module size     jsr.py (905 lines)
 #   function body   cli.demo (97 lines), jsr.analyse (92 lines)
-#   has __all__     rules/*.py, algorithms/_checks.py
 # ---------------------------------------------------------------------------------------------
 
 MAX_MODULE_LINES = 900
 MAX_FUNCTION_LINES = 80          # lines of a function body after its docstring
 
-SCOPE_MODULE_LINES = ("interval", "derivatives")
-SCOPE_FUNCTION_LINES = ("interval", "derivatives")
+# L0-L4, the zoo and derivatives/ comply; the other owners widen these for their trees
+CORE = ("interval", "_types", "errors", "_display", "sets", "primitives", "rules", "extend", "dsl", "graph",
+        "linalg", "interpreter", "compiled", "evaluate", "jacobian", "enclose", "map", "symbolic",
+        "algorithms", "derivatives")
+SCOPE_MODULE_LINES = CORE
+SCOPE_FUNCTION_LINES = CORE
 SCOPE_PRIVATE_IMPORTS = None
-SCOPE_HAS_ALL = ("interval", "derivatives")
+SCOPE_HAS_ALL = CORE
 SCOPE_ALL_NAMES = None
 # Old module paths kept for one release as re-exports of the new ones (their __all__ may list
 # what they import from the package), e.g. "picard.py" once piggyback lives in derivatives/.
 REEXPORT_SHIMS: set[str] = {"iterate.py", "picard.py", "implicit.py", "ifs.py",
                              "derivatives/attractor.py"}   # the facade of the engine
+# Modules whose purpose is one import for a kind of user: the extension API for new primitives.
+FACADES = {"extend.py"}
 
 
 def _modules(scope):
@@ -220,7 +211,7 @@ def test_all_names_only_what_the_module_defines_or_reexports(path):
         return
     assert len(names) == len(set(names)), f"{_rel(path)}: __all__ repeats a name"
     defined, reexported = _bound_names(tree)
-    facade = path.name == "__init__.py" or _rel(path) in REEXPORT_SHIMS
+    facade = path.name == "__init__.py" or _rel(path) in REEXPORT_SHIMS | FACADES
     for name in names:
         ok = name in defined or facade and (name in reexported
                                             or _is_submodule(path.parent, name))

@@ -9,7 +9,34 @@ import numpy as np
 from .._types import as_float_array
 from ..map import Map
 
-__all__ = ["AlgorithmMap"]
+__all__ = ["AlgorithmMap", "identity", "Leading", "Affine"]
+
+
+# Solutions of states as small picklable callables (a Map pickles, lambdas do not).
+
+def identity(state: np.ndarray) -> np.ndarray:
+    """The state itself (primal methods)."""
+    return state
+
+
+class Leading:
+    """The first ``k`` entries of the state (the current iterate of a stacked state)."""
+
+    def __init__(self, k: int):
+        self.k = int(k)
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        return state[..., :self.k]
+
+
+class Affine:
+    """``state @ M + c`` (splitting methods whose primal point is an affine image)."""
+
+    def __init__(self, M: np.ndarray, c: np.ndarray):
+        self.M, self.c = M, c
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        return state @ self.M + self.c
 
 
 class AlgorithmMap(Map):
@@ -38,6 +65,8 @@ class AlgorithmMap(Map):
         return self._solution(as_float_array(state, name="state", call=f"{self.name}.solution",
                                              shape=self.state_shape))
 
-    def __repr__(self) -> str:
-        return f"AlgorithmMap({self.name}, state_shape={self.state_shape}, " \
-               f"param_shape={self.param_shape})"
+    def _summary(self, label: str = ""):
+        title, rows = super()._summary(f"{self.name}, ")
+        if self.contraction is not None:
+            rows.insert(1, ("contraction", f"{self.contraction:.4g} near the solution"))
+        return title, rows

@@ -6,6 +6,8 @@ import numpy as np
 
 from ..errors import InputError, fail_message
 
+__all__ = ["positive", "nonnegative", "dimension", "function", "gradient_contraction"]
+
 
 def _finite_real(value) -> bool:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from .. import linalg
 from .._types import as_float_array
 from ..errors import InputError, ShapeError, fail_message
 from ..map import trace
-from ..primitives import PRIMITIVES
+from ..rules import logdet_prox_p
 from ._base import AlgorithmMap
 from ._checks import positive
 
@@ -19,8 +19,18 @@ __all__ = ["sparse_inverse_covariance"]
 def _logdet_prox_numeric(W, gamma):
     """The primitive's implementation on any stack of matrices (..., d, d)."""
     W = np.asarray(W, dtype=float)
-    out = PRIMITIVES["logdet_prox"].impl(W.reshape((-1,) + W.shape[-2:]), gamma=gamma)
+    out = logdet_prox_p.impl(W.reshape((-1,) + W.shape[-2:]), gamma=gamma)
     return out.reshape(W.shape)
+
+
+class _ShiftedProx:
+    """The primal point of a Douglas-Rachford state: ``prox(Z - shift)`` (picklable)."""
+
+    def __init__(self, shift, gamma: float):
+        self.shift, self.gamma = shift, gamma
+
+    def __call__(self, Z):
+        return _logdet_prox_numeric(Z - self.shift, self.gamma)
 
 
 def sparse_inverse_covariance(S, *, gamma) -> AlgorithmMap:
@@ -103,14 +113,14 @@ def sparse_inverse_covariance(S, *, gamma) -> AlgorithmMap:
     def dr_step(Z, lam):
         Z = 0.5 * (Z + Z.T)     # the antisymmetric part is dropped: it would be a direction of
         X = linalg.logdet_prox(Z - shift, gamma)              # fixed points (eigenvalue 1)
-        U = cv.reshape(2.0 * X - Z, (d * d,))
+        U = dsl.reshape(2.0 * X - Z, (d * d,))
         if d == 1:
             V = U
         else:
-            V = cv.concatenate([cv.soft_threshold(U[off], gamma * lam), U[diag]])[inverse]
-        return Z + cv.reshape(V, (d, d)) - X
+            V = dsl.concatenate([dsl.soft_threshold(U[off], gamma * lam), U[diag]])[inverse]
+        return Z + dsl.reshape(V, (d, d)) - X
 
     F = trace(dr_step, (d, d), ())
     return AlgorithmMap(F, name="Douglas-Rachford (sparse inverse covariance)",
-                        solution=lambda Z: _logdet_prox_numeric(Z - shift, gamma),
+                        solution=_ShiftedProx(shift, gamma),
                         info={"gamma": gamma, "S": S, "x0": np.eye(d)})

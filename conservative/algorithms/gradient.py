@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from .. import linalg
 from .._types import as_shape
 from ..dsl import Sym
 from ..errors import ShapeError, fail_message
 from ..map import trace
-from ._base import AlgorithmMap
+from ._base import AlgorithmMap, Leading, identity
 from ._checks import dimension, function, nonnegative, positive
 
 __all__ = ["gradient_descent", "heavy_ball", "newton"]
@@ -22,7 +22,7 @@ def _vector(value, n: int, what: str, call: str):
     if shape == (n,):
         return value
     if shape == () and n == 1:
-        return cv.reshape(value, (1,)) if isinstance(value, Sym) else np.reshape(value, (1,))
+        return dsl.reshape(value, (1,)) if isinstance(value, Sym) else np.reshape(value, (1,))
     raise ShapeError(fail_message(call, f"{what} returning shape {shape}",
                                   f"return the gradient as an array of shape ({n},)"))
 
@@ -79,7 +79,7 @@ def gradient_descent(grad, alpha, n, param_shape=(1,)) -> AlgorithmMap:
         return x - alpha * _vector(grad(x, theta), n, "grad", call)
 
     F = trace(gd_step, (n,), param_shape)
-    return AlgorithmMap(F, name="gradient descent", solution=lambda x: x,
+    return AlgorithmMap(F, name="gradient descent", solution=identity,
                         info={"alpha": alpha})
 
 
@@ -150,10 +150,10 @@ def heavy_ball(grad, alpha, beta, n, param_shape=(1,)) -> AlgorithmMap:
     def hb_step(s, theta):
         x, x_prev = s[:n], s[n:]
         g = _vector(grad(x, theta), n, "grad", call)
-        return cv.concatenate([x - alpha * g + beta * (x - x_prev), x])
+        return dsl.concatenate([x - alpha * g + beta * (x - x_prev), x])
 
     F = trace(hb_step, (2 * n,), param_shape)
-    return AlgorithmMap(F, name="heavy-ball", solution=lambda s: s[..., :n],
+    return AlgorithmMap(F, name="heavy-ball", solution=Leading(n),
                         info={"alpha": alpha, "beta": beta})
 
 
@@ -223,4 +223,4 @@ def newton(grad, hess, n, param_shape=(1,)) -> AlgorithmMap:
         return x - linalg.solve(H, g)
 
     F = trace(newton_step, (n,), param_shape)
-    return AlgorithmMap(F, name="Newton", solution=lambda x: x, info={})
+    return AlgorithmMap(F, name="Newton", solution=identity, info={})

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from .._types import as_float_array
 from ..errors import InputError, ShapeError, fail_message
 from ..map import trace
-from ._base import AlgorithmMap
+from ._base import AlgorithmMap, Leading, identity
 from ._checks import gradient_contraction
 
 __all__ = ["forward_backward_lasso", "weighted_lasso_forward_backward",
@@ -90,10 +90,10 @@ def forward_backward_lasso(X, y, *, step=None) -> AlgorithmMap:
     grad = _gradient(X, y)
 
     def fb_step(w, lam):
-        return cv.soft_threshold(w - step * grad(w), step * lam)
+        return dsl.soft_threshold(w - step * grad(w), step * lam)
 
     F = trace(fb_step, (X.shape[1],), ())
-    return AlgorithmMap(F, name="forward-backward (Lasso)", solution=lambda w: w,
+    return AlgorithmMap(F, name="forward-backward (Lasso)", solution=identity,
                         info={"step": float(step), "L": L})
 
 
@@ -163,10 +163,10 @@ def weighted_lasso_forward_backward(X, y, *, step=None) -> AlgorithmMap:
     grad = _gradient(X, y)
 
     def fb_step(w, lam):
-        return cv.soft_threshold(w - step * grad(w), step * lam)
+        return dsl.soft_threshold(w - step * grad(w), step * lam)
 
     F = trace(fb_step, (X.shape[1],), (X.shape[1],))
-    return AlgorithmMap(F, name="forward-backward (weighted Lasso)", solution=lambda w: w,
+    return AlgorithmMap(F, name="forward-backward (weighted Lasso)", solution=identity,
                         contraction=gradient_contraction(X.T @ X, step),
                         info={"step": step, "L": L})
 
@@ -199,19 +199,6 @@ def _groups(groups, p, call) -> list[np.ndarray]:
     return parts
 
 
-def _block_soft_threshold(z, t, t_squared):
-    """``z max(1 - t / ||z||, 0)`` for one group ``z`` and a threshold ``t >= 0``, as a selection.
-
-    Written ``z (1 - t / sqrt(max(||z||^2, t_squared)))`` with ``t_squared = t^2 + 1e-300``.
-    Pieces of the ``maximum`` node: ``||z||^2 >= t^2`` gives ``z (1 - t / ||z||)`` (smooth
-    there for t > 0), ``||z||^2 <= t^2`` gives ``z (1 - t / t) = 0``; they agree on
-    ``||z|| = t``, so the map is Lipschitz and no square root of 0 is ever taken (the ``1e-300``
-    keeps ``t = 0, z = 0`` finite: the value is then ``z``, the derivative the identity).
-    """
-    sq = cv.sum(z * z)
-    return z * (1.0 - t / cv.sqrt(cv.maximum(sq, t_squared)))
-
-
 def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
     """Forward-backward for the group Lasso.
 
@@ -221,11 +208,11 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
         z = w_k - step * X^T (X w_k - y)
         (w_{k+1})_g = z_g * max(1 - step * lam / ||z_g||, 0)      (block soft-thresholding)
 
-    Block soft-thresholding is written as a selection with two smooth pieces per group,
-    switched by ``cv.maximum(||z_g||^2, t^2)`` with ``t = step * lam``: ``z_g (1 - t/||z_g||)``
-    where ``||z_g|| >= t`` and ``0`` where ``||z_g|| <= t``. They agree on ``||z_g|| = t``, so the
-    map is Lipschitz; no ``||z_g||`` is differentiated at 0. On the sphere ``||z_g|| = t`` the
-    conservative Jacobian holds both pieces' Jacobians, ``z_g z_g^T / t^2`` and 0 (in z).
+    Block soft-thresholding is :func:`conservative.group_soft_threshold` with ``t = step *
+    lam``: two pieces per group, ``z_g (1 - t/||z_g||)`` where ``||z_g|| >= t`` and ``0`` where
+    ``||z_g|| <= t``. They agree on ``||z_g|| = t``, so the map is Lipschitz. On the sphere
+    ``||z_g|| = t`` the conservative Jacobian holds both pieces' Jacobians, ``z_g z_g^T / t^2``
+    and 0 (in z); the default is the zero piece.
 
     Parameters
     ----------
@@ -273,14 +260,12 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
 
     def fb_step(w, lam):
         z = w - step * grad(w)
-        t = step * lam
-        t_squared = t * t + 1e-300
-        blocks = [_block_soft_threshold(z[g], t, t_squared) for g in parts]
-        out = cv.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        blocks = [dsl.group_soft_threshold(z[g], step * lam) for g in parts]
+        out = dsl.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         return out if np.array_equal(order, np.arange(p)) else out[inverse]
 
     F = trace(fb_step, (p,), ())
-    return AlgorithmMap(F, name="forward-backward (group Lasso)", solution=lambda w: w,
+    return AlgorithmMap(F, name="forward-backward (group Lasso)", solution=identity,
                         contraction=gradient_contraction(X.T @ X, step),
                         info={"step": step, "L": L, "groups": parts})
 
@@ -364,14 +349,14 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
     grad = _gradient(X, y)
 
     def prox_grad(v, lam):
-        return cv.soft_threshold(v - step * grad(v), step * lam)
+        return dsl.soft_threshold(v - step * grad(v), step * lam)
 
     if momentum is None:
         def fista_step(s, lam):
             w, w_prev, u = s[:p], s[p:2 * p], s[2 * p:]
-            r = u + cv.sqrt(u * u + 4.0)
+            r = u + dsl.sqrt(u * u + 4.0)
             w_next = prox_grad(w + (2.0 * (1.0 - u) / r) * (w - w_prev), lam)
-            return cv.concatenate([w_next, w, 2.0 * u / r])
+            return dsl.concatenate([w_next, w, 2.0 * u / r])
 
         F = trace(fista_step, (2 * p + 1,), ())
         x0 = np.concatenate([np.zeros(2 * p), [1.0]])
@@ -381,10 +366,10 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
 
         def fista_step(s, lam):
             w, w_prev = s[:p], s[p:]
-            return cv.concatenate([prox_grad(w + beta * (w - w_prev), lam), w])
+            return dsl.concatenate([prox_grad(w + beta * (w - w_prev), lam), w])
 
         F = trace(fista_step, (2 * p,), ())
         x0 = np.zeros(2 * p)
         name = f"FISTA with constant momentum {beta:g} (Lasso)"
-    return AlgorithmMap(F, name=name, solution=lambda s: s[..., :p],
+    return AlgorithmMap(F, name=name, solution=Leading(p),
                         info={"step": step, "L": L, "momentum": momentum, "x0": x0})

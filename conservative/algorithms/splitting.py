@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dsl as cv
+from .. import dsl
 from ..map import trace
-from ._base import AlgorithmMap
+from ._base import AlgorithmMap, Affine, Leading
 from ._checks import positive
 from .lasso import design_matrix
 
@@ -73,7 +73,7 @@ def douglas_rachford_lasso(X, y, *, gamma) -> AlgorithmMap:
 
     def dr_step(z, lam):
         w = M @ z + c
-        v = cv.soft_threshold(2.0 * w - z, gamma * lam)
+        v = dsl.soft_threshold(2.0 * w - z, gamma * lam)
         return z + v - w
 
     F = trace(dr_step, (p,), ())
@@ -81,7 +81,7 @@ def douglas_rachford_lasso(X, y, *, gamma) -> AlgorithmMap:
     factor = float(np.max(np.abs(1.0 - gamma * eig) / (1.0 + gamma * eig)))
     contraction = 0.5 * (1.0 + factor) if eig[0] > 0 else None
     return AlgorithmMap(F, name="Douglas-Rachford (Lasso)",
-                        solution=lambda z: z @ M + c, contraction=contraction,
+                        solution=Affine(M, c), contraction=contraction,
                         info={"gamma": gamma})
 
 
@@ -145,9 +145,9 @@ def admm_lasso(X, y, *, rho) -> AlgorithmMap:
     def admm_step(s, lam):
         v, u = s[:p], s[p:]
         w = a + K @ (v - u)
-        v_next = cv.soft_threshold(w + u, lam / rho)
-        return cv.concatenate([v_next, u + w - v_next])
+        v_next = dsl.soft_threshold(w + u, lam / rho)
+        return dsl.concatenate([v_next, u + w - v_next])
 
     F = trace(admm_step, (2 * p,), ())
-    return AlgorithmMap(F, name="ADMM (Lasso)", solution=lambda s: s[..., :p],
+    return AlgorithmMap(F, name="ADMM (Lasso)", solution=Leading(p),
                         info={"rho": rho, "x0": np.zeros(2 * p)})

@@ -76,8 +76,6 @@ Layout
     :class:`Tristate` and the comparisons;
 ``_arith``
     arithmetic (``+ - * /``, powers, ``sqrt``, ``abs``, ``max``, ``min``);
-``_primitive_ranges``
-    the ranges of the nonsmooth primitives ``relu``, ``clip``, ``soft_threshold``;
 ``_elementary``
     ``exp, log, tanh, sigmoid, sin, cos``;
 ``_assembly``
@@ -91,7 +89,6 @@ from ._arith import (absolute, add, divide, maximum, minimum, multiply, power, s
 from ._assembly import concatenate, matmul, sum, where
 from ._core import Interval, IntervalMatrix
 from ._elementary import EXACT_PREC, LIBM_ULPS, cos, exp, libm_check, log, sigmoid, sin, tanh
-from ._primitive_ranges import clip, relu, soft_threshold
 from ._rounding import workprec
 from ._tristate import Tristate, eq, ge, gt, le, lt, ne
 
@@ -99,7 +96,7 @@ __all__ = [
     "Interval", "IntervalMatrix", "Tristate",
     "lt", "le", "gt", "ge", "eq", "ne",
     "add", "subtract", "multiply", "divide", "power", "square", "sqrt", "absolute",
-    "maximum", "minimum", "relu", "clip", "soft_threshold",
+    "maximum", "minimum",
     "exp", "log", "tanh", "sigmoid", "sin", "cos",
     "matmul", "concatenate", "where",
     "workprec", "libm_check", "LIBM_ULPS", "EXACT_PREC",

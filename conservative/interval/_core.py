@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _display
 from ..errors import InputError, NonFiniteError, ShapeError, fail_message
 # The operators and methods of Interval call the package's functions, looked up when called: the
 # modules that define them import this one, so the package is still being initialised here.
@@ -465,7 +466,7 @@ def _rebuild(cls, lo, hi):
 # IntervalMatrix
 # ---------------------------------------------------------------------------------------------
 
-class IntervalMatrix(Interval):
+class IntervalMatrix(_display.Summary, Interval):
     """A 2-D :class:`Interval`: the result type of Jacobian enclosures (``F.enclose``).
 
     Every matrix ``M`` with ``lo <= M <= hi`` entrywise belongs to the box; for a map
@@ -492,8 +493,13 @@ class IntervalMatrix(Interval):
     True
     >>> M[:, :1]  # doctest: +NORMALIZE_WHITESPACE
     IntervalMatrix(shape=(2, 1), max_width=0.5,
-      lo=[[0.0], [0.5]],
-      hi=[[0.0], [1.0]])
+      holds     every matrix M with lo <= M <= hi entrywise
+      entries   in [0, 1]
+      exact     1 of 2 entries (lo == hi)
+      widest    entry (1, 0), width 0.5
+      row sums  max sum |M_ij| over a row <= 1 (bounds ||M||_inf)
+      lo=       [[0.0], [0.5]]
+      hi=       [[0.0], [1.0]])
     """
 
     __slots__ = ()
@@ -570,7 +576,35 @@ class IntervalMatrix(Interval):
         return IntervalMatrix.from_interval(out) if out.ndim == 2 else out
 
 
-    def __repr__(self) -> str:
-        width = float(np.max(self.width)) if self.size else 0.0
-        return (f"IntervalMatrix(shape={self.shape}, max_width={width!r},\n"
-                f"  lo={format_endpoints(self._lo)},\n  hi={format_endpoints(self._hi)})")
+    # --- summaries ------------------------------------------------------------------------------
+
+    def _summary(self):
+        width = self.width
+        w = float(np.max(width)) if self.size else 0.0
+        title = f"IntervalMatrix(shape={self.shape}, max_width={w!r},"
+        exact = int(np.count_nonzero(self.is_point))
+        rows = [("holds", "every matrix M with lo <= M <= hi entrywise"),
+                ("entries", "in " + _display.interval_range(self._lo, self._hi)),
+                ("exact", f"{exact} of {self.size} entries (lo == hi)")]
+        if self.size and w > 0:
+            i, j = np.unravel_index(int(np.argmax(width)), self.shape)
+            rows.append(("widest", f"entry ({i}, {j}), width {w:.3g}"))
+        bound = np.max(np.sum(self.mag, axis=1)) if self.size else 0.0
+        rows.append(("row sums", f"max sum |M_ij| over a row <= {_display.number(bound)} "
+                                 "(bounds ||M||_inf)"))
+        if self.size <= 24:
+            rows += [("lo=", format_endpoints(self._lo).replace("\n", "")),
+                     ("hi=", format_endpoints(self._hi).replace("\n", "") + ")")]
+        return title, rows
+
+    def to_dict(self) -> dict:
+        """The endpoints and facts as plain Python data (JSON-ready).
+
+        Examples
+        --------
+        >>> IntervalMatrix([[0.0, 1.0]], [[0.5, 1.0]]).to_dict()["max_width"]
+        0.5
+        """
+        return {"shape": list(self.shape), "lo": self._lo.tolist(), "hi": self._hi.tolist(),
+                "max_width": float(np.max(self.width)) if self.size else 0.0,
+                "exact_entries": int(np.count_nonzero(self.is_point))}

@@ -36,7 +36,9 @@ from ..primitives import lazy_sympy as sympy  # imported on first use, not by `i
 
 from .. import interval as iv
 from ..errors import InputError, UndecidedError
-from ..primitives import Primitive, register
+from ..primitives import Structural, register
+
+__all__ = ["logdet_prox_p", "solve_p"]
 
 
 def _directions_first(t: np.ndarray) -> np.ndarray:
@@ -91,9 +93,9 @@ def _spectral_primitive(name, g, dg, divided, interval, interval_jvp, sympy_form
         qt = np.swapaxes(q, 1, 2)
         return (q @ ((qt @ _symmetric_part(ct) @ q) * G) @ qt,)
 
-    return register(Primitive(name=name, kind="structural", impl=impl, shape_rule=_square_shape,
-                              jvp=jvp, transpose=transpose, interval=interval,
-                              interval_jvp=interval_jvp, sympy=sympy_form, doc=doc))
+    return register(Structural(name=name, impl=impl, shape_rule=_square_shape, jvp=jvp,
+                               transpose=transpose, interval=interval, interval_jvp=interval_jvp,
+                               sympy=sympy_form, doc=doc, call=f"cv.linalg.{name}"))
 
 
 def _logdet_prox_g(lam, gamma):
@@ -360,8 +362,8 @@ def _solve_sympy(a, b):
     return out
 
 
-solve_p = register(Primitive(
-    name="solve", kind="structural", impl=_solve_impl, shape_rule=_solve_shape, jvp=_solve_jvp,
+solve_p = register(Structural(
+    name="solve", call="cv.linalg.solve", impl=_solve_impl, shape_rule=_solve_shape, jvp=_solve_jvp,
     transpose=_solve_transpose, interval=_solve_interval, interval_jvp=_solve_interval_jvp,
     sympy=_solve_sympy,
     doc="A^{-1} b for a square A and b of shape (n,) or (n, k). Smooth where A is invertible; "

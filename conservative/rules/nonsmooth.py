@@ -1,11 +1,18 @@
-"""Nonsmooth elementwise primitives, one block each: value, pieces, activity, default, sympy.
+"""Nonsmooth elementwise primitives, one block each: every rule side by side.
 
-Each primitive is a selection function: f(x) = f_{s(x)}(x) with finitely many smooth pieces.
+Each primitive is a selection function: f(x) = f_{s(x)}(x) with finitely many affine pieces.
 At a point the *active* pieces are those whose region touches the point within ``tol``; the
 conservative Jacobian is the set of their Jacobians (or its convex hull). The *default* is the
 piece an AD program returns there; it is always one of the pieces, and it is documented below
 and pinned by tests. Conventions of other frameworks that are not pieces (PyTorch's
 ``abs'(0) = 0``, JAX's tie split 1/2) belong to the convex hull, not to the finite set.
+
+A block gives: ``impl``; ``piece_partials`` (the constant partials of each piece); ``active``
+(where each piece is active at points, with ``tol``) and ``interval_active`` (where each may be
+active on a box); ``default`` and ``kink_default`` (the piece on a kink); ``default_partials``
+(the default's partials computed directly); the ``interval`` value rule; ``sympy``; printing and
+NumPy names. The interval hull of the partials and the interval tangents follow from the pieces
+(``conservative.primitives.Nonsmooth``).
 """
 
 from __future__ import annotations
@@ -14,33 +21,27 @@ import numpy as np
 from ..primitives import lazy_sympy as sympy  # imported on first use, not by `import conservative`
 
 from .. import interval as iv
-from ..errors import DiscontinuityError, InputError
-from ..primitives import Pieces, Primitive, register
+from ..errors import InputError, UndecidedError, fail_message
+from ..primitives import Nonsmooth, check_branches_agree, register
+
+__all__ = ["relu_p", "abs_p", "maximum_p", "minimum_p", "soft_threshold_p", "clip_p",
+           "select_p"]
 
 
 def _same_shape(*shapes, **_):
     return shapes[0]
 
 
-def _active(*masks):
-    return np.stack(np.broadcast_arrays(*masks))
+def _points(*values):
+    """Upper and lower endpoints as point intervals (for directed rounding of one operation)."""
+    return [iv.Interval(v) for v in values]
 
 
-def _piece_hull(partials, possible):
-    """Interval hull, per input, of the constant partials of the pieces that may be active.
+# --- relu ---------------------------------------------------------------------------------------
 
-    ``partials[p][i]`` is piece p's (constant) partial w.r.t. input i; ``possible[p]`` a boolean
-    array telling where piece p may be active on the box. Every conservative Jacobian element
-    at every point of the box uses partials of active pieces, so it lies in this hull.
-    """
-    possible = np.stack(np.broadcast_arrays(*possible))
-    out = []
-    for i in range(len(partials[0])):
-        c = np.array([float(p[i]) for p in partials]).reshape((-1,) + (1,) * (possible.ndim - 1))
-        lo = np.min(np.where(possible, c, np.inf), axis=0)
-        hi = np.max(np.where(possible, c, -np.inf), axis=0)
-        out.append(iv.Interval(lo, hi))
-    return tuple(out)
+def _sign_pieces_active(vals, tol):
+    """Pieces (x <= 0, x >= 0) of relu and abs, within tol."""
+    return vals[0] <= tol, vals[0] >= -tol
 
 
 def _sign_pieces_possible(ivs, tol):
@@ -48,34 +49,14 @@ def _sign_pieces_possible(ivs, tol):
     return ivs[0].lo <= tol, ivs[0].hi >= -tol
 
 
-def _hull_of(partials, active_rule):
-    """The ``interval_partials`` rule of a primitive whose pieces have constant ``partials``:
-    the hull of the partials of the pieces that ``active_rule`` says may be active."""
-    def rule(ivs, out, tol, **params):
-        return _piece_hull(partials, active_rule(ivs, tol, **params))
-    return rule
-
-
-# --- relu ---------------------------------------------------------------------------------------
-
-_RELU_PARTIALS = ((0.0,), (1.0,))
-
-
-def _relu_pieces(vals, out, tol):
-    x = vals[0]
-    return Pieces(partials=_RELU_PARTIALS,
-                  active=_active(x <= tol, x >= -tol),
-                  default=(x > 0).astype(np.intp))
-
-
-relu_p = register(Primitive(
-    name="relu", kind="elementwise", impl=lambda x: np.maximum(x, 0.0), shape_rule=_same_shape,
-    pieces=_relu_pieces,
+relu_p = register(Nonsmooth(
+    name="relu", impl=lambda x: np.maximum(x, 0.0), shape_rule=_same_shape,
+    piece_partials=((0.0,), (1.0,)),                    # pieces 0 and x
+    active=_sign_pieces_active,
+    default=lambda vals: vals[0] > 0,
     default_partials=lambda vals, out: ((vals[0] > 0).astype(float),),
-    interval=iv.relu,
-    piece_partials=_RELU_PARTIALS,
+    interval=lambda x: iv.maximum(x, 0.0),               # exact: max is monotone
     interval_active=_sign_pieces_possible,
-    interval_partials=_hull_of(_RELU_PARTIALS, _sign_pieces_possible),
     kink_default=lambda: 0,
     default_rule="relu'(0) = 0 (the zero piece), as in JAX and PyTorch; the set at 0 is {0, 1}",
     sympy=lambda x: sympy.Max(x, 0)))
@@ -83,23 +64,14 @@ relu_p = register(Primitive(
 
 # --- abs ----------------------------------------------------------------------------------------
 
-_ABS_PARTIALS = ((-1.0,), (1.0,))
-
-
-def _abs_pieces(vals, out, tol):
-    x = vals[0]
-    return Pieces(partials=_ABS_PARTIALS,
-                  active=_active(x <= tol, x >= -tol),
-                  default=(x >= 0).astype(np.intp))
-
-
-abs_p = register(Primitive(
-    name="abs", kind="elementwise", impl=np.abs, shape_rule=_same_shape, pieces=_abs_pieces,
+abs_p = register(Nonsmooth(
+    name="abs", impl=np.abs, shape_rule=_same_shape, ufuncs=("absolute", "fabs"),
+    piece_partials=((-1.0,), (1.0,)),                   # pieces -x and x
+    active=_sign_pieces_active,
+    default=lambda vals: vals[0] >= 0,
     default_partials=lambda vals, out: (np.where(vals[0] >= 0, 1.0, -1.0),),
     interval=iv.absolute,
-    piece_partials=_ABS_PARTIALS,
     interval_active=_sign_pieces_possible,
-    interval_partials=_hull_of(_ABS_PARTIALS, _sign_pieces_possible),
     kink_default=lambda: 1,
     default_rule="abs'(0) = 1 (the piece x), as in JAX; the set at 0 is {-1, 1}, its hull "
                  "[-1, 1] contains PyTorch's 0",
@@ -108,7 +80,12 @@ abs_p = register(Primitive(
 
 # --- maximum / minimum --------------------------------------------------------------------------
 
-_TIE_PARTIALS = ((1.0, 0.0), (0.0, 1.0))
+_TIE_PARTIALS = ((1.0, 0.0), (0.0, 1.0))                 # pieces a and b
+
+
+def _first_or_second(first):
+    f = first.astype(float)
+    return f, 1.0 - f
 
 
 def _maximum_possible(ivs, tol):
@@ -117,52 +94,28 @@ def _maximum_possible(ivs, tol):
     return d.hi >= -tol, d.lo <= tol
 
 
-def _minimum_possible(ivs, tol):
-    """Pieces (first, second) of minimum: where b - a may be >= 0, where it may be <= 0."""
-    return _maximum_possible(ivs[::-1], tol)
-
-
-def _first_or_second(first):
-    f = first.astype(float)
-    return f, 1.0 - f
-
-
-def _maximum_pieces(vals, out, tol):
-    d = vals[0] - vals[1]
-    return Pieces(partials=_TIE_PARTIALS,
-                  active=_active(d >= -tol, d <= tol),
-                  default=(d < 0).astype(np.intp))
-
-
-maximum_p = register(Primitive(
-    name="maximum", kind="elementwise", impl=np.maximum, shape_rule=_same_shape,
-    pieces=_maximum_pieces,
+maximum_p = register(Nonsmooth(
+    name="maximum", impl=np.maximum, shape_rule=_same_shape, ufuncs=("maximum",),
+    piece_partials=_TIE_PARTIALS,
+    active=lambda vals, tol: (vals[0] - vals[1] >= -tol, vals[0] - vals[1] <= tol),
+    default=lambda vals: vals[0] - vals[1] < 0,
     default_partials=lambda vals, out: _first_or_second(vals[0] >= vals[1]),
     interval=iv.maximum,
-    piece_partials=_TIE_PARTIALS,
     interval_active=_maximum_possible,
-    interval_partials=_hull_of(_TIE_PARTIALS, _maximum_possible),
     kink_default=lambda: 0,
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}, its hull contains JAX's split (1/2, 1/2)",
     sympy=sympy.Max))
 
 
-def _minimum_pieces(vals, out, tol):
-    d = vals[0] - vals[1]
-    return Pieces(partials=_TIE_PARTIALS,
-                  active=_active(d <= tol, d >= -tol),
-                  default=(d > 0).astype(np.intp))
-
-
-minimum_p = register(Primitive(
-    name="minimum", kind="elementwise", impl=np.minimum, shape_rule=_same_shape,
-    pieces=_minimum_pieces,
+minimum_p = register(Nonsmooth(
+    name="minimum", impl=np.minimum, shape_rule=_same_shape, ufuncs=("minimum",),
+    piece_partials=_TIE_PARTIALS,
+    active=lambda vals, tol: (vals[0] - vals[1] <= tol, vals[0] - vals[1] >= -tol),
+    default=lambda vals: vals[0] - vals[1] > 0,
     default_partials=lambda vals, out: _first_or_second(vals[0] <= vals[1]),
     interval=iv.minimum,
-    piece_partials=_TIE_PARTIALS,
-    interval_active=_minimum_possible,
-    interval_partials=_hull_of(_TIE_PARTIALS, _minimum_possible),
+    interval_active=lambda ivs, tol: _maximum_possible(ivs[::-1], tol),
     kink_default=lambda: 0,
     default_rule="at a tie a == b the first argument is selected (partials (1, 0)); the set is "
                  "{(1, 0), (0, 1)}",
@@ -180,14 +133,31 @@ def _soft_threshold(z, t):
     return z - np.clip(z, -t, t)        # = sign(z) max(|z| - t, 0) for t >= 0, in two passes
 
 
-_SOFT_THRESHOLD_PARTIALS = ((1.0, -1.0), (0.0, 0.0), (1.0, 1.0))
+def _soft_threshold_interval(z, t):
+    """``sign(z) max(|z| - t, 0)`` over boxes, for thresholds ``t >= 0``.
 
+    Nondecreasing in ``z``; for fixed ``z`` its magnitude is nonincreasing in ``t``, so the
+    range over a box is ``[S(z.lo, t.hi if z.lo >= 0 else t.lo), S(z.hi, t.lo if z.hi >= 0
+    else t.hi)]``, computed as ``max(z - t, 0) + min(z + t, 0)`` (at most one term is nonzero)
+    with each difference rounded outward.
 
-def _soft_threshold_pieces(vals, out, tol):
-    z, t = vals
-    return Pieces(partials=_SOFT_THRESHOLD_PARTIALS,
-                  active=_active(z - t >= -tol, np.abs(z) - t <= tol, z + t <= tol),
-                  default=np.where(z > t, 0, np.where(z < -t, 2, 1)).astype(np.intp))
+    Raises InputError if ``t`` is certainly negative somewhere and UndecidedError if it may be
+    (the map is discontinuous for negative thresholds).
+    """
+    call = "cv.soft_threshold (interval rule)"
+    z = z if isinstance(z, iv.Interval) else iv.Interval(z)
+    t = t if isinstance(t, iv.Interval) else iv.Interval(t)
+    for bad, error, what in ((t.hi < 0, InputError, "outside the domain"),
+                             (t.lo < 0, UndecidedError, "partly outside the domain")):
+        if np.any(bad):
+            k = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise error(fail_message(call, f"a threshold [{float(t.lo[k])!r}, "
+                                     f"{float(t.hi[k])!r}] at index {k}, {what}",
+                                     "pass thresholds t >= 0 (tighten the box of t)"))
+    z_lo, z_hi, t_lo, t_hi = _points(z.lo, z.hi, t.lo, t.hi)
+    lo = np.maximum(iv.subtract(z_lo, t_hi).lo, 0.0) + np.minimum(iv.add(z_lo, t_lo).lo, 0.0)
+    hi = np.maximum(iv.subtract(z_hi, t_lo).hi, 0.0) + np.minimum(iv.add(z_hi, t_hi).hi, 0.0)
+    return iv.Interval(lo, hi)
 
 
 def _soft_threshold_possible(ivs, tol):
@@ -203,14 +173,15 @@ def _soft_threshold_default(vals, out):
     return np.abs(sign), -sign
 
 
-soft_threshold_p = register(Primitive(
-    name="soft_threshold", kind="elementwise", impl=_soft_threshold, shape_rule=_same_shape,
-    pieces=_soft_threshold_pieces,
+soft_threshold_p = register(Nonsmooth(
+    name="soft_threshold", impl=_soft_threshold, shape_rule=_same_shape,
+    piece_partials=((1.0, -1.0), (0.0, 0.0), (1.0, 1.0)),     # z - t, 0, z + t in (z, t)
+    active=lambda vals, tol: (vals[0] - vals[1] >= -tol, np.abs(vals[0]) - vals[1] <= tol,
+                              vals[0] + vals[1] <= tol),
+    default=lambda vals: np.where(vals[0] > vals[1], 0, np.where(vals[0] < -vals[1], 2, 1)),
     default_partials=_soft_threshold_default,
-    interval=iv.soft_threshold,
-    piece_partials=_SOFT_THRESHOLD_PARTIALS,
+    interval=_soft_threshold_interval,
     interval_active=_soft_threshold_possible,
-    interval_partials=_hull_of(_SOFT_THRESHOLD_PARTIALS, _soft_threshold_possible),
     kink_default=lambda: 1,
     default_rule="at |z| == t the zero piece is selected (partials (0, 0) in (z, t)); the set "
                  "at z == t > 0 is {(1, -1), (0, 0)}, at z == t == 0 all three pieces",
@@ -225,15 +196,10 @@ def _clip(z, lo, hi):
     return np.minimum(np.maximum(z, lo), hi)
 
 
-_CLIP_PARTIALS = ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0))
-
-
-def _clip_pieces(vals, out, tol):
+def _clip_active(vals, tol):
+    """Pieces (z <= lo, lo <= z <= hi, z >= hi), within tol."""
     z, lo, hi = vals
-    return Pieces(partials=_CLIP_PARTIALS,
-                  active=_active(z - lo <= tol, (z - lo >= -tol) & (z - hi <= tol),
-                                 z - hi >= -tol),
-                  default=np.where(z < lo, 0, np.where(z > hi, 2, 1)).astype(np.intp))
+    return z - lo <= tol, (z - lo >= -tol) & (z - hi <= tol), z - hi >= -tol
 
 
 def _clip_possible(ivs, tol):
@@ -243,19 +209,20 @@ def _clip_possible(ivs, tol):
     return below.lo <= tol, (below.hi >= -tol) & (above.lo <= tol), above.hi >= -tol
 
 
-def _clip_default(vals, out):
+def _clip_default_partials(vals, out):
     z, lo, hi = vals
     below, above = (z < lo).astype(float), (z > hi).astype(float)
     return 1.0 - below - above, below, above
 
 
-clip_p = register(Primitive(
-    name="clip", kind="elementwise", impl=_clip, shape_rule=_same_shape, pieces=_clip_pieces,
-    default_partials=_clip_default,
-    interval=iv.clip,
-    piece_partials=_CLIP_PARTIALS,
+clip_p = register(Nonsmooth(
+    name="clip", impl=_clip, shape_rule=_same_shape,
+    piece_partials=((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),   # lo, z, hi
+    active=_clip_active,
+    default=lambda vals: np.where(vals[0] < vals[1], 0, np.where(vals[0] > vals[2], 2, 1)),
+    default_partials=_clip_default_partials,
+    interval=lambda z, lo, hi: iv.minimum(iv.maximum(z, lo), hi),   # exact: monotone in all
     interval_active=_clip_possible,
-    interval_partials=_hull_of(_CLIP_PARTIALS, _clip_possible),
     kink_default=lambda: 1,
     default_rule="at z == lo or z == hi the identity piece is selected (partial 1 in z), as "
                  "PyTorch's clamp; the set at z == lo < hi is {(0, 1, 0), (1, 0, 0)} in "
@@ -264,65 +231,31 @@ clip_p = register(Primitive(
 
 
 # --- select (cv.where) --------------------------------------------------------------------------
-
-_SELECT_PARTIALS = ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-_CONTINUITY_RTOL = 1e-8
-_CONTINUITY_ATOL = 1e-12
-
-
-def check_branches_agree(g, a, b, on_boundary):
-    """Raise DiscontinuityError where ``on_boundary`` holds but the branches differ."""
-    a, b = np.broadcast_arrays(a, b)
-    gap = np.abs(a - b)
-    bad = on_boundary & (gap > _CONTINUITY_ATOL + _CONTINUITY_RTOL * np.maximum(np.abs(a),
-                                                                               np.abs(b)))
-    if np.any(bad):
-        i = np.argwhere(bad)[0]
-        raise DiscontinuityError(
-            f"cv.where: the two branches differ on the boundary of the condition (at element "
-            f"{tuple(int(k) for k in i[1:])}: a = {a[tuple(i)]:.6g}, b = {b[tuple(i)]:.6g}); a "
-            "conservative Jacobian exists only for continuous piecewise maps: make the branches "
-            "agree where the condition switches, or use cv.maximum / cv.minimum / cv.relu")
-
+# The pieces are the user's branches a and b, switched by the sign of g. They must agree where
+# g == 0 (continuity); the ``branches`` hook tells the package which values to compare there:
+# checked whenever such a point is evaluated, sampled when the map is traced, and reported for
+# boxes that meet g == 0 (a certificate's mean-value argument refuses them).
 
 def _select(g, a, b, strict):
-    check_branches_agree(g, a, b, np.broadcast_to(g == 0, np.broadcast_shapes(
-        np.shape(g), np.shape(a), np.shape(b))))
+    check_branches_agree(g, a, b)
     return np.where(g > 0 if strict else g >= 0, a, b)
 
 
-def _select_pieces(vals, out, tol, strict):
-    g, a, b = vals
-    both = (g >= -tol) & (g <= tol)
-    check_branches_agree(g, a, b, np.broadcast_to(both, out.shape) if tol == 0 else
-                         np.broadcast_to(g == 0, out.shape))
-    first = g > 0 if strict else g >= 0
-    return Pieces(partials=_SELECT_PARTIALS,
-                  active=_active(g >= -tol, g <= tol),
-                  default=(~first).astype(np.intp))
-
-
-def _select_possible(ivs, tol, strict):
-    """Branches (a where g >= 0, b where g <= 0): where each may be active on the box."""
-    return ivs[0].hi >= -tol, ivs[0].lo <= tol
-
-
-def _select_default(vals, out, strict):
-    g = vals[0]
-    first = (g > 0 if strict else g >= 0).astype(float)
-    return 0.0, first, 1.0 - first
-
-
-select_p = register(Primitive(
-    name="select", kind="elementwise", impl=_select, shape_rule=_same_shape,
-    pieces=_select_pieces,
-    default_partials=_select_default,
+select_p = register(Nonsmooth(
+    name="select", impl=_select, shape_rule=_same_shape, call="cv.where",
+    piece_partials=((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),        # branches a and b in (g, a, b)
+    active=lambda vals, tol, strict: (vals[0] >= -tol, vals[0] <= tol),
+    default=lambda vals, strict: ~(vals[0] > 0 if strict else vals[0] >= 0),
+    default_partials=lambda vals, out, strict: (
+        0.0, (vals[0] > 0 if strict else vals[0] >= 0).astype(float),
+        (~(vals[0] > 0 if strict else vals[0] >= 0)).astype(float)),
     interval=lambda g, a, b, strict: iv.where(iv.gt(g, 0.0), a, b),
-    piece_partials=_SELECT_PARTIALS,
-    interval_active=_select_possible,
-    interval_partials=_hull_of(_SELECT_PARTIALS, _select_possible),
+    interval_active=lambda ivs, tol, strict: (ivs[0].hi >= -tol, ivs[0].lo <= tol),
     kink_default=lambda strict: 1 if strict else 0,
+    branches=lambda vals, strict: tuple(vals),
     default_rule="cv.where(cond, a, b) selects the branch the condition picks at the point "
                  "(for cond g > 0 at g == 0: b; for g >= 0: a); on the boundary both branches "
                  "are active",
+    pretty=lambda args, params: f"where({args[0]} {'>' if params['strict'] else '>='} 0, "
+                                f"{args[1]}, {args[2]})",
     sympy=lambda g, a, b, strict: sympy.Piecewise((a, g > 0 if strict else g >= 0), (b, True))))

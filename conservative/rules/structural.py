@@ -11,10 +11,15 @@ how programs are exported to sympy (``sympy_form = "impl"``).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .. import interval as iv
-from ..primitives import Primitive, register
+from ..primitives import ALL, Leaf, Structural, infix, register
+
+__all__ = ["input_p", "const_p", "broadcast_to_p", "reshape_p", "transpose_p", "getitem_p",
+           "sum_p", "matmul_p", "concatenate_p"]
 
 
 def _leaf_shape(*shapes, shape):
@@ -25,16 +30,16 @@ def _no_impl(*args, **kwargs):  # pragma: no cover - leaves are read, not comput
     raise RuntimeError("leaf nodes have no implementation")
 
 
-input_p = register(Primitive(name="input", kind="input", impl=_no_impl, shape_rule=_leaf_shape,
-                             sympy="impl"))
-const_p = register(Primitive(name="const", kind="input", impl=_no_impl, shape_rule=_leaf_shape,
-                             sympy="impl"))
+input_p = register(Leaf(name="input", impl=_no_impl, shape_rule=_leaf_shape))
+const_p = register(Leaf(name="const", impl=_no_impl, shape_rule=_leaf_shape))
 
 
-def _structural(name, impl, shape_rule, jvp, transpose, interval, interval_jvp):
-    return register(Primitive(name=name, kind="structural", impl=impl, shape_rule=shape_rule,
-                              jvp=jvp, transpose=transpose, interval=interval,
-                              interval_jvp=interval_jvp, sympy="impl"))
+def _structural(name, impl, shape_rule, jvp, transpose, interval, interval_jvp, **printing):
+    """Register a structural primitive; ``printing``: pretty, call, prepare."""
+    return register(Structural(name=name, impl=impl, shape_rule=shape_rule, jvp=jvp,
+                               transpose=transpose, interval=interval,
+                               interval_jvp=interval_jvp, sympy="impl", **printing))
+
 
 
 def _zero_tangent(shape, ndir):
@@ -42,6 +47,14 @@ def _zero_tangent(shape, ndir):
 
 
 # --- broadcast_to -------------------------------------------------------------------------------
+
+def _unbroadcast_need(need, in_shape):
+    """The input elements a broadcast output's demanded elements come from."""
+    lead = need.ndim - len(in_shape)
+    need = need.any(axis=tuple(range(lead))) if lead else need
+    axes = tuple(i for i, d in enumerate(in_shape) if d == 1 and need.shape[i] != 1)
+    return need.any(axis=axes, keepdims=True) if axes else need
+
 
 def _broadcast_impl(v, shape):
     extra = len(shape) + 1 - v.ndim
@@ -72,7 +85,9 @@ broadcast_to_p = _structural(
     lambda x, shape: x.broadcast_to(tuple(shape)),
     lambda ivs, out, tans, shape: tans[0].reshape(
         (1,) * (len(shape) - ivs[0].ndim) + tans[0].shape).broadcast_to(
-        tuple(shape) + tans[0].shape[-1:]))
+        tuple(shape) + tans[0].shape[-1:]),
+    pretty=lambda args, params: f"broadcast_to({args[0]}, {params['shape']})",
+    needs=lambda need, vals, live, shape: (_unbroadcast_need(need, vals[0].shape[1:]),))
 
 
 # --- reshape ------------------------------------------------------------------------------------
@@ -85,7 +100,9 @@ reshape_p = _structural(
     tangents[0].reshape(tangents[0].shape[:1] + tuple(shape) + tangents[0].shape[-1:]),
     lambda vals, out, ct, live, shape: (ct.reshape(ct.shape[:1] + vals[0].shape[1:]),),
     lambda x, shape: x.reshape(tuple(shape)),
-    lambda ivs, out, tans, shape: tans[0].reshape(tuple(shape) + tans[0].shape[-1:]))
+    lambda ivs, out, tans, shape: tans[0].reshape(tuple(shape) + tans[0].shape[-1:]),
+    pretty=lambda args, params: f"reshape({args[0]}, {params['shape']})", call="cv.reshape",
+    needs=lambda need, vals, live, shape: (need.reshape(vals[0].shape[1:]),))
 
 
 # --- transpose ----------------------------------------------------------------------------------
@@ -99,7 +116,9 @@ transpose_p = _structural(
     lambda vals, out, ct, live, perm: (ct.transpose((0,) + tuple(int(i) + 1 for i in
                                                            np.argsort(perm))),),
     lambda x, perm: x.transpose(*perm),
-    lambda ivs, out, tans, perm: tans[0].transpose(*perm, len(perm)))
+    lambda ivs, out, tans, perm: tans[0].transpose(*perm, len(perm)),
+    call="cv.transpose",
+    needs=lambda need, vals, live, perm: (need.transpose(np.argsort(perm)),))
 
 
 # --- getitem (static indices: ints, slices, None, integer arrays) -------------------------------
@@ -111,19 +130,54 @@ def _scatter_add(ct, in_shape, index):
     return z
 
 
+def _scatter_need(need, in_shape, index):
+    """The input elements that indexing reads for the demanded output elements."""
+    if any(i is None for i in index):
+        return ALL                                      # new axes: not worth the bookkeeping
+    z = np.zeros(in_shape, dtype=bool)
+    np.logical_or.at(z, index, need)
+    return z
+
+
+def _batched_index(index, prepared):
+    """The index with the batch axis in front (prepared once per node; rebuilt when a rule is
+    called without it, as the sympy export does)."""
+    return prepared if prepared is not None else (slice(None),) + index
+
+
 def _getitem_shape(s, index):
     return np.empty(s, dtype=np.int8)[index].shape
 
 
+def _index_repr(index: tuple) -> str:
+    parts = []
+    for i in index:
+        if isinstance(i, slice):
+            parts.append(":".join("" if v is None else str(v) for v in (i.start, i.stop)) +
+                         ("" if i.step is None else f":{i.step}"))
+        elif i is None:
+            parts.append("None")
+        elif isinstance(i, np.ndarray):
+            parts.append(str(i.tolist()) if i.size <= 6 else f"array{i.shape}")
+        else:
+            parts.append(str(i))
+    return ", ".join(parts)
+
+
 getitem_p = _structural(
     "getitem",
-    lambda v, index: v[(slice(None),) + index],
+    lambda v, index, prepared=None: v[_batched_index(index, prepared)],
     _getitem_shape,
-    lambda vals, out, tangents, index: None if tangents[0] is None else
-    tangents[0][(slice(None),) + index],
-    lambda vals, out, ct, live, index: (_scatter_add(ct, vals[0].shape[1:], index),),
+    lambda vals, out, tangents, index, prepared=None: None if tangents[0] is None else
+    tangents[0][_batched_index(index, prepared)],
+    lambda vals, out, ct, live, index, prepared=None: (_scatter_add(ct, vals[0].shape[1:],
+                                                                   index),),
     lambda x, index: x[index],
-    lambda ivs, out, tans, index: tans[0][index])
+    lambda ivs, out, tans, index: tans[0][index],
+    pretty=lambda args, params: f"{args[0]}[{_index_repr(params['index'])}]", call="indexing",
+    prepare=lambda consts, index: (slice(None),) + index,       # the index with the batch axis
+    compile=lambda prepared, index: operator.itemgetter(prepared), linear=True,
+    needs=lambda need, vals, live, index: (_scatter_need(need, vals[0].shape[1:], index),))
 
 
 # --- sum ----------------------------------------------------------------------------------------
@@ -141,7 +195,10 @@ sum_p = _structural(
     lambda vals, out, ct, live, axes: (np.broadcast_to(
         np.expand_dims(ct, tuple(a + 1 for a in axes)), ct.shape[:1] + vals[0].shape[1:]),),
     lambda x, axes: iv.sum(x, axis=tuple(axes)) if axes else x,
-    lambda ivs, out, tans, axes: iv.sum(tans[0], axis=tuple(axes)) if axes else tans[0])
+    lambda ivs, out, tans, axes: iv.sum(tans[0], axis=tuple(axes)) if axes else tans[0],
+    call="cv.sum", linear=True,
+    needs=lambda need, vals, live, axes: (np.broadcast_to(np.expand_dims(need, tuple(axes)),
+                                                          vals[0].shape[1:]),))
 
 
 # --- matmul (1-D and 2-D operands, NumPy semantics) ---------------------------------------------
@@ -152,30 +209,104 @@ def _matmul_out_shape(sa, sb):
     return tuple(rows) + tuple(cols)
 
 
-def _const_matrix_times(M: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
+                        columns=None) -> np.ndarray:
     """``M @ t[b]`` for every batch entry of ``t`` (B, j, ...), as one 2-D BLAS product.
 
     Broadcasting ``np.matmul`` over a batch axis does not reach BLAS gemv/gemm efficiently;
-    folding the batch into the columns does.
+    folding the batch into the columns does. With ``sparse`` (tangents and cotangents, which a
+    soft-threshold zeroes off its support) only the nonzero rows of ``t`` are multiplied: the
+    check costs one pass over ``t``, the product ``M.shape[0]`` times more. ``columns(rows)``
+    gives ``M[:, rows]`` (a prepared, cached copy).
     """
     B, j = t.shape[:2]
     if B == 1:
         cols = t[0].reshape(j, -1)
-        if cols.shape[1] > 8:
-            # tangents pushed through a soft-threshold are zero off the support: multiply only
-            # the nonzero rows (the check costs one pass over t, the product j times more)
+        if sparse and j >= 32:
             rows = np.flatnonzero(np.any(cols != 0.0, axis=1))
             if len(rows) < 0.5 * j:
-                return (M[:, rows] @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
+                Mc = columns(rows) if columns is not None else M[:, rows]
+                return (Mc @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
         return (M @ cols).reshape((1, M.shape[0]) + t.shape[2:])
     cols = np.moveaxis(t, 0, -1).reshape(j, -1)
     out = (M @ cols).reshape((M.shape[0],) + t.shape[2:] + (B,))
     return np.moveaxis(out, -1, 0)
 
 
-def _matmul_impl(a, b):
+class _ConstantMatrix:
+    """matmul's constant left operand ``a``, prepared once per node (``prepare``).
+
+    Kept with it, made on first use: the contiguous transpose (reverse mode's ``a^T @ ct``;
+    copying it on every step was most of the time of an adjoint iteration), and the last
+    gathered rows and columns (the support of a soft-threshold changes rarely between steps).
+    """
+
+    __slots__ = ("a", "a_t_view", "_t", "_taken")
+
+    def __init__(self, a: np.ndarray):
+        self.a, self.a_t_view, self._t, self._taken = a, a.T, None, {}
+
+    @property
+    def t(self) -> np.ndarray:
+        if self._t is None:
+            self._t = np.ascontiguousarray(self.a.T)
+        return self._t
+
+    def take(self, which: str, rows: np.ndarray) -> np.ndarray:
+        """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns")."""
+        key = rows.tobytes()
+        hit = self._taken.get(which)
+        if hit is None or hit[0] != key:
+            M = {"rows": lambda: self.a[rows], "columns": lambda: self.a[:, rows],
+                 "t columns": lambda: self.t[:, rows]}[which]()
+            hit = self._taken[which] = (key, M)
+        return hit[1]
+
+
+def _matmul_prepare(consts):
+    a = consts[0]
+    return _ConstantMatrix(a) if a is not None and a.ndim == 2 else None
+
+
+def _needed_rows(need, n_rows: int):
+    """The output rows a demand mask asks for, or None (all of them, or too many to gain)."""
+    if need is None or np.ndim(need) == 0:
+        return None
+    rows = np.flatnonzero(need.reshape(n_rows, -1).any(axis=1))
+    return rows if len(rows) < 0.5 * n_rows else None
+
+
+def _constant_times_tangent(M, t, prepared, need):
+    """``M @ t`` for a constant matrix and a tangent (B, j, ...): only the output rows the
+    demand ``need`` asks for (the others are left zero) and only t's nonzero rows."""
+    rows = _needed_rows(need, M.shape[0])
+    if prepared is None:
+        return _const_matrix_times(M, t, sparse=True)
+    if rows is None:
+        return _const_matrix_times(M, t, sparse=True,
+                                   columns=lambda r: prepared.take("columns", r))
+    Mr = prepared.take("rows", rows)
+    part = _const_matrix_times(Mr, t, sparse=True)
+    full = np.zeros((part.shape[0], M.shape[0]) + part.shape[2:])
+    full[:, rows] = part
+    return full
+
+
+def _matmul_needs(need, vals, live, prepared=None):
+    """``a @ b``: demanded output rows need the same rows of ``a``; ``b`` is needed whole."""
+    a, b = vals
+    need_a = ALL
+    if live[0] and a.ndim == 3:                          # a matrix: keep its demanded rows
+        need_a = np.broadcast_to(need.reshape(a.shape[1], -1).any(axis=1)[:, None],
+                                 a.shape[1:])
+    return need_a, ALL
+
+
+def _matmul_impl(a, b, prepared=None):
     if a.ndim == 3 and a.shape[0] == 1:
-        # a constant matrix times a batch of vectors or matrices
+        # a constant matrix times a batch of vectors (one product (B, j) @ (j, i)) or matrices
+        if b.ndim == 2:
+            return b @ (prepared.a_t_view if prepared is not None else a[0].T)
         return _const_matrix_times(a[0], b)
     a2 = a if a.ndim == 3 else a[:, None, :]
     b2 = b if b.ndim == 3 else b[:, :, None]
@@ -187,15 +318,30 @@ def _matmul_impl(a, b):
     return out
 
 
-def _matmul_jvp(vals, out, tangents):
+def _matmul_compile(prepared):
+    """The value function of one matmul node: a constant matrix times vectors is one product
+    ``b @ a^T``; everything else goes through the general implementation."""
+    if prepared is None:
+        return _matmul_impl
+    a_t = prepared.a_t_view
+
+    def constant_times(a, b):
+        return b @ a_t if b.ndim == 2 else _matmul_impl(a, b, prepared)
+    return constant_times
+
+
+def _matmul_jvp(vals, out, tangents, prepared=None, need=None):
     a, b = vals
     ta, tb = tangents
+    if ta is None and b.ndim == 2 and tb.shape[0] == 1 and tb.ndim == 3 and prepared is not None \
+            and tb.shape[1] < 32:
+        return (prepared.a @ tb[0])[None]     # a small constant matrix times vector tangents
     result = None
     if tb is not None:
         # a @ tb: contract a's last axis with tb's axis 1, keeping tb's trailing axes
         t = tb.reshape(tb.shape[0], tb.shape[1], -1)
         if a.ndim == 3 and a.shape[0] == 1:
-            r = _const_matrix_times(a[0], t)
+            r = _constant_times_tangent(a[0], t, prepared, need)
         else:
             a2 = a if a.ndim == 3 else a[:, None, :]
             r = np.matmul(a2, t)
@@ -216,11 +362,14 @@ def _matmul_jvp(vals, out, tangents):
     return result
 
 
-def _matmul_transpose(vals, out, ct, live):
+def _matmul_transpose(vals, out, ct, live, prepared=None):
     a, b = vals
     if a.ndim == 3 and a.shape[0] == 1 and not live[0]:
         # constant matrix: only b needs a cotangent, a^T @ ct as one BLAS product
-        return None, _const_matrix_times(np.ascontiguousarray(a[0].T), ct)
+        if prepared is None:
+            return None, _const_matrix_times(np.ascontiguousarray(a[0].T), ct, sparse=True)
+        return None, _const_matrix_times(prepared.t, ct, sparse=True,
+                                         columns=lambda r: prepared.take("t columns", r))
     sa = "ij"[2 - (a.ndim - 1):]          # "ij" for a matrix, "j" for a vector
     sb = "jk"[:b.ndim - 1]
     so = sa[:-1] + sb[1:]
@@ -254,7 +403,10 @@ def _matmul_interval_jvp(ivs, out, tans):
 
 
 matmul_p = _structural("matmul", _matmul_impl, _matmul_out_shape, _matmul_jvp,
-                       _matmul_transpose, iv.matmul, _matmul_interval_jvp)
+                       _matmul_transpose, iv.matmul, _matmul_interval_jvp,
+                       pretty=infix("@"), call="@", prepare=_matmul_prepare,
+                       compile=_matmul_compile,
+                       needs=_matmul_needs, jvp_uses_need=True)
 
 
 # --- concatenate --------------------------------------------------------------------------------
@@ -266,19 +418,26 @@ def _concat_shape(*shapes, axis):
 
 
 def _concat_impl(*vals, axis):
-    batch = max(v.shape[0] for v in vals)
-    return np.concatenate([np.broadcast_to(v, (batch,) + v.shape[1:]) for v in vals],
-                          axis=axis + 1)
+    batch = vals[0].shape[0]
+    for v in vals:
+        if v.shape[0] != batch:                 # a batch-free value next to a batch
+            batch = max(v.shape[0] for v in vals)
+            vals = [np.broadcast_to(v, (batch,) + v.shape[1:]) for v in vals]
+            break
+    return np.concatenate(vals, axis + 1)
 
 
 def _concat_jvp(vals, out, tangents, axis):
     live = [t for t in tangents if t is not None]
     if not live:
         return None
+    if len(live) == len(tangents) and all(t.shape[0] == live[0].shape[0] for t in live):
+        return np.concatenate(tangents, axis + 1)
     batch = max(t.shape[0] for t in live)
     ndir = live[0].shape[-1]
     parts = [np.zeros((batch,) + v.shape[1:] + (ndir,)) if t is None else
-             np.broadcast_to(t, (batch,) + t.shape[1:]) for v, t in zip(vals, tangents)]
+             t if t.shape[0] == batch else np.broadcast_to(t, (batch,) + t.shape[1:])
+             for v, t in zip(vals, tangents)]
     return np.concatenate(parts, axis=axis + 1)
 
 
@@ -295,4 +454,7 @@ def _concat_interval_jvp(ivs, out, tans, axis):
 
 concatenate_p = _structural("concatenate", _concat_impl, _concat_shape, _concat_jvp,
                             _concat_transpose, lambda *xs, axis: iv.concatenate(list(xs), axis=axis),
-                            _concat_interval_jvp)
+                            _concat_interval_jvp, call="cv.concatenate", linear=True,
+                            needs=lambda need, vals, live, axis: tuple(np.split(
+                                need, np.cumsum([v.shape[axis + 1] for v in vals])[:-1],
+                                axis=axis)))
