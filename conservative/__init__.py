@@ -22,12 +22,15 @@ from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, log, ma
 from .map import Map, trace
 from .iterate import FixedPointResult, fixed_point, iterate
 from .fixed_point_set import FixedPointEnclosure, fixed_point_enclosure
-from .jsr import JSRResult, jsr
-from .certify import Certificate, certify_contraction
+# the old module paths conservative.jsr and conservative.verify are loaded before `jsr` is
+# bound to the function below: importing them later must not replace cv.jsr by a module
+from . import jsr as jsr_module, verify as verify_module  # noqa: F401
+from .certify import (Certificate, FixedPointCertificate, JSRResult, certify_contraction,
+                      certify_fixed_point, jsr)
+del jsr_module, verify_module
 from .ifs import Attractor
 from .picard import attractor, piggyback, piggyback_sets, piggyback_vjp
 from .implicit import fpad, fpad_vjp, implicit_jacobian, invertible_on_hull, one_step
-from .verify import FixedPointCertificate, certify_fixed_point
 from . import algorithms, datasets, examples, linalg, symbolic
 from .interop import from_jax, from_torch
 from .examples import Counterexample

@@ -34,7 +34,7 @@ from .algorithms import heavy_ball
 from ._types import check_int, check_real, check_steps
 from .errors import ConservativeError, InputError, fail_message
 from .iterate import iterate
-from .jsr import jsr
+from .certify import jsr
 from .map import Map, trace
 from .picard import piggyback
 

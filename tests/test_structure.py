@@ -87,23 +87,22 @@ def test_imports_point_down(path):
 # ---------------------------------------------------------------------------------------------
 # The shape of modules: size, function length, __all__, no private names across modules.
 # Each check applies to the subtrees in its scope (None: the whole package). Widen a scope when
-# the refactor reaches the rest (issue 9); today these would fail outside conservative/interval/:
-#   module size     jsr.py (905 lines)
-#   function body   cli.demo (97 lines), jsr.analyse (92 lines)
+# the refactor reaches the rest (issue 9); outside the scopes today these would fail:
+#   function body   cli.demo (97 lines)
 #   has __all__     rules/*.py, algorithms/_checks.py
 # ---------------------------------------------------------------------------------------------
 
 MAX_MODULE_LINES = 900
 MAX_FUNCTION_LINES = 80          # lines of a function body after its docstring
 
-SCOPE_MODULE_LINES = ("interval",)
-SCOPE_FUNCTION_LINES = ("interval",)
+SCOPE_MODULE_LINES = ("interval", "certify")
+SCOPE_FUNCTION_LINES = ("interval", "certify")
 SCOPE_PRIVATE_IMPORTS = None
-SCOPE_HAS_ALL = ("interval",)
+SCOPE_HAS_ALL = ("interval", "certify")
 SCOPE_ALL_NAMES = None
 # Old module paths kept for one release as re-exports of the new ones (their __all__ may list
 # what they import from the package), e.g. "picard.py" once piggyback lives in derivatives/.
-REEXPORT_SHIMS: set[str] = set()
+REEXPORT_SHIMS: set[str] = {"jsr.py", "verify.py"}
 
 
 def _modules(scope):
