@@ -38,7 +38,8 @@ from .errors import ConservativeError
 from .sets import JacobianSet
 
 __all__ = ["FixedPointEnclosure", "fixed_point_enclosure", "jacobian_at_fixed_point",
-           "kinks_near", "is_numerical_fixed_point", "refusal"]
+           "kinks_near", "pieces_on_box", "describe_kinks", "is_numerical_fixed_point",
+           "refusal"]
 
 #: Largest number of coordinates with a non-zero Jacobian row for the dense Krawczyk test.
 MAX_DENSE_ROWS = 3000
@@ -64,6 +65,12 @@ class FixedPointEnclosure:
         boundary meets the box (its branches are checked to agree only at evaluated points).
     kinks : tuple of str
         The nonsmooth operations with a kink inside the box (the point is this close to them).
+    rows, row_l1 : ndarray or None
+        When proven: the rows of A that may be non-zero somewhere on the box, and an upper
+        bound on each row's l1 norm over every Jacobian there (computed by the test anyway;
+        certificates reuse them instead of another interval sweep).
+    possible : dict or None
+        When proven: ``possible_pieces`` over the box (the kinks it meets).
     """
 
     lo: np.ndarray
@@ -73,6 +80,9 @@ class FixedPointEnclosure:
     reason: str = ""
     caveat: str = ""
     kinks: tuple = field(default=())
+    rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    row_l1: np.ndarray | None = field(default=None, repr=False, compare=False)
+    possible: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("lo", "hi"):             # shared between callers (cached): read-only
@@ -103,10 +113,19 @@ def is_numerical_fixed_point(F, x, theta, rtol: float = 1e-6) -> bool:
 
 def kinks_near(F, x_box, theta_box, *, tol: float = 0.0) -> tuple:
     """Descriptions (expression and source line) of the kinks that a box meets."""
+    return describe_kinks(F, pieces_on_box(F, x_box, theta_box, tol=tol))
+
+
+def pieces_on_box(F, x_box, theta_box, *, tol: float = 0.0) -> dict:
+    """``possible_pieces`` of F's program over a box given as (lo, hi) pairs or points."""
     from .enclose import as_box, possible_pieces
     xb = as_box(x_box, F.state_shape, name="x_box", call="kinks_near")
     tb = as_box(theta_box, F.param_shape, name="theta_box", call="kinks_near")
-    found = possible_pieces(F.program, xb, tb, tol=tol, call="kinks_near")
+    return possible_pieces(F.program, xb, tb, tol=tol, call="kinks_near")
+
+
+def describe_kinks(F, found: dict) -> tuple:
+    """Descriptions of the kinks in ``found`` (from ``possible_pieces``)."""
     out = []
     for node, masks in found.items():
         count = int(np.sum(masks.sum(axis=0) >= 2))
@@ -134,8 +153,10 @@ def _directions(F, theta, lo, hi, seed, met=None):
 def _krawczyk_step(F, x, theta, lo, hi, residual):
     """One Krawczyk test on ``[lo, hi]``.
 
-    Returns ``(contained, box_lo, box_hi, K_lo, K_hi, met)``: the box actually tested (its
-    constant coordinates shrunk to the values F takes there) and the Krawczyk image.
+    Returns ``(contained, box_lo, box_hi, K_lo, K_hi, met, probe)``: the box actually tested
+    (its constant coordinates shrunk to the values F takes there), the Krawczyk image, and
+    ``(rows, l1)``: the rows of A that may be non-zero on the box tested and a bound on their
+    l1 norms there (from the probe, over the box before shrinking: a superset).
     """
     n = F.n
     met: list = []
@@ -143,18 +164,19 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     value, probe = _directions(F, theta, lo, hi, iv.Interval(-np.ones((n, 1)), np.ones((n, 1))),
                                met)
     rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
+    found = (rows, np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0])))
     const = np.setdiff1d(np.arange(n), rows)
     k_lo, k_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
     # F is constant in x on the box along the other rows: T keeps F there, so F(X) must lie in
     # X, and the box may shrink to hull(x, F(X)) there (F stays constant on a smaller box)
     k_lo[const], k_hi[const] = value.lo[const], value.hi[const]
     if not (np.all(k_lo[const] >= lo[const]) and np.all(k_hi[const] <= hi[const])):
-        return False, lo, hi, k_lo, k_hi, met
+        return False, lo, hi, k_lo, k_hi, met, found
     lo, hi = np.array(lo), np.array(hi)
     lo[const] = np.minimum(x[const], k_lo[const])
     hi[const] = np.maximum(x[const], k_hi[const])
     if len(rows) == 0:
-        return True, lo, hi, k_lo, k_hi, met
+        return True, lo, hi, k_lo, k_hi, met, found
     if len(rows) > MAX_DENSE_ROWS:
         raise _Refused(f"{len(rows)} coordinates with a non-zero Jacobian row, beyond the "
                        f"dense enclosure test ({MAX_DENSE_ROWS})")
@@ -187,7 +209,7 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     if not contained and float(np.max(_spectral_bound(E))) >= 1:
         raise _Refused("I - A may be singular somewhere on the box: the hull of the Jacobians "
                        "there contains a matrix with eigenvalue 1, or its enclosure is too wide")
-    return contained, lo, hi, k_lo, k_hi, met
+    return contained, lo, hi, k_lo, k_hi, met, found
 
 
 def _spectral_bound(E) -> float:
@@ -268,7 +290,8 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     for _ in range(max_iter):
         lo, hi = _outward_box(x, rho)
         try:
-            contained, lo, hi, k_lo, k_hi, met = _krawczyk_step(F, x, theta, lo, hi, residual)
+            contained, lo, hi, k_lo, k_hi, met, found = _krawczyk_step(F, x, theta, lo, hi,
+                                                                       residual)
         except _Refused as exc:
             reason = str(exc)
             break
@@ -276,7 +299,7 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             reason = f"F cannot be enclosed on the box ({exc})"
             break
         if contained:
-            return _proven(F, theta, x, lo, hi, met)
+            return _proven(F, theta, x, lo, hi, met, found)
         spread = np.maximum(np.abs(k_lo - x), np.abs(k_hi - x))
         if not np.all(np.isfinite(spread)):
             reason = "the Krawczyk operator diverged (I - A may be singular on the box)"
@@ -289,7 +312,7 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     return _unproven(F, theta, x, rho, reason)
 
 
-def _proven(F, theta, x, lo, hi, met) -> FixedPointEnclosure:
+def _proven(F, theta, x, lo, hi, met, found) -> FixedPointEnclosure:
     shape = F.state_shape
     caveat = ""
     if met:
@@ -298,9 +321,10 @@ def _proven(F, theta, x, lo, hi, met) -> FixedPointEnclosure:
         caveat = (f"the branches of {exprs} agree on the boundary inside the box (checked at "
                   "evaluated points and sampled at trace time)")
     radius = float(max(np.max(x - lo), np.max(hi - x)))
-    kinks = kinks_near(F, (lo.reshape(shape), hi.reshape(shape)), theta)
+    possible = pieces_on_box(F, (lo.reshape(shape), hi.reshape(shape)), theta)
     return FixedPointEnclosure(lo.reshape(shape), hi.reshape(shape), True, radius, "", caveat,
-                               kinks)
+                               describe_kinks(F, possible), rows=found[0], row_l1=found[1],
+                               possible=possible)
 
 
 def _unproven(F, theta, x, rho, reason: str) -> FixedPointEnclosure:

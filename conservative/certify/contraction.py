@@ -292,6 +292,9 @@ def _choose(an: Analysis, prefer: str, dl: Deadline, samples) -> Certificate:
         return Certificate(True, u.value, u.norm, u.verified, lower, word, "", u.method,
                            samples=samples)
     best = an.best()
+    if best is None:                     # nothing bounded the set (the time ran out first)
+        from .finders import UpperBound
+        best = UpperBound(math.inf, "no upper bound computed", Verified.FLOAT)
     reason = (f"no norm with sup ||A|| < 1 was verified; JSR bracket [{lower:.10g}, "
               f"{best.value:.10g}] by {best.method}")
     if an.stopped:

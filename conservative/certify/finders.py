@@ -112,7 +112,7 @@ class _Run:
         self.uppers: list[UpperBound] = []
         self.skipped: list[str] = []
         self.lower, self.word, self.lower_method = 0.0, (0,), "no product searched"
-        self.ctx = Context(0.0, (0,), dl, tol=tol)
+        self.ctx = Context(0.0, (0,), dl, tol=tol, scale=self.s)
         self.refined = False
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -185,10 +185,12 @@ class _Run:
         cheap, cheap_k = brute_upper(B, max_products=budget, deadline=self.dl.part(0.1).at)
         self.add(cheap, f"max ||A_w||_2^(1/k) over all products of length {cheap_k} "
                         "(balanced 2-norm)", Verified.FLOAT)
-        if n <= 200:
+        if n <= 200 and m > 1:
+            small = n <= 24                    # products cost n^3 each: short words when large
             quick = gripenberg(B, alpha=self.lower, word=self.word,
                                delta=1e-3 * max(self.lower, 1e-300),
-                               max_length=min(max_length, 12), max_nodes=min(max_nodes, 2000),
+                               max_length=min(max_length, 12 if small else 4),
+                               max_nodes=min(max_nodes, 2000 if small else 64),
                                deadline=self.dl.part(0.2).at)
             if quick.alpha > self.lower:
                 self.raise_lower(quick.alpha, quick.word, "spectral radius of a product of "
@@ -196,8 +198,11 @@ class _Run:
 
     def branch_and_bound(self, max_length, max_nodes):
         """Gripenberg's search in the best quadratic norm so far (once)."""
-        if self.refined or not isinstance(self.work, MatrixSet) or self.work.n > 200:
+        if self.refined or not isinstance(self.work, MatrixSet) or self.work.n > 200 or \
+                len(self.work) == 1:           # one matrix: its spectral radius is the JSR
             return
+        if self.work.n > 24:                   # products of large matrices: a shorter search
+            max_length, max_nodes = min(max_length, 6), min(max_nodes, 256)
         self.refined = True
         if self.dl.expired():
             self.skipped.append("branch and bound")

@@ -139,18 +139,28 @@ class FixedPointCertificate:
 
 
 def box_certificate(F, theta, x_box, *, x_point=None, tol: float = 1e-4,
-                    deadline: Deadline, call: str = _CALL) -> Certificate:
+                    deadline: Deadline, call: str = _CALL, enclosure=None) -> Certificate:
     """Certify every A-block of every Jacobian of F on ``x_box`` at ``theta`` (a point or a
     box); the lower bound and word from the map's own Jacobians sampled there."""
     lo_t, hi_t = theta if isinstance(theta, tuple) else (theta, theta)
-    mt = box_target(F, x_box, (lo_t, hi_t), call=call, x_point=x_point)
+    mt = box_target(F, x_box, (lo_t, hi_t), call=call, x_point=x_point, enclosure=enclosure)
     cert = certify_target(mt.target, tol=tol, deadline=deadline, coupling=mt.coupling)
     return report_for_map(cert, mt, deadline=deadline.at)
+
+
+def _where_in(F, theta, enc) -> str:
+    """The refusal for an enclosure whose box meets a cv.where boundary ("" if none: the
+    enclosure's caveat says whether one does)."""
+    return _meets_where(F, theta, np.asarray(enc.lo), np.asarray(enc.hi)) if enc.caveat else ""
 
 
 def _meets_where(F, theta, lo, hi) -> str:
     met: list = []
     probe_rows(F, (lo, hi), (theta, theta), call=_CALL, boundaries=met)
+    return _where_refusal(F, met)
+
+
+def _where_refusal(F, met) -> str:
     if not met:
         return ""
     node = met[0]
@@ -228,10 +238,10 @@ def certify_fixed_point(F, theta, x, *, radius: float | None = None, attempts: i
         enc = fixed_point_enclosure(F, theta, x)
         if enc.proven and radius is None:
             lo, hi = np.asarray(enc.lo), np.asarray(enc.hi)
-            why = _meets_where(F, theta, lo, hi)
+            why = _where_in(F, theta, enc)
             if why:
                 return _refused(F, theta, lo, hi, why, dl)
-            cert = box_certificate(F, theta, (lo, hi), x_point=x, deadline=dl)
+            cert = box_certificate(F, theta, (lo, hi), x_point=x, deadline=dl, enclosure=enc)
             bar.update()
             if cert.certified:
                 return FixedPointCertificate(True, cert, (lo, hi), enc.radius, (F, theta))

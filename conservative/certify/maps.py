@@ -318,22 +318,30 @@ def own_jacobians_restricted(F, x_box, theta_box, rows, *, count: int = 8, seed:
     return np.unique(np.concatenate(found), axis=0)
 
 
-def box_target(F, x_box, theta_box, *, call: str, x_point=None) -> MapTarget:
+def box_target(F, x_box, theta_box, *, call: str, x_point=None, enclosure=None) -> MapTarget:
     """Every A-block of every Jacobian of F on the box (structured when the map is piecewise
-    affine in x there), restricted to the rows that can be non-zero when F is large."""
+    affine in x there), restricted to the rows that can be non-zero when F is large.
+
+    ``enclosure`` (a proven ``FixedPointEnclosure`` whose box is ``x_box``, at a point theta)
+    supplies the rows and the pieces its test computed, saving interval sweeps.
+    """
     shape_x, shape_t = F.state_shape, F.param_shape
     xb = tuple(np.asarray(v, dtype=float).reshape(shape_x) for v in x_box)
     tb = tuple(np.asarray(v, dtype=float).reshape(shape_t) for v in theta_box)
-    rows, l1 = probe_rows(F, xb, tb, call=call)
-    small = F.n <= SMALL_MAP_DIM
-    if small:
+    reuse = enclosure is not None and enclosure.rows is not None and \
+        np.array_equal(enclosure.lo, xb[0]) and np.array_equal(enclosure.hi, xb[1]) and \
+        np.array_equal(tb[0], tb[1])
+    rows, l1 = (enclosure.rows, enclosure.row_l1) if reuse else \
+        probe_rows(F, xb, tb, call=call)
+    if F.n <= SMALL_MAP_DIM:
         rows = np.arange(F.n)
-    coupling = None if small or len(rows) == F.n else Coupling(F.n, rows, l1[rows])
+    coupling = None if len(rows) == F.n else Coupling(F.n, rows, l1[rows])
     centre_x = (xb[0] + xb[1]) / 2 if x_point is None else x_point
     centre_t = (tb[0] + tb[1]) / 2
     target = None
     if piecewise_constant_in_x(F, xb, tb):
-        possible = possible_pieces(F.program, iv.Interval(*xb), iv.Interval(*tb), call=call)
+        possible = enclosure.possible if reuse else \
+            possible_pieces(F.program, iv.Interval(*xb), iv.Interval(*tb), call=call)
         target = _restricted_set(F, centre_x, centre_t, rows, possible, call)
     if target is None:
         k = len(rows)
@@ -342,7 +350,11 @@ def box_target(F, x_box, theta_box, *, call: str, x_point=None) -> MapTarget:
         _, J = enclose_program(F.program, iv.Interval(*xb), iv.Interval(*tb), call=call,
                                seeds=(iv.Interval(seed.reshape(shape_x + (k,))), None))
         target = IntervalBox(J.lo[rows], J.hi[rows])
-    own = own_jacobians_restricted(F, xb, tb, rows, call=call)
+    if isinstance(target, MatrixSet) and len(target) == 1:
+        own = target.mats                  # no kink on the box: the map's only Jacobian
+    else:
+        own = own_jacobians_restricted(F, xb, tb, rows, count=8 if F.n <= 2000 else 2,
+                                       call=call)
     return MapTarget(target, coupling, own=own)
 
 
@@ -409,19 +421,24 @@ def _fixed_point_target(F, theta, x, call) -> MapTarget:
     box = (np.asarray(enc.lo), np.asarray(enc.hi))
     notes = (str(enc).replace("\n ", ";"),)
     why = "" if enc.proven else refusal(enc)
-    if F.n <= SMALL_MAP_DIM:
+    if F.n <= SMALL_MAP_DIM or not enc.proven:
+        if F.n > SMALL_MAP_DIM:            # no proof: the set near x, for the lower bound
+            rows, l1 = probe_rows(F, box, (theta, theta), call=call)
+            got = _restricted_set(F, x, theta, rows, None, call)
+            if got is not None:
+                coupling = Coupling(F.n, rows, l1[rows]) if len(rows) < F.n else None
+                return MapTarget(got, coupling, notes=notes, refusal=why)
         js = F.jacobian(x, theta, hull=True, box=(box, theta))
         own = None
         if enc.kinks:
             from .contraction import own_jacobians
             own = own_jacobians(F, box, (theta, theta))
         return MapTarget(_from_jacobian_set(js, call), own=own, notes=notes, refusal=why)
-    rows, l1 = probe_rows(F, box, (theta, theta), call=call)
-    possible = possible_pieces(F.program, iv.Interval(*box), iv.Interval(theta), call=call)
-    target = _restricted_set(F, x, theta, rows, possible, call)
+    rows, l1 = enc.rows, enc.row_l1
+    target = _restricted_set(F, x, theta, rows, enc.possible, call)
     coupling = Coupling(F.n, rows, l1[rows]) if len(rows) < F.n else None
     if target is None:
-        got = box_target(F, box, (theta, theta), call=call, x_point=x)
+        got = box_target(F, box, (theta, theta), call=call, x_point=x, enclosure=enc)
         return MapTarget(got.target, got.coupling, got.own, notes, why)
     own = own_jacobians_restricted(F, box, (theta, theta), rows, call=call) if enc.kinks \
         else None

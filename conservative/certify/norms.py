@@ -36,7 +36,8 @@ from . import rigorous
 from .matrices import norm2
 from .polytope import invariant_polytope, polytope_bound
 from .report import Verified
-from .rigorous import EXACT_MAX_DIM, dyadic_matrix, dyadic_scale, prove_with_margin
+from .rigorous import (EXACT_MAX_DIM, dyadic_matrix, dyadic_round_array, dyadic_scale,
+                       prove_with_margin)
 from .scaling import lyapunov_form, optimal_diagonal_scaling, perron_weights
 from .sdp import (LMIProblem, bisect, import_cvxpy, quadratic_lmis, quadratic_value,
                   setup_estimate, structured_lmis)
@@ -49,6 +50,9 @@ __all__ = ["Context", "Norm", "QuadraticNorm", "EuclideanNorm", "DiagonalQuadrat
 
 #: Largest box dimension checked by the exact midpoint-radius enclosure (else: interval).
 EXACT_BOX_DIM = 24
+#: Largest dimension at which an SDP is solved even when a cheaper norm has certified already
+#: (for a tighter bound); above it SDPs are a rescue only.
+SDP_TIGHT_DIM = 16
 
 
 @dataclass
@@ -75,7 +79,18 @@ class Context:
     best: float = math.inf
     quadratic: "QuadraticNorm | None" = None
     refine: object = None              # runs the full product search once (set by analyse)
+    scale: float = 1.0                 # working coordinates are the input divided by this
     notes: list = field(default_factory=list)
+
+    @property
+    def certified(self) -> bool:
+        """Whether some norm has already proved a bound below 1 (for the input)."""
+        return self.best * self.scale < 1
+
+    def worth_an_sdp(self, n: int) -> bool:
+        """SDPs are slow (seconds from a few dozen coordinates): small problems get one for
+        the tightest bound, larger ones only when no cheaper norm has certified."""
+        return n <= SDP_TIGHT_DIM or not self.certified
 
     @property
     def sdp_rtol(self) -> float:
@@ -235,7 +250,8 @@ class QuadraticNorm(Norm):
         if import_cvxpy() is None or isinstance(target, StructuredSet):
             return False
         mats = _sdp_matrices(target)
-        return ctx.deadline.fits(setup_estimate(len(mats), target.n))
+        return ctx.worth_an_sdp(target.n) and \
+            ctx.deadline.fits(setup_estimate(len(mats), target.n))
 
     @classmethod
     def find(cls, target, ctx):
@@ -318,7 +334,8 @@ class DiagonalQuadraticNorm(QuadraticNorm):
 
     @classmethod
     def applies(cls, target, ctx):
-        return target.n > 1 and not ctx.deadline.expired()
+        return target.n > 1 and not ctx.deadline.expired() and \
+            (target.n <= 100 or not ctx.certified)
 
     @classmethod
     def find(cls, target, ctx):
@@ -328,7 +345,7 @@ class DiagonalQuadraticNorm(QuadraticNorm):
         start = perron_weights(np.abs(mats).max(axis=0).T + np.abs(mats).max(axis=0))
         d = optimal_diagonal_scaling(mats, 1.0 / np.maximum(start, 1e-300),
                                      deadline=ctx.deadline.part(0.3).at)
-        d2 = np.array([_exact.dyadic_round(v, 30) for v in d * d / np.max(d * d)])
+        d2 = dyadic_round_array(d * d / np.max(d * d), 30)
         if not np.all(d2 > 0):
             return None
         return cls(np.diag(d2), found_by=cls.title)
@@ -365,19 +382,21 @@ class LyapunovNorm(QuadraticNorm):
     def find(cls, target, ctx):
         A = target.mats[0]
         radius = float(np.max(np.abs(np.linalg.eigvals(A)))) if target.n > 1 else abs(A[0, 0])
-        if not radius < 1 or radius == 0:
+        if not (radius > 0 and math.isfinite(radius)):     # (working coordinates: rho ~ 1)
             return None
         best, best_value = None, math.inf
-        for t in (0.02, 0.1, 0.3):
-            rate = radius + t * (1 - radius)
+        # rates closer and closer to the spectral radius, while P stays usable
+        rates = (0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4) if target.n <= 200 else (0.05, 0.005)
+        for t in rates:
+            rate = radius * (1 + t)
             P = lyapunov_form(A, rate)
-            if P is None:
-                continue
+            if P is None or not np.linalg.cond(P) < 1e10:
+                break
             P = dyadic_matrix(P)
             value = quadratic_value(target.mats, P)
             if value < best_value:
                 best, best_value = P, value
-            if ctx.deadline.expired():
+            if ctx.deadline.expired() or value <= ctx.lower * (1 + ctx.tol):
                 break
         return None if best is None else cls(best, found_by=cls.title)
 
@@ -457,7 +476,8 @@ class StructuredQuadraticNorm(QuadraticNorm):
         if target.vertices() is not None:
             return False
         size = target.n + target.slots
-        return size <= 400 and ctx.deadline.fits(setup_estimate(1, size) * 4)
+        return size <= 400 and ctx.worth_an_sdp(size) and \
+            ctx.deadline.fits(setup_estimate(1, size) * 4)
 
     @classmethod
     def find(cls, target, ctx):
@@ -477,7 +497,7 @@ class StructuredQuadraticNorm(QuadraticNorm):
             return None
         scale = dyadic_scale(sol[0])             # the LMI is homogeneous in (P, lam)
         P = dyadic_matrix(sol[0])
-        lam = np.array([_exact.dyadic_round(v * scale, 30) for v in sol[1]])
+        lam = dyadic_round_array(sol[1] * scale, 30)
         return cls(P, np.maximum(lam, 0.0), found_by=cls.title)
 
 
@@ -538,7 +558,7 @@ class WeightedInfinityNorm(Norm):
     @classmethod
     def find(cls, target, ctx):
         w = perron_weights(target.magnitude())
-        w = np.array([_exact.dyadic_round(v, 30) for v in w / np.max(w)])
+        w = dyadic_round_array(w / np.max(w), 30)
         return cls(w) if np.all(w > 0) else None
 
 

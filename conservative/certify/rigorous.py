@@ -35,7 +35,7 @@ from .. import _exact
 from .. import interval as iv
 from .report import Verified
 
-__all__ = ["EXACT_MAX_DIM", "MARGINS", "dyadic_scale", "dyadic_matrix", "prove_with_margin", "spd_interval",
+__all__ = ["EXACT_MAX_DIM", "MARGINS", "dyadic_scale", "dyadic_matrix", "dyadic_round_array", "prove_with_margin", "spd_interval",
            "spd_point", "quadratic_gap", "check_quadratic_rigorous", "lambda_min_lower",
            "nonnegative_ratio_bound", "upper_sum", "sqrt_up"]
 
@@ -70,8 +70,23 @@ def dyadic_matrix(P: np.ndarray, bits: int = 40) -> np.ndarray:
     (True, True)
     """
     P = np.asarray(P, dtype=float)
-    Q = np.vectorize(lambda v: _exact.dyadic_round(v, bits), otypes=[float])(P * dyadic_scale(P))
+    Q = dyadic_round_array(P * dyadic_scale(P), bits)
     return (Q + Q.T) / 2 if Q.ndim == 2 and Q.shape[0] == Q.shape[1] else Q
+
+
+def dyadic_round_array(x: np.ndarray, bits: int = 40) -> np.ndarray:
+    """:func:`conservative._exact.dyadic_round` of every entry (vectorised, same results).
+
+    Examples
+    --------
+    >>> dyadic_round_array(np.array([0.1, -3.0, 0.0]), 4).tolist()
+    [0.1015625, -3.0, 0.0]
+    """
+    x = np.asarray(x, dtype=float)
+    m, e = np.frexp(x)
+    with np.errstate(all="ignore"):
+        out = np.ldexp(np.round(m * 2.0 ** bits), e - bits)
+    return np.where(np.isfinite(x) & (x != 0), out, x)
 
 
 def prove_with_margin(estimate: float, prove: Callable[[float], Verified | None], *,
