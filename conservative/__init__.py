@@ -25,15 +25,15 @@ from .fixed_point_set import FixedPointEnclosure, fixed_point_enclosure
 # the old module paths conservative.jsr and conservative.verify are loaded before `jsr` is
 # bound to the function below: importing them later must not replace cv.jsr by a module
 from . import jsr as jsr_module, verify as verify_module  # noqa: F401
-from .certify import (Certificate, FixedPointCertificate, JSRResult, certify_contraction,
-                      certify_fixed_point, jsr)
+from .certify import (Certificate, Counterexample, FixedPointCertificate, JSRResult,
+                      NoCounterexampleError, RegionCertificate, certify_contraction,
+                      certify_fixed_point, certify_region, find_counterexample, jsr)
 del jsr_module, verify_module
 from .ifs import Attractor
 from .picard import attractor, piggyback, piggyback_sets, piggyback_vjp
 from .implicit import fpad, fpad_vjp, implicit_jacobian, invertible_on_hull, one_step
 from . import algorithms, datasets, examples, linalg, symbolic
 from .interop import from_jax, from_torch
-from .examples import Counterexample
 
 __all__ = [
     "ConservativeError",
@@ -104,6 +104,8 @@ __all__ = [
     "one_step",
     "FixedPointCertificate",
     "certify_fixed_point",
+    "RegionCertificate",
+    "certify_region",
     "from_jax",
     "from_torch",
     "algorithms",
@@ -112,6 +114,8 @@ __all__ = [
     "linalg",
     "symbolic",
     "Counterexample",
+    "NoCounterexampleError",
+    "find_counterexample",
     "plotting",
 ]
 

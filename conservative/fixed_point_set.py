@@ -38,8 +38,8 @@ from .errors import ConservativeError
 from .sets import JacobianSet
 
 __all__ = ["FixedPointEnclosure", "fixed_point_enclosure", "jacobian_at_fixed_point",
-           "kinks_near", "pieces_on_box", "describe_kinks", "is_numerical_fixed_point",
-           "refusal"]
+           "parametric_enclosure", "kinks_near", "pieces_on_box", "describe_kinks",
+           "is_numerical_fixed_point", "refusal"]
 
 #: Largest number of coordinates with a non-zero Jacobian row for the dense Krawczyk test.
 MAX_DENSE_ROWS = 3000
@@ -140,11 +140,16 @@ def _outward_box(x, rho):
     return np.nextafter(x - rho, -np.inf), np.nextafter(x + rho, np.inf)
 
 
+def _theta_interval(theta) -> iv.Interval:
+    """Parameters as an interval: a point, or a box (parametric enclosures)."""
+    return theta if isinstance(theta, iv.Interval) else iv.Interval(np.asarray(theta, dtype=float))
+
+
 def _directions(F, theta, lo, hi, seed, met=None):
     """``(value, D)``: enclosures of F and of ``{A S}`` over the box, ``S`` in ``seed``."""
     shape = F.state_shape
     x_box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
-    t_box = iv.Interval(np.asarray(theta, dtype=float))
+    t_box = _theta_interval(theta)
     value, D = enclose_program(F.program, x_box, t_box, call="cv.fixed_point_enclosure",
                                boundaries=met, seeds=(seed.reshape(shape + (-1,)), None))
     return value.reshape((F.n,)), iv.Interval(D.lo, D.hi)
@@ -271,13 +276,46 @@ def fixed_point_enclosure(F, theta, x, *, max_iter: int = 12) -> FixedPointEnclo
     return recent[key]
 
 
+def parametric_enclosure(F, theta_box, x, *, max_iter: int = 12) -> FixedPointEnclosure:
+    """Prove a box ``X`` around ``x`` holding a fixed point of ``F(., theta)`` for *every*
+    ``theta`` in ``theta_box``: Krawczyk's test with the parameters as an interval (the
+    residual and the Jacobian enclosure are taken over the whole parameter box, so
+    ``K(X, Theta) ⊆ X`` gives, for each theta, a fixed point in X).
+
+    Parameters
+    ----------
+    F : Map
+    theta_box : tuple (lo, hi) of arrays of the parameter shape
+    x : array_like
+        A fixed point at some parameter of the box (e.g. its centre).
+
+    Returns
+    -------
+    FixedPointEnclosure
+        Its kinks and ``possible`` pieces are over ``X x theta_box``.
+
+    Examples
+    --------
+    >>> import conservative as cv
+    >>> F = cv.trace(lambda x, t: 0.5 * x + t, (), ())          # x̄(t) = 2 t
+    >>> enc = parametric_enclosure(F, (0.9, 1.1), 2.0)
+    >>> enc.proven, bool(enc.lo <= 1.8 and 2.2 <= enc.hi)
+    (True, True)
+    """
+    call = "cv.certify_region"
+    x = as_float_array(x, name="x", call=call, shape=F.state_shape).reshape(-1)
+    lo = as_float_array(theta_box[0], name="theta_box[0]", call=call, shape=F.param_shape)
+    hi = as_float_array(theta_box[1], name="theta_box[1]", call=call, shape=F.param_shape)
+    return _enclose(F, iv.Interval(lo, hi), x, max_iter, call)
+
+
 def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     n = F.n
     if n == 0:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
     try:
         point = iv.Interval(x.reshape(F.state_shape))
-        fx = enclose_values(F.program, point, iv.Interval(theta),
+        fx = enclose_values(F.program, point, _theta_interval(theta),
                             call=call)[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")

@@ -29,6 +29,8 @@ from .contraction import Certificate, certify_contraction, own_jacobians
 from .jsr import JSRResult, jsr
 from .fixed_point import FixedPointCertificate, certify_fixed_point
 from .services import attractor_norm, invertibility_on_hull, well_conditioned_norm
+from .region import RegionCertificate, certify_region
+from .counterexample import Counterexample, NoCounterexampleError, find_counterexample
 
 __all__ = [
     "Verified",
@@ -58,4 +60,9 @@ __all__ = [
     "attractor_norm",
     "well_conditioned_norm",
     "invertibility_on_hull",
+    "RegionCertificate",
+    "certify_region",
+    "Counterexample",
+    "NoCounterexampleError",
+    "find_counterexample",
 ]

@@ -210,14 +210,16 @@ def _refuse(lower, word, reason, samples=None) -> Certificate:
 
 
 def certify_target(target, *, tol: float = 1e-4, prefer: str = "quadratic",
-                   deadline: Deadline | None = None, bar=None, coupling=None) -> Certificate:
+                   deadline: Deadline | None = None, bar=None, coupling=None,
+                   stop_below: float = -math.inf) -> Certificate:
     """Certify a target of :mod:`conservative.certify.targets` (the engine behind
     :func:`certify_contraction`, for callers that build targets themselves).
 
     Rows that every matrix sends to zero are removed first when the target is large (their
     coordinates do not change the JSR) and the norm is extended to them afterwards
     (:func:`conservative.certify.norms.extend_norm`). A ``coupling`` says that ``target`` is
-    already the restriction of a larger set to ``coupling.keep``.
+    already the restriction of a larger set to ``coupling.keep``. With ``stop_below`` the
+    search ends at the first norm proving a bound below it (no tightening).
     """
     dl = deadline if deadline is not None else Deadline(20.0)
     n = target.n
@@ -227,10 +229,11 @@ def certify_target(target, *, tol: float = 1e-4, prefer: str = "quadratic",
                            Verified.EXACT, 0.0, None, "", "every matrix is zero")
     elif len(keep) < n and n > SMALL_DIM:
         inner = certify_target(target.restrict(keep), tol=tol, prefer=prefer, deadline=dl,
-                               bar=bar)
+                               bar=bar, stop_below=stop_below)
         cert = _extended(inner, target.coupling(keep))
     else:
-        cert = _certify_whole(target, tol=tol, prefer=prefer, dl=dl, bar=bar)
+        cert = _certify_whole(target, tol=tol, prefer=prefer, dl=dl, bar=bar,
+                              stop_below=stop_below)
     return _extended(cert, coupling) if coupling is not None else cert
 
 
@@ -252,16 +255,17 @@ def _extended(cert: Certificate, coupling) -> Certificate:
                    f"sent to zero by every matrix, extended to all {coupling.n}")
 
 
-def _certify_whole(target, *, tol, prefer, dl, bar) -> Certificate:
+def _certify_whole(target, *, tol, prefer, dl, bar, stop_below=-math.inf) -> Certificate:
     verts = target.vertices() if not isinstance(target, MatrixSet) else None
     if verts is not None:
-        cert = _certify_whole(MatrixSet(verts), tol=tol, prefer=prefer, dl=dl, bar=bar)
+        cert = _certify_whole(MatrixSet(verts), tol=tol, prefer=prefer, dl=dl, bar=bar,
+                              stop_below=stop_below)
         what = "box" if target.kind == "box" else "set (every choice of its kink slopes)"
         return replace(cert, samples=verts,
                        method=cert.method + f" (on the {len(verts)} vertices of the {what})")
     try:
         an = analyse(target, tol=tol, stop_at=1.0, prefer_quadratic=prefer == "quadratic",
-                     deadline=dl, bar=bar, call=_CALL)
+                     stop_below=stop_below, deadline=dl, bar=bar, call=_CALL)
     except NonFiniteError:               # a JSR beyond float64 is certainly not below 1
         return _refuse(sys.float_info.max, None, "the joint spectral radius is beyond the "
                        "float64 range (a product's spectral radius^(1/length) exceeds 1.8e308):"

@@ -248,8 +248,8 @@ class _Run:
 def analyse(target, *, tol: float = 1e-6, max_length: int = 30, time_limit: float | None = 20.0,
             max_nodes: int = 20000, use_sdp: bool = True, use_polytope: bool = True,
             use_lifted: bool = True, stop_at: float = math.inf, prefer_quadratic: bool = False,
-            deadline: Deadline | None = None, bar=None, call: str = "cv.jsr",
-            finders=FINDERS) -> Analysis:
+            stop_below: float = -math.inf, deadline: Deadline | None = None, bar=None,
+            call: str = "cv.jsr", finders=FINDERS) -> Analysis:
     """All bounds for a target (:mod:`conservative.certify.targets`); ``jsr`` and
     ``certify_contraction`` pick from them.
 
@@ -257,7 +257,8 @@ def analyse(target, *, tol: float = 1e-6, max_length: int = 30, time_limit: floa
     sought (a certifier needs nothing more once a product with ``rho(A_w)^{1/|w|} >= 1`` is
     known). Then each family of ``finders`` that applies proposes a norm, proved at once; the
     loop ends when the best proved bound is within ``tol`` of the lower bound, when (with
-    ``prefer_quadratic``) a one-step quadratic norm has proved a bound below 1, or at the
+    ``prefer_quadratic``) a one-step quadratic norm has proved a bound below 1, when any
+    norm has proved a bound below ``stop_below`` (a certifier that needs no tight rho), or at the
     deadline (no solver call, search level or check starts after it; :attr:`Analysis.stopped`
     names what was skipped).
 
@@ -280,13 +281,15 @@ def analyse(target, *, tol: float = 1e-6, max_length: int = 30, time_limit: floa
             return run.analysis()
         run.ctx.refine = lambda: run.branch_and_bound(max_length, max_nodes)
         for cls in finders:
-            if run.closed() or _done_with_quadratic(run, prefer_quadratic):
+            if run.closed() or _done_with_quadratic(run, prefer_quadratic) or \
+                    run.ctx.best * run.s < stop_below:
                 break
             if (cls in _SDP_FAMILIES and not use_sdp) or (cls is PolytopeNorm and not use_polytope) \
                     or (cls is LiftedQuadraticNorm and not use_lifted):
                 continue
             run.try_family(cls)
-        if not run.closed() and not _done_with_quadratic(run, prefer_quadratic):
+        if not run.closed() and not _done_with_quadratic(run, prefer_quadratic) and \
+                not run.ctx.best * run.s < stop_below:
             run.branch_and_bound(max_length, max_nodes)
         return run.analysis()
 
