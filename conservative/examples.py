@@ -38,7 +38,8 @@ from .errors import ConservativeError, InputError, fail_message
 from .map import trace
 
 __all__ = ["momentum_divergence", "find_momentum_counterexample",
-           "spurious_relu_gradient", "heavy_ball_matrix", "heavy_ball_at_kink"]
+           "spurious_relu_gradient", "heavy_ball_matrix", "heavy_ball_at_kink",
+           "heavy_ball_step_sizes", "demo"]
 
 
 def heavy_ball_matrix(alpha: float, beta: float, c: float) -> np.ndarray:
@@ -175,3 +176,175 @@ def spurious_relu_gradient(alpha: float = 0.5, steps: int | None = None) -> Coun
                           "gradient descent (alpha = " f"{alpha}) on (x - theta)^2/2 with the "
                           "gradient written as 2 (relu(d) - relu(-d)) - d: the AD default at "
                           "the solution is spurious", measured)
+
+
+def heavy_ball_step_sizes(a1: float = 1.0, a2: float = 9.0):
+    """Heavy-ball on the piecewise quadratic with curvatures ``a1`` (left of 0) and ``a2``
+    (right of 0), with the step size and the momentum as parameters: ``theta = (alpha,
+    beta)``, state ``(x_k, x_{k-1})``. Its fixed point is 0 (the kink) for every theta: the
+    map for ``cv.certify_region`` over a box of step sizes.
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> F = cv.examples.heavy_ball_step_sizes()
+    >>> F.jacobian(np.zeros(2), [0.25, 0.25], hull=False).A.vertices.shape
+    (2, 2, 2)
+    """
+    a1 = check_real(a1, name="a1", call="cv.examples.heavy_ball_step_sizes")
+    a2 = check_real(a2, name="a2", call="cv.examples.heavy_ball_step_sizes")
+
+    def step(z, t):
+        x, xp = z[0], z[1]
+        g = cv.where(x > 0, a2 * x, a1 * x)
+        return cv.stack([x - t[0] * g + t[1] * (x - xp), x])
+
+    return trace(step, (2,), (2,))
+
+
+# ---------------------------------------------------------------------------------------------
+# the demo (``conservative demo``)
+
+
+def _print_set(title: str, js, state_names, param_names) -> None:
+    print(f"  {title}: {js}")
+    if js.is_singleton:
+        print("    a single classical Jacobian: the map is differentiable here.")
+        return
+    verts = js.vertices
+    print(f"    {len(verts)} distinct elements [A B]; they differ in rows:")
+    spread = np.ptp(verts, axis=0)
+    for i in np.nonzero(spread.max(axis=1) > 0)[0]:
+        row_b = ", ".join(f"{v:+.4f}" for v in verts[:, i, len(state_names):].ravel())
+        print(f"    row {state_names[i]}: d/d{param_names[0]} takes the values {row_b}")
+
+
+def _demo_smooth(F, X, y, lam):
+    """Part 1: certify at a smooth fixed point, then the derivatives converge at that rate."""
+    import conservative as cvm
+    p = X.shape[1]
+    fp = cvm.fixed_point(F, np.zeros(p), lam)
+    w = fp.x
+    support = np.nonzero(np.abs(w) > 1e-10)[0]
+    print(f"\n1. At lam = {lam}: the fixed point after {fp.steps} steps has support "
+          f"{support.tolist()} (residual {fp.residual:.1e}).")
+    _print_set("conservative Jacobian at the fixed point", F.jacobian(w, lam),
+               [f"w{i}" for i in range(p)], ["lam"])
+    cert = cvm.certify_contraction(F, theta=lam, x=w)
+    print(f"    contraction certificate: certified = {cert.certified}, rho = {cert.rho:.4f} "
+          f"in the norm {cert.norm}, final check: {cert.verified}")
+    J_bar = cvm.implicit_jacobian(F, lam, w).vertices[0]
+    closed = np.zeros((p, 1))
+    closed[support, 0] = -np.linalg.solve(X[:, support].T @ X[:, support], np.sign(w[support]))
+    print(f"    implicit dw/dlam = {np.round(J_bar.ravel(), 5).tolist()}\n"
+          f"    closed form -(X_S^T X_S)^-1 sign(w_S) agrees to "
+          f"{np.max(np.abs(J_bar - closed)):.1e}")
+    steps = 120
+    _, Js = cvm.piggyback(F, np.zeros(p), lam, steps)
+    fpad = cvm.fpad(F, lam, w, steps)
+    k = np.arange(steps + 1)
+    errors = {"piggyback (unrolled AD)": np.linalg.norm((Js - J_bar).reshape(steps + 1, -1),
+                                                        axis=1),
+              "fixed-point AD": np.linalg.norm((fpad - J_bar).reshape(steps + 1, -1), axis=1)}
+    if cert.certified:
+        errors[f"rho^k, rho = {cert.rho:.3f} (certified)"] = \
+            errors["fixed-point AD"][0] * cert.rho ** k
+    print(f"    after {steps} steps: piggyback error {errors['piggyback (unrolled AD)'][-1]:.1e},"
+          f" FPAD error {errors['fixed-point AD'][-1]:.1e}")
+    return errors
+
+
+def _demo_kink(F, X, y):
+    """Part 2: at a kink, the set, the attractor of every AD run, and the implicit set."""
+    import conservative as cvm
+    p = X.shape[1]
+    lam_max = float(np.max(np.abs(X.T @ y)))
+    first = int(np.argmax(np.abs(X.T @ y)))
+    print(f"\n2. At w = 0 and lam = lam_max = ||X^T y||_inf = {lam_max:.4f}, feature {first} "
+          "sits exactly on the threshold: a kink.")
+    _print_set("conservative Jacobian at the kink", F.jacobian(np.zeros(p), lam_max),
+               [f"w{i}" for i in range(p)], ["lam"])
+    print("    An AD framework returns one of these elements silently (a soft-threshold written "
+          "as sign(z) relu(|z| - t)\n    gives the zero piece); conservative returns the whole "
+          "set, so you see that the derivative is not\n    determined there.")
+    att = cvm.attractor(F, lam_max, np.zeros(p), hull=False, tol=1e-5)
+    imp = cvm.implicit_jacobian(F, lam_max, np.zeros(p), hull=False).vertices
+    vals = np.sort(att.points[:, first, 0])
+    print(f"    attractor of every piggyback run (finite selections): {len(att)} points in "
+          f"[{vals[0]:.5f}, {vals[-1]:.5f}] for dw{first}/dlam, Hausdorff error <= "
+          f"{att.hausdorff_bound:.1e};")
+    print(f"    implicit set: {len(imp)} points, the one-sided derivatives dw/dlam =")
+    for J in imp:
+        print(f"      {np.round(J.ravel(), 5).tolist()}")
+    print("    the attractor is larger: it holds every limit of the switching AD runs.")
+    return att, imp, first
+
+
+def _demo_momentum():
+    """Part 3: momentum at a kink: iterates converge, derivatives diverge."""
+    import conservative as cvm
+    ce = momentum_divergence()
+    print("\n3. Heavy-ball started at its solution (a warm start): the iterates stay there, so "
+          "every step sees the kink\n   between the two curvatures, and an AD program may "
+          "pick either Jacobian at each step.")
+    print("   " + repr(ce).replace("\n", "\n   "))
+    bracket = cvm.jsr(ce.matrices)
+    print(f"   joint spectral radius of the two Jacobians: [{bracket.lower:.6f}, "
+          f"{bracket.upper:.6f}] (word {bracket.word})")
+    try:
+        cvm.attractor(ce.map, ce.theta, ce.x0)
+    except cvm.NotContractingError as exc:
+        print(f"   cv.attractor refuses: no contraction (lower bound {exc.lower:.4f}).")
+    return ce
+
+
+def _demo_figures(out_dir, errors, att, imp, first, ce) -> None:
+    import os
+
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+    os.makedirs(out_dir, exist_ok=True)
+    ax = plotting.plot_convergence(errors)
+    ax.set_title("Lasso at lam = 5: ||J_k - J*|| (k rho^k vs rho^k)")
+    ax.figure.savefig(os.path.join(out_dir, "convergence.png"), dpi=110)
+    ax = plotting.plot_attractor(att, implicit=imp, entry=(first, 0))
+    ax.set_title(f"Lasso at lam_max: attractor of dw{first}/dlam (dots), implicit (x)")
+    ax.figure.savefig(os.path.join(out_dir, "attractor.png"), dpi=110)
+    _, Jm = ce.run()
+    k = np.arange(len(Jm))
+    fig, axm = plt.subplots()
+    axm.semilogy(k, np.linalg.norm(Jm.reshape(len(Jm), -1), axis=1), label="||J_k|| (piggyback)")
+    axm.semilogy(k, ce.growth ** k, "--", label=f"{ce.growth:.4f}^k")
+    axm.set_xlabel("iteration k")
+    axm.set_ylabel("||J_k|| (derivative estimate)")
+    axm.legend()
+    axm.set_title("Heavy-ball at a kink: iterates fixed, derivatives diverge")
+    fig.savefig(os.path.join(out_dir, "momentum.png"), dpi=110)
+    plt.close("all")
+    print(f"\nFigures written to {os.path.abspath(out_dir)}: convergence.png, "
+          "attractor.png, momentum.png")
+
+
+def demo(out_dir: str | None = "conservative-demo") -> int:
+    """The main job on built-in data (``conservative demo``): certify, differentiate, find the
+    limit set at a kink, and break momentum. Prints the story; writes three figures to
+    ``out_dir`` (None: none)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import conservative as cvm
+
+    X, y = cvm.datasets.lasso_small()
+    n, p = X.shape
+    F = cvm.algorithms.forward_backward_lasso(X, y)
+    print("conservative demo: forward-backward for the Lasso on the built-in data "
+          f"({n} samples, {p} features)\n")
+    print("  minimize 1/2 ||X w - y||^2 + lam ||w||_1;  w <- soft_threshold(w - step grad, "
+          "step lam)\n")
+    print(F)
+    errors = _demo_smooth(F, X, y, 5.0)
+    att, imp, first = _demo_kink(F, X, y)
+    ce = _demo_momentum()
+    if out_dir:
+        _demo_figures(out_dir, errors, att, imp, first, ce)
+    return 0

@@ -320,6 +320,12 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
     residual = iv.subtract(iv.Interval(x), fx)                                  # g(x) = x - F(x)
+    if not (np.any(residual.lo) or np.any(residual.hi)):
+        # F(x) = x exactly (for every parameter of a box): x itself is the fixed point
+        try:
+            return _exact_point(F, theta, x)
+        except ConservativeError:
+            pass
     floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x)) + 2.0 ** -1000
     rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
     if not np.all(np.isfinite(rho)):
@@ -348,6 +354,16 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
                       "(I - A may be singular nearby, or x is not close to a fixed point)")
             break
     return _unproven(F, theta, x, rho, reason)
+
+
+def _exact_point(F, theta, x) -> FixedPointEnclosure:
+    """The enclosure ``{x}`` of a point that the interval evaluation proves fixed."""
+    met: list = []
+    n = F.n
+    _, probe = _directions(F, theta, x, x, iv.Interval(-np.ones((n, 1)), np.ones((n, 1))), met)
+    rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
+    l1 = np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0]))
+    return _proven(F, theta, x, np.array(x), np.array(x), met, (rows, l1))
 
 
 def _proven(F, theta, x, lo, hi, met, found) -> FixedPointEnclosure:

@@ -88,17 +88,19 @@ def test_imports_point_down(path):
 # The shape of modules: size, function length, __all__, no private names across modules.
 # Each check applies to the subtrees in its scope (None: the whole package). Widen a scope when
 # the refactor reaches the rest (issue 9); outside the scopes today these would fail:
-#   function body   cli.demo (97 lines)
 #   has __all__     rules/*.py, algorithms/_checks.py
 # ---------------------------------------------------------------------------------------------
 
 MAX_MODULE_LINES = 900
 MAX_FUNCTION_LINES = 80          # lines of a function body after its docstring
 
-SCOPE_MODULE_LINES = ("interval", "certify")
-SCOPE_FUNCTION_LINES = ("interval", "certify")
+SCOPE_MODULE_LINES = ("interval", "certify", "examples", "cli", "fixed_point_set", "_exact",
+                      "jsr", "verify")
+SCOPE_FUNCTION_LINES = ("interval", "certify", "examples", "cli", "fixed_point_set", "_exact",
+                        "jsr", "verify")
 SCOPE_PRIVATE_IMPORTS = None
-SCOPE_HAS_ALL = ("interval", "certify")
+SCOPE_HAS_ALL = ("interval", "certify", "examples", "cli", "fixed_point_set", "_exact", "jsr",
+                 "verify")
 SCOPE_ALL_NAMES = None
 # Old module paths kept for one release as re-exports of the new ones (their __all__ may list
 # what they import from the package), e.g. "picard.py" once piggyback lives in derivatives/.

@@ -191,7 +191,8 @@ def verify_counterexample(F, theta, x0, steps, selection, word, matrices, *,
     xs, Js = selected_run(F, x0, theta, steps, selection)
     iterate_error = float(np.max(np.abs(xs[-1] - xs[-2]))) + \
         float(np.max(np.abs(F(xs[-1], theta) - xs[-1])))
-    radii = np.max(np.abs(np.linalg.eigvals(matrices)), axis=1)
+    used = sorted(set(word))
+    radii = np.max(np.abs(np.linalg.eigvals(matrices[used])), axis=1)     # the selected ones
     lower = float(spectral_radius(product(matrices, word))) ** (1.0 / len(word))
     norms = np.linalg.norm(Js.reshape(steps + 1, -1), axis=1)
     tail = len(word) * max(1, (steps // 3) // len(word))
@@ -204,7 +205,7 @@ def verify_counterexample(F, theta, x0, steps, selection, word, matrices, *,
         problems.append(f"a selected A is not Schur stable (spectral radii {radii})")
     if reference is not None:
         ref = reference.reshape(len(reference), -1)
-        for A in matrices[sorted(set(word))]:
+        for A in matrices[used]:
             if not np.any(np.all(ref == A.ravel(), axis=1)):
                 problems.append("a selected A is not an element of the map's set at x0")
                 break

@@ -138,6 +138,8 @@ class _Run:
             norm_in = norm.in_coordinates(self.d)
             if norm_in is None:
                 method += " [the norm under- or overflows in the input's coordinates]"
+            elif norm_in.found_by != norm.found_by:           # e.g. "... of the balanced ..."
+                method = method.replace(norm.found_by, norm_in.found_by, 1)
         self.uppers.append(UpperBound(scale_bound(value, self.s, up=True), method,
                                       Verified(verified), norm_in))
         if Verified(verified).rigorous and value < self.ctx.best:

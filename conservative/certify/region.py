@@ -47,7 +47,9 @@ class RegionCertificate:
         enclosure of ``x̄(theta)`` for every theta of the leaf), certificate.
     refused : list of (theta_box, x_box, reason, word)
         The leaves not certified, with the reason and, where one was found, the map's own
-        divergent word (a product of its Jacobians with spectral radius above 1).
+        divergent word: a product with spectral radius above 1 of the elements of
+        ``F.jacobian(x̄, theta_c, hull=False).vertices`` at the leaf's centre ``theta_c``
+        (the indices a piggyback ``selection`` takes), else of the leaf's sampled Jacobians.
     coverage : float
         The certified fraction of the volume of the box (parameters; parameters and state
         when a state box is subdivided too). Degenerate directions do not count.
@@ -168,9 +170,11 @@ _map_of.cache = {}
 
 
 def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0):
-    """Certify one leaf; returns ``(certificate, x_box, x_fixed)`` (module level for
-    executors). ``x_box`` None: fixed-point mode (the proved enclosure is returned).
-    ``stop_below``: the search for a norm ends at the first bound proved below it."""
+    """Certify one leaf; returns ``(certificate, x_box, x_fixed, divergent_everywhere)``
+    (module level for executors). ``x_box`` None: fixed-point mode (the proved enclosure is
+    returned). ``stop_below``: the search for a norm ends at the first bound proved below it.
+    ``divergent_everywhere``: the map's own Jacobians have a divergent product at every
+    sampled parameter of the leaf (the centre and the corners), not only at some."""
     F = _map_of(F)
     lo_t, hi_t = (np.asarray(v, dtype=float) for v in theta_box)
     dl = Deadline(time_limit)
@@ -181,7 +185,7 @@ def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0):
             x_fixed = solve_fixed_point(F, x_start, centre)
             enc = parametric_enclosure(F, (lo_t, hi_t), x_fixed)
             if not enc.proven:
-                return _not_enclosed(enc), None, x_fixed
+                return _not_enclosed(enc), None, x_fixed, False, None
             x_box = (np.asarray(enc.lo), np.asarray(enc.hi))
         mt = box_target(F, x_box, (lo_t, hi_t), call=_CALL,
                         x_point=x_fixed if x_fixed is not None else None)
@@ -191,7 +195,43 @@ def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0):
     except ConservativeError as exc:
         cert = Certificate(False, math.inf, None, Verified.FLOAT, math.nan, None,
                            f"the leaf could not be examined ({exc})", "none")
-    return cert, x_box, x_fixed
+        return cert, x_box, x_fixed, False, None
+    everywhere, word = False, None
+    if not cert.certified and math.isfinite(cert.lower) and cert.lower > 1:
+        everywhere, word = _divergent_at_samples(F, (lo_t, hi_t), x_box, x_fixed)
+    return cert, x_box, x_fixed, everywhere, word
+
+
+def _divergent_at_samples(F, theta_box, x_box, x_fixed):
+    """``(everywhere, word)``: whether the map's own Jacobians have a divergent product at the
+    leaf's centre and at each of its parameter corners (at most 8), and the centre's word
+    (indices into ``F.jacobian(x, theta_centre, hull=False).vertices``; None if the centre
+    does not diverge)."""
+    from .search import product_lower_bound
+    lo, hi = theta_box
+    free = np.flatnonzero(np.ravel(hi > lo))[:3]
+    x = x_fixed if x_fixed is not None else 0.5 * x_box[0] + 0.5 * x_box[1]
+    points = [0.5 * lo + 0.5 * hi]
+    for bits in range(2 ** len(free)):
+        t = np.array(lo, dtype=float).ravel()
+        for k, j in enumerate(free):
+            if bits >> k & 1:
+                t[j] = np.ravel(hi)[j]
+        points.append(t.reshape(np.shape(lo)))
+    word, everywhere = None, True
+    for k, t in enumerate(points):
+        try:
+            A = F.jacobian(x, t, hull=False).A.vertices
+        except ConservativeError:
+            return False, word
+        lower, w = product_lower_bound(A, deadline=time.monotonic() + 1.0)
+        if k == 0 and lower > 1:
+            word = w
+        if not lower > 1:
+            everywhere = False
+            if k == 0:
+                break
+    return everywhere, word
 
 
 def _not_enclosed(enc) -> Certificate:
@@ -262,7 +302,8 @@ def certify_region(F, theta_box, x_box=None, *, time_limit: float | None = None,
     Branch and bound over the box: each leaf is certified (a norm in which every A-block of
     every Jacobian on the leaf has ``||A|| <= rho < 1``, proved "exact" or "interval"), found
     divergent (the map's own Jacobians there have a product of spectral radius above 1: the
-    leaf is split at most ``max_divergent_depth`` more times, to draw the boundary), or split
+    leaf is split further while some of its parameters are not divergent, and at most
+    ``max_divergent_depth`` more times once every sampled one is, to draw the boundary), or split
     in two along its widest side, largest leaves first, until ``max_boxes`` leaves have been
     examined or the time is up.
 
@@ -289,7 +330,7 @@ def certify_region(F, theta_box, x_box=None, *, time_limit: float | None = None,
     x0 : array_like, optional
         Fixed-point mode: where the first fixed point is sought (default zeros).
     max_divergent_depth : int
-        Splits of a leaf below an ancestor found divergent.
+        Splits of a leaf once its parameters (centre and corners) are all found divergent.
 
     Returns
     -------
@@ -363,7 +404,7 @@ class _Subdivision:
         futures = [self.executor.submit(certify_leaf, *a) for a in args]
         return [f.result() for f in futures]
 
-    def _decide(self, leaf: _Leaf, cert: Certificate, x_box, x_fixed):
+    def _decide(self, leaf: _Leaf, cert: Certificate, x_box, x_fixed, everywhere, word):
         self.done += 1
         self.bar.update()
         if cert.certified:
@@ -372,17 +413,18 @@ class _Subdivision:
             self.bar.set_postfix_str(f"coverage {self.volume:.1%}")
             return []
         divergent = math.isfinite(cert.lower) and cert.lower > 1
-        if divergent and leaf.divergent_depth >= self.max_div:
+        word = word if word is not None else (cert.word if divergent else None)
+        if everywhere and leaf.divergent_depth >= self.max_div:
             self.refused.append((leaf.theta, x_box if x_box is not None else leaf.x,
-                                 cert.reason, cert.word))
+                                 cert.reason, word))
             return []
         children = _split(leaf, self.widths)
         for child in children:
             child.start = x_fixed if x_fixed is not None else leaf.start
-            child.divergent_depth = leaf.divergent_depth + 1 if divergent else 0
+            child.divergent_depth = leaf.divergent_depth + 1 if everywhere else 0
         if self.done + len(children) > self.max_boxes or not np.any(self.widths > 0):
             self.refused.append((leaf.theta, x_box if x_box is not None else leaf.x,
-                                 cert.reason, cert.word if divergent else None))
+                                 cert.reason, word))
             return []
         return list(children)
 

@@ -28,7 +28,9 @@ def plot_region(reg, ax=None, *, labels: bool = True, dims=(0, 1)):
         _, ax = plt.subplots(figsize=(6.4, 4.2))
     lo0, hi0 = _flat(reg.root[0])
     dim = int(np.sum(hi0 > lo0))
-    norm = colors.Normalize(vmin=0.0, vmax=1.0)
+    rhos = [c.rho for _, _, c in reg.leaves]
+    low = min(rhos, default=0.0)
+    norm = colors.Normalize(vmin=max(0.0, low - 0.05 * (1 - low)), vmax=1.0)
     cmap = cm.viridis
     free = np.flatnonzero(hi0 > lo0)
     if dim <= 1:
@@ -41,7 +43,7 @@ def plot_region(reg, ax=None, *, labels: bool = True, dims=(0, 1)):
             ax.axvspan(lo[j], hi[j], color="0.8" if word is None else "#d62728", alpha=0.5,
                        hatch=None if word is None else "//", lw=0)
         ax.set_xlim(lo0[j], hi0[j])
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(max(0.0, low - 0.1 * (1 - low)) if rhos else 0.0, 1.02)
         ax.set_xlabel(f"parameter {j}")
         ax.set_ylabel("certified rho (contraction factor)")
     else:
@@ -70,6 +72,6 @@ def plot_region(reg, ax=None, *, labels: bool = True, dims=(0, 1)):
     ax.legend(handles=[Patch(facecolor="#f4b6b6", edgecolor="#d62728", hatch="//",
                              label="refused: divergent word"),
                        Patch(facecolor="0.85", label="refused: undecided")],
-              loc="upper right", fontsize=8)
+              loc="lower right", fontsize=7, framealpha=0.9)
     ax.set_title(f"certify_region: {reg.coverage:.0%} certified, {reg.boxes} leaves")
     return ax
