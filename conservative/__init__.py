@@ -21,18 +21,19 @@ from .dsl import (Condition, Sym, abs, clip, concatenate, cos, dot, exp, group_s
                   sin, soft_threshold, sqrt, square, stack, sum, tanh, transpose, where)
 from .map import Map, trace
 from .fixed_point_set import FixedPointEnclosure, fixed_point_enclosure
-from .jsr import JSRResult, jsr
-from .certify import Certificate, certify_contraction
-# the old module paths (one-release shims) are loaded first: `iterate` is both a shim module and
-# a function, and the function must be what `cv.iterate` names
+# the old module paths (one-release shims) are loaded first: `iterate` and `jsr` are both a shim
+# module and a function, and the function must be what `cv.iterate` and `cv.jsr` name
 from . import ifs, implicit, iterate, picard  # noqa: F401,E402
+from . import jsr as jsr_module, verify as verify_module  # noqa: F401,E402
+from .certify import (Certificate, Counterexample, FixedPointCertificate, JSRResult,
+                      NoCounterexampleError, RegionCertificate, certify_contraction,
+                      certify_fixed_point, certify_region, find_counterexample, jsr)
+del jsr_module, verify_module
 from .derivatives import (Attractor, FixedPointResult, attractor, fixed_point, fpad, fpad_vjp,
                           implicit_jacobian, invertible_on_hull, iterate, one_step, piggyback,
                           piggyback_sets, piggyback_vjp)
-from .verify import FixedPointCertificate, certify_fixed_point
 from . import algorithms, datasets, examples, linalg, symbolic
 from .interop import from_jax, from_torch
-from .examples import Counterexample
 
 __all__ = [
     "ConservativeError",
@@ -105,6 +106,8 @@ __all__ = [
     "one_step",
     "FixedPointCertificate",
     "certify_fixed_point",
+    "RegionCertificate",
+    "certify_region",
     "from_jax",
     "from_torch",
     "algorithms",
@@ -113,6 +116,8 @@ __all__ = [
     "linalg",
     "symbolic",
     "Counterexample",
+    "NoCounterexampleError",
+    "find_counterexample",
     "plotting",
 ]
 

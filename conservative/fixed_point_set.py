@@ -38,7 +38,8 @@ from .errors import ConservativeError
 from .sets import JacobianSet
 
 __all__ = ["FixedPointEnclosure", "fixed_point_enclosure", "jacobian_at_fixed_point",
-           "kinks_near", "is_numerical_fixed_point", "refusal"]
+           "parametric_enclosure", "kinks_near", "pieces_on_box", "describe_kinks",
+           "is_numerical_fixed_point", "refusal"]
 
 #: Largest number of coordinates with a non-zero Jacobian row for the dense Krawczyk test.
 MAX_DENSE_ROWS = 3000
@@ -64,6 +65,12 @@ class FixedPointEnclosure:
         boundary meets the box (its branches are checked to agree only at evaluated points).
     kinks : tuple of str
         The nonsmooth operations with a kink inside the box (the point is this close to them).
+    rows, row_l1 : ndarray or None
+        When proven: the rows of A that may be non-zero somewhere on the box, and an upper
+        bound on each row's l1 norm over every Jacobian there (computed by the test anyway;
+        certificates reuse them instead of another interval sweep).
+    possible : dict or None
+        When proven: ``possible_pieces`` over the box (the kinks it meets).
     """
 
     lo: np.ndarray
@@ -73,6 +80,9 @@ class FixedPointEnclosure:
     reason: str = ""
     caveat: str = ""
     kinks: tuple = field(default=())
+    rows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    row_l1: np.ndarray | None = field(default=None, repr=False, compare=False)
+    possible: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("lo", "hi"):             # shared between callers (cached): read-only
@@ -103,10 +113,19 @@ def is_numerical_fixed_point(F, x, theta, rtol: float = 1e-6) -> bool:
 
 def kinks_near(F, x_box, theta_box, *, tol: float = 0.0) -> tuple:
     """Descriptions (expression and source line) of the kinks that a box meets."""
+    return describe_kinks(F, pieces_on_box(F, x_box, theta_box, tol=tol))
+
+
+def pieces_on_box(F, x_box, theta_box, *, tol: float = 0.0) -> dict:
+    """``possible_pieces`` of F's program over a box given as (lo, hi) pairs or points."""
     from .enclose import as_box, possible_pieces
     xb = as_box(x_box, F.state_shape, name="x_box", call="kinks_near")
     tb = as_box(theta_box, F.param_shape, name="theta_box", call="kinks_near")
-    found = possible_pieces(F.program, xb, tb, tol=tol, call="kinks_near")
+    return possible_pieces(F.program, xb, tb, tol=tol, call="kinks_near")
+
+
+def describe_kinks(F, found: dict) -> tuple:
+    """Descriptions of the kinks in ``found`` (from ``possible_pieces``)."""
     out = []
     for node, masks in found.items():
         count = int(np.sum(masks.sum(axis=0) >= 2))
@@ -121,11 +140,16 @@ def _outward_box(x, rho):
     return np.nextafter(x - rho, -np.inf), np.nextafter(x + rho, np.inf)
 
 
+def _theta_interval(theta) -> iv.Interval:
+    """Parameters as an interval: a point, or a box (parametric enclosures)."""
+    return theta if isinstance(theta, iv.Interval) else iv.Interval(np.asarray(theta, dtype=float))
+
+
 def _directions(F, theta, lo, hi, seed, met=None):
     """``(value, D)``: enclosures of F and of ``{A S}`` over the box, ``S`` in ``seed``."""
     shape = F.state_shape
     x_box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
-    t_box = iv.Interval(np.asarray(theta, dtype=float))
+    t_box = _theta_interval(theta)
     value, D = enclose_program(F.program, x_box, t_box, call="cv.fixed_point_enclosure",
                                boundaries=met, seeds=(seed.reshape(shape + (-1,)), None))
     return value.reshape((F.n,)), iv.Interval(D.lo, D.hi)
@@ -134,8 +158,10 @@ def _directions(F, theta, lo, hi, seed, met=None):
 def _krawczyk_step(F, x, theta, lo, hi, residual):
     """One Krawczyk test on ``[lo, hi]``.
 
-    Returns ``(contained, box_lo, box_hi, K_lo, K_hi, met)``: the box actually tested (its
-    constant coordinates shrunk to the values F takes there) and the Krawczyk image.
+    Returns ``(contained, box_lo, box_hi, K_lo, K_hi, met, probe)``: the box actually tested
+    (its constant coordinates shrunk to the values F takes there), the Krawczyk image, and
+    ``(rows, l1)``: the rows of A that may be non-zero on the box tested and a bound on their
+    l1 norms there (from the probe, over the box before shrinking: a superset).
     """
     n = F.n
     met: list = []
@@ -143,18 +169,19 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     value, probe = _directions(F, theta, lo, hi, iv.Interval(-np.ones((n, 1)), np.ones((n, 1))),
                                met)
     rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
+    found = (rows, np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0])))
     const = np.setdiff1d(np.arange(n), rows)
     k_lo, k_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
     # F is constant in x on the box along the other rows: T keeps F there, so F(X) must lie in
     # X, and the box may shrink to hull(x, F(X)) there (F stays constant on a smaller box)
     k_lo[const], k_hi[const] = value.lo[const], value.hi[const]
     if not (np.all(k_lo[const] >= lo[const]) and np.all(k_hi[const] <= hi[const])):
-        return False, lo, hi, k_lo, k_hi, met
+        return False, lo, hi, k_lo, k_hi, met, found
     lo, hi = np.array(lo), np.array(hi)
     lo[const] = np.minimum(x[const], k_lo[const])
     hi[const] = np.maximum(x[const], k_hi[const])
     if len(rows) == 0:
-        return True, lo, hi, k_lo, k_hi, met
+        return True, lo, hi, k_lo, k_hi, met, found
     if len(rows) > MAX_DENSE_ROWS:
         raise _Refused(f"{len(rows)} coordinates with a non-zero Jacobian row, beyond the "
                        f"dense enclosure test ({MAX_DENSE_ROWS})")
@@ -187,7 +214,7 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     if not contained and float(np.max(_spectral_bound(E))) >= 1:
         raise _Refused("I - A may be singular somewhere on the box: the hull of the Jacobians "
                        "there contains a matrix with eigenvalue 1, or its enclosure is too wide")
-    return contained, lo, hi, k_lo, k_hi, met
+    return contained, lo, hi, k_lo, k_hi, met, found
 
 
 def _spectral_bound(E) -> float:
@@ -249,17 +276,56 @@ def fixed_point_enclosure(F, theta, x, *, max_iter: int = 12) -> FixedPointEnclo
     return recent[key]
 
 
+def parametric_enclosure(F, theta_box, x, *, max_iter: int = 12) -> FixedPointEnclosure:
+    """Prove a box ``X`` around ``x`` holding a fixed point of ``F(., theta)`` for *every*
+    ``theta`` in ``theta_box``: Krawczyk's test with the parameters as an interval (the
+    residual and the Jacobian enclosure are taken over the whole parameter box, so
+    ``K(X, Theta) ⊆ X`` gives, for each theta, a fixed point in X).
+
+    Parameters
+    ----------
+    F : Map
+    theta_box : tuple (lo, hi) of arrays of the parameter shape
+    x : array_like
+        A fixed point at some parameter of the box (e.g. its centre).
+
+    Returns
+    -------
+    FixedPointEnclosure
+        Its kinks and ``possible`` pieces are over ``X x theta_box``.
+
+    Examples
+    --------
+    >>> import conservative as cv
+    >>> F = cv.trace(lambda x, t: 0.5 * x + t, (), ())          # x̄(t) = 2 t
+    >>> enc = parametric_enclosure(F, (0.9, 1.1), 2.0)
+    >>> enc.proven, bool(enc.lo <= 1.8 and 2.2 <= enc.hi)
+    (True, True)
+    """
+    call = "cv.certify_region"
+    x = as_float_array(x, name="x", call=call, shape=F.state_shape).reshape(-1)
+    lo = as_float_array(theta_box[0], name="theta_box[0]", call=call, shape=F.param_shape)
+    hi = as_float_array(theta_box[1], name="theta_box[1]", call=call, shape=F.param_shape)
+    return _enclose(F, iv.Interval(lo, hi), x, max_iter, call)
+
+
 def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     n = F.n
     if n == 0:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
     try:
         point = iv.Interval(x.reshape(F.state_shape))
-        fx = enclose_values(F.program, point, iv.Interval(theta),
+        fx = enclose_values(F.program, point, _theta_interval(theta),
                             call=call)[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
     residual = iv.subtract(iv.Interval(x), fx)                                  # g(x) = x - F(x)
+    if not (np.any(residual.lo) or np.any(residual.hi)):
+        # F(x) = x exactly (for every parameter of a box): x itself is the fixed point
+        try:
+            return _exact_point(F, theta, x)
+        except ConservativeError:
+            pass
     floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x)) + 2.0 ** -1000
     rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
     if not np.all(np.isfinite(rho)):
@@ -268,7 +334,8 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     for _ in range(max_iter):
         lo, hi = _outward_box(x, rho)
         try:
-            contained, lo, hi, k_lo, k_hi, met = _krawczyk_step(F, x, theta, lo, hi, residual)
+            contained, lo, hi, k_lo, k_hi, met, found = _krawczyk_step(F, x, theta, lo, hi,
+                                                                       residual)
         except _Refused as exc:
             reason = str(exc)
             break
@@ -276,7 +343,7 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             reason = f"F cannot be enclosed on the box ({exc})"
             break
         if contained:
-            return _proven(F, theta, x, lo, hi, met)
+            return _proven(F, theta, x, lo, hi, met, found)
         spread = np.maximum(np.abs(k_lo - x), np.abs(k_hi - x))
         if not np.all(np.isfinite(spread)):
             reason = "the Krawczyk operator diverged (I - A may be singular on the box)"
@@ -299,7 +366,7 @@ def _jumping_where(F, theta, x, lo, hi, met) -> list:
     and ``x/4 + c2``) are compared without the dependency that plain intervals lose.
     """
     shape = F.state_shape
-    program, t_box = F.program, iv.Interval(np.asarray(theta, dtype=float))
+    program, t_box = F.program, _theta_interval(theta)
     at_x = enclose_values(program, iv.Interval(x.reshape(shape)), t_box,
                           call="cv.fixed_point_enclosure")
     box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
@@ -324,7 +391,17 @@ def _jumping_where(F, theta, x, lo, hi, met) -> list:
     return out
 
 
-def _proven(F, theta, x, lo, hi, met) -> FixedPointEnclosure:
+def _exact_point(F, theta, x) -> FixedPointEnclosure:
+    """The enclosure ``{x}`` of a point that the interval evaluation proves fixed."""
+    met: list = []
+    n = F.n
+    _, probe = _directions(F, theta, x, x, iv.Interval(-np.ones((n, 1)), np.ones((n, 1))), met)
+    rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
+    l1 = np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0]))
+    return _proven(F, theta, x, np.array(x), np.array(x), met, (rows, l1))
+
+
+def _proven(F, theta, x, lo, hi, met, found) -> FixedPointEnclosure:
     shape = F.state_shape
     caveat = ""
     jumps = _jumping_where(F, theta, x, lo, hi, met) if met else []
@@ -340,9 +417,10 @@ def _proven(F, theta, x, lo, hi, met) -> FixedPointEnclosure:
         caveat = (f"the branches of {exprs} agree on the boundary inside the box (checked at "
                   "evaluated points and sampled at trace time)")
     radius = float(max(np.max(x - lo), np.max(hi - x)))
-    kinks = kinks_near(F, (lo.reshape(shape), hi.reshape(shape)), theta)
+    possible = pieces_on_box(F, (lo.reshape(shape), hi.reshape(shape)), theta)
     return FixedPointEnclosure(lo.reshape(shape), hi.reshape(shape), True, radius, "", caveat,
-                               kinks)
+                               describe_kinks(F, possible), rows=found[0], row_l1=found[1],
+                               possible=possible)
 
 
 def _unproven(F, theta, x, rho, reason: str) -> FixedPointEnclosure:

@@ -193,6 +193,12 @@ class JacobianSet(_display.Summary):
     # --- basic facts ----------------------------------------------------------------------------
 
     @property
+    def generator(self):
+        """The factored form (read-only): a FiniteGenerator, AffineGenerator or
+        CallableGenerator. Certificates use the affine form without enumerating vertices."""
+        return self._gen
+
+    @property
     def shape(self) -> tuple[int, int]:
         """Shape (rows, cols) of every element."""
         return tuple(self._gen.shape)

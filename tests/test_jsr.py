@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from conservative.errors import ConservativeError, InputError, NonFiniteError, ShapeError
 from conservative import _exact
-from conservative.jsr import (JSRResult, _canonical_mask, jsr, product, quadratic_norm,
-                              spectral_radius)
+from conservative.jsr import JSRResult, jsr, product, quadratic_norm, spectral_radius
+from conservative.certify.matrices import least_rotations
 
 GOLDEN = [[[1, 1], [0, 1]], [[1, 0], [1, 1]]]
 GRIPENBERG = np.array([[[3, 0], [1, 3]], [[3, -3], [0, -1]]]) / 5
@@ -127,10 +127,10 @@ def test_result_is_frozen_readable_and_json():
     assert d["word"] == [0, 1] and d["lower"] == r.lower
 
 
-def test_canonical_mask_matches_brute_force():
+def test_least_rotations_match_brute_force():
     words = np.array(list(itertools.product(range(3), repeat=4)))
-    want = [tuple(w) == min(tuple(w[r:]) + tuple(w[:r]) for r in range(4)) for w in words]
-    assert _canonical_mask(words).tolist() == want
+    want = [min(tuple(w[r:]) + tuple(w[:r]) for r in range(4)) for w in words]
+    assert [tuple(w) for w in least_rotations(words).tolist()] == want
 
 
 # --- exact helpers ---------------------------------------------------------------------------

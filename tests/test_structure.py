@@ -74,18 +74,18 @@ def test_imports_point_down(path):
 # ---------------------------------------------------------------------------------------------
 # The shape of modules: size, function length, __all__, no private names across modules.
 # Each check applies to the subtrees in its scope (None: the whole package). Widen a scope when
-# the refactor reaches the rest (issue 9); today these would fail outside CORE:
-#   module size     jsr.py (905 lines)
-#   function body   cli.demo (97 lines), jsr.analyse (92 lines)
+# the refactor reaches the rest (issue 9); outside the scopes today these would fail:
+#   has __all__     rules/*.py
 # ---------------------------------------------------------------------------------------------
 
 MAX_MODULE_LINES = 900
 MAX_FUNCTION_LINES = 80          # lines of a function body after its docstring
 
-# L0-L4, the zoo and derivatives/ comply; the other owners widen these for their trees
+# L0-L4, the zoo, derivatives/ and certify/ comply; the other owners widen these for their trees
 CORE = ("interval", "_types", "errors", "_display", "sets", "primitives", "rules", "extend", "dsl", "graph",
         "linalg", "interpreter", "compiled", "evaluate", "jacobian", "enclose", "map", "symbolic",
-        "algorithms", "derivatives")
+        "algorithms", "derivatives", "certify", "examples", "cli", "fixed_point_set", "_exact",
+        "jsr", "verify")
 SCOPE_MODULE_LINES = CORE
 SCOPE_FUNCTION_LINES = CORE
 SCOPE_PRIVATE_IMPORTS = None
@@ -93,7 +93,7 @@ SCOPE_HAS_ALL = CORE
 SCOPE_ALL_NAMES = None
 # Old module paths kept for one release as re-exports of the new ones (their __all__ may list
 # what they import from the package), e.g. "picard.py" once piggyback lives in derivatives/.
-REEXPORT_SHIMS: set[str] = {"iterate.py", "picard.py", "implicit.py", "ifs.py",
+REEXPORT_SHIMS: set[str] = {"iterate.py", "picard.py", "implicit.py", "ifs.py", "jsr.py", "verify.py",
                              "derivatives/attractor.py"}   # the facade of the engine
 # Modules whose purpose is one import for a kind of user: the extension API for new primitives.
 FACADES = {"extend.py"}

@@ -1,0 +1,156 @@
+"""cv.certify_region: leaves against point certificates, the fixed-point enclosure over each
+leaf, divergent words, executors (a process pool and a real Dask LocalCluster)."""
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+import sympy as sp
+from fractions import Fraction
+
+import conservative as cv
+
+from _certify_checks import certificate_holds
+
+
+def lasso_map():
+    """Module-level factory: process pools build the map inside each worker (a Map does not
+    pickle with the standard pickle module until its primitives do)."""
+    X, y = cv.datasets.lasso_small()
+    return cv.algorithms.forward_backward_lasso(X, y)
+
+
+def heavy_ball_step_sizes():
+    """Heavy-ball on curvatures 1 and 9 with theta = (alpha, beta)."""
+    def step(z, t):
+        x, xp = z[0], z[1]
+        g = cv.where(x > 0, 9.0 * x, 1.0 * x)
+        return cv.stack([x - t[0] * g + t[1] * (x - xp), x])
+    return cv.trace(step, (2,), (2,))
+
+
+LAM = (np.array(4.0), np.array(6.0))
+
+
+@pytest.fixture(scope="module")
+def lasso_region():
+    return cv.certify_region(lasso_map(), LAM)
+
+
+def test_fixed_point_mode_covers_the_box(lasso_region):
+    reg = lasso_region
+    assert reg.certified and reg.coverage == 1.0 and reg.rho < 1
+    total = sum(float(t[1] - t[0]) for t, _, _ in reg.leaves)
+    assert total == pytest.approx(2.0)
+    assert all(c.verified in ("exact", "interval") for _, _, c in reg.leaves)
+
+
+def test_leaves_against_point_certificates(lasso_region):
+    F = lasso_map()
+    rng = np.random.default_rng(0)
+    for theta_box, x_box, cert in lasso_region.leaves:
+        for lam in rng.uniform(theta_box[0], theta_box[1], size=2):
+            w = cv.fixed_point(F, np.zeros(8), lam, tol=1e-14).x
+            # the proved enclosure holds the fixed point of every lambda of the leaf
+            assert np.all(x_box[0] <= w) and np.all(w <= x_box[1])
+            # the leaf's norm bounds the map's own Jacobian there (exact re-check)
+            assert certificate_holds(F.jacobian(w, lam, hull=False).A.vertices, cert)
+            point = cv.certify_contraction(F, lam, w)
+            assert point.certified and point.rho <= cert.rho * (1 + 1e-9) + 1e-12
+
+
+def test_state_box_mode_subdivides_and_is_sound():
+    F = heavy_ball_step_sizes()
+    theta = (np.array([0.1, 0.2]), np.array([0.12, 0.22]))
+    x_box = (np.array([-0.1, -0.1]), np.array([0.1, 0.1]))
+    reg = cv.certify_region(F, theta, x_box, max_boxes=64)
+    assert reg.certified and reg.coverage == 1.0
+    rng = np.random.default_rng(1)
+    for t_box, xb, cert in reg.leaves[:4]:
+        own = [A for _ in range(10) for A in F.jacobian(
+            rng.uniform(xb[0], xb[1]), rng.uniform(t_box[0], t_box[1]), hull=False).A.vertices]
+        assert certificate_holds(own, cert)
+
+
+def _exact_radius(mats, word):
+    n = mats[0].shape[0]
+    P = sp.eye(n)
+    for i in word:
+        P = sp.Matrix(n, n, lambda a, b: sp.Rational(Fraction(float(mats[i][a, b])))) * P
+    lam = sp.symbols("lam")
+    return max(abs(complex(r)) for r in sp.Poly(P.charpoly(lam).as_expr(), lam).nroots())
+
+
+def test_divergent_leaves_carry_the_maps_own_word():
+    F = heavy_ball_step_sizes()
+    box = (np.array([0.2, 0.5]), np.array([0.3, 0.7]))      # alpha = beta = 1/4 is inside
+    reg = cv.certify_region(F, box, max_boxes=24)
+    diverging = [r for r in reg.refused if r[3] is not None]
+    assert diverging and not reg.certified
+    for t_box, x_box, reason, word in diverging[:3]:
+        # the word indexes the map's own Jacobians at the leaf's centre: its product diverges,
+        # by the exact characteristic polynomial
+        centre = 0.5 * (t_box[0] + t_box[1])
+        own = F.jacobian(np.zeros(2), centre, hull=False).vertices[:, :, :2]
+        assert "spectral radius" in reason and len(own) == 2
+        assert _exact_radius(own, word) ** (1 / len(word)) > 1
+
+
+def test_region_result_reads_well_and_serialises(lasso_region):
+    text = repr(lasso_region)
+    assert len(text.splitlines()) <= 8 and "coverage" in text and "rho" in text
+    assert "<table" in lasso_region._repr_html_()
+    d = json.loads(json.dumps(lasso_region.to_dict()))
+    assert d["certified"] is True and len(d["leaves"]) == len(lasso_region.leaves)
+
+
+def test_plot_draws_leaves(lasso_region):
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = lasso_region.plot()
+    assert ax.get_ylabel() and ax.get_xlabel()
+    reg2 = cv.certify_region(heavy_ball_step_sizes(), (np.array([0.05, 0.0]),
+                                                       np.array([0.3, 0.6])), max_boxes=20)
+    ax2 = reg2.plot()
+    assert len(ax2.patches) == len(reg2.leaves) + len(reg2.refused)
+
+
+def test_process_pool_with_a_factory_gives_the_serial_result(lasso_region):
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        reg = cv.certify_region(lasso_map, LAM, executor=pool)
+    assert reg.certified and reg.coverage == 1.0
+    assert reg.rho == pytest.approx(lasso_region.rho, rel=1e-6)
+
+
+def test_dask_local_cluster_executor(lasso_region):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        reg = cv.certify_region(lasso_map(), LAM, executor=client.get_executor())
+    assert reg.certified and reg.coverage == 1.0
+    assert reg.rho == pytest.approx(lasso_region.rho, rel=1e-6)
+
+
+def test_time_limit_and_budget_are_kept():
+    import time
+    start = time.monotonic()
+    reg = cv.certify_region(heavy_ball_step_sizes(), (np.array([0.02, 0.0]),
+                                                      np.array([0.42, 0.9])), time_limit=2.0)
+    assert time.monotonic() - start < 2.0 + 3.0
+    assert not reg.certified and reg.stopped.startswith("time limit")
+    small = cv.certify_region(heavy_ball_step_sizes(), (np.array([0.02, 0.0]),
+                                                        np.array([0.42, 0.9])), max_boxes=5)
+    assert small.boxes <= 5 and "max_boxes" in small.stopped
+
+
+def test_bad_input_is_a_named_error():
+    F = lasso_map()
+    for bad in ((4.0,), "box", (np.array(6.0), np.array(4.0))):
+        with pytest.raises(cv.ConservativeError, match="cv.certify_region"):
+            cv.certify_region(F, bad)
+    with pytest.raises(cv.ConservativeError, match="cv.certify_region"):
+        cv.certify_region(F, LAM, max_boxes=0)
+    with pytest.raises(cv.ConservativeError, match="cv.certify_region"):
+        cv.certify_region(object(), LAM)
