@@ -218,6 +218,14 @@ def spectral_lower_bound(mats: np.ndarray, word, estimate: float) -> tuple[float
     exact = proven_lower_bound(mats, word, estimate)
     if exact is not None:
         return exact, True
+    if mats.shape[1] <= MAX_PROOF_DIM and 0 < len(word) <= MAX_PROOF_LENGTH:
+        # the exact test is decisive here: the estimate overshoots by more than a quarter
+        # (a nilpotent or nearly defective product); look lower, down to the proved 0
+        for k in range(2, 62, 4):
+            smaller = proven_lower_bound(mats, word, estimate * 2.0 ** -k)
+            if smaller is not None:
+                return smaller, True
+        return 0.0, True
     traced = trace_power_lower_bound(mats, word, estimate)
     if traced is not None:
         return min(traced, float(estimate)), True

@@ -1,2 +1,4 @@
 """Old path of :mod:`conservative.derivatives.attractor`, kept for one release: import from there."""
-from .derivatives.attractor import *  # noqa: F401,F403
+from .derivatives.attractor import Attractor, attractor, ifs_attractor  # noqa: F401
+
+__all__ = ["attractor", "Attractor", "ifs_attractor"]

@@ -209,6 +209,9 @@ _MOVEMENT = {"gather": (0,), "rev": (0,), "tile": (0,), "dynamic_slice": (0,),
              "pad": (0, 1), "dynamic_update_slice": (0, 1), "scatter": (0, 2)}
 
 
+_UNHANDLED = object()          # a translation step that does not handle the primitive
+
+
 class _JaxprReader(Translator):
     """Interprets a jaxpr over DSL values (Sym, constants, conditions)."""
 
@@ -308,7 +311,14 @@ class _JaxprReader(Translator):
     # --- one equation ---------------------------------------------------------------------------
 
     def translate(self, eqn, name, v):
-        p = eqn.params
+        for part in (self._elementwise, self._structural):
+            out = part(eqn, name, v, eqn.params)
+            if out is not _UNHANDLED:
+                return out
+        raise self.unsupported(f"{name} (JAX primitive)")
+
+    def _elementwise(self, eqn, name, v, p):
+        """Arithmetic, comparisons, kinks and smooth functions (``_UNHANDLED`` otherwise)."""
         if name in ("add", "add_any"):
             return self.add(*v)
         if name == "sub":
@@ -351,6 +361,10 @@ class _JaxprReader(Translator):
             return self._convert(v[0], np.dtype(p["new_dtype"]))
         if name in _IDENTITY:
             return v if eqn.primitive.multiple_results else v[0]
+        return _UNHANDLED
+
+    def _structural(self, eqn, name, v, p):
+        """Products, reductions, shapes, control flow and jumps (``_UNHANDLED`` otherwise)."""
         if name == "dot_general":
             return self.dot_general(v[0], v[1], *p["dimension_numbers"])
         if name == "reduce_sum":
@@ -405,7 +419,7 @@ class _JaxprReader(Translator):
                 f"{quote(self.source)}", "it jumps (its value or its index changes "
                 "discontinuously); conservative Jacobians exist only for locally Lipschitz maps: "
                 "use max/min/abs/relu/clip or where with agreeing branches"))
-        raise self.unsupported(f"{name} (JAX primitive)")
+        return _UNHANDLED
 
     def _convert(self, value, dtype):
         jnp = self.jax.numpy

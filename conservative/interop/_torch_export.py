@@ -222,6 +222,7 @@ _SMOOTH = {"tanh": "tanh", "sigmoid": "sigmoid", "exp": "exp", "log": "log", "lo
            "square": "square", "exp2": "exp2", "tan": "tan"}
 _SKIP = ("_assert_scalar", "_assert_async", "sym_constrain_range_for_size",
          "_assert_tensor_metadata")
+_UNHANDLED = object()          # a translation step that does not handle the operation
 
 
 class _GraphReader(Translator):
@@ -384,6 +385,15 @@ class _GraphReader(Translator):
 
     def translate(self, name, overload, a, k):
         arg = _Args(a, k)
+        for part in (self._elementwise, self._products_and_casts, self._shapes,
+                     self._reductions_and_refusals):
+            out = part(name, overload, arg, a, k)
+            if out is not _UNHANDLED:
+                return out
+        raise self.unsupported(f"{name}.{overload} (ATen operation)")
+
+    def _elementwise(self, name, overload, arg, a, k):
+        """ATen operations: elementwise arithmetic, activations and layers (``_UNHANDLED`` for the others)."""
         if name in ("add", "sub"):
             x, y, alpha = arg(0), arg(1), arg(2, "alpha", 1)
             if alpha != 1:
@@ -446,6 +456,10 @@ class _GraphReader(Translator):
         if name in ("linalg_vector_norm", "norm"):
             return self._vector_norm(arg(0), arg(1, "ord", arg(1, "p", 2)), arg(2, "dim", None),
                                      bool(arg(3, "keepdim", False)))
+        return _UNHANDLED
+
+    def _products_and_casts(self, name, overload, arg, a, k):
+        """ATen operations: identities, logical operations and matrix products (``_UNHANDLED`` for the others)."""
         if name in _LIKE:
             return self._like(name, a, k)
         if name in ("view_as", "reshape_as"):
@@ -472,7 +486,6 @@ class _GraphReader(Translator):
                 raise self.unsupported("dropout in training mode", "call module.eval(): an "
                                        "update map is deterministic")
             return arg(0)
-        # products
         if name == "linear":
             x, w, b = arg(0), arg(1), arg(2, "bias", None)
             out = self.matmul(x, self.transpose(w, (1, 0)) if len(shape_of(w)) == 2 else w)
@@ -486,7 +499,10 @@ class _GraphReader(Translator):
             prod = prod if alpha == 1 else self.mul(prod, np.float64(alpha))
             bias = bias if beta == 1 else self.mul(bias, np.float64(beta))
             return self.add(bias, prod)
-        # shapes
+        return _UNHANDLED
+
+    def _shapes(self, name, overload, arg, a, k):
+        """ATen operations: reshapes, permutations, indexing and concatenation (``_UNHANDLED`` for the others)."""
         if name in ("view", "reshape", "_unsafe_view"):
             return self.reshape(arg(0), _resolve(shape_of(arg(0)), arg(1)))
         if name == "flatten":
@@ -542,7 +558,10 @@ class _GraphReader(Translator):
             d = arg(1, "dim", 0) % (len(shape_of(parts[0])) + 1)
             s = shape_of(parts[0])
             return self.concatenate([self.reshape(p, s[:d] + (1,) + s[d:]) for p in parts], d)
-        # reductions
+        return _UNHANDLED
+
+    def _reductions_and_refusals(self, name, overload, arg, a, k):
+        """ATen operations: reductions, sorting, and the operations refused with a reason (``_UNHANDLED`` for the others)."""
         if name in ("sum", "mean"):
             x = arg(0)
             s = shape_of(x)
@@ -594,7 +613,7 @@ class _GraphReader(Translator):
             raise DiscontinuityError(fail_message(
                 _CALL, f"the ATen operation `{name}` on traced values at {quote(self.source)}",
                 "it jumps; conservative Jacobians exist only for locally Lipschitz maps"))
-        raise self.unsupported(f"{name}.{overload} (ATen operation)")
+        return _UNHANDLED
 
     # --- activations and layers ---------------------------------------------------------------
 
