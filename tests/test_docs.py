@@ -5,6 +5,9 @@
   or is declared still to come in ``docs/conf.py`` (``cv_api_pending``).
 * The examples of the pages run as written: their ``python`` blocks, in order, in one fresh
   namespace per page (like ``tests/test_readme.py`` for the README).
+* The pages for authors of extensions run against the package: the primitive of
+  ``adding_a_primitive.md`` in a fresh process, the norm family of ``adding_a_norm_family.md``
+  in the namespaces of the modules the page says it goes into.
 * The commands of the command-line page run with the exit status it documents.
 """
 
@@ -17,7 +20,9 @@ import re
 import shlex
 import subprocess
 import sys
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 import conservative as cv
@@ -167,6 +172,54 @@ def test_page_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)            # figures a page saves land in a temporary folder
     namespace = {"__name__": "__docs__"}   # nothing injected: the blocks run as written
     exec(compile(code, str(page), "exec"), namespace)
+
+
+# --- the pages for authors of extensions --------------------------------------------------
+
+def test_adding_a_primitive_page_runs_as_written(tmp_path):
+    # a fresh process: the page registers the primitive "example_leaky_relu", and so does
+    # tests/test_extend.py in this one (a name is registered once per process)
+    code = "\n".join(_python_blocks(DOCS / "adding_a_primitive.md"))
+    assert "extend.defpieces(" in code and "missing_rules(leaky_relu_p) == []" in code
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    run = subprocess.run([sys.executable, "-c", code + "\nprint('page ran')"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "page ran" in run.stdout, run.stderr
+
+
+def test_adding_a_norm_family_page_runs_against_the_package():
+    """The class and the FINDERS line of the page, executed where the page says they go."""
+    import conservative.certify.finders as finders
+    import conservative.certify.norms as norms
+    from conservative.certify.targets import MatrixSet
+    blocks = _python_blocks(DOCS / "adding_a_norm_family.md")
+    assert len(blocks) == 2
+    in_norms = dict(vars(norms))                   # the class, in conservative/certify/norms.py
+    exec(compile(blocks[0], "adding_a_norm_family.md", "exec"), in_norms)
+    family = in_norms["WeightedOneNorm"]
+    assert issubclass(family, norms.Norm)
+    in_finders = dict(vars(finders), WeightedOneNorm=family)
+    exec(compile(blocks[1], "adding_a_norm_family.md", "exec"), in_finders)
+    shown = [cls for cls in in_finders["FINDERS"] if cls is not Ellipsis]
+    # the page shows the head of the real tuple, the new family inserted where it says
+    assert [cls for cls in shown if cls is not family] == list(finders.FINDERS[:len(shown) - 1])
+    assert shown.index(family) == 2
+    # the names the text relies on exist
+    assert callable(finders.analyse) and callable(norms.rigorous.prove_with_margin)
+    for method in ("in_coordinates", "euclidean_factor", "describe", "to_dict", "estimate",
+                   "prove", "applies", "find"):
+        assert hasattr(norms.Norm, method), method
+    # the loop uses the family like every other: with the page's FINDERS (and the rest of the
+    # real ones) a set whose column sums contract is bounded by the new family, exactly
+    A = np.array([[[0.5, 0.0], [0.4, 0.1]], [[0.2, 0.1], [0.1, 0.3]]])
+    an = finders.analyse(MatrixSet(A), finders=tuple(shown) + finders.FINDERS[len(shown) - 1:])
+    proved = [u for u in an.uppers if isinstance(u.norm, family)]
+    assert proved and proved[0].verified == "exact" and proved[0].value < 1
+    w = [Fraction(float(v)) for v in proved[0].norm.w]
+    rho = Fraction(proved[0].value)
+    for a in A:                                    # max_j sum_i w_i |a_ij| / w_j <= rho, exactly
+        for j in range(2):
+            assert sum(w[i] * abs(Fraction(float(a[i, j]))) for i in range(2)) <= rho * w[j]
 
 
 # --- the command-line page -------------------------------------------------------------------
