@@ -222,6 +222,65 @@ def test_adding_a_norm_family_page_runs_against_the_package():
             assert sum(w[i] * abs(Fraction(float(a[i, j]))) for i in range(2)) <= rho * w[j]
 
 
+# --- rows of the kink conventions page (docs/conventions.md) ---------------------------------
+
+def test_conventions_rows_of_group_soft_threshold_and_huber():
+    jax = pytest.importorskip("jax")
+    torch = pytest.importorskip("torch")
+    jnp = jax.numpy
+    z0, t0 = np.array([3.0, 4.0]), 5.0                     # ||z|| = t: on the kink
+    nonzero = np.concatenate([np.outer(z0, z0) / t0 ** 2, -z0[:, None] / t0], axis=1)
+    zero = np.zeros((2, 3))
+    F = cv.trace(lambda z, t: cv.group_soft_threshold(z, t), (2,), ())
+    js = F.jacobian(z0, t0, hull=False)
+    assert len(js.vertices) == 2
+    assert {tuple(v.round(12).ravel()) for v in js.vertices} == \
+        {tuple(nonzero.ravel()), tuple(zero.ravel())}
+    np.testing.assert_array_equal(js.default, zero)                    # the zero piece
+
+    def jax_jacobian(fn):
+        with jax.enable_x64(True):
+            dz, dt = jax.jacfwd(fn, argnums=(0, 1))(jnp.asarray(z0), jnp.asarray(t0))
+        return np.concatenate([np.asarray(dz), np.asarray(dt)[:, None]], axis=1)
+
+    def with_relu(z, t, relu, norm):
+        n = norm(z)
+        return z / n * relu(n - t)
+
+    relu_jax = jax_jacobian(lambda z, t: with_relu(z, t, jax.nn.relu, jnp.linalg.norm))
+    max_jax = jax_jacobian(lambda z, t: jnp.maximum(1 - t / jnp.linalg.norm(z), 0) * z)
+    np.testing.assert_allclose(relu_jax, zero, atol=1e-15)
+    np.testing.assert_allclose(max_jax, (nonzero + zero) / 2, atol=1e-15)   # in the hull
+    assert F.jacobian(z0, t0).contains(max_jax)
+    jaxopt = pytest.importorskip("jaxopt")
+    prox = jax_jacobian(lambda z, t: jaxopt.prox.prox_group_lasso(z, t))
+    np.testing.assert_allclose(prox, nonzero, atol=1e-15)
+
+    def torch_jacobian(fn):
+        z = torch.tensor(z0, dtype=torch.float64)
+        t = torch.tensor(t0, dtype=torch.float64)
+        dz, dt = torch.autograd.functional.jacobian(fn, (z, t))
+        return np.concatenate([dz.numpy(), dt.numpy()[:, None]], axis=1)
+
+    clamp = torch_jacobian(lambda z, t: torch.clamp(1 - t / torch.linalg.norm(z), min=0) * z)
+    np.testing.assert_allclose(clamp, nonzero, atol=1e-15)
+    relu_torch = torch_jacobian(lambda z, t: with_relu(z, t, torch.relu, torch.linalg.norm))
+    np.testing.assert_allclose(relu_torch, zero, atol=1e-15)
+
+    # huber on |z| = delta: one Jacobian (clip(z, -d, d), max(|z| - d, 0)) = (1, 0), as in both
+    H = cv.trace(lambda z, d: cv.huber(z, d), (), ())
+    jh = H.jacobian(1.0, 1.0, hull=False, tol=1e-9)
+    assert jh.is_singleton
+    np.testing.assert_array_equal(jh.default, [[1.0, 0.0]])
+    with jax.enable_x64(True):
+        g = jax.grad(lambda z, d: jnp.where(jnp.abs(z) <= d, z ** 2 / 2, d * (jnp.abs(z) - d / 2)),
+                     argnums=(0, 1))(1.0, 1.0)
+    assert (float(g[0]), float(g[1])) == (1.0, 0.0)
+    x = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.huber_loss(x, torch.zeros((), dtype=torch.float64), delta=1.0).backward()
+    assert float(x.grad) == 1.0
+
+
 # --- the command-line page -------------------------------------------------------------------
 
 def _console_commands(page: pathlib.Path) -> list[tuple[str, int, list[str]]]:
