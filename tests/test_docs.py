@@ -155,7 +155,7 @@ def _python_blocks(page: pathlib.Path) -> list[str]:
 
 def test_the_pages_with_examples_have_them():
     pages = {p.relative_to(DOCS).as_posix() for p in EXAMPLE_PAGES if _python_blocks(p)}
-    assert {"getting_started.md", "howto/certify_contraction.md",
+    assert {"getting_started.md", "howto/certify_contraction.md", "howto/certify_region.md",
             "howto/inspect_attractor.md", "howto/counterexample.md",
             "howto/foreign_models.md"} <= pages
 
