@@ -98,9 +98,9 @@ def plot_attractor(attractor, *, implicit=None, ax=None, entry=None, projection=
     """Draw an attractor (and the implicit set), with axes named after the derivative.
 
     * one-dimensional sets (dimension 1, ``n*m == 1`` or a single ``entry``): a *strip*, the
-      intervals of the set as bars along the entry's axis, with an inset that zooms on the
-      accumulation point (the narrowest window holding half of the intervals) when the set has
-      many pieces;
+      intervals of the set as bars on a number line along the entry's axis (no y axis: it
+      would carry nothing), with an inset that zooms on the accumulation point (the narrowest
+      window holding half of the intervals) when the set has many pieces;
     * two-dimensional views (``n*m == 2``, a pair of entries, or a set that varies in two
       entries only): a scatter plot of the points;
     * otherwise the projection onto the top two principal directions (``projection=None`` or
