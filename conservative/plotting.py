@@ -98,9 +98,9 @@ def plot_attractor(attractor, *, implicit=None, ax=None, entry=None, projection=
     """Draw an attractor (and the implicit set), with axes named after the derivative.
 
     * one-dimensional sets (dimension 1, ``n*m == 1`` or a single ``entry``): a *strip*, the
-      intervals of the set as bars along the entry's axis, with an inset that zooms on the
-      accumulation point (the narrowest window holding half of the intervals) when the set has
-      many pieces;
+      intervals of the set as bars on a number line along the entry's axis (no y axis: it
+      would carry nothing), with an inset that zooms on the accumulation point (the narrowest
+      window holding half of the intervals) when the set has many pieces;
     * two-dimensional views (``n*m == 2``, a pair of entries, or a set that varies in two
       entries only): a scatter plot of the points;
     * otherwise the projection onto the top two principal directions (``projection=None`` or
@@ -227,7 +227,7 @@ def _draw_strip(ax, bars, x, imp, label, zoom):
         ax.scatter(imp[:, 0], np.zeros(len(imp)), marker="D", s=45, facecolor="none",
                    edgecolor="C3", linewidths=1.5, label="implicit set", zorder=3)
     ax.set_ylim(-0.5, 0.5)
-    ax.set_yticks([])
+    _number_line(ax)
     ax.set_xlabel(label)
     ax.set_xlim(bars.min() - 0.05 * span, bars.max() + 0.05 * span)
     if zoom and len(bars) >= 8:
@@ -264,6 +264,12 @@ def _draw_strip(ax, bars, x, imp, label, zoom):
     ax.legend(loc="best", fontsize="small")
 
 
+def _number_line(ax):
+    """A strip is a number line: its y axis carries nothing, so it is not drawn at all."""
+    ax.set_yticks([])
+    ax.spines[["left", "right", "top"]].set_visible(False)
+
+
 def _bars_on(ax, bars, span, legend=True):
     """Intervals as bars; degenerate ones (points) as ticks, so that none is invisible."""
     wide = bars[:, 1] - bars[:, 0] > 2e-3 * span
@@ -285,13 +291,17 @@ def plot_convergence(errors, ax=None, *, reference=None, floor=None):
     errors : dict[str, array_like]
         For each mode (e.g. ``"piggyback"``, ``"fpad"``, ``"one-step"``), the errors
         ``||J_k - J̄||`` for k = 0, 1, ... (1-D). Zeros are not drawn (log scale). Curves that
-        coincide are told apart by their markers and line styles.
+        coincide stay visible: each has its own line style and marker (markers offset along
+        k), and a curve drawn under earlier ones is wider, so that it shows around them.
     ax : matplotlib.axes.Axes, optional
     reference : dict[str, array_like], optional
-        Reference curves (e.g. ``{"rho^k": rho ** k}``), dashed, clipped at the noise floor.
+        Reference curves (e.g. ``{"rho^k": rho ** k}``), thin grey lines on top of the
+        curves, each with its own dash pattern, drawn only down to the *noise floor*: the
+        smallest positive error of ``errors`` (a reference says nothing about where no
+        measurement reaches), or ``floor`` if higher.
     floor : float, optional
-        The noise floor (default: 1e-2 of the smallest positive error drawn, at least 1e-17):
-        no curve is drawn below it, and the y axis stops there.
+        The bottom of the y axis (default: 1e-1 of the smallest positive error drawn, at
+        least 1e-17): no curve is drawn below it. References never stretch the axis.
 
     Returns
     -------
@@ -308,29 +318,33 @@ def plot_convergence(errors, ax=None, *, reference=None, floor=None):
     >>> matplotlib.use("Agg")
     >>> k = np.arange(30)
     >>> ax = plot_convergence({"piggyback": 0.25 * (1 + k) * 0.5**k, "fpad": 0.5**k},
-    ...                       reference={"rho^k": 0.5**k})
+    ...                       reference={"rho^k": 0.5**k, "rho^(2k)": 0.25**k})
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
-    ['piggyback', 'fpad', 'rho^k']
+    ['piggyback', 'fpad', 'rho^k', 'rho^(2k)']
+    >>> bool(ax.get_ylim()[0] >= 0.1 * 0.5**29)       # not stretched by rho^(2k)
+    True
     """
     call = "cv.plot_convergence"
     curves = _curves(errors, call, "errors")
     refs = _curves(reference, call, "reference") if reference is not None else {}
     positive = [a[a > 0] for a in curves.values() if np.any(a > 0)]
+    lowest = min((float(p.min()) for p in positive), default=1.0)
     if floor is None:
-        floor = max(1e-17, 1e-2 * min((float(p.min()) for p in positive), default=1.0))
+        floor = max(1e-17, 1e-1 * lowest)
+    noise = max(floor, lowest)
     ax = _new_axes(ax)
-    styles = ["-", "--", "-.", ":"]
-    markers = ["o", "s", "^", "v", "D", "x"]
+    n = len(curves)
     for i, (name, arr) in enumerate(curves.items()):
         k = np.arange(len(arr))
         every = max(1, len(arr) // 12)
-        ax.plot(k, np.where(arr > floor, arr, np.nan), styles[i % 4], marker=markers[i % 6],
-                markevery=(i * every // max(1, len(curves)), every), markersize=4,
-                label=name, zorder=3 + len(curves) - i)
-    for name, arr in refs.items():
+        ax.plot(k, np.where(arr > floor, arr, np.nan), _STYLES[i % len(_STYLES)],
+                marker=_MARKERS[i % len(_MARKERS)], markevery=(i * every // max(1, n), every),
+                markersize=4 + i, linewidth=1.3 + 0.9 * i, label=name, zorder=3 + n - i)
+    for j, (name, arr) in enumerate(refs.items()):
         k = np.arange(len(arr))
-        ax.plot(k, np.where(arr > floor, arr, np.nan), ":", color="0.4", linewidth=1,
-                label=name)
+        ax.plot(k, np.where(arr >= noise, arr, np.nan), color=_REF_GREYS[j % len(_REF_GREYS)],
+                linestyle=_REF_DASHES[j % len(_REF_DASHES)], linewidth=1.1, label=name,
+                zorder=4 + n)             # thin, on top: visible on the curve they match
     ax.set_yscale("log")
     top = max(float(np.nanmax(np.where(a > 0, a, np.nan))) if np.any(a > 0) else 1.0
               for a in list(curves.values()) + list(refs.values()))
@@ -339,6 +353,13 @@ def plot_convergence(errors, ax=None, *, reference=None, floor=None):
     ax.set_ylabel(r"$\|J_k - \bar J\|$")
     ax.legend(loc="best")
     return ax
+
+
+# measured curves: a line style and a marker each; references: grey, a dash pattern each
+_STYLES = ["-", "--", "-.", ":"]
+_MARKERS = ["o", "s", "^", "v", "D", "x"]
+_REF_DASHES = [":", "--", "-.", (0, (6, 2, 1, 2, 1, 2))]
+_REF_GREYS = ["0.1", "0.45", "0.25", "0.6"]
 
 
 def _curves(errors, call, what):

@@ -503,6 +503,7 @@ def test_heavy_ball_issue_example_at_its_computed_fixed_point():
     heavy_ball_claims(1.0, 9.0, 0.25, 0.25, 0.0, np.zeros(2), use_solver=True)
 
 
+@pytest.mark.slow
 @seeded(8)
 @given(alpha=st.floats(0.05, 0.5), beta=st.floats(0.0, 0.9), u1=st.floats(0.02, 0.98),
        u2=st.floats(0.02, 0.98), theta=st.floats(-2.0, 2.0), offset=tiny_offsets(2),
@@ -581,6 +582,7 @@ def relu_layer_cases(draw):
     return W, b, u, xbar, pattern, offset
 
 
+@pytest.mark.slow
 @seeded(6)
 @given(case=relu_layer_cases())
 def test_relu_layer_fixed_point_on_kinks(case):
@@ -759,6 +761,7 @@ def test_extreme_magnitudes_no_bare_exception(mats):
         assert_certificate_sound(cert, exact_As, "certify_contraction(extreme)")
 
 
+@pytest.mark.slow
 @seeded(14)
 @given(name=st.sampled_from(sorted(KNOWN)), k=st.integers(1, 44), side=st.sampled_from([-1, 1]))
 @example(name="golden", k=44, side=1)
@@ -950,6 +953,7 @@ def all_words(m, length):
         yield from itertools.product(range(m), repeat=k)
 
 
+@pytest.mark.slow
 @seeded(8)
 @given(mats=random_sets(), prefer=st.sampled_from(["quadratic", "tightest"]))
 def test_random_sets_brackets_and_certificates(mats, prefer):

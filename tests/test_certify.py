@@ -367,6 +367,7 @@ def test_zero_rows_reduce_the_problem_and_the_lift_is_sound():
     assert np.linalg.eigvalsh(P).min() > 0
 
 
+@pytest.mark.slow
 def test_large_sets_without_structure_are_certified_rigorously():
     # issue 10: no size refusal any more; 100 coordinates, none sent to zero: a cheap norm,
     # proved in rigorous floating point ("interval"), re-checked exactly with python-flint

@@ -45,6 +45,7 @@ def layer_at_kinks(n=5, kinks=2, seed=0):
 # --- the structured LMI against vertex enumeration -------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 def test_structured_lmi_holds_at_every_vertex(seed):
     rng = np.random.default_rng(seed)

@@ -332,6 +332,7 @@ def test_python_control_flow_and_bad_results_are_refused():
         cv.from_jax("not a function", (2,), ())
 
 
+@pytest.mark.slow
 def test_x64_is_enabled_for_the_trace_only():
     code = ("import jax, jax.numpy as jnp, numpy as np, conservative as cv\n"
             "F = cv.from_jax(lambda x, t: jax.nn.relu(x * t), (2,), ())\n"

@@ -134,3 +134,66 @@ def test_reference_lines_stop_at_the_noise_floor():
 def test_plot_convergence_bad_input(errors):
     with pytest.raises(InputError, match="cv.plot_convergence"):
         plot_convergence(errors)
+
+
+# --- figures that read well (issue 14) -------------------------------------------------------
+
+def _y_axis_labelled_or_hidden(ax):
+    hidden = ax.get_yticks().size == 0 and not ax.spines["left"].get_visible()
+    return bool(ax.get_ylabel()) or hidden
+
+
+def test_every_axis_is_labelled_or_not_drawn():
+    k = np.arange(20)
+    axes = [plot_convergence({"a": 0.5 ** k}, reference={"r": 0.5 ** k})]
+    axes.append(plot_attractor(attractor(2, 1)[0]))                      # a scatter
+    axes.append(plot_attractor(attractor(1, 1, hull=True, tol=1e-2)[0]))  # a strip
+    axes.append(plot_attractor(ifs_attractor([[[0.0]], [[0.5]]], [[[0.5]], [[0.5]]],
+                                             hull=False, tol=1e-6)))      # a strip, an inset
+    for ax in axes:
+        assert ax.get_xlabel()
+        assert _y_axis_labelled_or_hidden(ax), ax.get_title()
+    assert all(ax.get_title().startswith("attractor: ") for ax in axes[1:])
+    strip = axes[2]
+    assert strip.get_ylabel() == "" and not strip.spines["left"].get_visible()
+
+
+def test_references_do_not_stretch_the_axis_below_the_noise_floor():
+    # measured errors stall at 1e-12 (rounding); rho^k would reach 1e-60 after 200 steps
+    k = np.arange(200)
+    measured = np.maximum(0.5 ** k, 1e-12)
+    ax = plot_convergence({"piggyback": measured},
+                          reference={"rho^k": 0.5 ** k, "(k+1) rho^k": (k + 1) * 0.5 ** k})
+    bottom = ax.get_ylim()[0]
+    assert 1e-14 <= bottom <= 1e-12                    # a little below the lowest measurement
+    for ref in ax.get_lines()[1:]:
+        y = np.asarray(ref.get_ydata(), dtype=float)
+        assert np.all(np.isnan(y) | (y >= 1e-12))      # nothing under the noise floor
+        assert np.isnan(y[-1]) and not np.isnan(y[0])
+    # an explicit floor above the measurements is respected by both kinds of line
+    ax = plot_convergence({"piggyback": measured}, reference={"rho^k": 0.5 ** k}, floor=1e-6)
+    assert ax.get_ylim()[0] == pytest.approx(1e-6)
+    assert np.nanmin(ax.get_lines()[1].get_ydata()) >= 1e-6
+
+
+def test_coinciding_curves_stay_distinguishable():
+    # three modes with identical errors (FPAD and the implicit formula at w_k in notebook 05)
+    k = np.arange(50)
+    same = 0.25 * 0.5 ** k
+    ax = plot_convergence({"piggyback": same, "FPAD": same, "implicit at w_k": same},
+                          reference={"0.25 0.5^k": same, "0.25 (1+k) 0.5^k": (1 + k) * same})
+    lines = ax.get_lines()
+    modes, refs = lines[:3], lines[3:]
+    looks = {(line.get_linestyle(), line.get_marker()) for line in modes}
+    assert len(looks) == 3                             # no two modes drawn alike
+    # a mode drawn under another is wider (it shows around it), and its markers do not sit
+    # on the same iterations
+    order = sorted(modes, key=lambda line: line.get_zorder(), reverse=True)
+    widths = [line.get_linewidth() for line in order]
+    assert widths == sorted(widths) and len(set(widths)) == 3
+    starts = {line.get_markevery()[0] for line in modes}
+    assert len(starts) == 3
+    assert refs[0].get_linestyle() != refs[1].get_linestyle()   # a dash pattern each
+    # references are thin lines on top: visible on the curve they match
+    assert all(ref.get_zorder() > max(m.get_zorder() for m in modes) for ref in refs)
+    assert all(ref.get_linewidth() < min(m.get_linewidth() for m in modes) for ref in refs)

@@ -31,7 +31,9 @@ def _objects():
     }
 
 
-@pytest.mark.parametrize("name", list(_objects()))
+# "large set": its repr takes seconds (the bounding box of 300 kink choices), a slow case
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow)
+                                  if name == "large set" else name for name in _objects()])
 def test_repr_is_short_and_says_what_matters(name):
     obj, words = _objects()[name]
     text = repr(obj)
