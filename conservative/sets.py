@@ -310,14 +310,17 @@ class JacobianSet(_display.Summary):
     # --- geometry without enumeration -----------------------------------------------------------
 
     def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
-        """Entrywise lower and upper bounds of the set (exact for finite and affine sets)."""
+        """Entrywise lower and upper bounds of the set (exact for finite sets; for affine sets
+        up to the rounding of one sum per entry, not an outward-rounded enclosure)."""
         gen = self._gen
         if isinstance(gen, AffineGenerator):
-            valid = np.arange(gen.C.shape[1])[None, :] < gen.counts[:, None]
-            contrib = np.einsum("rs,soc->sorc", gen.U, gen.C)            # (S, O, r, c)
-            big = np.where(valid[:, :, None, None], contrib, np.inf)
-            small = np.where(valid[:, :, None, None], contrib, -np.inf)
-            return (gen.J0 + big.min(axis=1).sum(axis=0), gen.J0 + small.max(axis=1).sum(axis=0))
+            # entry (r, c) is J0 + sum_s U[r, s] C[s, choice_s, c]: each slot contributes its
+            # smallest (largest) option times U's sign, so two products per bound suffice
+            valid = (np.arange(gen.C.shape[1])[None, :] < gen.counts[:, None])[:, :, None]
+            c_min = np.where(valid, gen.C, np.inf).min(axis=1)            # (S, c)
+            c_max = np.where(valid, gen.C, -np.inf).max(axis=1)
+            up, down = np.maximum(gen.U, 0.0), np.minimum(gen.U, 0.0)
+            return (gen.J0 + up @ c_min + down @ c_max, gen.J0 + up @ c_max + down @ c_min)
         verts = self.vertices
         return verts.min(axis=0), verts.max(axis=0)
 
