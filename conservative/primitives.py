@@ -483,7 +483,7 @@ class Structural(Primitive):
 
 def combine(partials, tangents):
     """``sum_i d_i * t_i`` for elementwise partials; scalar 0 and ±1 cost no multiplication."""
-    acc = None
+    acc, own = None, False                      # own: acc is a fresh array, safe to update
     for d, t in zip(partials, tangents):
         if t is None:
             continue
@@ -492,15 +492,31 @@ def combine(partials, tangents):
                 continue
             if d == 1.0 or d == -1.0:
                 if acc is None:
-                    acc = t if d == 1.0 else -t
+                    acc, own = (t, False) if d == 1.0 else (-t, True)
                 else:
-                    acc = acc + t if d == 1.0 else acc - t
+                    acc, own = _accumulate(acc, own, t, d == 1.0)
                 continue
             term = t * d
         else:
             term = t * d[..., None]
-        acc = term if acc is None else acc + term
+        if acc is None:
+            acc, own = term, True
+        else:
+            acc, own = _accumulate(acc, own, term, True)
     return acc
+
+
+def _accumulate(acc, own, term, plus):
+    """``acc + term`` (or ``- term``), in place when acc is a fresh array of the result's shape
+    and dtype (one n x T temporary less per term of a wide tangent)."""
+    if own and acc.shape == np.broadcast_shapes(acc.shape, term.shape) and \
+            acc.dtype == np.result_type(acc, term):
+        if plus:
+            acc += term
+        else:
+            acc -= term
+        return acc, True
+    return (acc + term if plus else acc - term), True
 
 
 def partials_of_choice(pieces: Pieces, choice: np.ndarray, n_inputs: int) -> tuple:
