@@ -225,8 +225,12 @@ class Elementwise(Primitive):
         return [out] * len(shapes), self.checked_shape([out] * len(shapes), params, call)
 
     def tangent(self, vals, out, tangents, partials, params, need=ALL):
-        """``sum_i d_i t_i``: the chain rule through elementwise partials ``d_i``."""
-        return combine(partials, tangents)
+        """``sum_i d_i t_i``: the chain rule through elementwise partials ``d_i``; only on the
+        demanded elements when they are few (the others are left zero: nothing reads them)."""
+        idx = _few_needed(need, out, partials, tangents)
+        if idx is None:
+            return combine(partials, tangents)
+        return _combine_on(partials, tangents, idx, out)
 
     def demand(self, need, vals, out, partials, live, params) -> tuple:
         """An input element is needed where the output's is and its partial is not zero
@@ -504,6 +508,44 @@ def combine(partials, tangents):
         else:
             acc, own = _accumulate(acc, own, term, True)
     return acc
+
+
+def _few_needed(need, out, partials, tangents):
+    """The elements of a large 1-D node whose tangent can be non-zero and is demanded (some
+    partial with a tangent is non-zero there), when at most half are; else None."""
+    if out.ndim != 2 or out.shape[1] < 64 or (np.ndim(need) and need.shape != out.shape[1:]):
+        return None
+    mask = need if np.ndim(need) else None
+    nonzero = np.zeros(out.shape[1:], dtype=bool)
+    for d, t in zip(partials, tangents):
+        if t is None or ((type(d) is float or np.ndim(d) == 0) and d == 0.0):
+            continue
+        if type(d) is float or np.ndim(d) != out.ndim:
+            nonzero = None                         # a scalar (or unusual) partial: anywhere
+            break
+        nonzero |= np.any(np.broadcast_to(d, d.shape[:1] + out.shape[1:]) != 0, axis=0)
+    if nonzero is not None:
+        mask = nonzero if mask is None else mask & nonzero
+    if mask is None:
+        return None
+    idx = np.flatnonzero(mask)
+    return idx if 2 * len(idx) <= out.shape[1] else None
+
+
+def _combine_on(partials, tangents, idx, out):
+    """:func:`combine` on the elements ``idx`` of a 1-D node, scattered into zeros."""
+    if any(not (type(d) is float or np.ndim(d) == 0 or np.ndim(d) == out.ndim)
+           for d in partials) or any(t is not None and t.ndim != 3 for t in tangents):
+        return combine(partials, tangents)           # an unusual layout: the plain rule
+    part = combine(tuple(d if type(d) is float or np.ndim(d) == 0 else
+                         np.broadcast_to(d, d.shape[:1] + out.shape[1:])[:, idx]
+                         for d in partials),
+                   [None if t is None else t[:, idx] for t in tangents])
+    if part is None:
+        return None
+    full = np.zeros(part.shape[:1] + out.shape[1:] + part.shape[2:], dtype=part.dtype)
+    full[:, idx] = part
+    return full
 
 
 def _accumulate(acc, own, term, plus):
