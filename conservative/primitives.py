@@ -515,6 +515,8 @@ def _few_needed(need, out, partials, tangents):
     partial with a tangent is non-zero there), when at most half are; else None."""
     if out.ndim != 2 or out.shape[1] < 64 or (np.ndim(need) and need.shape != out.shape[1:]):
         return None
+    if max((t.shape[-1] for t in tangents if t is not None), default=0) < 16:
+        return None                                # a narrow tangent: the plain rule is cheaper
     mask = need if np.ndim(need) else None
     nonzero = np.zeros(out.shape[1:], dtype=bool)
     for d, t in zip(partials, tangents):
