@@ -264,7 +264,9 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
 
     Iterates the adjoint ``v <- A(x̄)^T v + grad_x`` (default selection frozen at ``x̄``) to its
     fixed point ``v = (I - A^T)^{-1} grad_x`` and returns ``B(x̄)^T v``: O(1) memory in the number
-    of steps, one vector-Jacobian product per step, error ``rho^k``.
+    of steps, one vector-Jacobian product per step, error ``rho^k``. When A vanishes outside an
+    active block of at most ``MAX_BLOCK`` rows (found by the enclosure of the exact fixed
+    point) and that k x k block clearly contracts, the limit is solved for directly instead.
 
     Raises
     ------
