@@ -1,20 +1,35 @@
 """Hypergradients and inner solves against their peers (issue 13), single BLAS thread.
 
-    OMP_NUM_THREADS=1 python bench/bench_hypergradient.py
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/bench_hypergradient.py [--rounds 5]
 
-Peers: celer (pip install "conservative[bench]") for the inner Lasso solve, and hand-written
-NumPy versions of sparho's ``implicit_forward`` (the forward derivative iteration restricted to
-the support; sparho itself is not on PyPI here) and of a support-aware piggyback loop. Lasso
-``min 1/2 ||Xw - y||^2 + lam ||w||_1``; the held-out loss is ``1/2 ||X_val w - y_val||^2``.
-Figures are medians; the ratio is project / peer (lower is better).
+Peers, in the same process: celer (pip install "conservative[bench]") for the inner Lasso solve,
+and NumPy re-implementations of sparho's ``implicit_forward`` for Lasso (sparho is not on PyPI,
+so it is re-implemented here, not imported). sparho solves the support-restricted normal system
+``X_S^T X_S J_S = -sign(w_S)`` with a kernel that only touches ``X_S``; two NumPy versions:
+
+* ``implicit_forward``: the forward fixed-point iteration on the support,
+  ``J_S <- J_S - s (X_S^T X_S J_S + sign w_S)`` with ``s = 1 / ||X_S||_2^2`` (only ``X_S`` is
+  touched, as in sparho), to a 1e-12 relative change;
+* ``restricted solve``: the limit of that iteration by one k x k solve, the floor of any
+  implementation.
+
+Until this revision the first peer took its step from the spectral norm of the whole ``X``
+(an SVD of 250 x 2000, most of its time), which sparho never computes: ratios against it
+(``full-norm peer``) are printed too, for comparison with the figures of issue 13.
+
+Lasso ``min 1/2 ||Xw - y||^2 + lam ||w||_1``; the held-out loss is ``1/2 ||X_val w - y_val||^2``.
+Times are medians over interleaved rounds (each round runs every contender once), with the
+spread (min - max) in brackets; ratios are project / peer (lower is better).
 """
 
+import argparse
 import os
 import statistics
 import time
 import tracemalloc
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
@@ -28,6 +43,23 @@ def median_time(fn, repeats=5):
         out = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), out
+
+
+def interleaved(fns: dict, rounds: int) -> dict:
+    """name -> (median seconds, min, max, last result): every round runs each contender once."""
+    times = {name: [] for name in fns}
+    out = {}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            out[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(t), min(t), max(t), out[name]) for name, t in times.items()}
+
+
+def fmt(entry, scale=1e3, unit="ms") -> str:
+    med, lo, hi, _ = entry
+    return f"{med * scale:8.2f} {unit} [{lo * scale:.2f}-{hi * scale:.2f}]"
 
 
 def problems():
@@ -55,11 +87,13 @@ def celer_solve(X, y, lam):
                        verbose=0).fit(X, y).coef_
 
 
-def implicit_forward(X, y, w, lam, grad, tol=1e-12, max_iter=100_000):
-    """sparho's implicit forward: J_S <- J_S - s (X_S^T X_S J_S + sign w_S), on the support."""
+def implicit_forward(X, y, w, lam, grad, tol=1e-12, max_iter=100_000, full_norm=False):
+    """sparho's implicit forward: J_S <- J_S - s (X_S^T X_S J_S + sign w_S), on the support.
+
+    ``full_norm=True``: the step from the whole X (the peer of issue 13's figures)."""
     S = np.flatnonzero(w)
     XS = X[:, S]
-    s = 1.0 / np.linalg.norm(X, 2) ** 2
+    s = 1.0 / np.linalg.norm(X if full_norm else XS, 2) ** 2
     G = XS.T @ XS
     sign = np.sign(w[S])
     J = np.zeros(len(S))
@@ -72,62 +106,83 @@ def implicit_forward(X, y, w, lam, grad, tol=1e-12, max_iter=100_000):
     return grad[S] @ J
 
 
-def hypergradient_rows(probs):
-    print("hypergradient at the solution (project route / NumPy implicit_forward)")
+def restricted_solve(X, w, grad):
+    """The limit of sparho's iteration: ``grad_S . (X_S^T X_S)^{-1} (-sign w_S)``."""
+    S = np.flatnonzero(w)
+    XS = X[:, S]
+    return grad[S] @ np.linalg.solve(XS.T @ XS, -np.sign(w[S]))
+
+
+def hypergradient_rows(probs, rounds):
+    print("hypergradient at the solution (project route / NumPy sparho implicit_forward; "
+          "fresh Map per run: the fixed-point enclosure is paid every time)")
     for name, d in probs.items():
         F = cv.algorithms.forward_backward_lasso(d["X"], d["y"])
         w = celer_solve(d["X"], d["y"], d["lam"])
         w = cv.fixed_point(F, w, d["lam"], tol=1e-14).x      # polish to F's fixed point
         grad = d["Xv"].T @ (d["Xv"] @ w - d["yv"])
-        t_peer, ref = median_time(lambda: implicit_forward(d["X"], d["y"], w, d["lam"], grad))
-        # a fresh Map per run: the enclosure of the fixed point (cached per program) is paid
-        maps = iter([cv.algorithms.forward_backward_lasso(d["X"], d["y"]) for _ in range(6)])
-        t_fp, h1 = median_time(lambda: cv.fpad_vjp(next(maps), d["lam"], w, grad), 3)
-        t_im, J = median_time(lambda: cv.implicit_jacobian(next(maps), d["lam"], w), 3)
-        h2 = J.vertices[0, :, 0] @ grad
-        print(f"  {name:<10} fpad_vjp {t_fp * 1e3:8.1f} ms ({t_fp / t_peer:6.0f}x)   "
-              f"implicit_jacobian {t_im * 1e3:8.1f} ms ({t_im / t_peer:6.0f}x)   peer "
-              f"{t_peer * 1e3:6.2f} ms   |diff| {abs(float(h1) - ref):.1e} {abs(h2 - ref):.1e}")
+        maps = iter([cv.algorithms.forward_backward_lasso(d["X"], d["y"])
+                     for _ in range(2 * rounds)])
+        r = interleaved({
+            "fpad_vjp": lambda: float(cv.fpad_vjp(next(maps), d["lam"], w, grad)),
+            "implicit_jacobian": lambda: float(
+                cv.implicit_jacobian(next(maps), d["lam"], w).vertices[0, :, 0] @ grad),
+            "implicit_forward": lambda: implicit_forward(d["X"], d["y"], w, d["lam"], grad),
+            "full-norm peer": lambda: implicit_forward(d["X"], d["y"], w, d["lam"], grad,
+                                                       full_norm=True),
+            "restricted solve": lambda: restricted_solve(d["X"], w, grad)}, rounds)
+        ref = r["restricted solve"][3]
+        print(f"  {name:<10} (support {np.count_nonzero(w)} of {d['X'].shape[1]})")
+        for ours in ("fpad_vjp", "implicit_jacobian"):
+            t = r[ours][0]
+            print(f"    {ours:<18} {fmt(r[ours])}  x{t / r['implicit_forward'][0]:7.1f} "
+                  f"implicit_forward, x{t / r['full-norm peer'][0]:6.1f} full-norm peer, "
+                  f"x{t / r['restricted solve'][0]:7.0f} restricted solve   "
+                  f"|rel. diff| {abs(r[ours][3] - ref) / abs(ref):.1e}")
+        for peer in ("implicit_forward", "full-norm peer", "restricted solve"):
+            print(f"    {peer:<18} {fmt(r[peer])}   |rel. diff| "
+                  f"{abs(r[peer][3] - ref) / abs(ref):.1e}")
 
 
-def end_to_end_rows(probs):
-    print("end to end: solve + hypergradient (project / celer + implicit forward); "
-          "inner solve alone (cv.fixed_point anderson / celer)")
+def end_to_end_rows(probs, rounds):
+    print("end to end: solve + hypergradient (project: cv.fixed_point anderson + cv.fpad_vjp; "
+          "peer: celer + implicit_forward); inner solve alone (cv.fixed_point anderson / celer)")
     for name, d in probs.items():
         F = cv.algorithms.forward_backward_lasso(d["X"], d["y"])
         p = d["X"].shape[1]
 
-        def peer():
-            w = celer_solve(d["X"], d["y"], d["lam"])
-            return implicit_forward(d["X"], d["y"], w, d["lam"],
-                                    d["Xv"].T @ (d["Xv"] @ w - d["yv"]))
+        def held_out(w):
+            return d["Xv"].T @ (d["Xv"] @ w - d["yv"])
 
-        fresh = iter([cv.algorithms.forward_backward_lasso(d["X"], d["y"]) for _ in range(4)])
+        def peer(full_norm=False):
+            w = celer_solve(d["X"], d["y"], d["lam"])
+            return implicit_forward(d["X"], d["y"], w, d["lam"], held_out(w), full_norm=full_norm)
+
+        fresh = iter([cv.algorithms.forward_backward_lasso(d["X"], d["y"])
+                      for _ in range(rounds)])
 
         def ours():                       # a fresh Map: nothing cached from an earlier run
-            F = next(fresh)
-            try:
-                w = cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12, accelerate="anderson").x
-            except TypeError:
-                w = cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12).x
-            return cv.fpad_vjp(F, d["lam"], w, d["Xv"].T @ (d["Xv"] @ w - d["yv"]))
+            G = next(fresh)
+            w = cv.fixed_point(G, np.zeros(p), d["lam"], tol=1e-12, accelerate="anderson").x
+            return float(cv.fpad_vjp(G, d["lam"], w, held_out(w)))
 
-        t_peer, _ = median_time(peer, 3)
-        t_ours, _ = median_time(ours, 3)
-        t_celer, _ = median_time(lambda: celer_solve(d["X"], d["y"], d["lam"]), 3)
-        try:
-            t_aa, r = median_time(lambda: cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12,
-                                                         accelerate="anderson"), 3)
-        except TypeError:                          # a version without accelerate=
-            t_aa, r = median_time(lambda: cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12), 1)
+        r = interleaved({
+            "project": ours, "celer + implicit_forward": peer,
+            "celer + full-norm peer": lambda: peer(True),
+            "anderson": lambda: cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12,
+                                               accelerate="anderson"),
+            "celer": lambda: celer_solve(d["X"], d["y"], d["lam"])}, rounds)
         t_plain, r0 = median_time(lambda: cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12), 1)
-        print(f"  {name:<10} end to end {t_ours * 1e3:8.1f} ms ({t_ours / t_peer:5.1f}x)   "
-              f"fixed_point anderson {t_aa * 1e3:7.1f} ms ({t_aa / t_celer:5.1f}x, "
-              f"{r.steps} steps; plain {t_plain * 1e3:.0f} ms, {r0.steps} steps)   celer "
-              f"{t_celer * 1e3:6.1f} ms")
+        t = r["project"][0]
+        print(f"  {name:<10} end to end {fmt(r['project'])}  x{t / r['celer + implicit_forward'][0]:5.1f}"
+              f" (peer {fmt(r['celer + implicit_forward'])}), x"
+              f"{t / r['celer + full-norm peer'][0]:5.1f} full-norm peer")
+        print(f"  {'':<10} fixed_point anderson {fmt(r['anderson'])}  "
+              f"x{r['anderson'][0] / r['celer'][0]:5.1f} celer {fmt(r['celer'])}   "
+              f"({r['anderson'][3].steps} steps; plain {t_plain * 1e3:.0f} ms, {r0.steps} steps)")
 
 
-def piggyback_rows(probs):
+def piggyback_rows(probs, rounds_m_p=3):
     d = probs["p = 2000"]
     X, y, lam = d["X"], d["y"], d["lam"]
     n, p = X.shape
@@ -161,23 +216,37 @@ def piggyback_rows(probs):
     def ours():
         return cv.piggyback(F, w_start, lam_vec, steps, history=False)[1][0]
 
-    rows = {}
-    for label, fn in (("project", ours), ("support-aware loop", support_aware),
-                      ("dense loop", dense)):
-        t, J = median_time(fn, 1)
+    rows = {label: [] for label in ("project", "support-aware loop", "dense loop")}
+    fns = {"project": ours, "support-aware loop": support_aware, "dense loop": dense}
+    out = {}
+    for _ in range(rounds_m_p):                    # interleaved
+        for label, fn in fns.items():
+            t0 = time.perf_counter()
+            out[label] = fn()
+            rows[label].append(time.perf_counter() - t0)
+    peaks = {}
+    for label, fn in fns.items():
         tracemalloc.start()
         fn()
-        peak = tracemalloc.get_traced_memory()[1] / 1e6
+        peaks[label] = tracemalloc.get_traced_memory()[1] / 1e6
         tracemalloc.stop()
-        rows[label] = (t, peak, J)
-    t0, m0, J0 = rows["project"]
-    print(f"piggyback m = p = {p}, {steps} steps from the solution (time, peak memory)")
-    for label, (t, m, J) in rows.items():
-        print(f"  {label:<20} {t:7.2f} s  {m:8.0f} MB  ratio {t0 / t:5.2f}x time, "
-              f"{m0 / m:5.2f}x memory  |J - project| {np.max(np.abs(J - J0)):.1e}")
+    t0 = statistics.median(rows["project"])
+    print(f"piggyback m = p = {p}, {steps} steps from the solution (time: median "
+          f"[min-max] of {rounds_m_p} interleaved rounds; peak memory by tracemalloc)")
+    for label, times in rows.items():
+        t = statistics.median(times)
+        print(f"  {label:<20} {t:6.2f} s [{min(times):.2f}-{max(times):.2f}]  "
+              f"{peaks[label]:6.0f} MB   project / this: x{t0 / t:5.2f} time, "
+              f"x{peaks['project'] / peaks[label]:5.2f} memory   "
+              f"|J - project| {np.max(np.abs(out[label] - out['project'])):.1e}")
+
+
+def piggyback_m1_rows(probs, rounds):
+    d = probs["p = 2000"]
+    X, y, lam = d["X"], d["y"], d["lam"]
+    p = X.shape[1]
+    s = 1.0 / np.linalg.norm(X, 2) ** 2
     F1 = cv.algorithms.forward_backward_lasso(X, y)
-    t_ours, (_, Js) = median_time(lambda: cv.piggyback(F1, np.zeros(p), lam, 100,
-                                                       history=False), 3)
 
     def dense1():
         w, J = np.zeros(p), np.zeros(p)
@@ -188,9 +257,8 @@ def piggyback_rows(probs):
             w = np.sign(z) * np.maximum(np.abs(z) - s * lam, 0)
         return J
 
-    t_np, J1 = median_time(dense1, 3)
-    line = (f"piggyback m = 1, 100 steps: project {t_ours * 1e3:.1f} ms, dense NumPy loop "
-            f"{t_np * 1e3:.1f} ms ({t_ours / t_np:.2f}x)")
+    fns = {"project": lambda: cv.piggyback(F1, np.zeros(p), lam, 100, history=False)[1],
+           "dense loop": dense1}
     try:
         import jax
         jax.config.update("jax_enable_x64", True)
@@ -205,19 +273,31 @@ def piggyback_rows(probs):
             return w
         f = jax.jit(jax.jacfwd(unrolled))
         f(lam).block_until_ready()
-        t_jax, _ = median_time(lambda: f(lam).block_until_ready(), 3)
-        line += f", JAX jit(jacfwd) {t_jax * 1e3:.1f} ms ({t_ours / t_jax:.2f}x)"
+        fns["JAX jit(jacfwd)"] = lambda: f(lam).block_until_ready()
     except ImportError:
-        line += ", JAX not installed"
+        pass
+    r = interleaved(fns, rounds)
+    t = r["project"][0]
+    line = f"piggyback m = 1, 100 steps: project {fmt(r['project'])}"
+    for peer in ("dense loop", "JAX jit(jacfwd)"):
+        if peer in r:
+            line += f", {peer} {fmt(r[peer])} (x{t / r[peer][0]:.2f})"
+    Js, J1 = r["project"][3], r["dense loop"][3]
     print(line + f"   |J - dense| {np.max(np.abs(Js[0, :, 0] - J1)):.1e}")
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-m-p", action="store_true", help="skip the m = p piggyback rows")
+    args = parser.parse_args()
     probs = problems()
     cv.certify_contraction([[[0.5]]])          # imports (cvxpy) off the clock
-    hypergradient_rows(probs)
-    end_to_end_rows(probs)
-    piggyback_rows(probs)
+    hypergradient_rows(probs, args.rounds)
+    end_to_end_rows(probs, args.rounds)
+    if not args.skip_m_p:
+        piggyback_rows(probs)
+    piggyback_m1_rows(probs, args.rounds)
 
 
 if __name__ == "__main__":

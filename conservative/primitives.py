@@ -225,8 +225,12 @@ class Elementwise(Primitive):
         return [out] * len(shapes), self.checked_shape([out] * len(shapes), params, call)
 
     def tangent(self, vals, out, tangents, partials, params, need=ALL):
-        """``sum_i d_i t_i``: the chain rule through elementwise partials ``d_i``."""
-        return combine(partials, tangents)
+        """``sum_i d_i t_i``: the chain rule through elementwise partials ``d_i``; only on the
+        demanded elements when they are few (the others are left zero: nothing reads them)."""
+        idx = _few_needed(need, out, partials, tangents)
+        if idx is None:
+            return combine(partials, tangents)
+        return _combine_on(partials, tangents, idx, out)
 
     def demand(self, need, vals, out, partials, live, params) -> tuple:
         """An input element is needed where the output's is and its partial is not zero
@@ -483,7 +487,7 @@ class Structural(Primitive):
 
 def combine(partials, tangents):
     """``sum_i d_i * t_i`` for elementwise partials; scalar 0 and ±1 cost no multiplication."""
-    acc = None
+    acc, own = None, False                      # own: acc is a fresh array, safe to update
     for d, t in zip(partials, tangents):
         if t is None:
             continue
@@ -492,15 +496,71 @@ def combine(partials, tangents):
                 continue
             if d == 1.0 or d == -1.0:
                 if acc is None:
-                    acc = t if d == 1.0 else -t
+                    acc, own = (t, False) if d == 1.0 else (-t, True)
                 else:
-                    acc = acc + t if d == 1.0 else acc - t
+                    acc, own = _accumulate(acc, own, t, d == 1.0)
                 continue
             term = t * d
         else:
             term = t * d[..., None]
-        acc = term if acc is None else acc + term
+        if acc is None:
+            acc, own = term, True
+        else:
+            acc, own = _accumulate(acc, own, term, True)
     return acc
+
+
+def _few_needed(need, out, partials, tangents):
+    """The elements of a large 1-D node whose tangent can be non-zero and is demanded (some
+    partial with a tangent is non-zero there), when at most half are; else None."""
+    if out.ndim != 2 or out.shape[1] < 64 or (np.ndim(need) and need.shape != out.shape[1:]):
+        return None
+    if max((t.shape[-1] for t in tangents if t is not None), default=0) < 16:
+        return None                                # a narrow tangent: the plain rule is cheaper
+    mask = need if np.ndim(need) else None
+    nonzero = np.zeros(out.shape[1:], dtype=bool)
+    for d, t in zip(partials, tangents):
+        if t is None or ((type(d) is float or np.ndim(d) == 0) and d == 0.0):
+            continue
+        if type(d) is float or np.ndim(d) != out.ndim:
+            nonzero = None                         # a scalar (or unusual) partial: anywhere
+            break
+        nonzero |= np.any(np.broadcast_to(d, d.shape[:1] + out.shape[1:]) != 0, axis=0)
+    if nonzero is not None:
+        mask = nonzero if mask is None else mask & nonzero
+    if mask is None:
+        return None
+    idx = np.flatnonzero(mask)
+    return idx if 2 * len(idx) <= out.shape[1] else None
+
+
+def _combine_on(partials, tangents, idx, out):
+    """:func:`combine` on the elements ``idx`` of a 1-D node, scattered into zeros."""
+    if any(not (type(d) is float or np.ndim(d) == 0 or np.ndim(d) == out.ndim)
+           for d in partials) or any(t is not None and t.ndim != 3 for t in tangents):
+        return combine(partials, tangents)           # an unusual layout: the plain rule
+    part = combine(tuple(d if type(d) is float or np.ndim(d) == 0 else
+                         np.broadcast_to(d, d.shape[:1] + out.shape[1:])[:, idx]
+                         for d in partials),
+                   [None if t is None else t[:, idx] for t in tangents])
+    if part is None:
+        return None
+    full = np.zeros(part.shape[:1] + out.shape[1:] + part.shape[2:], dtype=part.dtype)
+    full[:, idx] = part
+    return full
+
+
+def _accumulate(acc, own, term, plus):
+    """``acc + term`` (or ``- term``), in place when acc is a fresh array of the result's shape
+    and dtype (one n x T temporary less per term of a wide tangent)."""
+    if own and acc.shape == np.broadcast_shapes(acc.shape, term.shape) and \
+            acc.dtype == np.result_type(acc, term):
+        if plus:
+            acc += term
+        else:
+            acc -= term
+        return acc, True
+    return (acc + term if plus else acc - term), True
 
 
 def partials_of_choice(pieces: Pieces, choice: np.ndarray, n_inputs: int) -> tuple:

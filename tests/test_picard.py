@@ -121,7 +121,7 @@ def test_singular_hull_refused():
 def test_invertible_on_hull_without_contraction():
     A = np.array([[[3.0, 0.0], [0.0, 3.0]], [[4.0, 1.0], [0.0, 2.5]]])   # not contracting
     proved, how = cv.invertible_on_hull(A)
-    assert proved and "exact" in how
+    assert proved and ("exact" in how or "outward-rounded" in how)
 
 
 def test_selection_modes_and_their_errors():

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .. import interval as iv
 from .._exact import is_psd, to_fractions
 from .._types import (as_float_array, as_matrix_stack, check_bool, check_int, check_real,
                      check_steps, initial_jacobian)
@@ -35,14 +36,17 @@ __all__ = ["implicit_jacobian", "invertible_on_hull", "fpad", "fpad_vjp", "one_s
 def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
     """Prove that ``I - A`` is invertible for every ``A`` in ``conv{A_i}``.
 
-    Two exact sufficient tests, tried in order:
+    Three sufficient tests, tried in order (the first is the cheap one of the hot paths):
 
-    1. a contraction certificate of ``{A_i}`` (JSR < 1, so every spectral radius on the hull is
+    1. with ``C = (I - mean A_i)^{-1}`` (rounded), ``||I - C (I - A_i)||_inf < 1`` at every
+       vertex, in outward-rounded interval arithmetic. ``A -> ||I - C (I - A)||`` is convex (a
+       norm of an affine map), so the bound holds on the whole hull, where ``C (I - A)``, hence
+       ``I - A``, is therefore invertible (a Neumann series);
+    2. a contraction certificate of ``{A_i}`` (JSR < 1, so every spectral radius on the hull is
        below 1);
-    2. a matrix ``C`` (here ``(I - mean A_i)^{-1}``, rounded) such that the symmetric part of
-       ``C (I - A_i)`` is positive definite at every vertex, checked in rational arithmetic. It is
-       affine in ``A``, so it stays positive definite on the hull, and ``C (I - A)`` cannot be
-       singular there.
+    3. the symmetric part of ``C (I - A_i)`` positive definite at every vertex, checked in
+       rational arithmetic. It is affine in ``A``, so it stays positive definite on the hull,
+       and ``C (I - A)`` cannot be singular there.
 
     Returns
     -------
@@ -51,14 +55,19 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
         Which test succeeded, or why neither did.
     """
     A = as_matrix_stack(A, name="A", call="cv.invertible_on_hull")
-    cert = certify_contraction(A, progress=False)
-    if cert.certified:
-        return True, f"contraction certificate ({cert.norm}, rho = {cert.rho:.4g})"
     n = A.shape[1]
     eye = np.eye(n)
     try:
         C = np.linalg.inv(eye - A.mean(axis=0))
     except np.linalg.LinAlgError:
+        C = None
+    if C is not None and np.all(np.isfinite(C)) and _neumann_bound(C, A) < 1.0:
+        return True, ("||I - C (I - A)||_inf < 1 on the hull (outward-rounded interval "
+                      "check, C = (I - mean A)^-1)")
+    cert = certify_contraction(A, progress=False)
+    if cert.certified:
+        return True, f"contraction certificate ({cert.norm}, rho = {cert.rho:.4g})"
+    if C is None:
         return False, "I - mean(A) is singular"
     Cq = to_fractions(C)
     for Ai in A:
@@ -70,6 +79,15 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
             return False, ("no contraction certificate and no uniform positive-definite "
                            "preconditioning of I - A on the hull was found")
     return True, "sym(C (I - A)) positive definite on the hull (exact check)"
+
+
+def _neumann_bound(C: np.ndarray, A: np.ndarray) -> float:
+    """A rigorous upper bound of ``max_i ||I - C (I - A_i)||_inf`` (outward rounding)."""
+    eye = iv.Interval(np.eye(A.shape[1]))
+    E = iv.subtract(eye, iv.matmul(iv.Interval(C), iv.subtract(eye, iv.Interval(A))))
+    rows = iv.sum(iv.Interval(E.mag), axis=-1)
+    bound = float(np.max(rows.hi, initial=0.0))
+    return bound if np.isfinite(bound) else np.inf
 
 
 def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) -> JacobianSet:
@@ -144,13 +162,19 @@ MAX_BLOCK = 512
 
 def _support(F, theta, x_star, call):
     """(xb, tb, values, partials, rows, enclosure) at the exact fixed point near x_star, or
-    rows=None when the active block is too large to form."""
+    rows=None when the active block is too large to form.
+
+    The rows are those the enclosure's own test found may be non-zero on its box (a superset
+    of the rows on the final box, which holds x_star): no second interval sweep."""
     xb, tb, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
     enc = fixed_point_enclosure(F, tb[0], xb[0])
-    rows = active_rows(F, tb[0], enc.lo, enc.hi, call=call)
-    if len(rows) > min(MAX_BLOCK, max(1, F.n // 2)):
+    rows = enc.rows
+    if rows is None:
+        rows = active_rows(F, tb[0], enc.lo, enc.hi, call=call)
+    if len(rows) > MAX_BLOCK:
         rows = None
-    return xb, tb, values, partials, rows, enc
+    return xb, tb, values, partials, np.asarray(rows, dtype=np.int64) if rows is not None \
+        else None, enc
 
 
 def _smooth_support_block(F, theta, x_star, call):
@@ -161,11 +185,11 @@ def _smooth_support_block(F, theta, x_star, call):
     if rows is None or enc.kinks or not enc.proven:
         return None
     other = np.setdiff1d(np.arange(F.n), rows)
-    cols = frozen_columns(F, values, partials, rows)                 # A[:, N]
-    A_NN = cols[rows]
+    k = len(rows)
     J_rest = np.zeros((F.n, F.m))
-    base = frozen_columns(F, values, partials, np.zeros(0, dtype=np.int64), J_rest=J_rest)
-    J_rest[other] = base[other]                                      # J_Z = B_Z
+    cols = frozen_columns(F, values, partials, rows, J_rest=J_rest)  # [A[:, N]  B] in one pass
+    A_NN = cols[rows, :k]
+    J_rest[other] = cols[other, k:]                                  # J_Z = B_Z
     rhs = frozen_columns(F, values, partials, np.zeros(0, dtype=np.int64), J_rest=J_rest)
     proved, how = invertible_on_hull(A_NN[None])
     if not proved:
@@ -240,7 +264,9 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
 
     Iterates the adjoint ``v <- A(x̄)^T v + grad_x`` (default selection frozen at ``x̄``) to its
     fixed point ``v = (I - A^T)^{-1} grad_x`` and returns ``B(x̄)^T v``: O(1) memory in the number
-    of steps, one vector-Jacobian product per step, error ``rho^k``.
+    of steps, one vector-Jacobian product per step, error ``rho^k``. When A vanishes outside an
+    active block of at most ``MAX_BLOCK`` rows (found by the enclosure of the exact fixed
+    point) and that k x k block clearly contracts, the limit is solved for directly instead.
 
     Raises
     ------
@@ -260,7 +286,7 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     _, _, values, partials, rows, _ = _support(F, theta, x_star, call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     p = F.program
-    if rows is not None and len(rows) < F.n:
+    if rows is not None:
         total = _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call)
     else:
         v = g
@@ -294,16 +320,7 @@ def _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call):
     A_NN = frozen_columns(F, values, partials, rows)[rows]
     flat_g = g.reshape(-1)
     gN = flat_g[rows]
-    vN, change = gN.copy(), 0.0
-    AT = A_NN.T.copy()
-    for _ in range(max_steps):
-        new = AT @ vN + gN
-        change = float(np.max(np.abs(new - vN))) if len(vN) else 0.0
-        vN = new
-        if change <= tol * (1.0 + float(np.max(np.abs(vN), initial=0.0))):
-            break
-    else:
-        raise _not_converged(call, change, max_steps)
+    vN = _adjoint_limit(A_NN, gN, tol, max_steps, call)
     ct = np.zeros(F.n)
     ct[rows] = vN
     cts = vjp(p, values, partials, ct.reshape((1,) + F.state_shape), call=call)
@@ -314,6 +331,35 @@ def _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call):
         total = total + vjp(p, values, partials, vZ.reshape((1,) + F.state_shape),
                             call=call)[p.theta_node][0]
     return total
+
+
+#: Spectral radius (float estimate) below which the k x k adjoint is solved, not iterated.
+SOLVE_BELOW = 1.0 - 1e-6
+
+
+def _adjoint_limit(A_NN, gN, tol, max_steps, call):
+    """The limit of ``v <- A_NN^T v + g_N`` from ``v = g_N``.
+
+    When the iteration clearly converges (spectral radius of the k x k block below
+    ``SOLVE_BELOW``), its limit ``(I - A_NN^T)^{-1} g_N`` is solved for directly (one LU of a
+    k x k matrix instead of up to ``max_steps`` products, and more accurate); otherwise it is
+    iterated, so that a non-contracting block still raises NotConvergedError."""
+    k = len(gN)
+    if k == 0:
+        return gN.copy()
+    with np.errstate(all="ignore"):
+        rho = float(np.max(np.abs(np.linalg.eigvals(A_NN)))) if np.all(np.isfinite(A_NN)) \
+            else np.inf
+    if rho < SOLVE_BELOW:
+        return np.linalg.solve(np.eye(k) - A_NN.T, gN)
+    vN, change, AT = gN.copy(), 0.0, A_NN.T.copy()
+    for _ in range(max_steps):
+        new = AT @ vN + gN
+        change = float(np.max(np.abs(new - vN)))
+        vN = new
+        if change <= tol * (1.0 + float(np.max(np.abs(vN), initial=0.0))):
+            return vN
+    raise _not_converged(call, change, max_steps)
 
 
 def one_step(F, x, theta) -> np.ndarray:

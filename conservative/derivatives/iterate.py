@@ -282,8 +282,10 @@ def linearisation_at_fixed_point(F, theta, x_star, *, call: str):
     xb, tb = F.point(x_star, theta, call=call)
     require_fixed_point(F, xb[0], tb[0], call)
     enc = fixed_point_enclosure(F, tb[0], xb[0])
-    possible = possible_pieces(F.program, iv.Interval(enc.lo, enc.hi), iv.Interval(tb[0]),
-                               call=call) if enc.kinks else None
+    possible = None
+    if enc.kinks:          # the pieces the enclosure found on its box, else computed here
+        possible = enc.possible if enc.possible is not None else possible_pieces(
+            F.program, iv.Interval(enc.lo, enc.hi), iv.Interval(tb[0]), call=call)
     values = evaluate(F.program, xb, tb, call=call, keep=True)
     lin = linearise(F.program, values, tol=0.0, call=call, with_pieces=False,
                     possible=possible)

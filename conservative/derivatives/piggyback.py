@@ -102,6 +102,7 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
     xs = np.empty((kept,) + F.state_shape)
     Js = np.empty((kept, F.n, F.m))
     xs[0], Js[0] = xb[0], J
+    J = Js[0]
     if isinstance(selection, str) and selection == "default":
         advance = derivative_step(F, tb)
 
@@ -123,6 +124,7 @@ def piggyback(F, x0, theta, steps: int, *, J0=None, selection="default", hull: b
         x, J = step(k, x, J)
         slot = k + 1 if history else 0
         xs[slot], Js[slot] = x[0], J
+        J = Js[slot]        # the step's own array is freed now (one n x m array less alive)
     return xs, Js
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,35 @@ def _matmul_shapes(sa, sb, call):
     return ka
 
 
+#: Facts of large point operands, computed once per operand: the constants of a traced
+#: program reach every product as the same Interval object (built once per program), and a
+#: product with a 250 x 2000 constant spent most of its time re-scanning it (point? finite?
+#: tiny entries? its absolute value). id(lo) -> (weakref lo, weakref hi, facts or None).
+_FACTS: dict = {}
+_FACTS_MIN_SIZE = 4096
+
+
+def _operand_facts(x: Interval):
+    """``(mid, None, |mid|, finite, tiny)`` of a large point operand whose endpoint arrays own
+    their read-only data, memoised while the arrays live; None for every other operand."""
+    lo, hi = x._lo, x._hi
+    if lo.size < _FACTS_MIN_SIZE or lo.base is not None or hi.base is not None \
+            or lo.flags.writeable or hi.flags.writeable:
+        return None
+    entry = _FACTS.get(id(lo))
+    if entry is not None and entry[0]() is lo and entry[1]() is hi:
+        return entry[2]
+    facts = None
+    if np.array_equal(lo, hi):
+        facts = (lo, None, np.abs(lo), bool(np.all(np.isfinite(lo))), _has_tiny(lo))
+        facts[2].flags.writeable = False
+    key = id(lo)
+    _FACTS[key] = (weakref.ref(lo, lambda _, key=key, memo=_FACTS: memo.pop(key, None)),
+                   weakref.ref(hi),
+                   facts)
+    return facts
+
+
 def _midrad_parts(x: Interval):
     """(mid, rad) floats with [mid - rad, mid + rad] containing x; rad is None for points."""
     lo, hi = x._lo, x._hi
@@ -91,12 +121,14 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     ``|C - mid| <= c1 S1 + c2 S23 (+ 8 (k+1) eta if a product may underflow)`` with
     ``c1 = 2 (k+1) u >= gamma_k / (1 - gamma_k)`` and ``c2 = 1 + 4 (k+1) u >= 1/(1 - gamma_k)``.
     """
-    ma, ra = _midrad_parts(a)
-    mb, rb = _midrad_parts(b)
+    fa, fb = _operand_facts(a), _operand_facts(b)
+    ma, ra = (fa[0], fa[1]) if fa is not None else _midrad_parts(a)
+    mb, rb = (fb[0], fb[1]) if fb is not None else _midrad_parts(b)
     c = ma @ mb
     if k == 0:
         return Interval._new(c, c.copy())
-    abs_ma, abs_mb = np.abs(ma), np.abs(mb)
+    abs_ma = fa[2] if fa is not None else np.abs(ma)
+    abs_mb = fb[2] if fb is not None else np.abs(mb)
     s1 = abs_ma @ abs_mb
     s23 = np.zeros_like(s1)
     u = abs_mb
@@ -108,12 +140,23 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     c1 = sum_bound(k)
     c2 = float(next_up(1.0 + float(k + 1) * 2.0 ** -51))
     r = add_ru(mul_dir(c1, s1)[1], mul_dir(c2, s23)[1])
-    if _has_tiny(ma, mb, ra, rb, u):
+    # a known operand's tiny entries (u included) are in its facts; scan only the others
+    # a known (point) operand's tiny entries are in its facts (then u = |mb| or |mb| + rb
+    # with rb = None); scan only the others
+    if (fa[4] if fa is not None else _has_tiny(ma, ra)) or \
+            (fb[4] if fb is not None else _has_tiny(mb, rb, u)):
         r = add_ru(r, 8.0 * (k + 1) * ETA)
     lo = add_rd(c, -r)
     hi = add_ru(c, r)
     bad = np.isnan(lo) | np.isnan(hi)
     return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
+
+
+def _finite(x: Interval) -> bool:
+    facts = _operand_facts(x)
+    if facts is not None:
+        return facts[3]
+    return bool(np.all(np.isfinite(x._lo)) and np.all(np.isfinite(x._hi)))
 
 
 def _matmul_tight(a: Interval, b: Interval) -> Interval:
@@ -169,7 +212,7 @@ def matmul(a: Any, b: Any, *, method: str = "midrad") -> Interval:
         raise InputError(fail_message(call, f"method={method!r}", "pass 'midrad' or 'tight'"))
     a, b = as_interval(a, call=call, name="a"), as_interval(b, call=call, name="b")
     k = _matmul_shapes(a.shape, b.shape, call)
-    finite = all(bool(np.all(np.isfinite(v))) for v in (a._lo, a._hi, b._lo, b._hi))
+    finite = all(_finite(x) for x in (a, b))
     if method == "tight" or not finite:
         return _matmul_tight(a, b)
     return _matmul_midrad(a, b, k)
