@@ -36,7 +36,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["CellResult", "cell_attractor"]
+__all__ = ["CellResult", "cell_attractor", "box_distance", "subdivide"]
 
 _U = np.finfo(float).eps
 _BITS = 20                  # bits per coordinate in a cell code (levels <= 20)
@@ -105,30 +105,28 @@ class _Grid:
             out.append(np.stack([c - h, c + h], axis=1))
         return np.concatenate(out) if out else np.zeros((0, 2, self.D))
 
-    def start(self, lo, hi, depth):
-        """Pairs (poly, keys, level) of the cells at each polytope's start level that meet its
-        bounding box [lo, hi]: the finest level whose side exceeds the box's extent."""
-        extent = np.maximum(np.max(hi - lo, axis=1), 1e-300)
-        lv = np.clip(np.floor(np.log2(self.S / extent)).astype(np.int64), 0, depth)
-        out = []
-        for level in np.unique(lv):
-            idx = np.flatnonzero(lv == level)
-            s, top = self.side(level), 2 ** int(level) - 1
-            k0 = np.clip(np.floor((lo[idx] - self.lo) / s), 0, top).astype(np.int64)
-            k1 = np.clip(np.floor((hi[idx] - self.lo) / s), 0, top).astype(np.int64)
-            for off in itertools.product(range(3), repeat=self.D):
-                keys = k0 + np.array(off)
-                ok = np.all(keys <= k1, axis=1)
-                out.append((int(level), idx[ok], keys[ok]))
-        return out
+    def merge_inner(self):
+        """Replace 2**D inner siblings by their parent, from the finest level up."""
+        for level in sorted(self.inner, reverse=True):
+            if level == 0:
+                continue
+            codes = self.inner[level]
+            parents = self.code(self.decode(codes) >> 1)
+            uniq, counts = np.unique(parents, return_counts=True)
+            full = uniq[counts == 2 ** self.D]
+            if len(full):
+                self.inner[level] = codes[~np.isin(parents, full)]
+                self.inner[level - 1] = np.union1d(self.inner.get(level - 1,
+                                                                  np.zeros(0, np.int64)), full)
 
 
 class _Polys:
     """Convex sets by supports h (P, f) in directions F (P, f, D) (or shared F (f, D)), with
-    bounding boxes; ``outer`` sets test meeting, inner sets test containment."""
+    bounding boxes and supports hW (P, w) in the shared directions of the search tree."""
 
-    def __init__(self, F, h, lo, hi):
+    def __init__(self, F, h, lo, hi, hW=None):
         self.F, self.h, self.lo, self.hi = F, h, lo, hi
+        self.hW = h if hW is None else hW
 
     def dirs(self, p):
         return self.F if self.F.ndim == 2 else self.F[p]
@@ -145,53 +143,77 @@ class _Polys:
         return mid + spread, mid - spread
 
 
-def _descend(grid, polys, depth, delta, *, inner):
-    """Level-by-level pairs (cell, polytope). Outer: the cells at ``depth`` that meet some
-    polytope (not inside inner cells); a cell inside one polytope is *covered* and carries no
-    pairs (all its descendants meet it). Inner: adds the cells contained in some polytope."""
-    D = grid.D
-    starts = grid.start(polys.lo - delta, polys.hi + delta, depth)
-    carry = (np.zeros(0, np.int64), np.zeros((0, D), np.int64))
-    covered = np.zeros((0, D), np.int64)
-    children = np.array(list(itertools.product((0, 1), repeat=D)), dtype=np.int64)
-    for level in range(depth + 1):
-        p = np.concatenate([carry[0]] + [q for lv, q, _ in starts if lv == level])
-        keys = np.concatenate([carry[1]] + [k for lv, _, k in starts if lv == level])
-        live = ~grid.in_inner(keys, level) if len(p) else np.zeros(0, bool)
-        p, keys = p[live], keys[live]
-        if len(covered):
-            covered = covered[~grid.in_inner(covered, level)]
-        keep_p, keep_k, cover = [p[:0]], [keys[:0]], [covered]
-        for a in range(0, len(p), _CHUNK):
-            pp, kk = p[a:a + _CHUNK], keys[a:a + _CHUNK]
-            c, half = grid.centres(kk, level)
-            hi_ex, lo_ex = polys.excess(pp, c, np.full(len(pp), half))
-            meets = np.all(lo_ex <= delta, axis=1)
-            inside = meets & np.all(hi_ex <= -delta, axis=1)
-            if inner and np.any(inside):
-                grid.add_inner(np.unique(kk[inside], axis=0), level)
-            elif np.any(inside):
-                cover.append(kk[inside])
-            meets &= ~inside
-            keep_p.append(pp[meets])
-            keep_k.append(kk[meets])
-        p, keys = np.concatenate(keep_p), np.concatenate(keep_k)
-        covered = np.unique(np.concatenate(cover), axis=0) if len(cover) > 1 else covered
-        if len(p) and (inner or len(covered)):
-            drop = grid.in_inner(keys, level) if inner else \
-                np.isin(grid.code(keys), grid.code(covered))
-            p, keys = p[~drop], keys[~drop]
-        if level == depth:
-            kept = np.concatenate([keys, covered])
-            return np.unique(kept, axis=0) if len(kept) else kept
-        p = np.repeat(p, len(children))
-        keys = 2 * np.repeat(keys, len(children), axis=0) + np.tile(children, (len(keys), 1))
-        covered = (2 * np.repeat(covered, len(children), axis=0)
-                   + np.tile(children, (len(covered), 1)))
-        s = grid.side(level + 1)
-        lo_c = grid.lo + keys * s
-        ok = np.all((lo_c <= polys.hi[p] + delta) & (lo_c + s >= polys.lo[p] - delta), axis=1)
-        carry = (p[ok], keys[ok])
+def _morton(q, D):
+    """Z-order codes of non-negative integer coordinates q (N, D) below 2**10."""
+    code = np.zeros(len(q), dtype=np.int64)
+    for bit in range(10):
+        for a in range(D):
+            code |= ((q[:, a] >> bit) & 1).astype(np.int64) << (bit * D + a)
+    return code
+
+
+class _Tree:
+    """A bounding-volume hierarchy over convex sets with supports h (N, f) in shared unit
+    directions W, in the Z-order of their anchors: level j groups 2**j consecutive sets, and a
+    group's supports are the maxima of its members' (those of the hull of their union), so a
+    cell separated from a group's hull is separated from every member."""
+
+    def __init__(self, h, anchors, lo, S):
+        D = anchors.shape[1]
+        q = np.clip(((anchors - lo) / S * 1024).astype(np.int64), 0, 1023)
+        self.order = np.argsort(_morton(q, D), kind="stable")
+        size = 1 << max(0, math.ceil(math.log2(max(len(h), 1))))
+        H = np.full((size, h.shape[1]), -np.inf)
+        H[:len(h)] = h[self.order]
+        self.levels = [H]
+        while len(H) > 1:
+            H = np.maximum(H[0::2], H[1::2])
+            self.levels.append(H)
+
+
+def _search(tree, W, c, half, delta, *, contain, cap=8):
+    """:func:`_search_chunk` over chunks of cells (bounded memory)."""
+    out = [[], [], []]
+    step = 8192
+    for a in range(0, len(c), step):
+        node, member, capped = _search_chunk(tree, W, c[a:a + step], half[a:a + step], delta,
+                                             contain=contain, cap=cap)
+        out[0].append(node + a)
+        out[1].append(member)
+        out[2].append(capped)
+    if not out[0]:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
+    return tuple(np.concatenate(x) for x in out)
+
+
+def _search_chunk(tree, W, c, half, delta, *, contain, cap=8):
+    node = np.arange(len(c))
+    grp = np.zeros(len(c), dtype=np.int64)
+    capped = np.zeros(len(c), dtype=bool)
+    cW = c @ W.T                                          # (N, f)
+    spread = half[0] * np.abs(W).sum(axis=1) if len(c) else 0.0   # one level: one half side
+    for j in range(len(tree.levels) - 1, -1, -1):
+        mid = cW[node] - tree.levels[j][grp]
+        ok = np.all(mid <= -delta - spread, axis=1) if contain else \
+            np.all(mid <= delta + spread, axis=1)
+        node, grp, mid = node[ok], grp[ok], mid[ok]
+        if j == 0 or len(node) == 0:
+            break
+        first = np.searchsorted(node, node, side="left")      # node stays sorted
+        rank = np.arange(len(node)) - first
+        if np.any(rank >= cap):
+            crowded = np.isin(node, node[rank >= cap])
+            capped[node[rank >= cap]] = True
+            idx = np.flatnonzero(crowded)
+            order = idx[np.lexsort((np.max(mid[idx], axis=1), node[idx]))]
+            node_c = node[order]
+            rank_c = np.arange(len(order)) - np.searchsorted(node_c, node_c, side="left")
+            keep = np.concatenate([np.flatnonzero(~crowded), order[rank_c < cap]])
+            keep.sort(kind="stable")
+            node, grp = node[keep], grp[keep]
+        node, grp = np.repeat(node, 2), (2 * grp[:, None] + np.arange(2)).ravel()
+    member = tree.order[np.minimum(grp, len(tree.order) - 1)] if len(grp) else grp
+    return node, member, capped
 
 
 def _directions(M, D):
@@ -239,7 +261,7 @@ def _outer_polys(M, s, W, boxes):
     return _Polys(W, h, lo, hi)
 
 
-def _point_polys(M, s, V, D):
+def _point_polys(M, s, V, D, W):
     """P(v) = conv{M_i v + s_i} for points v (N, D), by supports on its facet normals.
 
     Every facet of the hull of k points is spanned by D of them, so the normals of all D-subsets
@@ -276,14 +298,15 @@ def _point_polys(M, s, V, D):
     F = np.take_along_axis(F, order[..., None], axis=1)
     h = np.take_along_axis(h, order, axis=1) - 1e-9 * size[:, None]  # margin: directions
     h[poisoned] = -np.inf
-    return _Polys(F, h, pts.min(axis=1), pts.max(axis=1))
+    hW = np.max(np.einsum("nkd,fd->nkf", pts, W), axis=1)
+    return _Polys(F, h, pts.min(axis=1), pts.max(axis=1), hW)
 
 
-def _box_polys(M, s, boxes, D):
+def _box_polys(M, s, boxes, D, W):
     """The parallelograms / parallelepipeds M_i C + s_i of boxes C, for invertible M_i."""
     c = (boxes[:, 0] + boxes[:, 1]) / 2
     half = (boxes[:, 1] - boxes[:, 0]) / 2
-    Fs, hs, los, his = [], [], [], []
+    Fs, hs, los, his, hWs = [], [], [], [], []
     for Mi, si in zip(M, s):
         scale = max(float(np.max(np.abs(Mi))), 1e-300)
         if abs(np.linalg.det(Mi / scale)) < 1e-6:
@@ -301,10 +324,12 @@ def _box_polys(M, s, boxes, D):
         spread = half @ np.abs(Mi).T
         los.append(centre - spread)
         his.append(centre + spread)
+        UW = W @ Mi
+        hWs.append(centre @ W.T + half @ np.abs(UW).T)
     if not Fs:
         return None
     return _Polys(np.concatenate(Fs), np.concatenate(hs), np.concatenate(los),
-                  np.concatenate(his))
+                  np.concatenate(his), np.concatenate(hWs))
 
 
 def _merge(a, b):
@@ -323,7 +348,8 @@ def _merge(a, b):
     Fa, ha = pad(Fa, a.h)
     Fb, hb = pad(Fb, b.h)
     return _Polys(np.concatenate([Fa, Fb]), np.concatenate([ha, hb]),
-                  np.concatenate([a.lo, b.lo]), np.concatenate([a.hi, b.hi]))
+                  np.concatenate([a.lo, b.lo]), np.concatenate([a.hi, b.hi]),
+                  np.concatenate([a.hW, b.hW]))
 
 
 def _exact_fixed_point(R_q, t_q):
@@ -374,13 +400,19 @@ class _Setup:
         s_max = float(np.max(np.abs(self.s)))
         self.delta = 64 * (D + self.k + 4) * _U * kappa * (a_max * D * y_max + s_max + y_max)
         self.frame_slack = 64 * _U * kappa ** 2
+        # computed points of K* (images of images of exact corners) drift by at most this
+        self.point_err = 2 * self.delta * math.sqrt(float(np.linalg.cond(Gy))) / (1 - rho)
 
 
-def _bound(grid, keys, depth, delta):
-    """Largest distance from a boundary cell (keys at ``depth``) to the inner cells."""
+def _bound(grid, keys, depth, delta, points, point_err):
+    """Largest distance from a boundary cell (keys at ``depth``) to the inner cells and the
+    computed points of K*."""
     if len(keys) == 0:
         return 0.0
     inner = grid.inner_boxes()
+    if len(points):
+        inner = np.concatenate([inner, np.stack([points, points], axis=1)])
+        delta = delta + point_err
     if len(inner) == 0:
         return math.inf
     from scipy.spatial import cKDTree
@@ -389,8 +421,8 @@ def _bound(grid, keys, depth, delta):
     signs = np.array(list(itertools.product((-1.0, 1.0), repeat=D)))
     corners = c[:, None] + half * signs[None]                     # (Nb, 2^D, D)
     centres = inner.mean(axis=1)
-    cand = [cKDTree(centres).query(c, k=min(8, len(inner)))[1].reshape(len(c), -1)]
-    sides = inner[:, 1, 0] - inner[:, 0, 0]
+    cand = [cKDTree(centres).query(c, k=min(6, len(inner)))[1].reshape(len(c), -1)]
+    sides = np.max(inner[:, 1] - inner[:, 0], axis=1)
     for side in np.unique(sides):                                # the nearest of each size
         idx = np.flatnonzero(sides == side)
         cand.append(idx[cKDTree(centres[idx]).query(c, k=1)[1]].reshape(-1, 1))
@@ -405,63 +437,69 @@ def _bound(grid, keys, depth, delta):
     return worst * (1 + 1e-12) + 4 * delta * math.sqrt(D)
 
 
-def cell_attractor(space, *, P, rho, tol, budget, max_level: int = 16):
+def cell_attractor(space, *, P, rho, tol, budget, max_points=None, max_level: int = 16):
     """The cover of the hull attractor of a D = 2, 3 dimensional reduced system (module
     docstring); ``tol`` (Frobenius, None: the finest that fits) bounds the Hausdorff distance.
-    Returns None when no cell can be proved inside (the epsilon-net is used instead)."""
+    Returns None when no cell could be proved inside (the epsilon-net is used instead)."""
     st = _Setup(space, P, rho)
     D = st.D
     grid = _Grid(st.root_lo, st.S, D)
     W = _directions(st.M, D)
-    delta = st.delta
-    boxes = np.array([[st.root_lo, st.root_lo + st.S]])
-    seed = _point_polys(st.M, st.s, st.y_star[None], D)
-    if tol is None:
-        target = 1
-    else:
-        target = int(np.clip(math.ceil(math.log2(st.S * 2 / tol)), 1, max_level))
-    depth, best, counts, j, at_depth = 0, None, [], 0, 0
-    fresh_polys = seed
-    last = None
+    target = 1 if tol is None else int(np.clip(math.ceil(math.log2(st.S * 4 / tol)), 1,
+                                               max_level))
+    boundary = np.zeros((1, D), dtype=np.int64)
+    points = np.zeros((0, D))
+    depth, best, counts, j, at_depth, last = 0, None, [], 0, 0, None
+    children = np.array(list(itertools.product((0, 1), repeat=D)), dtype=np.int64)
     while True:
         if budget.expired() and best is not None:
             return _partial(best)
-        depth_up = depth < target
-        depth = min(depth + 1, target)
-        outer = _outer_polys(st.M, st.s, W, boxes)
-        ipolys = fresh_polys if not depth_up else _merge(fresh_polys, seed)
-        grid.fresh = []
-        if ipolys is not None:
-            _descend(grid, ipolys, depth, delta, inner=True)
-        bnd = _descend(grid, outer, depth, delta, inner=False)
-        fresh_polys = _fresh_polys(grid, st)
-        inner_boxes = grid.inner_boxes()
-        c, h = grid.centres(bnd, depth)
-        boxes = np.concatenate([inner_boxes, np.stack([c - h, c + h], axis=1)])
-        j += 1
-        at_depth = at_depth + 1 if not depth_up else 0
-        budget.tick(len(boxes))
-        state = (len(bnd), len(inner_boxes))
-        settled = depth == target and (state == last or at_depth >= 25)
-        last = state
+        new_depth = min(depth + 1, target)
+        old = np.concatenate([grid.inner_boxes(), _boxes(grid, boundary, depth)])
+        cand = boundary
+        if new_depth > depth:
+            cand = (2 * np.repeat(boundary, len(children), axis=0)
+                    + np.tile(children, (len(boundary), 1)))
+        inside, points = _inner_step(grid, st, W, cand, new_depth, points,
+                                     4 * len(cand) + 64)
+        if np.any(inside):
+            grid.add_inner(cand[inside], new_depth)
+            grid.merge_inner()
+        rest = cand[~inside]
+        boundary = rest[_outer_step(grid, st, W, old, rest, new_depth)]
+        at_depth = at_depth + 1 if new_depth == depth else 0
+        depth, j = new_depth, j + 1
+        n_inner = sum(len(v) for v in grid.inner.values())
+        budget.tick(len(boundary) + n_inner)
+        if depth < target:
+            continue
+        bound = _bound(grid, boundary, depth, st.delta, points, st.point_err) * \
+            (1 + st.frame_slack)
+        settled = last is not None and not bound < 0.98 * last or at_depth >= 25
+        improved = math.isfinite(bound) and (best is None or bound < best.bound)
+        last = bound
+        if improved:
+            boxes = np.concatenate([grid.inner_boxes(), _boxes(grid, boundary, depth)])
+            best = CellResult(boxes, np.arange(len(boxes)) < n_inner, bound, j, True,
+                              grid.side(depth), st.frame, tol if tol is not None else bound)
+        if best is not None and tol is not None and best.bound <= tol:
+            return best
         if not settled:
             continue
-        bound = _bound(grid, bnd, depth, delta) * (1 + st.frame_slack)
-        if not math.isfinite(bound) and (target >= max_level or budget.expired()):
-            return best
-        result = CellResult(boxes, np.arange(len(boxes)) < len(inner_boxes), bound, j, True,
-                            grid.side(depth), st.frame, tol if tol is not None else bound)
-        counts.append(len(boxes))
-        if math.isfinite(bound) and (best is None or bound < best.bound):
-            best = result
-        if tol is not None and bound <= tol:
-            return result
+        counts.append(len(boundary) + n_inner)
         if target >= max_level:
             return best
-        if best is not None and not budget.allows(len(boxes), counts, "cells", tol,
+        if max_points is not None and len(boundary) + n_inner > max_points:
+            return best
+        if best is not None and not budget.allows(counts[-1], counts, "cells", tol,
                                                   achieved=best.bound, suggestion=best.bound):
             return best
-        target += 1
+        target, last = target + 1, None
+
+
+def _boxes(grid, keys, level):
+    c, h = grid.centres(keys, level)
+    return np.stack([c - h, c + h], axis=1)
 
 
 def _partial(best):
@@ -469,19 +507,111 @@ def _partial(best):
                       best.frame, best.tol)
 
 
-def _fresh_polys(grid, st):
-    """Inner sets from the cells proved inside since the last look: P(v) at their corners and
-    M_i C + s_i."""
-    if not grid.fresh:
-        return None
-    out = []
-    for level, keys in grid.fresh:
-        c, h = grid.centres(keys, level)
-        out.append(np.stack([c - h, c + h], axis=1))
-    boxes = np.concatenate(out)
+def _inner_step(grid, st, W, keys, level, points, limit):
+    """Which cells (keys at level) lie, with margin, in one convex set known to lie in K*, and
+    the next computed points of K* outside the inner cells (images of corners and points)."""
+    inner = grid.inner_boxes()
     signs = np.array(list(itertools.product((-1.0, 1.0), repeat=st.D)))
-    c = boxes.mean(axis=1)
-    half = (boxes[:, 1] - boxes[:, 0]) / 2
-    corners = np.unique((c[:, None] + half[:, None] * signs[None]).reshape(-1, st.D), axis=0)
-    polys = _point_polys(st.M, st.s, corners, st.D)
-    return _merge(polys, _box_polys(st.M, st.s, boxes, st.D))
+    c = inner.mean(axis=1)
+    half = (inner[:, 1] - inner[:, 0]) / 2
+    corners = np.unique(np.concatenate([(c[:, None] + half[:, None] * signs[None])
+                                        .reshape(-1, st.D), st.y_star[None], points]), axis=0)
+    images = (np.einsum("kab,nb->nka", st.M, corners) + st.s[None]).reshape(-1, st.D)
+    q = np.floor((images - grid.lo) / grid.side(level)).astype(np.int64)
+    ok = np.all((q >= 0) & (q < 2 ** level), axis=1)
+    images, q = images[ok], q[ok]
+    out = ~grid.in_inner(q, level)
+    _, first = np.unique(grid.code(q[out]), return_index=True)
+    new_points = images[out][first][:limit]
+    polys = _merge(_point_polys(st.M, st.s, corners, st.D, W),
+                   _box_polys(st.M, st.s, inner, st.D, W) if len(inner) else None)
+    tree = _Tree(polys.hW, (polys.lo + polys.hi) / 2, grid.lo, grid.S)
+    cc, h = grid.centres(keys, level)
+    hv = np.full(len(cc), h)
+    inside = np.zeros(len(cc), dtype=bool)
+    todo = np.arange(len(cc))
+    margin = st.delta + 4 * st.point_err
+    for cap in (4, 64):
+        node, member, capped = _search(tree, W, cc[todo], hv[todo], margin, contain=True,
+                                       cap=cap)
+        node = todo[node]
+        for a in range(0, len(node), _CHUNK):
+            nn, mm = node[a:a + _CHUNK], member[a:a + _CHUNK]
+            hi_ex, _ = polys.excess(mm, cc[nn], hv[nn])
+            inside[nn[np.all(hi_ex <= -margin, axis=1)]] = True
+        todo = todo[capped & ~inside[todo]]
+        if len(todo) == 0:
+            break
+    return inside, new_points
+
+
+def _outer_step(grid, st, W, old, keys, level):
+    """Which cells (keys at level) may meet the image of the cover ``old`` (boxes): those not
+    separated from every Psi(C), or whose search was capped (kept: that is always sound)."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=bool)
+    outer = _outer_polys(st.M, st.s, W, old)
+    tree = _Tree(outer.h, (outer.lo + outer.hi) / 2, grid.lo, grid.S)
+    c, h = grid.centres(keys, level)
+    meets = np.zeros(len(c), dtype=bool)
+    todo = np.arange(len(c))
+    for cap in (4, 64, 1024):              # a wider search for the cells not yet decided
+        node, _, capped = _search(tree, W, c[todo], np.full(len(todo), h), st.delta,
+                                  contain=False, cap=cap)
+        meets[todo[node]] = True
+        todo = todo[capped & ~meets[todo]]
+        if len(todo) == 0:
+            break
+    meets[todo] = True                     # undecided: kept, which is always sound
+    return meets
+
+
+def box_distance(y: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each point y (Q, D) to the union of boxes (N, 2, D), exactly.
+
+    Boxes of one size are searched by their centres: a box whose centre is at distance r from
+    y is at distance at least r minus its half-diagonal, so the k nearest centres settle y once
+    the k-th is that far beyond the best distance found; k doubles for the points not settled.
+    """
+    from scipy.spatial import cKDTree
+    y = np.asarray(y, dtype=float)
+    best = np.full(len(y), np.inf)
+    if len(boxes) == 0 or len(y) == 0:
+        return best
+    sides = np.max(boxes[:, 1] - boxes[:, 0], axis=1)
+    groups = [np.flatnonzero(sides == s) for s in np.unique(sides)]
+    trees = [cKDTree(boxes[g].mean(axis=1)) for g in groups]
+    radii = [float(np.max(np.linalg.norm((boxes[g, 1] - boxes[g, 0]) / 2, axis=1)))
+             for g in groups]
+    todo = [np.arange(len(y)) for _ in groups]
+    k = 8
+    while any(len(t) for t in todo):
+        for gi, (g, tree, r) in enumerate(zip(groups, trees, radii)):
+            q = todo[gi]
+            if len(q) == 0:
+                continue
+            kk = min(k, len(g))
+            dist, idx = tree.query(y[q], k=kk)
+            dist, idx = dist.reshape(len(q), kk), idx.reshape(len(q), kk)
+            lo, hi = boxes[g[idx], 0], boxes[g[idx], 1]
+            x = y[q][:, None]
+            gap = np.linalg.norm(x - np.clip(x, lo, hi), axis=2).min(axis=1)
+            best[q] = np.minimum(best[q], gap)
+            settled = (kk == len(g)) | (dist[:, -1] - r >= best[q])
+            todo[gi] = q[~settled]
+        k *= 4
+    return best
+
+
+def subdivide(boxes: np.ndarray, side: float) -> np.ndarray:
+    """Centres of the sub-cubes of side ``side`` (a power-of-two fraction of each box's side)
+    that tile the boxes (N, 2, D)."""
+    D = boxes.shape[2]
+    out = []
+    sides = boxes[:, 1, 0] - boxes[:, 0, 0]
+    for s in np.unique(sides):
+        b = boxes[sides == s]
+        n = max(1, int(round(s / side)))
+        offs = (np.array(list(itertools.product(range(n), repeat=D))) + 0.5) * (s / n)
+        out.append((b[:, None, 0] + offs[None]).reshape(-1, D))
+    return np.concatenate(out) if out else np.zeros((0, D))
