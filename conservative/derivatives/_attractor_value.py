@@ -195,7 +195,8 @@ class Attractor:
             side = self.cell_size
             sides = self.cell_boxes[:, 1, 0] - self.cell_boxes[:, 0, 0]
             D = self.dimension
-            while np.sum(np.maximum(1.0, sides / side) ** D) > max(5 * _SAMPLES, 3 * len(sides)):
+            limit = max(5 * _SAMPLES, 3 * len(sides))
+            while np.sum(np.maximum(1.0, sides / side) ** D) > limit:
                 side *= 2
             y = subdivide(self.cell_boxes, side)
             E = self.frame.reshape(D, -1)

@@ -471,6 +471,8 @@ def cell_attractor(space, *, P, rho, tol, budget, max_points=None, max_level: in
         depth, j = new_depth, j + 1
         n_inner = sum(len(v) for v in grid.inner.values())
         budget.tick(len(boundary) + n_inner)
+        if n_inner == 0 and depth >= 6:
+            return None                        # no interior found: the epsilon-net instead
         if depth < target:
             continue
         bound = _bound(grid, boundary, depth, st.delta, points, st.point_err) * \

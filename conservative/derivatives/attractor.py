@@ -317,7 +317,8 @@ def _solve(A, B, *, hull, P, rho, verified, tol, max_points, J0, deadline, progr
         budget = Budget(max_points=max_points, deadline=deadline, call=call, bar=bar)
         if space.dimension == 1 and space.R_q is not None:
             return _on_a_line(space, tol, budget, common)
-        if hull and space.exact and space.dimension in (2, 3) and J0 is None:
+        if hull and space.exact and space.dimension in (2, 3) and J0 is None \
+                and k > space.dimension:      # P(J) = conv{A_i J + B_i} can have interior
             att = _on_cells(space, tol, budget, common)
             if att is not None:
                 return att
