@@ -36,6 +36,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..errors import SetTooLargeError, fail_message
+
 __all__ = ["CellResult", "cell_attractor", "box_distance", "subdivide"]
 
 _U = np.finfo(float).eps
@@ -452,7 +454,16 @@ def cell_attractor(space, *, P, rho, tol, budget, max_points=None, max_level: in
     depth, best, counts, j, at_depth, last = 0, None, [], 0, 0, None
     children = np.array(list(itertools.product((0, 1), repeat=D)), dtype=np.int64)
     while True:
-        if budget.expired() and best is not None:
+        if budget.expired() and (best is not None or depth == target):
+            if best is None:                   # the current cover, with the bound proved for it
+                bound = _bound(grid, boundary, depth, st.delta, points, st.point_err)
+                if not math.isfinite(bound):
+                    return None
+                boxes = np.concatenate([grid.inner_boxes(), _boxes(grid, boundary, depth)])
+                n_inner = len(boxes) - len(boundary)
+                best = CellResult(boxes, np.arange(len(boxes)) < n_inner,
+                                  bound * (1 + st.frame_slack), j, True, grid.side(depth),
+                                  st.frame, tol if tol is not None else bound)
             return _partial(best)
         new_depth = min(depth + 1, target)
         old = np.concatenate([grid.inner_boxes(), _boxes(grid, boundary, depth)])
@@ -473,6 +484,16 @@ def cell_attractor(space, *, P, rho, tol, budget, max_points=None, max_level: in
         budget.tick(len(boundary) + n_inner)
         if n_inner == 0 and depth >= 6:
             return None                        # no interior found: the epsilon-net instead
+        if max_points is not None and 2 ** (D - 1) * len(boundary) + n_inner > max_points:
+            if tol is None or best is not None and best.bound <= tol:
+                return best
+            raise SetTooLargeError(fail_message(
+                budget.call, f"tol={tol:.3g}, whose cover needs more than max_points="
+                f"{max_points} cells (measured {len(boundary) + n_inner} at cells of side "
+                f"{grid.side(depth):.3g})", (f"pass tol >= {best.bound:.3g} (a level measured "
+                                             "to fit), " if best is not None else "") +
+                "tol=None for the finest that fits, or a larger max_points"),
+                suggested_tol=None if best is None else best.bound)
         if depth < target:
             continue
         bound = _bound(grid, boundary, depth, st.delta, points, st.point_err) * \
@@ -488,6 +509,8 @@ def cell_attractor(space, *, P, rho, tol, budget, max_points=None, max_level: in
             return best
         if not settled:
             continue
+        if depth >= 6 and not bound <= 7 * grid.side(depth):
+            return None           # a boundary layer many cells thick: the subdivision stalls
         counts.append(len(boundary) + n_inner)
         if target >= max_level:
             return best
