@@ -74,8 +74,13 @@ def main():
         line("3-D J/2 + b, b in the unit cube, hull, 1e-2", 30, s, att,
              f"complete {att.complete} (time_limit 60 s), {att.kind}")
     except cv.SetTooLargeError as exc:
-        print(f"  3-D cube, hull, tol 1e-2 of the diameter: refused, suggested tol "
-              f"{exc.suggested_tol:.2e} (target NOT met)")
+        hint = "none" if exc.suggested_tol is None else f"{exc.suggested_tol:.2e}"
+        print(f"  3-D cube, hull, tol 1e-2 of the diameter: refused, suggested tol {hint} "
+              "(target NOT met)")
+    s, att = timed(lambda: cv.attractor(cube, np.zeros(3), np.zeros(3), hull=True,
+                                        time_limit=30), 1)
+    line("3-D cube, hull, tol=None, time_limit 30 s", 30, s, att,
+         f"{att.kind}, complete {att.complete}")
 
 
 if __name__ == "__main__":
