@@ -50,8 +50,8 @@ class Attractor:
     """The attractor ``K*`` of the piggyback iteration at a fixed point, with a proved error.
 
     The set is represented in its own affine hull (``dimension`` D, decided exactly): a point
-    (D = 0), a union of intervals of one entry of J (D = 1, ``intervals``), or an epsilon-net of
-    points (D >= 2).
+    (D = 0), a union of intervals of one entry of J (D = 1, ``intervals``), a cover by cubes of
+    a quadtree / octree (D = 2, 3 with ``hull=True``, ``cells``) or an epsilon-net of points.
 
     Attributes
     ----------
@@ -93,12 +93,15 @@ class Attractor:
     hull_exact: bool = True
     line: np.ndarray | None = field(default=None)      # intervals (N, 2) in the coordinate
     net: np.ndarray | None = field(default=None)       # points (N, n, m) of a net
+    cell_boxes: np.ndarray | None = field(default=None)   # boxes (N, 2, D) in frame coords
+    cell_inner: np.ndarray | None = field(default=None)   # (N,) proved inside K*
+    frame: np.ndarray | None = field(default=None)        # (D, n, m), orthonormal
     names: tuple | None = None
     max_points: int = 200_000
     verified: bool = True
 
     def __post_init__(self):
-        for name in ("P", "fixed_points", "line", "net"):
+        for name in ("P", "fixed_points", "line", "net", "cell_boxes", "frame"):
             value = getattr(self, name)
             if value is not None:
                 arr = np.array(value, dtype=float)
@@ -118,9 +121,33 @@ class Attractor:
 
     @property
     def kind(self) -> str:
-        """"point", "intervals" or "net"."""
+        """"point", "intervals", "cells" or "net"."""
+        if self.cell_boxes is not None:
+            return "cells"
         return "intervals" if self.line is not None else "net" if self.net is not None \
             else "point"
+
+    @property
+    def cells(self) -> np.ndarray | None:
+        """For a cover by cells: the cubes (N, 2, D) as (lo, hi) in the orthonormal coordinates
+        y of the affine hull, ``J = origin + sum_a y_a frame[a]``; their union contains ``K*``
+        and lies within ``hausdorff_bound`` of it. None for other representations."""
+        return self.cell_boxes
+
+    @property
+    def cell_size(self) -> float | None:
+        """Side of the finest cells of a cover (Frobenius), or None."""
+        if self.cell_boxes is None:
+            return None
+        return float(np.min(self.cell_boxes[:, 1, 0] - self.cell_boxes[:, 0, 0]))
+
+    def _frame_coordinates(self, J: np.ndarray):
+        """(y, off): frame coordinates of the projection of each J on the hull, and the
+        Frobenius distance of J to it."""
+        E = self.frame.reshape(self.dimension, -1)
+        w = (J - self.space.origin[None]).reshape(len(J), -1)
+        y = w @ E.T
+        return y, _row_norms(w - y @ E)
 
     @property
     def intervals(self) -> np.ndarray:
@@ -163,6 +190,19 @@ class Attractor:
             c = np.unique(np.clip(np.concatenate(parts), L[:, 0].min(), L[:, 1].max()))
             pts = self.space.embed(c[:, None])
             bound = self.hausdorff_bound + step / 2 * q_norm * (1 + 1e-12)
+        elif self.cell_boxes is not None:
+            from ._ifs_cells import subdivide
+            side = self.cell_size
+            sides = self.cell_boxes[:, 1, 0] - self.cell_boxes[:, 0, 0]
+            D = self.dimension
+            limit = max(5 * _SAMPLES, 3 * len(sides))
+            while np.sum(np.maximum(1.0, sides / side) ** D) > limit:
+                side *= 2
+            y = subdivide(self.cell_boxes, side)
+            E = self.frame.reshape(D, -1)
+            pts = self.space.origin[None] + (y @ E).reshape((len(y),) + self.shape)
+            radius = float(np.max(np.minimum(sides, side))) * math.sqrt(D) / 2
+            bound = max(self.hausdorff_bound, radius * (1 + 1e-9))
         elif self.net is not None:
             pts, bound = self.net, self.hausdorff_bound
         else:
@@ -215,7 +255,11 @@ class Attractor:
         (0.25, True)
         """
         pts, single = self._as_points(J, "Attractor.distance")
-        if self.line is not None:
+        if self.cell_boxes is not None:
+            from ._ifs_cells import box_distance
+            y, off = self._frame_coordinates(pts)
+            dist = np.hypot(off, box_distance(y, self.cell_boxes))
+        elif self.line is not None:
             w = (pts - self.space.origin[None]).reshape(len(pts), -1)
             q = self.direction.ravel()
             c = w @ q / float(q @ q)
@@ -270,11 +314,12 @@ class Attractor:
             ends = self.space.embed(np.array([[self.line[0, 0]], [self.line[-1, 1]]]))
             lo, hi = ends.min(axis=0), ends.max(axis=0)
         else:
-            pts = self.net if self.net is not None else self.space.origin[None]
+            pts = self._corners() if self.cell_boxes is not None else \
+                self.net if self.net is not None else self.space.origin[None]
             lo, hi = pts.min(axis=0), pts.max(axis=0)
         if rigorous:
             lo, hi = lo - self.hausdorff_bound, hi + self.hausdorff_bound
-            if self.net is not None:              # the support function, to about 1e-9
+            if self.net is not None or self.cell_boxes is not None:   # the support function
                 slo, shi = self._support_box
                 lo, hi = np.maximum(lo, slo), np.minimum(hi, shi)
         return lo, hi
@@ -321,6 +366,10 @@ class Attractor:
         """
         if self.line is not None:
             return self.space.embed(np.array([[self.line[0, 0]], [self.line[-1, 1]]]))
+        if self.cell_boxes is not None:
+            y = self._corner_coordinates()
+            keep = hull_vertex_indices(y, max_dim=3)
+            return self._corners()[keep]
         if self.net is None:
             return self.space.origin[None].copy()
         c, _ = self.space.coordinates(self.net)
@@ -333,12 +382,30 @@ class Attractor:
                 "to dimension 3 (n*m <= 3 or a flat set)"))
         return self.net[keep]
 
+    def _corner_coordinates(self) -> np.ndarray:
+        """Frame coordinates of the corners of the cells (duplicates removed)."""
+        import itertools
+        b = self.cell_boxes
+        D = self.dimension
+        pick = np.array(list(itertools.product((0, 1), repeat=D)))
+        y = b[:, pick, np.arange(D)]                       # (N, 2^D, D)
+        return np.unique(y.reshape(-1, D), axis=0)
+
+    def _corners(self) -> np.ndarray:
+        """The corners of the cells as Jacobians (N, n, m)."""
+        y = self._corner_coordinates()
+        E = self.frame.reshape(self.dimension, -1)
+        return self.space.origin[None] + (y @ E).reshape((len(y),) + self.shape)
+
     # --- reading it -------------------------------------------------------------------------
 
     def _summary(self) -> list[tuple[str, str]]:
         n, m = self.shape
         what = "a single point" if self.kind == "point" else \
             f"a net of {0 if self.net is None else len(self.net)} points"
+        if self.kind == "cells":
+            what = (f"a cover of {len(self.cell_boxes)} cells ({int(np.sum(self.cell_inner))} "
+                    f"proved inside), finest side {self.cell_size:.3g}")
         if self.kind == "intervals":
             name = self.names[self.space.pivots[0]] if self.names else entry_name(
                 self.space.pivots[0], m)
@@ -379,5 +446,9 @@ class Attractor:
             "origin": self.space.origin.tolist(), "basis": self.space.basis.tolist(),
             "intervals": None if self.line is None else self.line.tolist(),
             "points": None if self.net is None else self.net.tolist(),
+            "cells": None if self.cell_boxes is None else self.cell_boxes.tolist(),
+            "cells_inner": None if self.cell_inner is None else
+            np.asarray(self.cell_inner).tolist(),
+            "frame": None if self.frame is None else self.frame.tolist(),
             "fixed_points": self.fixed_points.tolist(),
         }

@@ -12,8 +12,10 @@ How it is computed (one facade over private engine modules):
 2. The attractor's affine hull is found exactly (``_affine_hull``): the README's Lasso at
    ``lam_max`` has 8 x 1 Jacobians but a one-dimensional attractor.
 3. By dimension: a point; a union of intervals with outward rounding (``_ifs_line``: the hull
-   case to a few ulps, Cantor-like sets with their gaps above the tolerance); an epsilon-net in
-   the hull's coordinates (``_ifs_net``).
+   case to a few ulps, Cantor-like sets with their gaps above the tolerance); for ``hull=True``
+   in dimensions 2 and 3 a quadtree / octree cover refined only on the boundary
+   (``_ifs_cells``, set-oriented subdivision); otherwise an epsilon-net in the hull's
+   coordinates (``_ifs_net``).
 4. ``tol=None`` refines level by level while the measured growth predicts that the next level
    fits ``max_points`` and the time (``_budget``); an explicit tol that cannot fit raises at once
    with a tolerance measured to fit.
@@ -35,6 +37,7 @@ from ..fixed_point_set import refusal
 from ._affine_hull import reduce_to_affine_hull, to_float_up
 from ._attractor_value import Attractor
 from ._budget import Budget
+from ._ifs_cells import cell_attractor
 from ._ifs_line import line_attractor
 from ._ifs_net import net_attractor, net_problem
 from .iterate import blocks_at_fixed_point
@@ -314,6 +317,11 @@ def _solve(A, B, *, hull, P, rho, verified, tol, max_points, J0, deadline, progr
         budget = Budget(max_points=max_points, deadline=deadline, call=call, bar=bar)
         if space.dimension == 1 and space.R_q is not None:
             return _on_a_line(space, tol, budget, common)
+        if hull and space.exact and space.dimension in (2, 3) and J0 is None \
+                and k > space.dimension:      # P(J) = conv{A_i J + B_i} can have interior
+            att = _on_cells(space, tol, budget, common)
+            if att is not None:
+                return att
         return _on_a_net(space, A, B, tol, budget, common, verified, J0, call)
 
 
@@ -332,6 +340,20 @@ def _on_a_line(space, tol, budget, common) -> Attractor:
     return Attractor(hausdorff_bound=bound, tol=tol if tol is not None else bound,
                      complete=res.complete, iterations=res.iterations, space=space,
                      line=res.intervals, net_radius=res.gap * q_norm, **common)
+
+
+def _on_cells(space, tol, budget, common) -> Attractor | None:
+    """The quadtree / octree cover (``_ifs_cells``); None when no cell was proved inside."""
+    res = cell_attractor(space, P=common["P"], rho=common["rho"], tol=tol, budget=budget,
+                         max_points=budget.max_points)
+    if res is None:
+        return None
+    reach = float(np.max(np.abs(res.boxes))) + float(np.linalg.norm(space.origin))
+    bound = res.bound + 8 * (space.dimension + 1) * _U * reach
+    return Attractor(hausdorff_bound=bound, tol=tol if tol is not None else bound,
+                     complete=res.complete, iterations=res.iterations, space=space,
+                     cell_boxes=res.boxes, cell_inner=res.inner, frame=res.frame,
+                     net_radius=res.side, **common)
 
 
 def _frac(x):
