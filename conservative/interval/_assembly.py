@@ -71,16 +71,28 @@ def _matmul_shapes(sa, sb, call):
 def _midrad_parts(x: Interval):
     """(mid, rad) floats with [mid - rad, mid + rad] containing x; rad is None for points."""
     lo, hi = x._lo, x._hi
-    if np.array_equal(lo, hi):
+    if lo is hi or np.array_equal(lo, hi):
         return lo, None
     m = np.where(lo == hi, lo, 0.5 * lo + 0.5 * hi)
     r = np.maximum(add_ru(hi, -m), add_ru(m, -lo))
     return m, r
 
 
+_TINY_CHUNK = 1 << 16
+
+
 def _has_tiny(*arrays) -> bool:
-    return any(bool(np.any((np.abs(a) < TINY_FACTOR) & (a != 0)))
-               for a in arrays if a is not None)
+    """Whether some entry is non-zero and below ``TINY_FACTOR`` in magnitude (a product may
+    underflow). Large arrays are scanned in chunks: no temporaries of their size."""
+    for a in arrays:
+        if a is None:
+            continue
+        flat = np.ravel(a, order="K")
+        for start in range(0, flat.size, _TINY_CHUNK):
+            mag = np.abs(flat[start:start + _TINY_CHUNK])
+            if np.any((mag < TINY_FACTOR) & (mag != 0)):
+                return True
+    return False
 
 
 def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
