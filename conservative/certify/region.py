@@ -24,7 +24,8 @@ from ..errors import ConservativeError, InputError, fail_message
 from ..fixed_point_set import parametric_enclosure
 from .contraction import Certificate, certify_target, report_for_map
 from .maps import box_target, is_map
-from .report import Verified, format_word, number, summary_html
+from .. import _display
+from .report import Verified, format_word, number, verified_words
 from .sdp import import_cvxpy
 
 __all__ = ["RegionCertificate", "certify_region", "solve_fixed_point", "certify_leaf"]
@@ -70,32 +71,42 @@ class RegionCertificate:
     stopped: str = ""
     root: tuple = field(default=(), repr=False)
 
-    def _rows(self):
+    @property
+    def verified(self) -> Verified:
+        """The weakest verification over the certified leaves ("float" when none is)."""
+        if not self.leaves:
+            return Verified.FLOAT
+        return Verified.weakest(*(c.verified for _, _, c in self.leaves))
+
+    def _summary(self):
+        """``(title, rows)`` of the repr and the HTML table."""
         diverging = [r for r in self.refused if r[3] is not None]
-        rows = [("certified", "yes, every leaf" if self.certified else "no"),
-                ("coverage", f"{self.coverage:.1%} of the box, {len(self.leaves)} certified "
-                             f"leaves of {self.boxes}"),
+        title = ("RegionCertificate: certified on the whole box" if self.certified else
+                 f"RegionCertificate: NOT certified ({self.coverage:.1%} of the box is)")
+        rows = [("coverage", f"{self.coverage:.1%} of the box, {len(self.leaves)} certified "
+                             f"leaves of {self.boxes} examined"),
                 ("rho", f"{number(self.rho, 6)} (largest over certified leaves)"),
-                ("verified", ", ".join(sorted({str(c.verified) for _, _, c in self.leaves}))
-                 or "none"),
+                ("verified", verified_words(self.verified) if self.leaves else "none"),
                 ("refused", f"{len(self.refused)} leaves, {len(diverging)} with a divergent "
-                            "word" + (f" (e.g. {format_word(diverging[0][3])})"
+                            "word" + (f" (e.g. {format_word(diverging[0][3], 12)})"
                                       if diverging else ""))]
         if self.stopped:
-            rows.append(("stopped", self.stopped[:110]))
-        return rows
+            rows.append(("stopped", " ".join(self.stopped.split())[:96]))
+        rows.append(("time", f"{self.seconds:.1f} s"))
+        return title, rows
 
     def __repr__(self) -> str:
-        return "RegionCertificate\n" + "\n".join(f"  {k}: {v}" for k, v in self._rows())
+        return _display.text(*self._summary())
 
     def _repr_html_(self) -> str:
-        return summary_html("RegionCertificate", self._rows())
+        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (boxes as lists; the leaves' certificates as dictionaries)."""
         def box(b):
             return None if b is None else [np.asarray(v).tolist() for v in b]
         return {"certified": self.certified, "coverage": self.coverage,
+                "verified": str(self.verified),
                 "rho": None if not math.isfinite(self.rho) else self.rho,
                 "boxes": self.boxes, "seconds": self.seconds, "stopped": self.stopped,
                 "leaves": [{"theta_box": box(t), "x_box": box(x), "certificate": c.to_dict()}
@@ -366,6 +377,10 @@ def certify_region(F, theta_box, x_box=None, *, time_limit: float | None = None,
     return run.result(root_t, root_x)
 
 
+#: Leaves in flight at once on an executor.
+WINDOW = 32
+
+
 class _Subdivision:
     """The queue of leaves and what has been decided."""
 
@@ -380,29 +395,47 @@ class _Subdivision:
 
     def go(self, root: _Leaf) -> None:
         queue = [root]
-        batch = 1 if self.executor is None else 32       # one generation of leaves at a time
+        if self.executor is not None:
+            queue = self._go_parallel(queue)
         while queue:
-            if self.dl.expired():
-                self.stopped = f"time limit: {self.dl.describe()} reached"
-                break
-            if self.done >= self.max_boxes:
-                self.stopped = f"max_boxes={self.max_boxes} leaves examined"
+            if self._stop():
                 break
             queue.sort(key=lambda lf: -lf.volume(self.widths))
-            take = queue[:min(batch, self.max_boxes - self.done)]
-            queue = queue[len(take):]
-            for leaf, out in zip(take, self._run(take)):
-                queue.extend(self._decide(leaf, *out))
+            leaf = queue.pop(0)
+            queue.extend(self._decide(leaf, *certify_leaf(*self._args(leaf))))
         for leaf in queue:                        # what is left undecided
             self.refused.append((leaf.theta, leaf.x, "not examined: " + self.stopped, None))
 
-    def _run(self, leaves):
-        limit = self.dl.time_limit()
-        args = [(self.F, lf.theta, lf.x, lf.start, limit) for lf in leaves]
-        if self.executor is None:
-            return [certify_leaf(*a) for a in args]
-        futures = [self.executor.submit(certify_leaf, *a) for a in args]
-        return [f.result() for f in futures]
+    def _stop(self, in_flight: int = 0) -> bool:
+        if self.dl.expired():
+            self.stopped = f"time limit: {self.dl.describe()} reached"
+            return True
+        if self.done + in_flight >= self.max_boxes:
+            self.stopped = f"max_boxes={self.max_boxes} leaves examined"
+            return True
+        return False
+
+    def _args(self, leaf: _Leaf) -> tuple:
+        return self.F, leaf.theta, leaf.x, leaf.start, self.dl.time_limit()
+
+    def _go_parallel(self, queue: list) -> list:
+        """Keep up to ``WINDOW`` leaves running on the executor, largest first, and decide
+        each as it finishes (no generation waits for its slowest leaf). Returns the leaves
+        left unexamined."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        running: dict = {}
+        while queue or running:
+            if not self._stop(len(running)):
+                queue.sort(key=lambda lf: -lf.volume(self.widths))
+                while queue and len(running) < WINDOW and not self._stop(len(running)):
+                    leaf = queue.pop(0)
+                    running[self.executor.submit(certify_leaf, *self._args(leaf))] = leaf
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                queue.extend(self._decide(running.pop(future), *future.result()))
+        return queue
 
     def _decide(self, leaf: _Leaf, cert: Certificate, x_box, x_fixed, everywhere, word):
         self.done += 1
