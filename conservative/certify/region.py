@@ -12,7 +12,9 @@ default, a process pool, or a Dask cluster: ``distributed.Client(...).get_execut
 
 from __future__ import annotations
 
+import hashlib
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 
@@ -163,10 +165,40 @@ def solve_fixed_point(F, x0, theta, *, tol: float = 1e-13, max_steps: int = 20_0
     return best
 
 
+class _PickledMap:
+    """A Map sent to executor workers as its pickle and a digest of it: each worker process
+    unpickles it once and keeps it (with its caches warm) for every later leaf. Equal digests
+    mean equal bytes, hence the same map."""
+
+    def __init__(self, F):
+        self.data = pickle.dumps(F, protocol=pickle.HIGHEST_PROTOCOL)
+        self.digest = hashlib.sha256(self.data).hexdigest()
+
+    @staticmethod
+    def of(F):
+        """The wrapper, or F itself when the standard pickle cannot take it (executors that
+        use cloudpickle may still ship it)."""
+        try:
+            return _PickledMap(F)
+        except (pickle.PicklingError, TypeError, AttributeError):   # send it as it is
+            return F
+
+    def load(self):
+        cache = _map_of.cache
+        key = ("pickled map", self.digest)
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = pickle.loads(self.data)
+        return cache[key]
+
+
 def _map_of(F):
     """The Map itself, or one built (once per process) by a picklable zero-argument factory."""
     if is_map(F):
         return F
+    if isinstance(F, _PickledMap):
+        return F.load()
     if not callable(F):
         raise InputError(fail_message(_CALL, f"F of type {type(F).__name__}",
                                       "pass a Map, or a zero-argument callable returning one"))
@@ -423,13 +455,15 @@ class _Subdivision:
         each as it finishes (no generation waits for its slowest leaf). Returns the leaves
         left unexamined."""
         from concurrent.futures import FIRST_COMPLETED, wait
+        shipped = _PickledMap.of(self.F) if is_map(self.F) else self.F
         running: dict = {}
         while queue or running:
             if not self._stop(len(running)):
                 queue.sort(key=lambda lf: -lf.volume(self.widths))
                 while queue and len(running) < WINDOW and not self._stop(len(running)):
                     leaf = queue.pop(0)
-                    running[self.executor.submit(certify_leaf, *self._args(leaf))] = leaf
+                    args = (shipped,) + self._args(leaf)[1:]
+                    running[self.executor.submit(certify_leaf, *args)] = leaf
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
