@@ -13,6 +13,7 @@ default, a process pool, or a Dask cluster: ``distributed.Client(...).get_execut
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import pickle
 import time
@@ -413,6 +414,30 @@ def certify_region(F, theta_box, x_box=None, *, time_limit: float | None = None,
 WINDOW = 32
 
 
+class _Queue:
+    """Leaves waiting, largest volume first (ties: first come, first served)."""
+
+    def __init__(self, widths):
+        self.widths, self.heap, self.count = widths, [], 0
+
+    def push(self, leaf: _Leaf) -> None:
+        heapq.heappush(self.heap, (-leaf.volume(self.widths), self.count, leaf))
+        self.count += 1
+
+    def extend(self, leaves) -> None:
+        for leaf in leaves:
+            self.push(leaf)
+
+    def pop(self) -> _Leaf:
+        return heapq.heappop(self.heap)[2]
+
+    def leaves(self) -> list:
+        return [entry[2] for entry in sorted(self.heap)]
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+
 class _Subdivision:
     """The queue of leaves and what has been decided."""
 
@@ -426,16 +451,16 @@ class _Subdivision:
         self.t0 = time.monotonic()
 
     def go(self, root: _Leaf) -> None:
-        queue = [root]
+        queue = _Queue(self.widths)
+        queue.push(root)
         if self.executor is not None:
-            queue = self._go_parallel(queue)
+            self._go_parallel(queue)
         while queue:
             if self._stop():
                 break
-            queue.sort(key=lambda lf: -lf.volume(self.widths))
-            leaf = queue.pop(0)
+            leaf = queue.pop()
             queue.extend(self._decide(leaf, *certify_leaf(*self._args(leaf))))
-        for leaf in queue:                        # what is left undecided
+        for leaf in queue.leaves():               # what is left undecided
             self.refused.append((leaf.theta, leaf.x, "not examined: " + self.stopped, None))
 
     def _stop(self, in_flight: int = 0) -> bool:
@@ -450,18 +475,17 @@ class _Subdivision:
     def _args(self, leaf: _Leaf) -> tuple:
         return self.F, leaf.theta, leaf.x, leaf.start, self.dl.time_limit()
 
-    def _go_parallel(self, queue: list) -> list:
+    def _go_parallel(self, queue: "_Queue") -> None:
         """Keep up to ``WINDOW`` leaves running on the executor, largest first, and decide
-        each as it finishes (no generation waits for its slowest leaf). Returns the leaves
-        left unexamined."""
+        each as it finishes (no generation waits for its slowest leaf); the leaves left
+        unexamined stay in ``queue``."""
         from concurrent.futures import FIRST_COMPLETED, wait
         shipped = _PickledMap.of(self.F) if is_map(self.F) else self.F
         running: dict = {}
         while queue or running:
             if not self._stop(len(running)):
-                queue.sort(key=lambda lf: -lf.volume(self.widths))
                 while queue and len(running) < WINDOW and not self._stop(len(running)):
-                    leaf = queue.pop(0)
+                    leaf = queue.pop()
                     args = (shipped,) + self._args(leaf)[1:]
                     running[self.executor.submit(certify_leaf, *args)] = leaf
             if not running:
@@ -469,7 +493,6 @@ class _Subdivision:
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
                 queue.extend(self._decide(running.pop(future), *future.result()))
-        return queue
 
     def _decide(self, leaf: _Leaf, cert: Certificate, x_box, x_fixed, everywhere, word):
         self.done += 1
