@@ -181,7 +181,8 @@ def matmul(a: Any, b: Any, *, method: str = "midrad") -> Interval:
         raise InputError(fail_message(call, f"method={method!r}", "pass 'midrad' or 'tight'"))
     a, b = as_interval(a, call=call, name="a"), as_interval(b, call=call, name="b")
     k = _matmul_shapes(a.shape, b.shape, call)
-    finite = all(bool(np.all(np.isfinite(v))) for v in (a._lo, a._hi, b._lo, b._hi))
+    ends = {id(v): v for v in (a._lo, a._hi, b._lo, b._hi)}      # a point's ends: one array
+    finite = all(bool(np.all(np.isfinite(v))) for v in ends.values())
     if method == "tight" or not finite:
         return _matmul_tight(a, b)
     return _matmul_midrad(a, b, k)
