@@ -210,13 +210,36 @@ def progress_bar(total: int | None = None, desc: str = "", enabled: bool | None 
         yield NoProgress()
         return
     try:
-        from tqdm.auto import tqdm
+        import warnings
+        with warnings.catch_warnings():     # a notebook without ipywidgets: the text bar
+            warnings.simplefilter("ignore")
+            from tqdm.auto import tqdm
     except ImportError:                     # tqdm is a dependency, but stay import-safe
         yield NoProgress()
         return
     bar = tqdm(total=total, desc=desc, delay=0.0 if enabled else delay, leave=False,
                file=sys.stderr)
     try:
-        yield bar
+        yield _Deferred(bar)
     finally:
         bar.close()
+
+
+class _Deferred:
+    """A tqdm bar whose postfix waits for the next update (tqdm's own ``set_postfix_str``
+    redraws at once, which would show an automatic bar before its delay has passed)."""
+
+    def __init__(self, bar):
+        self._bar = bar
+
+    def update(self, n: int = 1):
+        return self._bar.update(n)
+
+    def set_postfix_str(self, text: str = "", refresh: bool = False):
+        return self._bar.set_postfix_str(text, refresh=refresh)
+
+    def set_description(self, text: str = "", refresh: bool = False):
+        return self._bar.set_description(text, refresh=refresh)
+
+    def __getattr__(self, name):
+        return getattr(self._bar, name)

@@ -123,6 +123,33 @@ def test_process_pool_with_a_factory_gives_the_serial_result(lasso_region):
     assert reg.rho == pytest.approx(lasso_region.rho, rel=1e-6)
 
 
+def test_process_pool_with_the_map_itself_gives_the_serial_leaves(lasso_region):
+    # the map travels as its pickle; each worker unpickles it once (by digest) and reuses it
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        reg = cv.certify_region(lasso_map(), LAM, executor=pool)
+    assert reg.certified and reg.boxes == lasso_region.boxes
+    key = lambda leaf: float(leaf[0][0])
+    for (t, x, c), (t0, x0, c0) in zip(sorted(reg.leaves, key=key),
+                                       sorted(lasso_region.leaves, key=key)):
+        assert np.array_equal(t[0], t0[0]) and np.array_equal(t[1], t0[1])
+        assert c.rho == pytest.approx(c0.rho, rel=1e-9) and c.verified == c0.verified
+
+
+def test_a_pickled_map_is_loaded_once_per_process():
+    import pickle
+    from conservative.certify.region import _PickledMap, _map_of
+    F = lasso_map()
+    a, b = _PickledMap.of(F), _PickledMap.of(lasso_map())
+    assert a.digest == b.digest                                   # same map, same bytes
+    G = _map_of(pickle.loads(pickle.dumps(a)))
+    assert G is _map_of(pickle.loads(pickle.dumps(b)))           # one copy per process
+    w = np.linspace(-1, 1, 8)
+    assert np.array_equal(G(w, 5.0), F(w, 5.0))
+    X, y = cv.datasets.lasso_small()
+    other = _PickledMap.of(cv.algorithms.forward_backward_lasso(X, 2 * y))
+    assert other.digest != a.digest and _map_of(other) is not G
+
+
 def test_dask_local_cluster_executor(lasso_region):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

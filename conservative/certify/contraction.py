@@ -29,7 +29,8 @@ from ..errors import ConservativeError, InputError, NonFiniteError, fail_message
 from .finders import PHASES, Analysis, analyse
 from .matrices import parse_matrix_set
 from .norms import EuclideanNorm, Norm, QuadraticNorm, extend_norm
-from .report import Verified, format_word, number, summary_html
+from .. import _display
+from .report import Verified, format_word, number, verified_words
 from .sdp import import_cvxpy
 from .targets import MatrixSet
 
@@ -151,25 +152,25 @@ class Certificate:
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
-    def _rows(self):
-        rows = [("certified", f"yes, rho = {number(self.rho)} < 1" if self.certified
-                 else "no"),
-                ("norm", f"{self.family} ({_source(self)})" if self.norm is not None
-                 else "none"),
-                ("verified", str(self.verified)),
+    def _summary(self):
+        """``(title, rows)`` of the repr and the HTML table (what matters, not P)."""
+        title = (f"Certificate: certified, rho = {number(self.rho)} < 1" if self.certified
+                 else "Certificate: NOT certified")
+        rows = [("norm", f"{self.family} ({_source(self)})" if self.norm is not None
+                 else "none proved"),
+                ("verified", verified_words(self.verified)),
                 ("JSR lower bound", f"{number(self.lower)}, word {format_word(self.word)}")]
         if not self.certified:
-            rows.append(("reason", _clip(self.reason)))
+            rows.append(("reason", _clip(self.reason, 96)))
         if self.notes:
             rows.append(("notes", f"{len(self.notes)}: " + _clip(self.notes[0], 90)))
-        return rows
+        return title, rows
 
     def __repr__(self) -> str:
-        rows = self._rows()
-        return "Certificate\n" + "\n".join(f"  {k}: {v}" for k, v in rows)
+        return _display.text(*self._summary())
 
     def _repr_html_(self) -> str:
-        return summary_html("Certificate", self._rows())
+        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays become nested lists, inf becomes None)."""

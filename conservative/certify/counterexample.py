@@ -21,7 +21,8 @@ from .._deadline import Deadline, check_progress, progress_bar
 from .._types import as_float_array, check_int, check_steps
 from ..errors import ConservativeError, fail_message
 from .matrices import balanced, canonical_rotation, product, spectral_radius
-from .report import format_word, summary_html
+from .. import _display
+from .report import format_word
 from .search import gripenberg
 
 __all__ = ["Counterexample", "NoCounterexampleError", "find_counterexample",
@@ -103,6 +104,12 @@ class Counterexample:
         sel = self.selection if isinstance(self.selection, str) else _tile(self.word, n)
         return selected_run(self.map, self.x0, self.theta, n, sel)
 
+    def _summary(self):
+        """``(title, rows)`` of the repr and the HTML table."""
+        title = (f"Counterexample: iterates converge, derivatives diverge "
+                 f"(growth {self.jsr_lower:.6g} per step)")
+        return title, self._rows()
+
     def _rows(self):
         m = self.measured
         radii = m.get("spectral_radii", [])
@@ -122,10 +129,10 @@ class Counterexample:
         return rows
 
     def __repr__(self) -> str:
-        return "Counterexample\n" + "\n".join(f"  {k}: {v}" for k, v in self._rows())
+        return _display.text(*self._summary())
 
     def _repr_html_(self) -> str:
-        return summary_html("Counterexample", self._rows())
+        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the map itself is left out)."""

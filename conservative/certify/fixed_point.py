@@ -34,7 +34,8 @@ from ..interval import IntervalMatrix
 from .contraction import Certificate, certify_target, report_for_map
 from .maps import box_target, probe_rows
 from .norms import QuadraticNorm
-from .report import Verified, format_word, number, summary_html
+from .. import _display
+from .report import Verified, format_word, number, verified_words
 from .rigorous import lambda_min_lower, sqrt_up, upper_sum
 from .sdp import import_cvxpy
 
@@ -110,24 +111,26 @@ class FixedPointCertificate:
         return (f"fixed point certified: ||x_k - x̄||_inf <= {self.radius:.3e}; every Jacobian "
                 f"on the box contracts with rho = {c.rho:.6g} in {c.norm} (check: {c.verified})")
 
-    def _rows(self):
+    def _summary(self):
+        """``(title, rows)`` of the repr and the HTML table."""
         c = self.certificate
-        rows = [("certified", f"yes, rho = {number(self.rho)} < 1" if self.certified
-                 else "no"),
-                ("fixed point", f"||x - x̄||_inf <= {self.radius:.3e}" if self.certified
-                 else "not located")]
+        title = (f"FixedPointCertificate: certified, rho = {number(self.rho)} < 1"
+                 if self.certified else "FixedPointCertificate: NOT certified")
+        rows = [("fixed point", f"in a proved box, ||x - x̄||_inf <= {self.radius:.3e}"
+                 if self.certified else "not located")]
         if c is not None:
-            rows += [("norm", c.family), ("verified", str(self.verified)),
+            rows += [("norm", c.family), ("verified", verified_words(self.verified)),
                      ("JSR lower bound", f"{number(c.lower)}, word {format_word(c.word)}")]
         if not self.certified:
-            rows.append(("reason", " ".join(self.reason.split())[:110]))
-        return rows
+            text = " ".join(self.reason.split())
+            rows.append(("reason", text if len(text) <= 96 else text[:93] + "..."))
+        return title, rows
 
     def __repr__(self) -> str:
-        return "FixedPointCertificate\n" + "\n".join(f"  {k}: {v}" for k, v in self._rows())
+        return _display.text(*self._summary())
 
     def _repr_html_(self) -> str:
-        return summary_html("FixedPointCertificate", self._rows())
+        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the box as lists; the certificate's own dictionary)."""

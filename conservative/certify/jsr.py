@@ -30,7 +30,8 @@ from .._types import check_bool, check_int, check_real
 from .finders import PHASES, analyse
 from .matrices import parse_matrix_set
 from .norms import Norm
-from .report import Verified, format_word, number, summary_html
+from .. import _display
+from .report import Verified, format_word, number, verified_words
 from .sdp import import_cvxpy
 from .targets import MatrixSet
 
@@ -110,21 +111,24 @@ class JSRResult:
                 f"  lower: {self.lower_method}, word {word} (A[w[-1]]...A[w[0]])\n"
                 f"  upper: {self.upper_method} (verified: {self.upper_verified})")
 
-    def _rows(self):
-        rows = [("bracket", f"[{number(self.lower, 12)}, {number(self.upper, 12)}], relative "
-                            f"gap {self.gap:.2e}"),
-                ("word", f"{format_word(self.word)} (A[w[-1]] ... A[w[0]])"),
-                ("upper bound", f"{getattr(self.norm, 'family', 'no norm')}, verified "
-                                f"{self.upper_verified}")]
+    def _summary(self):
+        """``(title, rows)`` of the repr and the HTML table."""
+        title = f"JSRResult: JSR in [{number(self.lower, 10)}, {number(self.upper, 10)}]"
+        rows = [("relative gap", f"{self.gap:.2e}"),
+                ("lower bound", f"word {format_word(self.word, 12)} (A[w[-1]] ... A[w[0]]): "
+                                f"{_short(self.lower_method, 56)}"),
+                ("upper bound", f"{getattr(self.norm, 'family', None) or 'no norm'}: "
+                                f"{_short(self.upper_method)}"),
+                ("verified", verified_words(self.upper_verified))]
         if self.stopped:
-            rows.append(("stopped", " ".join(self.stopped.split())[:110]))
-        return rows
+            rows.append(("stopped", _short(self.stopped, 96)))
+        return title, rows
 
     def __repr__(self) -> str:
-        return "JSRResult\n" + "\n".join(f"  {k}: {v}" for k, v in self._rows())
+        return _display.text(*self._summary())
 
     def _repr_html_(self) -> str:
-        return summary_html("JSRResult", self._rows())
+        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays become nested lists)."""
@@ -136,6 +140,11 @@ class JSRResult:
             "P": None if self.P is None else self.P.tolist(),
             "polytope": None if self.polytope is None else self.polytope.T.tolist(),
         }
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def jsr(mats: Any, *, tol: float = 1e-6, max_length: int = 30,

@@ -12,7 +12,10 @@ default, a process pool, or a Dask cluster: ``distributed.Client(...).get_execut
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +27,8 @@ from ..errors import ConservativeError, InputError, fail_message
 from ..fixed_point_set import parametric_enclosure
 from .contraction import Certificate, certify_target, report_for_map
 from .maps import box_target, is_map
-from .report import Verified, format_word, number, summary_html
+from .. import _display
+from .report import Verified, format_word, number, verified_words
 from .sdp import import_cvxpy
 
 __all__ = ["RegionCertificate", "certify_region", "solve_fixed_point", "certify_leaf"]
@@ -70,32 +74,42 @@ class RegionCertificate:
     stopped: str = ""
     root: tuple = field(default=(), repr=False)
 
-    def _rows(self):
+    @property
+    def verified(self) -> Verified:
+        """The weakest verification over the certified leaves ("float" when none is)."""
+        if not self.leaves:
+            return Verified.FLOAT
+        return Verified.weakest(*(c.verified for _, _, c in self.leaves))
+
+    def _summary(self):
+        """``(title, rows)`` of the repr and the HTML table."""
         diverging = [r for r in self.refused if r[3] is not None]
-        rows = [("certified", "yes, every leaf" if self.certified else "no"),
-                ("coverage", f"{self.coverage:.1%} of the box, {len(self.leaves)} certified "
-                             f"leaves of {self.boxes}"),
+        title = ("RegionCertificate: certified on the whole box" if self.certified else
+                 f"RegionCertificate: NOT certified ({self.coverage:.1%} of the box is)")
+        rows = [("coverage", f"{self.coverage:.1%} of the box, {len(self.leaves)} certified "
+                             f"leaves of {self.boxes} examined"),
                 ("rho", f"{number(self.rho, 6)} (largest over certified leaves)"),
-                ("verified", ", ".join(sorted({str(c.verified) for _, _, c in self.leaves}))
-                 or "none"),
+                ("verified", verified_words(self.verified) if self.leaves else "none"),
                 ("refused", f"{len(self.refused)} leaves, {len(diverging)} with a divergent "
-                            "word" + (f" (e.g. {format_word(diverging[0][3])})"
+                            "word" + (f" (e.g. {format_word(diverging[0][3], 12)})"
                                       if diverging else ""))]
         if self.stopped:
-            rows.append(("stopped", self.stopped[:110]))
-        return rows
+            rows.append(("stopped", " ".join(self.stopped.split())[:96]))
+        rows.append(("time", f"{self.seconds:.1f} s"))
+        return title, rows
 
     def __repr__(self) -> str:
-        return "RegionCertificate\n" + "\n".join(f"  {k}: {v}" for k, v in self._rows())
+        return _display.text(*self._summary())
 
     def _repr_html_(self) -> str:
-        return summary_html("RegionCertificate", self._rows())
+        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (boxes as lists; the leaves' certificates as dictionaries)."""
         def box(b):
             return None if b is None else [np.asarray(v).tolist() for v in b]
         return {"certified": self.certified, "coverage": self.coverage,
+                "verified": str(self.verified),
                 "rho": None if not math.isfinite(self.rho) else self.rho,
                 "boxes": self.boxes, "seconds": self.seconds, "stopped": self.stopped,
                 "leaves": [{"theta_box": box(t), "x_box": box(x), "certificate": c.to_dict()}
@@ -152,10 +166,40 @@ def solve_fixed_point(F, x0, theta, *, tol: float = 1e-13, max_steps: int = 20_0
     return best
 
 
+class _PickledMap:
+    """A Map sent to executor workers as its pickle and a digest of it: each worker process
+    unpickles it once and keeps it (with its caches warm) for every later leaf. Equal digests
+    mean equal bytes, hence the same map."""
+
+    def __init__(self, F):
+        self.data = pickle.dumps(F, protocol=pickle.HIGHEST_PROTOCOL)
+        self.digest = hashlib.sha256(self.data).hexdigest()
+
+    @staticmethod
+    def of(F):
+        """The wrapper, or F itself when the standard pickle cannot take it (executors that
+        use cloudpickle may still ship it)."""
+        try:
+            return _PickledMap(F)
+        except (pickle.PicklingError, TypeError, AttributeError):   # send it as it is
+            return F
+
+    def load(self):
+        cache = _map_of.cache
+        key = ("pickled map", self.digest)
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = pickle.loads(self.data)
+        return cache[key]
+
+
 def _map_of(F):
     """The Map itself, or one built (once per process) by a picklable zero-argument factory."""
     if is_map(F):
         return F
+    if isinstance(F, _PickledMap):
+        return F.load()
     if not callable(F):
         raise InputError(fail_message(_CALL, f"F of type {type(F).__name__}",
                                       "pass a Map, or a zero-argument callable returning one"))
@@ -366,6 +410,34 @@ def certify_region(F, theta_box, x_box=None, *, time_limit: float | None = None,
     return run.result(root_t, root_x)
 
 
+#: Leaves in flight at once on an executor.
+WINDOW = 32
+
+
+class _Queue:
+    """Leaves waiting, largest volume first (ties: first come, first served)."""
+
+    def __init__(self, widths):
+        self.widths, self.heap, self.count = widths, [], 0
+
+    def push(self, leaf: _Leaf) -> None:
+        heapq.heappush(self.heap, (-leaf.volume(self.widths), self.count, leaf))
+        self.count += 1
+
+    def extend(self, leaves) -> None:
+        for leaf in leaves:
+            self.push(leaf)
+
+    def pop(self) -> _Leaf:
+        return heapq.heappop(self.heap)[2]
+
+    def leaves(self) -> list:
+        return [entry[2] for entry in sorted(self.heap)]
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+
 class _Subdivision:
     """The queue of leaves and what has been decided."""
 
@@ -379,30 +451,48 @@ class _Subdivision:
         self.t0 = time.monotonic()
 
     def go(self, root: _Leaf) -> None:
-        queue = [root]
-        batch = 1 if self.executor is None else 32       # one generation of leaves at a time
+        queue = _Queue(self.widths)
+        queue.push(root)
+        if self.executor is not None:
+            self._go_parallel(queue)
         while queue:
-            if self.dl.expired():
-                self.stopped = f"time limit: {self.dl.describe()} reached"
+            if self._stop():
                 break
-            if self.done >= self.max_boxes:
-                self.stopped = f"max_boxes={self.max_boxes} leaves examined"
-                break
-            queue.sort(key=lambda lf: -lf.volume(self.widths))
-            take = queue[:min(batch, self.max_boxes - self.done)]
-            queue = queue[len(take):]
-            for leaf, out in zip(take, self._run(take)):
-                queue.extend(self._decide(leaf, *out))
-        for leaf in queue:                        # what is left undecided
+            leaf = queue.pop()
+            queue.extend(self._decide(leaf, *certify_leaf(*self._args(leaf))))
+        for leaf in queue.leaves():               # what is left undecided
             self.refused.append((leaf.theta, leaf.x, "not examined: " + self.stopped, None))
 
-    def _run(self, leaves):
-        limit = self.dl.time_limit()
-        args = [(self.F, lf.theta, lf.x, lf.start, limit) for lf in leaves]
-        if self.executor is None:
-            return [certify_leaf(*a) for a in args]
-        futures = [self.executor.submit(certify_leaf, *a) for a in args]
-        return [f.result() for f in futures]
+    def _stop(self, in_flight: int = 0) -> bool:
+        if self.dl.expired():
+            self.stopped = f"time limit: {self.dl.describe()} reached"
+            return True
+        if self.done + in_flight >= self.max_boxes:
+            self.stopped = f"max_boxes={self.max_boxes} leaves examined"
+            return True
+        return False
+
+    def _args(self, leaf: _Leaf) -> tuple:
+        return self.F, leaf.theta, leaf.x, leaf.start, self.dl.time_limit()
+
+    def _go_parallel(self, queue: "_Queue") -> None:
+        """Keep up to ``WINDOW`` leaves running on the executor, largest first, and decide
+        each as it finishes (no generation waits for its slowest leaf); the leaves left
+        unexamined stay in ``queue``."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        shipped = _PickledMap.of(self.F) if is_map(self.F) else self.F
+        running: dict = {}
+        while queue or running:
+            if not self._stop(len(running)):
+                while queue and len(running) < WINDOW and not self._stop(len(running)):
+                    leaf = queue.pop()
+                    args = (shipped,) + self._args(leaf)[1:]
+                    running[self.executor.submit(certify_leaf, *args)] = leaf
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                queue.extend(self._decide(running.pop(future), *future.result()))
 
     def _decide(self, leaf: _Leaf, cert: Certificate, x_box, x_fixed, everywhere, word):
         self.done += 1

@@ -4,10 +4,11 @@ text summaries and small HTML tables for Jupyter."""
 from __future__ import annotations
 
 import enum
-import html
 import math
 
-__all__ = ["Verified", "format_word", "number", "summary_html"]
+from .. import _display
+
+__all__ = ["Verified", "format_word", "number", "summary_html", "verified_words"]
 
 
 class Verified(str, enum.Enum):
@@ -86,8 +87,22 @@ def summary_html(title: str, rows) -> str:
     >>> summary_html("JSR", [("lower", "0.5")]).startswith("<table")
     True
     """
-    cells = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-                    f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
-                    for k, v in rows)
-    return (f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>"
-            f"{cells}</table>")
+    return _display.html(title, [(str(k), v) for k, v in rows])
+
+
+_MEANING = {"exact": "rational arithmetic on the float64 data",
+            "interval": "rigorous floating point",
+            "float": "floating-point evidence only, not a proof"}
+
+
+def verified_words(level) -> str:
+    """A verification level with what it means, for a summary line.
+
+    Examples
+    --------
+    >>> verified_words(Verified.INTERVAL)
+    'interval (rigorous floating point)'
+    """
+    level = str(level)
+    meaning = _MEANING.get(level)
+    return level if meaning is None else f"{level} ({meaning})"

@@ -283,7 +283,11 @@ def _exact_coupling(mag: np.ndarray, keep: np.ndarray) -> Coupling:
 
 
 def _unique(stack: np.ndarray) -> np.ndarray:
+    """The exactly distinct matrices of a stack (first occurrences, in order; -0.0 == 0.0).
+    Keyed by their bytes: no lexicographic sort of rows of n^2 entries."""
     keys = stack.reshape(stack.shape[0], -1) + 0.0
-    _, first = np.unique(keys, axis=0, return_index=True)
-    return stack[np.sort(first)]
+    first: dict = {}
+    for i, row in enumerate(keys):
+        first.setdefault(row.tobytes(), i)
+    return stack[sorted(first.values())]
 

@@ -88,7 +88,7 @@ def _operand_facts(x: Interval):
     if entry is not None and entry[0]() is lo and entry[1]() is hi:
         return entry[2]
     facts = None
-    if np.array_equal(lo, hi):
+    if lo is hi or np.array_equal(lo, hi):
         facts = (lo, None, np.abs(lo), bool(np.all(np.isfinite(lo))), _has_tiny(lo))
         facts[2].flags.writeable = False
     key = id(lo)
@@ -101,16 +101,28 @@ def _operand_facts(x: Interval):
 def _midrad_parts(x: Interval):
     """(mid, rad) floats with [mid - rad, mid + rad] containing x; rad is None for points."""
     lo, hi = x._lo, x._hi
-    if np.array_equal(lo, hi):
+    if lo is hi or np.array_equal(lo, hi):
         return lo, None
     m = np.where(lo == hi, lo, 0.5 * lo + 0.5 * hi)
     r = np.maximum(add_ru(hi, -m), add_ru(m, -lo))
     return m, r
 
 
+_TINY_CHUNK = 1 << 16
+
+
 def _has_tiny(*arrays) -> bool:
-    return any(bool(np.any((np.abs(a) < TINY_FACTOR) & (a != 0)))
-               for a in arrays if a is not None)
+    """Whether some entry is non-zero and below ``TINY_FACTOR`` in magnitude (a product may
+    underflow). Large arrays are scanned in chunks: no temporaries of their size."""
+    for a in arrays:
+        if a is None:
+            continue
+        flat = np.ravel(a, order="K")
+        for start in range(0, flat.size, _TINY_CHUNK):
+            mag = np.abs(flat[start:start + _TINY_CHUNK])
+            if np.any((mag < TINY_FACTOR) & (mag != 0)):
+                return True
+    return False
 
 
 def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
@@ -140,7 +152,6 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     c1 = sum_bound(k)
     c2 = float(next_up(1.0 + float(k + 1) * 2.0 ** -51))
     r = add_ru(mul_dir(c1, s1)[1], mul_dir(c2, s23)[1])
-    # a known operand's tiny entries (u included) are in its facts; scan only the others
     # a known (point) operand's tiny entries are in its facts (then u = |mb| or |mb| + rb
     # with rb = None); scan only the others
     if (fa[4] if fa is not None else _has_tiny(ma, ra)) or \
@@ -156,7 +167,8 @@ def _finite(x: Interval) -> bool:
     facts = _operand_facts(x)
     if facts is not None:
         return facts[3]
-    return bool(np.all(np.isfinite(x._lo)) and np.all(np.isfinite(x._hi)))
+    lo, hi = x._lo, x._hi                          # a point's ends may be one array
+    return bool(np.all(np.isfinite(lo)) and (hi is lo or np.all(np.isfinite(hi))))
 
 
 def _matmul_tight(a: Interval, b: Interval) -> Interval:

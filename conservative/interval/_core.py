@@ -180,8 +180,9 @@ class Interval:
         except ValueError:
             raise ShapeError(fail_message(call, f"lo of shape {lo_d.shape} and hi of shape "
                                           f"{hi_u.shape}", "pass endpoints whose shapes broadcast"))
+        point = hi is None and lo_d is hi_u      # exact points: one read-only array for both
         lo_d = np.array(np.broadcast_to(lo_d, shape), dtype=np.float64)
-        hi_u = np.array(np.broadcast_to(hi_u, shape), dtype=np.float64)
+        hi_u = lo_d if point else np.array(np.broadcast_to(hi_u, shape), dtype=np.float64)
         bad = lo_d > hi_u
         if np.any(bad):
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
