@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "to_fractions",
+    "solve_exact",
     "dyadic_round",
     "float_at_least",
     "is_psd",
@@ -352,20 +353,34 @@ def check_quadratic_products(mats: np.ndarray, P: np.ndarray, gamma: float, k: i
     return True
 
 
-def _solve(a: QMatrix, b: Sequence[Fraction]) -> list | None:
-    """Exact Gaussian elimination; None if singular."""
+def solve_exact(a: QMatrix, b) -> list | None:
+    """``x`` with ``a x = b`` in exact rationals (Gauss-Jordan with pivoting on non-zeros);
+    None if ``a`` is singular. ``b`` is a vector, or a list of rows for several right-hand
+    sides (then ``x`` is a list of rows too).
+
+    Examples
+    --------
+    >>> from fractions import Fraction as Q
+    >>> solve_exact([[Q(2), Q(1)], [Q(0), Q(1)]], [Q(3), Q(1)])
+    [Fraction(1, 1), Fraction(1, 1)]
+    >>> solve_exact([[Q(1), Q(1)], [Q(1), Q(1)]], [Q(1), Q(0)]) is None
+    True
+    """
     n = len(a)
-    m = [list(row) + [b[i]] for i, row in enumerate(a)]
+    several = n > 0 and isinstance(b[0], (list, tuple))
+    m = [list(row) + (list(b[i]) if several else [b[i]]) for i, row in enumerate(a)]
     for k in range(n):
         piv = next((i for i in range(k, n) if m[i][k] != 0), None)
         if piv is None:
             return None
         m[k], m[piv] = m[piv], m[k]
+        inv = 1 / Fraction(m[k][k])
+        m[k] = [x * inv for x in m[k]]
         for i in range(n):
             if i != k and m[i][k] != 0:
-                f = m[i][k] / m[k][k]
+                f = m[i][k]
                 m[i] = [x - f * y for x, y in zip(m[i], m[k])]
-    return [m[i][n] / m[i][i] for i in range(n)]
+    return [row[n:] for row in m] if several else [row[n] for row in m]
 
 
 def _basis_for(cols: np.ndarray, preferred: Sequence[int]) -> list[int] | None:
@@ -423,7 +438,7 @@ def polytope_norm_bound(mats: np.ndarray, V: np.ndarray, supports: dict) -> Frac
             basis = _basis_for(V, supports.get((i, j), ()))
             if basis is None:
                 return None
-            lam = _solve([[vq[r][b] for b in basis] for r in range(n)], y)
+            lam = solve_exact([[vq[r][b] for b in basis] for r in range(n)], y)
             if lam is None:
                 return None
             worst = max(worst, sum(abs(v) for v in lam))

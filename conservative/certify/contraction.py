@@ -44,8 +44,8 @@ _CALL = "cv.certify_contraction"
 SMALL_DIM = 24
 
 
-@dataclass(frozen=True)
-class Certificate:
+@dataclass(frozen=True, repr=False)          # repr from _display.Summary
+class Certificate(_display.Summary):
     """A contraction certificate (or the reason there is none).
 
     Attributes
@@ -165,12 +165,6 @@ class Certificate:
         if self.notes:
             rows.append(("notes", f"{len(self.notes)}: " + _clip(self.notes[0], 90)))
         return title, rows
-
-    def __repr__(self) -> str:
-        return _display.text(*self._summary())
-
-    def _repr_html_(self) -> str:
-        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays become nested lists, inf becomes None)."""

@@ -51,8 +51,8 @@ class NoCounterexampleError(ConservativeError):
         self.lower, self.word, self.matrices = lower, word, matrices
 
 
-@dataclass(frozen=True)
-class Counterexample:
+@dataclass(frozen=True, repr=False)          # repr from _display.Summary
+class Counterexample(_display.Summary):
     """An algorithm whose iterates converge while a piggyback derivative run diverges.
 
     Attributes
@@ -127,12 +127,6 @@ class Counterexample:
             rows.append(("true derivative",
                          str(np.round(np.asarray(self.true_derivative).ravel()[:6], 6).tolist())))
         return rows
-
-    def __repr__(self) -> str:
-        return _display.text(*self._summary())
-
-    def _repr_html_(self) -> str:
-        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the map itself is left out)."""

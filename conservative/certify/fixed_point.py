@@ -44,8 +44,8 @@ __all__ = ["FixedPointCertificate", "certify_fixed_point", "box_certificate"]
 _CALL = "cv.certify_fixed_point"
 
 
-@dataclass(frozen=True)
-class FixedPointCertificate:
+@dataclass(frozen=True, repr=False)          # repr from _display.Summary
+class FixedPointCertificate(_display.Summary):
     """Result of :func:`certify_fixed_point`.
 
     Attributes
@@ -125,12 +125,6 @@ class FixedPointCertificate:
             text = " ".join(self.reason.split())
             rows.append(("reason", text if len(text) <= 96 else text[:93] + "..."))
         return title, rows
-
-    def __repr__(self) -> str:
-        return _display.text(*self._summary())
-
-    def _repr_html_(self) -> str:
-        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the box as lists; the certificate's own dictionary)."""

@@ -40,8 +40,8 @@ __all__ = ["JSRResult", "jsr"]
 _CALL = "cv.jsr"
 
 
-@dataclass(frozen=True)
-class JSRResult:
+@dataclass(frozen=True, repr=False)          # repr from _display.Summary
+class JSRResult(_display.Summary):
     """Bracket ``lower <= JSR <= upper`` with the evidence for each side.
 
     Attributes
@@ -123,12 +123,6 @@ class JSRResult:
         if self.stopped:
             rows.append(("stopped", _short(self.stopped, 96)))
         return title, rows
-
-    def __repr__(self) -> str:
-        return _display.text(*self._summary())
-
-    def _repr_html_(self) -> str:
-        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays become nested lists)."""

@@ -36,8 +36,8 @@ __all__ = ["RegionCertificate", "certify_region", "solve_fixed_point", "certify_
 _CALL = "cv.certify_region"
 
 
-@dataclass(frozen=True)
-class RegionCertificate:
+@dataclass(frozen=True, repr=False)          # repr from _display.Summary
+class RegionCertificate(_display.Summary):
     """Result of :func:`certify_region`.
 
     Attributes
@@ -97,12 +97,6 @@ class RegionCertificate:
             rows.append(("stopped", " ".join(self.stopped.split())[:96]))
         rows.append(("time", f"{self.seconds:.1f} s"))
         return title, rows
-
-    def __repr__(self) -> str:
-        return _display.text(*self._summary())
-
-    def _repr_html_(self) -> str:
-        return _display.html(*self._summary())
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (boxes as lists; the leaves' certificates as dictionaries)."""

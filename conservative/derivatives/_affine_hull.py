@@ -24,6 +24,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._exact import solve_exact
+
 __all__ = ["ReducedSystem", "reduce_to_affine_hull", "to_float_down", "to_float_up"]
 
 
@@ -134,23 +136,24 @@ def _fixed_point(A_rows: list[dict], B: np.ndarray) -> dict | None:
                 for s in range(m):
                     row[size + s] += a * p.get(c * m + s, Fraction(0))
         M.append(row)
-    for col in range(size):                      # Gauss-Jordan over the rationals
-        piv = next((i for i in range(col, size) if M[i][col] != 0), None)
-        if piv is None:
-            return None
-        M[col], M[piv] = M[piv], M[col]
-        inv = 1 / M[col][col]
-        M[col] = [x * inv for x in M[col]]
-        for i in range(size):
-            if i != col and M[i][col] != 0:
-                f = M[i][col]
-                M[i] = [x - f * y for x, y in zip(M[i], M[col])]
+    X = solve_exact([row[:size] for row in M], [row[size:] for row in M])
+    if X is None:
+        return None
     for r in active:
-        for s in range(m):
-            val = M[pos[r]][size + s]
+        for s, val in enumerate(X[pos[r]]):
             if val != 0:
                 p[r * m + s] = val
     return p
+
+
+def _subtract_multiple(q: dict, f: Fraction, v: dict) -> None:
+    """``q -= f v`` for sparse rational vectors (dicts), dropping entries that become 0."""
+    for k, x in v.items():
+        y = q.get(k, Fraction(0)) - f * x
+        if y:
+            q[k] = y
+        else:
+            q.pop(k, None)
 
 
 def _reduce(v: dict, basis: dict) -> dict:
@@ -158,12 +161,7 @@ def _reduce(v: dict, basis: dict) -> dict:
     for piv, q in basis.items():
         f = v.get(piv)
         if f:
-            for k, x in q.items():
-                y = v.get(k, Fraction(0)) - f * x
-                if y:
-                    v[k] = y
-                else:
-                    v.pop(k, None)
+            _subtract_multiple(v, f, q)
     return v
 
 
@@ -172,15 +170,10 @@ def _add(basis: dict, v: dict) -> None:
     piv = min(v)
     inv = 1 / v[piv]
     v = {k: x * inv for k, x in v.items()}
-    for other, q in basis.items():               # clear the new pivot from the others
+    for q in basis.values():                      # clear the new pivot from the others
         f = q.get(piv)
         if f:
-            for k, x in v.items():
-                y = q.get(k, Fraction(0)) - f * x
-                if y:
-                    q[k] = y
-                else:
-                    q.pop(k, None)
+            _subtract_multiple(q, f, v)
     basis[piv] = v
 
 

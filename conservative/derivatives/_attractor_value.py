@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import html
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _display
 from .._types import as_float_array, check_bool
 from ..distances import hull_vertex_indices
 from ..errors import InputError, ShapeError, fail_message
@@ -45,8 +45,8 @@ def _sub(k: int) -> str:
     return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Attractor:
+@dataclass(frozen=True, eq=False, repr=False)     # repr from _display.Summary
+class Attractor(_display.Summary):
     """The attractor ``K*`` of the piggyback iteration at a fixed point, with a proved error.
 
     The set is represented in its own affine hull (``dimension`` D, decided exactly): a point
@@ -399,7 +399,7 @@ class Attractor:
 
     # --- reading it -------------------------------------------------------------------------
 
-    def _summary(self) -> list[tuple[str, str]]:
+    def _summary(self) -> tuple[str, list[tuple[str, str]]]:
         n, m = self.shape
         what = "a single point" if self.kind == "point" else \
             f"a net of {0 if self.net is None else len(self.net)} points"
@@ -420,17 +420,7 @@ class Attractor:
                                 f"{' (verified exactly)' if self.verified else ''}")]
         if not self.complete:
             rows.append(("PARTIAL", "stopped by the time limit: the bound holds, above tol"))
-        return rows
-
-    def __repr__(self) -> str:
-        rows = self._summary()
-        return "Attractor(" + rows[0][1] + ")\n" + "\n".join(f"  {k}: {v}" for k, v in rows[1:])
-
-    def _repr_html_(self) -> str:
-        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
-                       for k, v in self._summary())
-        return f"<table><caption>Attractor</caption>{body}</table>"
+        return f"Attractor({rows[0][1]})", rows[1:]
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays as nested lists)."""

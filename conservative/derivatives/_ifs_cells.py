@@ -36,6 +36,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .._exact import solve_exact
 from ..errors import SetTooLargeError, fail_message
 
 __all__ = ["CellResult", "cell_attractor", "box_distance", "subdivide"]
@@ -355,19 +356,11 @@ def _merge(a, b):
 
 
 def _exact_fixed_point(R_q, t_q):
-    """The fixed point of c -> R c + t in exact rationals (Gauss-Jordan on I - R)."""
+    """The fixed point of c -> R c + t in exact rationals (a solve of (I - R) c = t)."""
     D = len(t_q)
-    A = [[(1 if a == b else 0) - R_q[a][b] for b in range(D)] + [t_q[a]] for a in range(D)]
-    for col in range(D):
-        piv = next(r for r in range(col, D) if A[r][col] != 0)
-        A[col], A[piv] = A[piv], A[col]
-        inv = 1 / A[col][col]
-        A[col] = [x * inv for x in A[col]]
-        for r in range(D):
-            if r != col and A[r][col] != 0:
-                f = A[r][col]
-                A[r] = [x - f * y for x, y in zip(A[r], A[col])]
-    return np.array([float(Fraction(A[a][D])) for a in range(D)])
+    c = solve_exact([[(1 if a == b else 0) - R_q[a][b] for b in range(D)] for a in range(D)],
+                    list(t_q))
+    return np.array([float(Fraction(v)) for v in c])
 
 
 class _Setup:
