@@ -114,12 +114,15 @@ def _proves(coeffs: list, e: int, r: Fraction) -> bool:
     return not schur_stable(q)
 
 
-def proven_lower_bound(mats: np.ndarray, word, estimate: float) -> float | None:
+def proven_lower_bound(mats: np.ndarray, word, estimate: float, *,
+                       down_to_zero: bool = False) -> float | None:
     """The largest float ``b <= estimate`` found with ``rho(A_w)^(1/|w|) >= b`` proved exactly.
 
     Tries the estimate, then slightly smaller values; returns None when the matrices are too
     large for the exact proof (:data:`MAX_PROOF_DIM`, :data:`MAX_PROOF_LENGTH`) or nothing
-    positive could be proved.
+    positive could be proved. With ``down_to_zero`` the search goes on below three quarters of
+    the estimate (a nilpotent or nearly defective product, whose float eigenvalues overshoot)
+    and ends at the proved bound 0.
 
     Examples
     --------
@@ -144,23 +147,30 @@ def proven_lower_bound(mats: np.ndarray, word, estimate: float) -> float | None:
     def proved(b: float) -> bool:                    # rho(A_w) >= b^L, exactly
         return b > 0 and math.isfinite(b) and _proves(coeffs, e, Fraction(b) ** L)
 
-    if proved(estimate):
-        return float(estimate)
-    failed, found = 0, None                          # shrink 2^-k of the estimate, k = 44, 42..
-    for k in range(44, 1, -2):
-        if proved(estimate * (1.0 - 2.0 ** -k)):
-            failed, found = k + 2, k
-            break
-    if found is None:
-        return None
-    lo, hi = 2.0 ** -found, 2.0 ** -failed           # proved at lo, not at hi: bisect a little
-    for _ in range(6):
-        mid = 0.5 * (lo + hi)
-        if proved(estimate * (1.0 - mid)):
-            lo = mid
-        else:
-            hi = mid
-    return float(estimate * (1.0 - lo))
+    def near(est: float) -> float | None:            # the largest proved bound near est
+        if proved(est):
+            return float(est)
+        failed, found = 0, None                      # shrink 2^-k of est, k = 44, 42, ...
+        for k in range(44, 1, -2):
+            if proved(est * (1.0 - 2.0 ** -k)):
+                failed, found = k + 2, k
+                break
+        if found is None:
+            return None
+        lo, hi = 2.0 ** -found, 2.0 ** -failed       # proved at lo, not at hi: bisect a little
+        for _ in range(6):
+            mid = 0.5 * (lo + hi)
+            if proved(est * (1.0 - mid)):
+                lo = mid
+            else:
+                hi = mid
+        return float(est * (1.0 - lo))
+
+    bound = near(estimate)
+    if bound is None and down_to_zero:
+        bound = next((b for b in (near(estimate * 2.0 ** -k) for k in range(2, 62, 4))
+                      if b is not None), 0.0)
+    return bound
 
 
 def trace_power_lower_bound(mats: np.ndarray, word, estimate: float, *,
@@ -215,17 +225,11 @@ def spectral_lower_bound(mats: np.ndarray, word, estimate: float) -> tuple[float
     (exactly for small matrices, from traces of powers otherwise), else the floating-point
     ``estimate`` with ``proved=False``."""
     mats = np.asarray(mats, dtype=float)
-    exact = proven_lower_bound(mats, word, estimate)
+    # where the exact test applies it is decisive: a failed proof means the estimate
+    # overshoots, and the search continues lower, down to the proved 0
+    exact = proven_lower_bound(mats, word, estimate, down_to_zero=True)
     if exact is not None:
         return exact, True
-    if mats.shape[1] <= MAX_PROOF_DIM and 0 < len(word) <= MAX_PROOF_LENGTH:
-        # the exact test is decisive here: the estimate overshoots by more than a quarter
-        # (a nilpotent or nearly defective product); look lower, down to the proved 0
-        for k in range(2, 62, 4):
-            smaller = proven_lower_bound(mats, word, estimate * 2.0 ** -k)
-            if smaller is not None:
-                return smaller, True
-        return 0.0, True
     traced = trace_power_lower_bound(mats, word, estimate)
     if traced is not None:
         return min(traced, float(estimate)), True

@@ -205,8 +205,11 @@ def test_certificates_are_sound_on_random_sets(entries, scale):
         assert max_product_rho(mats, 4) < 1              # no divergent product exists
         assert independently_verified(mats, cert)
     elif cert.word is not None and cert.lower > 0:
+        # the lower bound is proved exactly; a float recomputation overshoots a defective
+        # eigenvalue by up to eps^(1/n) relative ([[3, -1], [1, 1]] / 2: 1 + 1e-8)
         got = float(spectral_radius(product(mats, cert.word))) ** (1 / len(cert.word))
-        assert abs(got - cert.lower) <= 1e-9 * cert.lower
+        assert cert.lower <= got * (1 + 1e-9)
+        assert abs(got - cert.lower) <= 1e-5 * cert.lower
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

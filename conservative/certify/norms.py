@@ -161,21 +161,6 @@ class Norm:
 # quadratic norms ||v||_P = sqrt(v^T P v)
 
 
-def _float_gap_may_be_psd(mats, P, rho) -> bool:
-    """False when ``rho^2 P - A^T P A`` is clearly indefinite in floating point for some A (an
-    eigenvalue below -1e-7 of its norm, far beyond rounding): the exact check would fail. It
-    only ever skips a proof; it never makes one."""
-    with np.errstate(all="ignore"):
-        for A in mats:
-            gap = rho * rho * P - A.T @ P @ A
-            scale = float(np.abs(gap).max())
-            if not np.all(np.isfinite(gap)):
-                return True
-            if scale > 0 and float(np.linalg.eigvalsh(0.5 * (gap + gap.T))[0]) < -1e-7 * scale:
-                return False
-    return True
-
-
 class QuadraticNorm(Norm):
     """``||v||_P = sqrt(v^T P v)``: the bound is ``A^T P A ⪯ rho^2 P`` for every A (convex in A,
     so vertices of a hull suffice). Found by SDP bisection (common quadratic Lyapunov function).
@@ -247,8 +232,6 @@ class QuadraticNorm(Norm):
         P = self.P
         if isinstance(target, MatrixSet):
             if target.n <= EXACT_MAX_DIM:
-                if not _float_gap_may_be_psd(target.mats, P, rho):
-                    return None                 # the exact check would fail: skip its cost
                 return Verified.EXACT if _exact.check_quadratic(target.mats, P, rho) else None
             return Verified.INTERVAL if rigorous.check_quadratic_rigorous(
                 target.mats, P, rho) else None
