@@ -22,8 +22,9 @@ from ._types import as_float_array
 from .errors import InputError, ShapeError, fail_message
 from .graph import Program
 from .interpreter import seed, walk
+from .primitives import ALL, Elementwise
 
-__all__ = ["enclose_program", "enclose_values", "possible_pieces", "as_box"]
+__all__ = ["enclose_program", "enclose_values", "possible_pieces", "as_box", "interval_demand"]
 
 
 def as_box(box, shape, *, name: str, call: str) -> iv.Interval:
@@ -53,7 +54,8 @@ def _interval_consts(program: Program) -> dict:
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
                     tol: float = 0.0, call: str = "Map.enclose", boundaries: list | None = None,
-                    seeds: tuple | None = None, keep: bool = False):
+                    seeds: tuple | None = None, keep: bool = False, rows=None,
+                    pieces: dict | None = None):
     """Enclose the output and the Jacobian ``[A B]`` of ``program`` over a box.
 
     Parameters
@@ -71,6 +73,10 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
     keep : bool
         Return the enclosures of every node instead: ``(values, tangents)``, dicts node ->
         Interval (a node missing from ``tangents`` has tangent 0).
+    rows : array of int, optional
+        The output elements (flat indices) whose Jacobian rows the caller reads: products are
+        then computed on the rows these need only (:func:`interval_demand`); the other rows of
+        the returned Jacobian are left zero and must not be read. Not with ``keep``.
 
     Returns
     -------
@@ -87,15 +93,24 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         tans = {node: seed for node, seed in zip((program.x_node, program.theta_node), seeds)
                 if seed is not None}
         ndir = next(iter(tans.values())).shape[-1]
+    needs = None if rows is None or keep else interval_demand(program, rows)
 
     def value_and_tangent_rule(step, args):
         prim = step.prim
         out = prim.interval(*args, **step.params)
         if boundaries is not None and prim.meets_boundary(args, tol, step.params):
             boundaries.append(step.node)
+        if pieces is not None and not prim.smooth:
+            _record_pieces(pieces, program, step, args, tol)
         tin = [tans.get(i) for i in step.inputs]
         if any(t is not None for t in tin):
-            acc = prim.interval_tangent(args, out, tin, tol, step.params)
+            need = ALL if needs is None else needs.get(step.node)
+            if need is None:                 # no demanded output row reads this tangent
+                return out
+            if np.ndim(need) == 0 or not getattr(prim, "jvp_uses_need", False):
+                acc = prim.interval_tangent(args, out, tin, tol, step.params)
+            else:
+                acc = prim.interval_tangent(args, out, tin, tol, {**step.params, "need": need})
             if acc is not None:
                 tans[step.node] = acc
         return out
@@ -115,6 +130,41 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
     return vals[program.out_node], jac
 
 
+def interval_demand(program: Program, rows) -> dict:
+    """Which elements of each node's interval tangent the output elements ``rows`` depend on:
+    node -> ``ALL`` or a boolean mask of the node's shape (absent: nothing).
+
+    The interval twin of forward mode's demanded rows, without partials (an interval partial
+    is never known to vanish before the sweep): elementwise nodes need their inputs where
+    they are needed themselves, structural nodes say what they read (matmul: the demanded
+    rows of a matrix, the other operand whole), every other kind needs its inputs whole.
+    """
+    out_shape = program.shape(program.out_node)
+    start = np.zeros(int(np.prod(out_shape, dtype=np.int64)), dtype=bool)
+    start[np.asarray(rows, dtype=np.intp)] = True
+    live = program.live
+    needs = {}
+
+    def like(node):                       # a batched stand-in of the node's value (no memory)
+        return np.broadcast_to(np.zeros(()), (1,) + tuple(program.shape(node)))
+
+    def demand_rule(step, need):
+        needs[step.node] = need
+        alive = tuple(i in live for i in step.inputs)
+        if step.node not in live:
+            return (None,) * len(step.inputs)
+        if isinstance(step.prim, Elementwise):
+            shape = program.shape(step.node)
+            return tuple((need if program.shape(i) == shape else ALL) if a else None
+                         for i, a in zip(step.inputs, alive))
+        return step.prim.demand(need, [like(i) for i in step.inputs], like(step.node), None,
+                                alive, step.kwargs)
+
+    walk(program, {program.out_node: start.reshape(out_shape)}, demand_rule,
+         call="demanded rows", reverse=True)
+    return needs
+
+
 def _interval_value_rule(step, args):
     return step.prim.interval(*args, **step.params)
 
@@ -124,6 +174,15 @@ def enclose_values(program: Program, x_box: iv.Interval, theta_box: iv.Interval,
     """Interval enclosures of every node's value over a box (no derivatives): node -> Interval."""
     env = seed(program, x_box, theta_box, _interval_consts(program))
     return walk(program, env, _interval_value_rule, call=call)
+
+
+def _record_pieces(found: dict, program: Program, step, args, tol: float):
+    """Store the pieces of a nonsmooth node that may be active on the box (if it meets a kink)."""
+    masks = step.prim.interval_active(args, tol, **step.params)
+    shape = program.shape(step.node)
+    stacked = np.stack([np.broadcast_to(m, shape) for m in masks])
+    if np.any(stacked.sum(axis=0) >= 2):
+        found[step.node] = stacked
 
 
 def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
@@ -141,11 +200,7 @@ def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval
     def value_and_pieces_rule(step, args):
         prim = step.prim
         if not prim.smooth:
-            masks = prim.interval_active(args, tol, **step.params)
-            shape = program.shape(step.node)
-            stacked = np.stack([np.broadcast_to(m, shape) for m in masks])
-            if np.any(stacked.sum(axis=0) >= 2):
-                found[step.node] = stacked
+            _record_pieces(found, program, step, args, tol)
         return prim.interval(*args, **step.params)
 
     env = seed(program, x_box, theta_box, _interval_consts(program))

@@ -145,13 +145,16 @@ def _theta_interval(theta) -> iv.Interval:
     return theta if isinstance(theta, iv.Interval) else iv.Interval(np.asarray(theta, dtype=float))
 
 
-def _directions(F, theta, lo, hi, seed, met=None):
-    """``(value, D)``: enclosures of F and of ``{A S}`` over the box, ``S`` in ``seed``."""
+def _directions(F, theta, lo, hi, seed, met=None, rows=None, pieces=None):
+    """``(value, D)``: enclosures of F and of ``{A S}`` over the box, ``S`` in ``seed`` (only
+    the rows ``rows`` of D, when given: the others are left zero; ``pieces`` is filled with
+    the pieces that may be active on the box)."""
     shape = F.state_shape
     x_box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
     t_box = _theta_interval(theta)
     value, D = enclose_program(F.program, x_box, t_box, call="cv.fixed_point_enclosure",
-                               boundaries=met, seeds=(seed.reshape(shape + (-1,)), None))
+                               boundaries=met, seeds=(seed.reshape(shape + (-1,)), None),
+                               rows=rows, pieces=pieces)
     return value.reshape((F.n,)), iv.Interval(D.lo, D.hi)
 
 
@@ -189,7 +192,9 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     wide = np.union1d(rows, const[(d.lo[const] != 0) | (d.hi[const] != 0)])
     seed = np.zeros((n, len(wide)))
     seed[wide, np.arange(len(wide))] = 1.0
-    _, M = _directions(F, theta, lo, hi, iv.Interval(seed))                  # columns `wide`
+    pieces: dict = {}
+    _, M = _directions(F, theta, lo, hi, iv.Interval(seed), rows=rows, pieces=pieces)
+    found = found + (pieces,)                       # possible pieces on the box tested
     M = M[rows]
     on_rows = np.searchsorted(wide, rows)
     G = iv.subtract(iv.Interval(np.eye(len(rows))), M[:, on_rows])          # I - M_NN
@@ -328,6 +333,9 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             pass
     floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x)) + 2.0 ** -1000
     rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
+    step = _newton_step_estimate(F, theta, x, residual.mag)
+    if step is not None:            # the first box holds the Newton step: no failed first test
+        rho = np.maximum(rho, 2.0 * step) + floor
     if not np.all(np.isfinite(rho)):
         return _unproven(F, theta, x, np.zeros(n), "the residual F(x) - x is not finite")
     reason = "the Krawczyk test did not close within the inflation steps"
@@ -354,6 +362,33 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
                       "(I - A may be singular nearby, or x is not close to a fixed point)")
             break
     return _unproven(F, theta, x, rho, reason)
+
+
+def _newton_step_estimate(F, theta, x, g):
+    """A float estimate of the Krawczyk image's spread: ``max |(I - A)^-1| g`` for ``g`` the
+    residual's magnitude, with the default selection's Jacobian ``A`` at ``x`` on the rows
+    where it is not zero (forward mode, never the whole of A), or None. Only the size of the
+    first box is taken from it: the image of a box smaller than this never lies inside it,
+    so starting there saves a failed test (a full interval sweep)."""
+    n = F.n
+    shape = F.state_shape
+    point = theta.mid if isinstance(theta, iv.Interval) else theta
+    probe = np.random.default_rng(0).uniform(0.5, 1.5, size=n)     # no cancellation (a.s.)
+    try:
+        _, t = F.jvp(x.reshape(shape), point, probe.reshape(shape + (1,)))
+        rows = np.flatnonzero(t.reshape(n) != 0)
+        if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
+            return None
+        seed = np.zeros((n, len(rows)))
+        seed[rows, np.arange(len(rows))] = 1.0
+        _, M = F.jvp(x.reshape(shape), point, seed.reshape(shape + (len(rows),)))
+        M = M.reshape(n, len(rows))[rows]
+        with np.errstate(all="ignore"):
+            delta = np.abs(np.linalg.inv(np.eye(len(rows)) - M)) @ g[rows]
+    except (ConservativeError, np.linalg.LinAlgError, ValueError):
+        return None
+    size = float(np.max(np.abs(delta)))
+    return size if math.isfinite(size) else None
 
 
 def _jumping_where(F, theta, x, lo, hi, met) -> list:
@@ -417,7 +452,8 @@ def _proven(F, theta, x, lo, hi, met, found) -> FixedPointEnclosure:
         caveat = (f"the branches of {exprs} agree on the boundary inside the box (checked at "
                   "evaluated points and sampled at trace time)")
     radius = float(max(np.max(x - lo), np.max(hi - x)))
-    possible = pieces_on_box(F, (lo.reshape(shape), hi.reshape(shape)), theta)
+    possible = found[2] if len(found) > 2 else \
+        pieces_on_box(F, (lo.reshape(shape), hi.reshape(shape)), theta)
     return FixedPointEnclosure(lo.reshape(shape), hi.reshape(shape), True, radius, "", caveat,
                                describe_kinks(F, possible), rows=found[0], row_l1=found[1],
                                possible=possible)

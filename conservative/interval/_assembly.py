@@ -136,16 +136,20 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     fa, fb = _operand_facts(a), _operand_facts(b)
     ma, ra = (fa[0], fa[1]) if fa is not None else _midrad_parts(a)
     mb, rb = (fb[0], fb[1]) if fb is not None else _midrad_parts(b)
-    c = ma @ mb
+    centred = fb is None and not mb.any()       # mid b = 0 (a probe of a whole box)
+    if centred:                                 # zeros of the product's shape, exactly
+        c = np.matmul(ma[..., :0], mb[..., :0] if mb.ndim == 1 else mb[..., :0, :])
+    else:
+        c = ma @ mb
     if k == 0:
         return Interval._new(c, c.copy())
     abs_ma = fa[2] if fa is not None else np.abs(ma)
     abs_mb = fb[2] if fb is not None else np.abs(mb)
-    s1 = abs_ma @ abs_mb
+    s1 = np.zeros_like(c) if centred else abs_ma @ abs_mb
     s23 = np.zeros_like(s1)
     u = abs_mb
     if rb is not None:
-        s23 = abs_ma @ rb
+        s23 = _sparse_rows_product(abs_ma, rb)
     if ra is not None:
         u = abs_mb if rb is None else add_ru(abs_mb, rb)
         s23 = add_ru(s23, ra @ u)
@@ -161,6 +165,17 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     hi = add_ru(c, r)
     bad = np.isnan(lo) | np.isnan(hi)
     return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
+
+
+def _sparse_rows_product(a: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``a @ r`` for a 2-D ``a`` and a radius ``r`` that is zero on most rows (a box wide in a
+    few coordinates only): the product of the columns of ``a`` that meet non-zero rows."""
+    if a.ndim != 2 or r.ndim > 2 or r.shape[0] < 64:
+        return a @ r
+    nz = np.flatnonzero(r if r.ndim == 1 else np.any(r != 0, axis=1))
+    if 2 * len(nz) > r.shape[0]:
+        return a @ r
+    return a[:, nz] @ r[nz]
 
 
 def _finite(x: Interval) -> bool:

@@ -383,8 +383,27 @@ def _as_2d(x, vector_axis):
     return x.reshape((1, -1)) if vector_axis == 0 else x.reshape((-1, 1))
 
 
-def _matmul_interval_jvp(ivs, out, tans):
-    """Interval tangent of a @ b: a @ t_b + t_a @ b, as 2-D interval products."""
+def _point_times_sparse(a2, t, need):
+    """``a2 @ t`` for a point matrix ``a2`` (i, j) and an interval tangent ``t`` (j, c): only
+    the rows of the result that the demand ``need`` asks for (the others are left zero: no
+    demanded row reads them) and only the rows of ``t`` that are not identically zero (seeds
+    of a few coordinates, the support of a soft-threshold)."""
+    rows = None if need is None else _needed_rows(need, a2.shape[0])
+    nz = np.flatnonzero(np.any(t.lo != 0, axis=1) | np.any(t.hi != 0, axis=1))
+    if rows is None and 2 * len(nz) > t.shape[0]:
+        return iv.matmul(a2, t)
+    sub = a2 if rows is None else a2[rows]
+    part = iv.matmul(sub[:, nz], t[nz])
+    if rows is None:
+        return part
+    lo, hi = np.zeros((a2.shape[0], t.shape[1])), np.zeros((a2.shape[0], t.shape[1]))
+    lo[rows], hi[rows] = part.lo, part.hi
+    return iv.Interval(lo, hi)
+
+
+def _matmul_interval_jvp(ivs, out, tans, need=None):
+    """Interval tangent of a @ b: a @ t_b + t_a @ b, as 2-D interval products (with a
+    demand ``need`` of the output, a point matrix ``a`` contributes its demanded rows only)."""
     a, b = ivs
     ta, tb = tans
     ndir = (ta if ta is not None else tb).shape[-1]
@@ -393,7 +412,11 @@ def _matmul_interval_jvp(ivs, out, tans):
     i, j, k = a2.shape[0], a2.shape[1], b2.shape[1]
     total = None
     if tb is not None:                                          # (j, [k,] T) -> (j, k T)
-        r = iv.matmul(a2, tb.reshape((j, k * ndir)))
+        t = tb.reshape((j, k * ndir))
+        if a.ndim == 2 and ta is None and bool(np.all(a.is_point)):
+            r = _point_times_sparse(a2, t, need)
+        else:
+            r = iv.matmul(a2, t)
         total = r.reshape((i, k, ndir))
     if ta is not None:                                          # (i, j, T) -> (i T, j)
         t = ta.reshape((i, j, ndir)).transpose(0, 2, 1).reshape((i * ndir, j))
