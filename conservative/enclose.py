@@ -55,21 +55,22 @@ def _interval_consts(program: Program) -> dict:
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
                     tol: float = 0.0, call: str = "Map.enclose", boundaries: list | None = None,
                     seeds: tuple | None = None, keep: bool = False, rows=None,
-                    pieces: dict | None = None):
+                    pieces: dict | None = None, centre: dict | None = None,
+                    values: dict | None = None):
     """Enclose the output and the Jacobian ``[A B]`` of ``program`` over a box.
 
     Parameters
     ----------
     boundaries : list, optional
         If given, the nodes whose continuity is only checked (``cv.where``: the primitive's
-        ``branches`` hook) and whose boundary may meet the box are appended to it. Their continuity is checked only at evaluated points, so a caller
-        that needs F to be Lipschitz on the box (a mean-value argument) must refuse them.
+        ``branches`` hook) and whose boundary may meet the box are appended to it. Their
+        continuity is checked only at evaluated points, so a caller that needs F to be
+        Lipschitz on the box (a mean-value argument) must refuse them.
     seeds : tuple (x_seed, theta_seed), optional
         Interval tangents of ``x`` (shape ``(*state_shape, T)``) and ``theta`` (or None for
         zero) in place of the identity: the result then encloses ``{[A B] S : S in seeds}``
         for every Jacobian on the box, ``T`` columns (a few directions, or a whole box of
         directions at once).
-
     keep : bool
         Return the enclosures of every node instead: ``(values, tangents)``, dicts node ->
         Interval (a node missing from ``tangents`` has tangent 0).
@@ -77,6 +78,19 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         The output elements (flat indices) whose Jacobian rows the caller reads: products are
         then computed on the rows these need only (:func:`interval_demand`); the other rows of
         the returned Jacobian are left zero and must not be read. Not with ``keep``.
+    pieces : dict, optional
+        Filled with :func:`possible_pieces` over the box, from the same sweep.
+    centre : dict, optional
+        The enclosures of every node at a point ``c`` of the box (:func:`enclose_values` at
+        ``c`` and the same ``theta_box``); the first column of the ``x`` seed must then be
+        ``x_box - c``. Products of a large constant matrix with a live operand take their
+        value over the box in centred form, ``value(c) + tangent along x_box - c`` (the mean
+        value theorem; F Lipschitz on the box, which the callers check for ``cv.where``
+        through ``boundaries``): one product with the matrix's absolute value instead of
+        three.
+    values : dict, optional
+        The enclosures of every node over this box (from an earlier sweep with ``keep``):
+        only tangents are computed.
 
     Returns
     -------
@@ -97,7 +111,12 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
 
     def value_and_tangent_rule(step, args):
         prim = step.prim
-        out = prim.interval(*args, **step.params)
+        if values is not None:
+            out = values[step.node]
+        elif centre is not None and _large_constant_product(program, step):
+            return _centred_product(step, args, tans, centre[step.node], tol)
+        else:
+            out = prim.interval(*args, **step.params)
         if boundaries is not None and prim.meets_boundary(args, tol, step.params):
             boundaries.append(step.node)
         if pieces is not None and not prim.smooth:
@@ -128,6 +147,25 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         t = t.broadcast_to(out_shape + (ndir,)).reshape((n_out, ndir))
         jac = iv.IntervalMatrix(t.lo, t.hi)
     return vals[program.out_node], jac
+
+
+def _large_constant_product(program: Program, step) -> bool:
+    """A product ``C @ v`` of a large constant matrix with a live operand (the sweep's cost)."""
+    if step.prim.name != "matmul" or step.inputs[0] not in program.consts:
+        return False
+    c = program.consts[step.inputs[0]]
+    return c.ndim == 2 and c.size >= 4096 and step.inputs[1] in program.live
+
+
+def _centred_product(step, args, tans, at_centre, tol):
+    """Value of ``C @ v`` over the box as ``(C @ v)(c) + (C @ t_v)[..., 0]`` (column 0 of the
+    tangent is along ``box - c``), storing the node's tangent in ``tans``."""
+    tin = [tans.get(i) for i in step.inputs]
+    acc = step.prim.interval_tangent(args, at_centre, tin, tol, step.params)
+    if acc is None:
+        return at_centre
+    tans[step.node] = acc
+    return iv.add(at_centre, iv.Interval(acc.lo[..., 0], acc.hi[..., 0]))
 
 
 def interval_demand(program: Program, rows) -> dict:

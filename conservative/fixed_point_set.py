@@ -195,7 +195,15 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     pieces: dict = {}
     _, M = _directions(F, theta, lo, hi, iv.Interval(seed), rows=rows, pieces=pieces)
     found = found + (pieces,)                       # possible pieces on the box tested
-    M = M[rows]
+    contained, k_lo, k_hi = _krawczyk_image(x, lo, hi, d, residual, rows, wide, M[rows],
+                                            k_lo, k_hi)
+    return contained, lo, hi, k_lo, k_hi, met, found
+
+
+def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi):
+    """``K(X) = x - C g(x) + (I - C (I - M_NN)) (X - x)_N + C M_NZ (X - x)_Z`` on the rows N
+    (``M``: the enclosure of A's rows N on the columns ``wide``), written into ``k_lo, k_hi``;
+    returns ``(contained, k_lo, k_hi)``."""
     on_rows = np.searchsorted(wide, rows)
     G = iv.subtract(iv.Interval(np.eye(len(rows))), M[:, on_rows])          # I - M_NN
     try:
@@ -219,7 +227,53 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     if not contained and float(np.max(_spectral_bound(E))) >= 1:
         raise _Refused("I - A may be singular somewhere on the box: the hull of the Jacobians "
                        "there contains a matrix with eigenvalue 1, or its enclosure is too wide")
-    return contained, lo, hi, k_lo, k_hi, met, found
+    return contained, k_lo, k_hi
+
+
+def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
+    """Krawczyk's test on the box that is ``x ± rho`` on the rows ``rows_f`` where the float
+    Jacobian is not zero and ``hull(x, F(x))`` elsewhere, in two sweeps: values over the box
+    in centred form with the rows that may be non-zero (``enclose_program(centre=...)``,
+    seeds ``X - x`` and a probe of the whole box), then the Jacobian's columns on the
+    demanded rows only. Returns ``(lo, hi, met, found)`` when the box is proved, else None
+    (the general test decides, from the same first box).
+    """
+    n, shape = F.n, F.state_shape
+    lo, hi = np.minimum(x, fx.lo), np.maximum(x, fx.hi)
+    wide_lo, wide_hi = _outward_box(x[rows_f], rho[rows_f])
+    lo[rows_f], hi[rows_f] = np.minimum(lo[rows_f], wide_lo), np.maximum(hi[rows_f], wide_hi)
+    d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x))                     # X - x
+    seed = iv.Interval(np.stack([d.lo, -np.ones(n)], axis=1), np.stack([d.hi, np.ones(n)], 1))
+    box, t_box = iv.Interval(lo.reshape(shape), hi.reshape(shape)), _theta_interval(theta)
+    met: list = []
+    pieces: dict = {}
+    vals, tans = enclose_program(F.program, box, t_box, call="cv.fixed_point_enclosure",
+                                 boundaries=met, seeds=(seed.reshape(shape + (2,)), None),
+                                 keep=True, pieces=pieces, centre=centre)
+    out = F.program.out_node
+    value = vals[out].reshape((n,))
+    T = tans.get(out)
+    if T is None:
+        return None
+    T = T.broadcast_to(F.program.shape(out) + (2,)).reshape((n, 2))
+    l1 = np.maximum(np.abs(T.lo[:, 1]), np.abs(T.hi[:, 1]))
+    rows = np.flatnonzero(l1 != 0)
+    const = np.setdiff1d(np.arange(n), rows)
+    # T keeps F on the rows where it is constant over the box: F(X) must lie in X there
+    if not (np.all(value.lo[const] >= lo[const]) and np.all(value.hi[const] <= hi[const])):
+        return None
+    if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
+        return None
+    wide = np.union1d(rows, np.flatnonzero((d.lo != 0) | (d.hi != 0)))
+    unit = np.zeros((n, len(wide)))
+    unit[wide, np.arange(len(wide))] = 1.0
+    _, M = enclose_program(F.program, box, t_box, call="cv.fixed_point_enclosure",
+                           seeds=(iv.Interval(unit.reshape(shape + (len(wide),))), None),
+                           rows=rows, values=vals)
+    M = iv.Interval(M.lo, M.hi)[rows]
+    contained, _, _ = _krawczyk_image(x, lo, hi, d, residual, rows, wide, M,
+                                      np.array(lo), np.array(hi))
+    return (lo, hi, met, (rows, l1, pieces)) if contained else None
 
 
 def _spectral_bound(E) -> float:
@@ -320,8 +374,8 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
     try:
         point = iv.Interval(x.reshape(F.state_shape))
-        fx = enclose_values(F.program, point, _theta_interval(theta),
-                            call=call)[F.program.out_node].reshape((n,))
+        centre = enclose_values(F.program, point, _theta_interval(theta), call=call)
+        fx = centre[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
     residual = iv.subtract(iv.Interval(x), fx)                                  # g(x) = x - F(x)
@@ -333,11 +387,17 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             pass
     floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x)) + 2.0 ** -1000
     rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
-    step = _newton_step_estimate(F, theta, x, residual.mag)
-    if step is not None:            # the first box holds the Newton step: no failed first test
-        rho = np.maximum(rho, 2.0 * step) + floor
     if not np.all(np.isfinite(rho)):
         return _unproven(F, theta, x, np.zeros(n), "the residual F(x) - x is not finite")
+    step = _newton_step_estimate(F, theta, x, residual.mag)
+    if step is not None:            # the first box holds the Newton step: no failed first test
+        rho = np.maximum(rho, 2.0 * step[0]) + floor
+        try:
+            quick = _centred_test(F, x, theta, rho, step[1], fx, centre, residual)
+        except (_Refused, ConservativeError):
+            quick = None                  # the general test below says why, if it fails too
+        if quick is not None:
+            return _proven(F, theta, x, *quick)
     reason = "the Krawczyk test did not close within the inflation steps"
     for _ in range(max_iter):
         lo, hi = _outward_box(x, rho)
@@ -365,11 +425,11 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
 
 
 def _newton_step_estimate(F, theta, x, g):
-    """A float estimate of the Krawczyk image's spread: ``max |(I - A)^-1| g`` for ``g`` the
-    residual's magnitude, with the default selection's Jacobian ``A`` at ``x`` on the rows
-    where it is not zero (forward mode, never the whole of A), or None. Only the size of the
-    first box is taken from it: the image of a box smaller than this never lies inside it,
-    so starting there saves a failed test (a full interval sweep)."""
+    """``(size, rows)``: a float estimate of the Krawczyk image's spread, ``max |(I - A)^-1| g``
+    for ``g`` the residual's magnitude, with the default selection's Jacobian ``A`` at ``x``
+    on the rows where it is not zero (forward mode, never the whole of A), and those rows; or
+    None. Only the size and the shape of the first box are taken from it: the image of a box
+    smaller than this never lies inside it, so starting there saves a failed test."""
     n = F.n
     shape = F.state_shape
     point = theta.mid if isinstance(theta, iv.Interval) else theta
@@ -388,7 +448,7 @@ def _newton_step_estimate(F, theta, x, g):
     except (ConservativeError, np.linalg.LinAlgError, ValueError):
         return None
     size = float(np.max(np.abs(delta)))
-    return size if math.isfinite(size) else None
+    return (size, rows) if math.isfinite(size) else None
 
 
 def _jumping_where(F, theta, x, lo, hi, met) -> list:

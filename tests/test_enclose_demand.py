@@ -118,20 +118,49 @@ def test_midrad_product_with_centred_or_sparse_operand_is_rigorous(case):
     assert np.all(width <= exact_width + 1e-10 * (1 + np.abs(got.hi)))
 
 
-def test_lasso_enclosure_closes_in_one_krawczyk_test(monkeypatch):
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("width", [1e-12, 1e-6, 0.05])
+def test_centred_values_contain_every_value_on_the_box(seed, width):
+    x0, rad, _ = box_and_seeds(seed, width)
+    t0 = np.array([0.3, 1.0])
+    tb = iv.Interval(np.array([0.3, 0.3 + width]), np.array([1.0, 1.0 + width]))
+    box = iv.Interval(x0 - rad, x0 + rad)
+    centre = fps.enclose_values(F.program, iv.Interval(x0), tb)
+    d = iv.subtract(box, iv.Interval(x0)).reshape((150, 1))
+    vals, _ = enclose_program(F.program, box, tb, seeds=(d, None), keep=True, centre=centre)
+    natural = fps.enclose_values(F.program, box, tb)[F.program.out_node]
+    got = vals[F.program.out_node]
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        y = rng.uniform(x0 - rad, x0 + rad)
+        t = rng.uniform(tb.lo, tb.hi)
+        assert np.all(got.contains(F(y, t)))
+    # the centred form is never much wider than the natural extension on small boxes
+    if width <= 1e-6:
+        assert np.all(got.hi - got.lo <= 4 * (natural.hi - natural.lo) + 1e-15)
+
+
+def test_lasso_enclosure_takes_the_centred_test(monkeypatch):
     Xl, yl = cv.datasets.lasso_small()
     G = cv.algorithms.forward_backward_lasso(Xl, yl)
     lam = 0.2 * float(np.max(np.abs(Xl.T @ yl)))
     w = cv.fixed_point(G, np.zeros(Xl.shape[1]), lam, tol=1e-14).x
-    calls = []
-    original = fps._krawczyk_step
-    monkeypatch.setattr(fps, "_krawczyk_step",
-                        lambda *a: calls.append(1) or original(*a))
+    general, sweeps = [], []
+    original, sweep = fps._krawczyk_step, fps.enclose_program
+    monkeypatch.setattr(fps, "_krawczyk_step", lambda *a: general.append(1) or original(*a))
+    monkeypatch.setattr(fps, "enclose_program",
+                        lambda *a, **k: sweeps.append(1) or sweep(*a, **k))
     enc = cv.fixed_point_enclosure(G, lam, w + 1e-13)
-    assert enc.proven and len(calls) == 1
+    assert enc.proven and general == [] and len(sweeps) == 2
+    # the general test proves a box from the same point too, and both hold the fixed point
+    monkeypatch.setattr(fps, "_centred_test", lambda *a: None)
+    fps._RECENT.clear()
+    enc_general = cv.fixed_point_enclosure(G, lam, w + 1e-13)
+    assert enc_general.proven and general
     # the fixed point lies in the box: the exact support solution is inside it
     S = np.flatnonzero(w)
     XS = Xl[:, S]
     exact = np.zeros_like(w)
     exact[S] = np.linalg.solve(XS.T @ XS, XS.T @ yl - lam * np.sign(w[S]))
-    assert np.all(enc.lo <= exact + 1e-12) and np.all(exact - 1e-12 <= enc.hi)
+    for e in (enc, enc_general):
+        assert np.all(e.lo <= exact + 1e-14) and np.all(exact - 1e-14 <= e.hi)

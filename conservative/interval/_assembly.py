@@ -15,7 +15,8 @@ except ImportError:  # pragma: no cover - NumPy < 2.0
 from ..errors import InputError, ShapeError, fail_message
 from ._arith import multiply
 from ._core import Interval, as_interval, as_interval_pair
-from ._rounding import ETA, TINY_FACTOR, add_rd, add_ru, mul_dir, next_up, quiet, sum_bound, sum_dir
+from ._rounding import (ETA, TINY_FACTOR, add_rd, add_ru, mul_up_nonneg, next_up, quiet,
+                        sum_bound, sum_dir)
 from ._tristate import as_tristate
 
 __all__ = ["matmul", "concatenate", "where"]
@@ -155,7 +156,7 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
         s23 = add_ru(s23, ra @ u)
     c1 = sum_bound(k)
     c2 = float(next_up(1.0 + float(k + 1) * 2.0 ** -51))
-    r = add_ru(mul_dir(c1, s1)[1], mul_dir(c2, s23)[1])
+    r = add_ru(mul_up_nonneg(c1, s1), mul_up_nonneg(c2, s23))
     # a known (point) operand's tiny entries are in its facts (then u = |mb| or |mb| + rb
     # with rb = None); scan only the others
     if (fa[4] if fa is not None else _has_tiny(ma, ra)) or \

@@ -114,6 +114,15 @@ def mul_dir(a, b):
     return lo, hi
 
 
+def mul_up_nonneg(c: float, s):
+    """``c s`` rounded toward +inf for a scalar ``c > 0`` and an array ``s >= 0`` (radii and
+    error bounds, where one ulp does not matter): ``next_up(fl(c s))``, which is at least
+    ``c s`` for every real product (the exact product lies below the float after the
+    rounded one), and exactly 0 where ``s`` is 0. Cheaper than :func:`mul_dir`."""
+    p = c * s
+    return np.where(s == 0, 0.0, next_up(p))
+
+
 def div_dir(a, b):
     """(a / b rounded down, a / b rounded up) for b != 0; NaN for inf / inf."""
     q = a / b

@@ -384,7 +384,7 @@ def _as_2d(x, vector_axis):
 
 
 def _point_times_sparse(a2, t, need):
-    """``a2 @ t`` for a point matrix ``a2`` (i, j) and an interval tangent ``t`` (j, c): only
+    """``a2 @ t`` for a matrix ``a2`` (i, j) and an interval tangent ``t`` (j, c): only
     the rows of the result that the demand ``need`` asks for (the others are left zero: no
     demanded row reads them) and only the rows of ``t`` that are not identically zero (seeds
     of a few coordinates, the support of a soft-threshold)."""
@@ -413,7 +413,7 @@ def _matmul_interval_jvp(ivs, out, tans, need=None):
     total = None
     if tb is not None:                                          # (j, [k,] T) -> (j, k T)
         t = tb.reshape((j, k * ndir))
-        if a.ndim == 2 and ta is None and bool(np.all(a.is_point)):
+        if a.ndim == 2 and ta is None:
             r = _point_times_sparse(a2, t, need)
         else:
             r = iv.matmul(a2, t)
