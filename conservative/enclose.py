@@ -49,7 +49,7 @@ def as_box(box, shape, *, name: str, call: str) -> iv.Interval:
 def _interval_consts(program: Program) -> dict:
     """The program's constants as degenerate intervals (built once per program)."""
     return program.cached("interval_consts", lambda: {
-        node: iv.Interval(value) for node, value in program.consts.items()})
+        node: iv.Interval.point(value) for node, value in program.consts.items()})
 
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
