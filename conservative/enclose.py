@@ -126,10 +126,12 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
             need = ALL if needs is None else needs.get(step.node)
             if need is None:                 # no demanded output row reads this tangent
                 return out
-            if np.ndim(need) == 0 or not getattr(prim, "jvp_uses_need", False):
+            if np.ndim(need) == 0:
                 acc = prim.interval_tangent(args, out, tin, tol, step.params)
-            else:
+            elif getattr(prim, "jvp_uses_need", False):
                 acc = prim.interval_tangent(args, out, tin, tol, {**step.params, "need": need})
+            else:
+                acc = _tangent_on_demand(step, args, out, tin, tol, need)
             if acc is not None:
                 tans[step.node] = acc
         return out
@@ -147,6 +149,28 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         t = t.broadcast_to(out_shape + (ndir,)).reshape((n_out, ndir))
         jac = iv.IntervalMatrix(t.lo, t.hi)
     return vals[program.out_node], jac
+
+
+def _tangent_on_demand(step, args, out, tin, tol, need):
+    """An elementwise node's interval tangent on the demanded elements of a large vector only
+    (the others are left zero: no demanded output element reads them); the whole tangent
+    for other kinds and layouts."""
+    prim = step.prim
+    idx = np.flatnonzero(need) if need.shape == out.shape else None
+    ndir = next(t.shape[-1] for t in tin if t is not None)
+    if (not isinstance(prim, Elementwise) or out.ndim != 1 or idx is None
+            or 2 * len(idx) > out.size
+            or any(t is not None and t.shape != out.shape + (ndir,) for t in tin)
+            or any(np.ndim(v) for v in step.params.values())):     # per-element parameters
+        return prim.interval_tangent(args, out, tin, tol, step.params)
+    part = prim.interval_tangent([a[idx] if a.shape == out.shape else a for a in args], out[idx],
+                                 [None if t is None else t[idx] for t in tin], tol, step.params)
+    if part is None:
+        return None
+    lo, hi = np.zeros(out.shape + (ndir,)), np.zeros(out.shape + (ndir,))
+    lo[idx] = np.broadcast_to(part.lo, (len(idx), ndir))
+    hi[idx] = np.broadcast_to(part.hi, (len(idx), ndir))
+    return iv.Interval(lo, hi)
 
 
 def _large_constant_product(program: Program, step) -> bool:

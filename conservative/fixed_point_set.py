@@ -374,7 +374,9 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
     try:
         point = iv.Interval(x.reshape(F.state_shape))
-        centre = enclose_values(F.program, point, _theta_interval(theta), call=call)
+        probe = iv.Interval(-np.ones(F.state_shape + (1,)), np.ones(F.state_shape + (1,)))
+        centre, at_x = enclose_program(F.program, point, _theta_interval(theta), call=call,
+                                       seeds=(probe, None), keep=True)
         fx = centre[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
@@ -389,7 +391,7 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
     if not np.all(np.isfinite(rho)):
         return _unproven(F, theta, x, np.zeros(n), "the residual F(x) - x is not finite")
-    step = _newton_step_estimate(F, theta, x, residual.mag)
+    step = _newton_step_estimate(F, theta, x, residual.mag, centre, at_x.get(F.program.out_node))
     if step is not None:            # the first box holds the Newton step: no failed first test
         rho = np.maximum(rho, 2.0 * step[0]) + floor
         try:
@@ -424,30 +426,32 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     return _unproven(F, theta, x, rho, reason)
 
 
-def _newton_step_estimate(F, theta, x, g):
+def _newton_step_estimate(F, theta, x, g, at_x, probe):
     """``(size, rows)``: a float estimate of the Krawczyk image's spread, ``max |(I - A)^-1| g``
-    for ``g`` the residual's magnitude, with the default selection's Jacobian ``A`` at ``x``
-    on the rows where it is not zero (forward mode, never the whole of A), and those rows; or
-    None. Only the size and the shape of the first box are taken from it: the image of a box
+    for ``g`` the residual's magnitude and ``A`` the midpoint of the Jacobian's enclosure at
+    ``x`` on the rows where it may be non-zero (``probe``: the tangent of a probe of every
+    coordinate at ``x``; ``at_x``: the sweep's values there, reused), and those rows; or None.
+    Only the size and the shape of the first box are taken from it: the image of a box
     smaller than this never lies inside it, so starting there saves a failed test."""
-    n = F.n
-    shape = F.state_shape
-    point = theta.mid if isinstance(theta, iv.Interval) else theta
-    probe = np.random.default_rng(0).uniform(0.5, 1.5, size=n)     # no cancellation (a.s.)
+    n, shape = F.n, F.state_shape
+    if probe is None:
+        return None
+    probe = probe.broadcast_to(F.program.shape(F.program.out_node) + (1,)).reshape((n,))
+    rows = np.flatnonzero((probe.lo != 0) | (probe.hi != 0))
+    if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
+        return None
+    unit = np.zeros((n, len(rows)))
+    unit[rows, np.arange(len(rows))] = 1.0
     try:
-        _, t = F.jvp(x.reshape(shape), point, probe.reshape(shape + (1,)))
-        rows = np.flatnonzero(t.reshape(n) != 0)
-        if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
-            return None
-        seed = np.zeros((n, len(rows)))
-        seed[rows, np.arange(len(rows))] = 1.0
-        _, M = F.jvp(x.reshape(shape), point, seed.reshape(shape + (len(rows),)))
-        M = M.reshape(n, len(rows))[rows]
+        _, M = enclose_program(F.program, iv.Interval(x.reshape(shape)), _theta_interval(theta),
+                               call="cv.fixed_point_enclosure", values=at_x, rows=rows,
+                               seeds=(iv.Interval(unit.reshape(shape + (len(rows),))), None))
+        mid = 0.5 * M.lo[rows] + 0.5 * M.hi[rows]
         with np.errstate(all="ignore"):
-            delta = np.abs(np.linalg.inv(np.eye(len(rows)) - M)) @ g[rows]
+            delta = np.abs(np.linalg.inv(np.eye(len(rows)) - mid)) @ g[rows]
     except (ConservativeError, np.linalg.LinAlgError, ValueError):
         return None
-    size = float(np.max(np.abs(delta)))
+    size = float(np.max(delta))
     return (size, rows) if math.isfinite(size) else None
 
 
