@@ -17,6 +17,12 @@ that are identically zero (coordinates that F sends to a constant over the box, 
 inactive coordinates of a soft-threshold) are not iterated: ``T`` keeps ``F`` itself there, and
 ``F(X) ⊆ X`` is checked on them, so the dense part of the test is only as large as the rest.
 
+The first test is run on a box sized by a float Newton estimate (``|(I - mid M)^-1| |g(x_k)|``
+on the rows where ``M`` may be non-zero at ``x_k``) and wide only on those rows; over it, the
+values of large constant products are taken in centred form (the value at ``x_k`` plus the
+tangent along ``X - x_k``, the mean value theorem again) and the Jacobian's columns on the
+rows that can be non-zero only. When that test fails, the general loop above decides.
+
 :func:`jacobian_at_fixed_point` then counts as active every piece that may be active somewhere
 on ``X`` (``Map.jacobian(..., box=...)``). When no box can be proved, callers refuse and say how
 close the point is to a kink.
