@@ -271,6 +271,8 @@ def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *
     live = program.live
 
     def cotangent_rule(step, ct):
+        if not ct.any():               # an identically zero cotangent pulls back to zero
+            return (None,) * len(step.inputs)
         try:
             ins = step.prim.cotangent([values[i] for i in step.inputs], values[step.node], ct,
                                       tuple(i in live for i in step.inputs),

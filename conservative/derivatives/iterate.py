@@ -213,9 +213,14 @@ def _observed_rate(residuals) -> float:
     return float(np.exp(np.mean(np.diff(np.log(r)))))
 
 
-def require_fixed_point(F, x_star, theta, call: str, rtol: float = 1e-6) -> None:
-    """Raise InputError unless ``||F(x_star) - x_star||_inf <= rtol (1 + ||x_star||_inf)``."""
-    residual = float(np.max(np.abs(F(x_star, theta) - x_star))) if F.n else 0.0
+def require_fixed_point(F, x_star, theta, call: str, rtol: float = 1e-6, *,
+                        value=None) -> None:
+    """Raise InputError unless ``||F(x_star) - x_star||_inf <= rtol (1 + ||x_star||_inf)``
+    (``value``: ``F(x_star, theta)`` when the caller has it)."""
+    if value is None and F.n:
+        value = F(x_star, theta)
+    residual = float(np.max(np.abs(np.reshape(value, np.shape(x_star)) - x_star))) \
+        if F.n else 0.0
     if residual > rtol * (1.0 + float(np.max(np.abs(x_star), initial=0.0))):
         raise InputError(fail_message(call, f"x_star with ||F(x_star) - x_star||_inf = "
                                       f"{residual:.3e}", "pass a fixed point (cv.fixed_point "
@@ -280,13 +285,13 @@ def linearisation_at_fixed_point(F, theta, x_star, *, call: str):
     partials : dict node -> the selection's elementwise partials
     """
     xb, tb = F.point(x_star, theta, call=call)
-    require_fixed_point(F, xb[0], tb[0], call)
+    values = evaluate(F.program, xb, tb, call=call, keep=True)
+    require_fixed_point(F, xb[0], tb[0], call, value=values[F.program.out_node][0])
     enc = fixed_point_enclosure(F, tb[0], xb[0])
     possible = None
     if enc.kinks:          # the pieces the enclosure found on its box, else computed here
         possible = enc.possible if enc.possible is not None else possible_pieces(
             F.program, iv.Interval(enc.lo, enc.hi), iv.Interval(tb[0]), call=call)
-    values = evaluate(F.program, xb, tb, call=call, keep=True)
     lin = linearise(F.program, values, tol=0.0, call=call, with_pieces=False,
                     possible=possible)
     return xb, tb, values, lin.partials
