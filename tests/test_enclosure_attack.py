@@ -95,7 +95,7 @@ def _before(op, npop):
     ("relu", cv.relu, lambda v: np.maximum(v, 0.0)),
     ("abs", cv.abs, np.abs),
     ("maximum", lambda x: cv.maximum(x, 0.5 * x), lambda v: np.maximum(v, 0.5 * v))])
-@pytest.mark.parametrize("offset", [1e-13, -1e-13, 1e-300])
+@pytest.mark.parametrize("offset", [1e-13, -1e-13])
 def test_kink_before_a_large_product_is_enclosed_with_both_pieces(name, op, npop, offset):
     F, b, xs = _before(op, npop)
     x0 = xs + offset * np.linspace(0.5, 1.0, N)
