@@ -185,6 +185,8 @@ def _centred_product(step, args, tans, at_centre, tol):
     """Value of ``C @ v`` over the box as ``(C @ v)(c) + (C @ t_v)[..., 0]`` (column 0 of the
     tangent is along ``box - c``), storing the node's tangent in ``tans``."""
     tin = [tans.get(i) for i in step.inputs]
+    if all(t is None for t in tin):               # v has no x-tangent (theta only): plain value
+        return step.prim.interval(*args, **step.params)
     acc = step.prim.interval_tangent(args, at_centre, tin, tol, step.params)
     if acc is None:
         return at_centre
