@@ -398,6 +398,8 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     if not np.all(np.isfinite(rho)):
         return _unproven(F, theta, x, np.zeros(n), "the residual F(x) - x is not finite")
     step = _newton_step_estimate(F, theta, x, residual.mag, centre, at_x.get(F.program.out_node))
+    if step is not None and 2.0 * step[0] > 1e-2 * (1.0 + float(np.max(np.abs(x)))):
+        step = None                 # far from a fixed point: the loop below grows and refuses
     if step is not None:            # the first box holds the Newton step: no failed first test
         rho = np.maximum(rho, 2.0 * step[0]) + floor
         try:
