@@ -1,0 +1,306 @@
+"""Hull attractors whose maps share one linear part: a convex polytope, refined level by level.
+
+When every vertex ``[A_i B_i]`` has the same A-block (kinks only in the parameter's Jacobian,
+e.g. ``x <- x / 2 + relu(theta)``), the maps in the orthonormal frame coordinates y of the
+attractor's affine hull are ``y -> M y + s_i`` and the Hutchinson operator of the hull system is
+a Minkowski sum, ``Phi(K) = M K + S`` with ``S = conv{s_i}``. It maps convex sets to convex sets
+and contracts, so the attractor is convex: ``K* = S + M S + M^2 S + ...``. (With different
+linear parts K* need not be convex: ``y -> (y_1 / 2, 0)`` and ``y -> (1/2 - y_1 / 2, 1)`` have a
+bow-tie as hull attractor; those systems go to the cell cover.)
+
+* **Start.** A box ``B0`` that contains K*: its support function in the axis directions,
+  bracketed rigorously (``_support``; one node per level here, as every word reaches the same
+  direction), widened by the drift of computed points.
+* **Levels.** ``O_L = conv(M^L B0 + M^(L-1) S + ... + S)``: the vertices of level ``L + 1`` are
+  the extreme points among ``M v + s_i`` for the vertices v of level L. ``O_L`` contains K*
+  (``B0`` does and ``Phi`` is monotone), and each of its vertices ``f_w(c)`` (c a corner of B0,
+  w a word of length L) lies within ``||M^L (c - y*)||`` of the point ``f_w(y*)`` of K* (``y*``
+  the fixed point of a map): the bound at level L is the largest of these, over the corners.
+* **Rounding and pruning.** Images are rounded (a modelled slack per level, as in the cells) and
+  points are dropped only when qhull calls them interior *and* they are rebuilt as a convex
+  combination of the kept vertices (the centroid and the corners of the facet where the ray
+  from the centroid through the point leaves) to within a residual, which is added to the
+  error of that level. The error of level l reaches
+  level L multiplied by at most ``||M^(L - l)||_2`` (bounded from the float powers with their
+  rounding error, and by products of bounds of smaller powers).
+
+The Hausdorff distance between the computed polytope and K* is at most the sum. Measured on the
+cube ``J <- J / 2 + b``, b a corner of ``[0, 1]^3`` (K* = [0, 2]^3): 8 vertices at every level,
+the bound halves per level, 1e-14 in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SetTooLargeError, fail_message
+from ._ifs_cells import HullFrame
+from ._support import support_bracket
+
+__all__ = ["PolytopeResult", "one_linear_part", "polytope_attractor", "polytope_distance",
+           "polytope_sample"]
+
+_U = np.finfo(float).eps
+_MAX_LEVEL = 10_000
+
+
+@dataclass(frozen=True)
+class PolytopeResult:
+    """Vertices (N, D) in frame coordinates of a polytope within ``bound`` of K*."""
+
+    vertices: np.ndarray
+    bound: float
+    iterations: int
+    complete: bool
+    frame: np.ndarray        # (D, n, m): J = origin + sum_a y_a frame[a]
+
+
+def one_linear_part(space) -> bool:
+    """Whether all maps of the reduced system have exactly the same linear part (rationals)."""
+    if not space.exact or space.R_q is None or len(space.R_q) == 0:
+        return False
+    first = space.R_q[0]
+    return all(Ri == first for Ri in space.R_q[1:])
+
+
+def _initial_box(st) -> tuple[np.ndarray, np.ndarray]:
+    """A box (lo, hi) that contains K*: rigorous support brackets in the axis directions,
+    intersected with the box of the a-priori ball, widened by the drift of computed points."""
+    D = st.D
+    G_inv = np.linalg.inv(st.Gy)
+    half = st.radius * np.sqrt(np.maximum(np.diag(G_inv), 0.0)) * (1 + 1e-9)
+    lo, hi = st.y_star - half, st.y_star + half
+    for a in range(D):
+        e = np.eye(D)[a]
+        _, up = support_bracket(st.M, st.s, st.y_star, st.radius, G_inv, e, max_nodes=20_000)
+        _, down = support_bracket(st.M, st.s, st.y_star, st.radius, G_inv, -e,
+                                  max_nodes=20_000)
+        hi[a], lo[a] = min(hi[a], up), max(lo[a], -down)
+    pad = st.delta + st.point_err + 4 * _U * float(np.max(np.abs(np.concatenate([lo, hi]))))
+    return lo - pad, hi + pad
+
+
+class _Powers:
+    """Upper bounds of ``||M^j||_2`` and the float powers ``M^j`` with their error bounds."""
+
+    def __init__(self, M):
+        self.M, self.D = M, len(M)
+        self.float = [np.eye(self.D)]
+        self.err = [0.0]                 # ||fl(M^j) - M^j||_2 <= err[j]
+        self.ub = [1.0]
+        self._abs = np.eye(self.D)
+
+    def extend(self) -> None:
+        j = len(self.float)
+        self.float.append(self.M @ self.float[-1])
+        self._abs = np.abs(self.M) @ self._abs
+        err = j * (self.D + 1) * _U * float(np.linalg.norm(self._abs)) * (1 + 1e-6)
+        self.err.append(err)
+        direct = float(np.linalg.norm(self.float[-1], 2)) * (1 + 1e-12) + err
+        split = min((self.ub[a] * self.ub[j - a] for a in range(1, j)), default=math.inf)
+        self.ub.append(min(direct, split) * (1 + 1e-15))
+
+
+def _prune(X: np.ndarray, scale: float):
+    """(kept points, Hausdorff cost, full-dimensional): the extreme points of X, dropping only
+    points rebuilt as convex combinations of kept ones within a residual (the cost)."""
+    from scipy.spatial import ConvexHull, QhullError
+    X = np.unique(X, axis=0)                          # exact duplicates: conv unchanged
+    D = X.shape[1]
+    try:
+        hull = ConvexHull(X)
+    except QhullError:
+        return X, 0.0, False                          # flat: keep every point (sound)
+    keep = np.zeros(len(X), dtype=bool)
+    keep[hull.vertices] = True
+    rest = np.flatnonzero(~keep)
+    if len(rest) == 0:
+        return X, 0.0, True
+    resid = np.concatenate([_rebuild_residual(X[rest[a:a + 4096]], X, hull)
+                            for a in range(0, len(rest), 4096)])
+    drop = resid <= 1e-9 * scale
+    keep[rest[~drop]] = True
+    if not np.any(drop):
+        return X, 0.0, True
+    mag = float(np.max(np.abs(X)))
+    cost = float(np.max(resid[drop])) * (1 + 1e-12) + \
+        4 * (len(hull.vertices) + D + 2) * _U * mag * math.sqrt(D)
+    return X[keep], cost, True
+
+
+def _rebuild_residual(p, X, hull, tries: int = 6):
+    """|p - q| for q a convex combination of hull vertices: the ray from their centroid c
+    through p leaves through the facet maximising ``n.(p - c) / (b - n.c)`` at the point z;
+    q = (1 - a) c + a z', with z' the clipped barycentric combination of that facet's corners.
+    Coplanar triangles tie (a face cut in two): the best of the leading few is taken."""
+    D = X.shape[1]
+    c = X[hull.vertices].mean(axis=0)
+    n, off = hull.equations[:, :D], hull.equations[:, D]
+    depth = np.maximum(-(n @ c + off), 1e-300)                   # c below every facet plane
+    ratio = ((p - c) @ n.T) / depth[None]
+    tries = min(tries, len(n))
+    lead = np.argpartition(-ratio, tries - 1, axis=1)[:, :tries]
+    best = np.full(len(p), np.inf)
+    for f in lead.T:
+        alpha = np.clip(ratio[np.arange(len(p)), f], 1e-300, 1.0)
+        z = c + (p - c) / alpha[:, None]
+        corners = X[hull.simplices[f]]                           # (P, D, D)
+        base = corners[:, -1]
+        Mf = np.concatenate([np.swapaxes(corners[:, :-1] - base[:, None], 1, 2),
+                             n[f][:, :, None]], axis=2)
+        try:
+            sol = np.linalg.solve(Mf, (z - base)[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            continue                                             # kept: always sound
+        g = np.concatenate([sol[:, :-1], 1 - sol[:, :-1].sum(axis=1, keepdims=True)], axis=1)
+        g = np.clip(g, 0.0, None)
+        g /= np.maximum(g.sum(axis=1, keepdims=True), 1e-300)
+        q = (1 - alpha)[:, None] * c + alpha[:, None] * np.einsum("pj,pjd->pd", g, corners)
+        best = np.minimum(best, np.linalg.norm(p - q, axis=1))
+    return best
+
+
+def _level_bound(st, pw, corners, errors, reach) -> tuple[float, float]:
+    """(tail, floor): the proved bound (Frobenius) of the level ``L = len(errors)`` is their
+    sum; the tail shrinks with L, the floor (rounding carried, embedding) does not."""
+    L = len(errors)
+    rel = corners - st.y_star
+    tail = float(np.max(np.linalg.norm(rel @ pw.float[L].T, axis=1))) * (1 + 1e-12)
+    tail += pw.err[L] * float(np.max(np.linalg.norm(rel, axis=1))) + pw.ub[L] * st.delta
+    carried = sum(pw.ub[L - 1 - i] * e for i, e in enumerate(errors))
+    return tail * (1 + st.frame_slack), carried * (1 + st.frame_slack) + reach
+
+
+def polytope_attractor(space, *, P, rho, tol, budget) -> PolytopeResult:
+    """The hull attractor of a reduced system with one linear part (module docstring), to
+    ``tol`` (Frobenius; None: the finest that fits ``budget``)."""
+    st = HullFrame(space, P, rho)
+    D = st.D
+    M, s = st.M[0], st.s
+    pw = _Powers(M)
+    lo, hi = _initial_box(st)
+    corners = np.array(list(itertools.product(*zip(lo, hi))), dtype=float)
+    V = corners
+    origin = float(np.linalg.norm(space.origin))
+    scale = float(np.max(np.abs(corners))) + 1e-300
+
+    def reach(V):
+        return 8 * (D + 1) * _U * (float(np.max(np.abs(V))) + origin)
+
+    errors: list[float] = []
+    tail, floor = _level_bound(st, pw, corners, errors, reach(V))
+    best = PolytopeResult(V, tail + floor, 0, True, st.frame)
+    counts = [len(V) * len(s)]
+    while len(errors) < _MAX_LEVEL:
+        if tol is not None and best.bound <= tol:
+            return best
+        if budget.expired():
+            return PolytopeResult(best.vertices, best.bound, best.iterations, False, best.frame)
+        if tol is not None and floor >= tol:
+            raise SetTooLargeError(fail_message(
+                budget.call, f"tol={tol:.3g}, below the rounding floor {floor:.3g} of this "
+                "attractor", f"pass tol >= {2 * floor:.3g}, or tol=None"),
+                suggested_tol=2 * floor)
+        if tol is None and tail <= 0.01 * floor:
+            return best                               # further levels cannot help
+        if not budget.allows(counts[-1], counts, "vertices", tol, achieved=best.bound,
+                             suggestion=best.bound):
+            return best
+        X = (V @ M.T)[:, None, :] + s[None]
+        V, cost, full = _prune(X.reshape(-1, D), scale)
+        errors.append(st.delta + cost)
+        pw.extend()
+        counts.append(len(V) * len(s))
+        budget.tick(len(V))
+        if not full:
+            continue
+        tail, floor = _level_bound(st, pw, corners, errors, reach(V))
+        if tail + floor < best.bound:
+            best = PolytopeResult(V, tail + floor, len(errors), True, st.frame)
+    return best
+
+
+def _segment_distance(p, a, b):
+    d = b - a
+    dd = np.einsum("nd,nd->n", d, d)
+    t = np.clip(np.einsum("nd,nd->n", p - a, d) / np.where(dd > 0, dd, 1.0), 0.0, 1.0)
+    return np.linalg.norm(p - a - t[:, None] * d, axis=1)
+
+
+def _simplex_distance(p, S):
+    """Distance from points p (N, D) to boundary simplices S (N, D, D): segments (D = 2) or
+    triangles (D = 3): the projection on the plane when it falls inside, else an edge."""
+    if S.shape[1] == 2:
+        return _segment_distance(p, S[:, 0], S[:, 1])
+    a, b, c = S[:, 0], S[:, 1], S[:, 2]
+    edges = np.minimum(np.minimum(_segment_distance(p, a, b), _segment_distance(p, b, c)),
+                       _segment_distance(p, c, a))
+    n = np.cross(b - a, c - a)
+    nn = np.einsum("nd,nd->n", n, n)
+    safe = np.where(nn > 0, nn, 1.0)
+    wa = np.einsum("nd,nd->n", np.cross(c - b, p - b), n) / safe
+    wb = np.einsum("nd,nd->n", np.cross(a - c, p - c), n) / safe
+    inside = (nn > 0) & (wa >= 0) & (wb >= 0) & (1 - wa - wb >= 0)
+    plane = np.abs(np.einsum("nd,nd->n", p - a, n)) / np.sqrt(safe)
+    return np.where(inside, plane, edges)
+
+
+def polytope_distance(y: np.ndarray, hull) -> np.ndarray:
+    """Euclidean distance from points y (Q, D) to the convex polytope of a
+    :class:`scipy.spatial.ConvexHull`: 0 inside; outside, the nearest point lies on a facet
+    whose plane y violates, so only those facets are measured."""
+    y = np.asarray(y, dtype=float)
+    eq = hull.equations
+    simplices = hull.points[hull.simplices]
+    D = y.shape[1]
+    out = np.zeros(len(y))
+    step = max(1, 2_000_000 // max(1, len(eq)))
+    for a in range(0, len(y), step):
+        yc = y[a:a + step]
+        viol = yc @ eq[:, :D].T + eq[:, D] > 0
+        qi, fi = np.nonzero(viol)
+        if len(qi) == 0:
+            continue
+        best = np.full(len(yc), np.inf)
+        np.minimum.at(best, qi, _simplex_distance(yc[qi], simplices[fi]))
+        out[a:a + step] = np.where(np.any(viol, axis=1), best, 0.0)
+    return out
+
+
+def polytope_sample(hull, target: int) -> tuple[np.ndarray, float]:
+    """Points (Q, D) of the polytope of a ConvexHull and the largest distance from a point of
+    the polytope to them: a lattice of spacing h inside (centres below every facet plane by a
+    margin), the facets sampled on barycentric grids of spacing <= h, and the vertices.
+
+    A point x of the polytope has a lattice centre c within ``h sqrt(D) / 2``; either c is
+    kept, or c is within the margin of the boundary or outside it (then [x, c] meets it), and
+    every boundary point is within h of a facet sample: ``h (sqrt(D) / 2 + 1) + 2 margin``.
+    """
+    V = hull.points[hull.vertices]
+    D = V.shape[1]
+    lo, hi = V.min(axis=0), V.max(axis=0)
+    h = float(np.prod(hi - lo) / max(target, 1)) ** (1.0 / D)
+    h = max(h, float(np.max(hi - lo)) * 1e-6, 1e-300)
+    axes = [lo[a] + (np.arange(max(1, math.ceil((hi[a] - lo[a]) / h))) + 0.5) * h
+            for a in range(D)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, D)
+    margin = 1e-9 * (float(np.max(np.abs(V))) + 1e-300)
+    eq = hull.equations
+    keep = np.zeros(len(grid), dtype=bool)
+    step = max(1, 2_000_000 // max(1, len(eq)))
+    for a in range(0, len(grid), step):
+        keep[a:a + step] = np.max(grid[a:a + step] @ eq[:, :D].T + eq[:, D], axis=1) <= -margin
+    parts = [grid[keep], V]
+    S = hull.points[hull.simplices]                               # (F, D, D)
+    edge = np.max([np.linalg.norm(S[:, i] - S[:, j], axis=1)
+                   for i, j in itertools.combinations(range(D), 2)], axis=0)
+    n_sub = np.maximum(1, np.ceil(edge / h)).astype(np.int64)
+    for n in np.unique(n_sub):                  # facets with the same grid together
+        ticks = [c for c in itertools.product(range(n + 1), repeat=D - 1) if sum(c) <= n]
+        W = np.array([list(c) + [n - sum(c)] for c in ticks], dtype=float) / n
+        parts.append(np.einsum("wj,fjd->fwd", W, S[n_sub == n]).reshape(-1, D))
+    return np.concatenate(parts), h * (math.sqrt(D) / 2 + 1) + 2 * margin
