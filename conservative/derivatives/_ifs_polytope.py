@@ -187,6 +187,7 @@ def polytope_attractor(space, *, P, rho, tol, budget) -> PolytopeResult:
     V = corners
     origin = float(np.linalg.norm(space.origin))
     scale = float(np.max(np.abs(corners))) + 1e-300
+    y_max = float(np.max(np.abs(st.y_star))) + st.S
 
     def reach(V):
         return 8 * (D + 1) * _U * (float(np.max(np.abs(V))) + origin)
@@ -200,19 +201,20 @@ def polytope_attractor(space, *, P, rho, tol, budget) -> PolytopeResult:
             return best
         if budget.expired():
             return PolytopeResult(best.vertices, best.bound, best.iterations, False, best.frame)
-        if tol is not None and floor >= tol:
+        if tail <= 0.01 * floor:                      # further levels cannot help
+            if tol is None:
+                return best
             raise SetTooLargeError(fail_message(
-                budget.call, f"tol={tol:.3g}, below the rounding floor {floor:.3g} of this "
-                "attractor", f"pass tol >= {2 * floor:.3g}, or tol=None"),
-                suggested_tol=2 * floor)
-        if tol is None and tail <= 0.01 * floor:
-            return best                               # further levels cannot help
+                budget.call, f"tol={tol:.3g}, below the rounding floor of this attractor "
+                f"(reached {best.bound:.3g})", f"pass tol >= {best.bound:.3g} (reached), or "
+                "tol=None"), suggested_tol=best.bound)
         if not budget.allows(counts[-1], counts, "vertices", tol, achieved=best.bound,
                              suggestion=best.bound):
             return best
         X = (V @ M.T)[:, None, :] + s[None]
+        grow = max(1.0, float(np.max(np.abs(V))) / y_max)      # delta is sized for |y| <= y_max
         V, cost, full = _prune(X.reshape(-1, D), scale)
-        errors.append(st.delta + cost)
+        errors.append(st.delta * grow + cost)
         pw.extend()
         counts.append(len(V) * len(s))
         budget.tick(len(V))
