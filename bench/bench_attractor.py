@@ -6,7 +6,8 @@ Cases: the README Lasso at lam_max (8 x 1 Jacobians, a one-dimensional attractor
 two-neuron ReLU layer at its kink (2 x 1), a 1-D hull attractor at tol 1e-9, the
 Douglas-Rachford 1-D kink (finite selections; its attractor is the interval [-1, 1]), and
 J <- J/2 + b with b in the unit cube (3 x 3 with a 3-D diagonal attractor, hull: the cube
-[0, 2]^3; a time limit of 60 s, the bound reached is printed). Pin BLAS to one thread:
+[0, 2]^3, computed as a convex polytope since the maps share their linear part; a time limit
+of 60 s, the bound reached is printed). Pin BLAS to one thread:
 OMP_NUM_THREADS=1 python bench/bench_attractor.py
 """
 
@@ -70,15 +71,16 @@ def main():
               f"{exc.suggested_tol:.2e} (target NOT met)")
     try:
         s, att = timed(lambda: cv.attractor(cube, np.zeros(3), np.zeros(3), hull=True,
-                                            tol=1e-2 * 2 * np.sqrt(3), time_limit=60), 1)
+                                            tol=1e-2 * 2 * np.sqrt(3), time_limit=60))
         line("3-D J/2 + b, b in the unit cube, hull, 1e-2", 30, s, att,
-             f"complete {att.complete} (time_limit 60 s), {att.kind}")
+             f"complete {att.complete} (time_limit 60 s), {att.kind}, "
+             f"{len(att.hull_vertices())} vertices")
     except cv.SetTooLargeError as exc:
         hint = "none" if exc.suggested_tol is None else f"{exc.suggested_tol:.2e}"
         print(f"  3-D cube, hull, tol 1e-2 of the diameter: refused, suggested tol {hint} "
               "(target NOT met)")
     s, att = timed(lambda: cv.attractor(cube, np.zeros(3), np.zeros(3), hull=True,
-                                        time_limit=30), 1)
+                                        time_limit=30))
     line("3-D cube, hull, tol=None, time_limit 30 s", 30, s, att,
          f"{att.kind}, complete {att.complete}")
 
