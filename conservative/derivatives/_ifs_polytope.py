@@ -145,23 +145,31 @@ def _rebuild_residual(p, X, hull, tries: int = 6):
     tries = min(tries, len(n))
     lead = np.argpartition(-ratio, tries - 1, axis=1)[:, :tries]
     best = np.full(len(p), np.inf)
-    for f in lead.T:
-        alpha = np.clip(ratio[np.arange(len(p)), f], 1e-300, 1.0)
-        z = c + (p - c) / alpha[:, None]
-        corners = X[hull.simplices[f]]                           # (P, D, D)
-        base = corners[:, -1]
-        Mf = np.concatenate([np.swapaxes(corners[:, :-1] - base[:, None], 1, 2),
-                             n[f][:, :, None]], axis=2)
-        try:
-            sol = np.linalg.solve(Mf, (z - base)[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            continue                                             # kept: always sound
-        g = np.concatenate([sol[:, :-1], 1 - sol[:, :-1].sum(axis=1, keepdims=True)], axis=1)
-        g = np.clip(g, 0.0, None)
-        g /= np.maximum(g.sum(axis=1, keepdims=True), 1e-300)
-        q = (1 - alpha)[:, None] * c + alpha[:, None] * np.einsum("pj,pjd->pd", g, corners)
-        best = np.minimum(best, np.linalg.norm(p - q, axis=1))
-    return best
+    with np.errstate(all="ignore"):                      # degenerate facets give inf / nan
+        for f in lead.T:
+            best = np.fmin(best, _through_facet(p, c, X, hull, f, ratio[np.arange(len(p)), f]))
+    return np.where(np.isnan(best), np.inf, best)
+
+
+def _through_facet(p, c, X, hull, f, ratio):
+    """|p - q| for the convex combination q of c and the corners of facets f (one per p)."""
+    D = X.shape[1]
+    n = hull.equations[:, :D]
+    alpha = np.clip(ratio, 1e-300, 1.0)
+    z = c + (p - c) / alpha[:, None]
+    corners = X[hull.simplices[f]]                           # (P, D, D)
+    base = corners[:, -1]
+    Mf = np.concatenate([np.swapaxes(corners[:, :-1] - base[:, None], 1, 2),
+                         n[f][:, :, None]], axis=2)
+    try:
+        sol = np.linalg.solve(Mf, (z - base)[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return np.full(len(p), np.inf)                       # kept: always sound
+    g = np.concatenate([sol[:, :-1], 1 - sol[:, :-1].sum(axis=1, keepdims=True)], axis=1)
+    g = np.clip(g, 0.0, None)
+    g /= np.maximum(g.sum(axis=1, keepdims=True), 1e-300)
+    q = (1 - alpha)[:, None] * c + alpha[:, None] * np.einsum("pj,pjd->pd", g, corners)
+    return np.linalg.norm(p - q, axis=1)
 
 
 def _level_bound(st, pw, corners, errors, reach) -> tuple[float, float]:
