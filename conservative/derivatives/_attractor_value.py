@@ -59,12 +59,13 @@ class Attractor(_display.Summary):
     ----------
     hausdorff_bound : float
         Proved bound on the Hausdorff distance (Frobenius norm) between the representation (the
-        point, the union of segments, the net) and the true attractor. Every point of
-        :attr:`points` lies within it of ``K*``.
+        point, the union of segments, the cells, the polytope, the net) and the true
+        attractor.
     points : ndarray (N, n, m)
-        A finite sample of the representation (read-only): the net itself for D >= 2, for
-        D = 1 points spread along the intervals, plus the fixed points of the maps ``[A_i B_i]``
-        (which lie in ``K*``). Every point of ``K*`` is within :attr:`points_bound` of one.
+        A finite sample of the representation (read-only): the net itself, for D = 1 points
+        spread along the intervals, cell centres, or a lattice inside a polytope with its facets
+        sampled, plus the fixed points of the maps ``[A_i B_i]`` (which lie in ``K*``). Every
+        point of ``K*`` is within :attr:`points_bound` of one.
     points_bound : float
         Hausdorff bound of :attr:`points` (equal to ``hausdorff_bound`` for a net).
     dimension : int

@@ -91,6 +91,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float | None = None,
     -------
     Attractor
         ``.dimension``, ``.hausdorff_bound``, ``.points``, ``.intervals`` (dimension 1),
+        ``.cells`` or ``.vertices`` (a cover by cubes, a convex polytope; dimensions 2, 3),
         ``.distance(J)``, ``.contains(J)``, ``.bounding_box()``, ``.hull_vertices()``; ``.P``
         and ``.rho`` are the exactly verified certificate's.
 
