@@ -7,7 +7,8 @@ two-neuron ReLU layer at its kink (2 x 1), a 1-D hull attractor at tol 1e-9, the
 Douglas-Rachford 1-D kink (finite selections; its attractor is the interval [-1, 1]), and
 J <- J/2 + b with b in the unit cube (3 x 3 with a 3-D diagonal attractor, hull: the cube
 [0, 2]^3, computed as a convex polytope since the maps share their linear part; a time limit
-of 60 s, the bound reached is printed). Pin BLAS to one thread:
+of 60 s, the bound reached is printed), and y <- M y + s_i with one random 3 x 3 M and five
+random s_i (a convex body that is not a box). Pin BLAS to one thread:
 OMP_NUM_THREADS=1 python bench/bench_attractor.py
 """
 
@@ -83,6 +84,17 @@ def main():
                                         time_limit=30))
     line("3-D cube, hull, tol=None, time_limit 30 s", 30, s, att,
          f"{att.kind}, complete {att.complete}")
+    # not a box: y <- M y + s_i, one random M (||M||_2 = 0.7) and five random s_i
+    from conservative.derivatives.attractor import ifs_attractor
+    rng = np.random.default_rng(3)
+    M = rng.normal(size=(3, 3))
+    M *= 0.7 / np.linalg.norm(M, 2)
+    A, B = np.array([M] * 5), rng.normal(size=(5, 3, 1))
+    v = ifs_attractor(A, B, hull=True).hull_vertices().reshape(-1, 3)
+    diam = float(np.max(np.linalg.norm(v[:, None] - v[None], axis=2)))
+    s, att = timed(lambda: ifs_attractor(A, B, hull=True, tol=1e-2 * diam))
+    line("3-D random maps, one linear part, hull, 1e-2", 30, s, att,
+         f"{att.kind}, {len(att.hull_vertices())} vertices, diameter {diam:.3g}")
 
 
 if __name__ == "__main__":

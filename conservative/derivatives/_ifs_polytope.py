@@ -120,8 +120,9 @@ def _prune(X: np.ndarray, scale: float):
     rest = np.flatnonzero(~keep)
     if len(rest) == 0:
         return X, 0.0, True
-    resid = np.concatenate([_rebuild_residual(X[rest[a:a + 4096]], X, hull)
-                            for a in range(0, len(rest), 4096)])
+    step = max(1, 2_000_000 // len(hull.equations))           # points x facets per chunk
+    resid = np.concatenate([_rebuild_residual(X[rest[a:a + step]], X, hull)
+                            for a in range(0, len(rest), step)])
     drop = resid <= 1e-9 * scale
     keep[rest[~drop]] = True
     if not np.any(drop):
