@@ -212,3 +212,61 @@ def test_polytope_distance_against_a_quadratic_program():
                              [cvxpy.sum(lam) == 1])
         prob.solve(solver=cvxpy.CLARABEL)
         assert abs(np.sqrt(max(prob.value, 0.0)) - g) <= 1e-6
+
+
+def chaos_game_vertices(A, B, steps, seed=0, burn=100):
+    """Random convex combinations of the vertex maps J -> A_i J + B_i (half the steps one
+    vertex), from the fixed point of map 0."""
+    rng = np.random.default_rng(seed)
+    k, n, _ = A.shape
+    J = np.linalg.solve(np.eye(n) - A[0], B[0])
+    out = np.empty((steps, n, B.shape[2]))
+    for j in range(steps + burn):
+        w = rng.dirichlet(np.ones(k)) if rng.random() < 0.5 else np.eye(k)[rng.integers(k)]
+        J = np.einsum("i,ijk->jk", w, A) @ J + np.einsum("i,ijk->jk", w, B)
+        if j >= burn:
+            out[j - burn] = J
+    return out
+
+
+def relu_support(W, U, terms=200):
+    """Support of the hull attractor of z <- relu(W z + t) at z = 0, t = 0 (maps J -> D (W J
+    + 1), D diagonal in [0, 1]^n, and W J + 1 >= 0 on it): h(v) = v+ . 1 + h(W^T v+)."""
+    total, V = np.zeros(len(U)), U.copy()
+    for _ in range(terms):
+        V = np.maximum(V, 0.0)
+        total += V.sum(axis=1)
+        V = V @ W
+    return total
+
+
+@pytest.mark.parametrize("W, tol", [
+    (np.array([[0.3, -0.2], [0.1, 0.4]]), 1.41e-3),                  # the bench's 2-D layer
+    (np.array([[0.3, -0.2, 0.1], [0.1, 0.4, 0.0], [0.0, 0.2, 0.3]]), 0.03)])
+def test_relu_layers_are_convex_polytopes_within_their_bound(W, tol):
+    """Elementwise kinks: the vertices are all combinations of the rows of D W, and W J + 1
+    keeps its sign near K*, so P(J) = prod_i [0, (W J + 1)_i] has a convex graph."""
+    n = len(W)
+    F = cv.trace(lambda z, t: cv.relu(W @ z + t), (n,), ())
+    att = cv.attractor(F, 0.0, np.zeros(n), hull=True, tol=tol)
+    assert att.kind == "polytope" and att.dimension == n and att.hausdorff_bound <= tol
+    U = sphere(4000, n)
+    v = att.hull_vertices().reshape(-1, n)
+    gap = np.max(U @ v.T, axis=1) - relu_support(W, U)
+    assert np.max(np.abs(gap)) <= att.hausdorff_bound
+    AB = F.jacobian(np.zeros(n), 0.0, hull=False).vertices
+    samples = chaos_game_vertices(AB[:, :, :n], AB[:, :, n:], 50_000)
+    assert np.max(att.distance(samples)) <= att.hausdorff_bound
+    assert np.min(samples.reshape(-1, n) @ W.T + 1) > 0       # the premise, on K*'s points
+
+
+def test_product_vertex_sets_whose_rows_swap_are_not_taken_for_convex():
+    """The bow-tie's maps with every row combination: the two choices of row 0, y1 / 2 and
+    1/2 - y1 / 2, swap order inside K*; no proof of convexity, so no polytope."""
+    A = np.array([np.diag([0.5, 0.0]), np.diag([-0.5, 0.0])] * 2)
+    B = np.array([[[0.0], [0.0]], [[0.5], [0.0]], [[0.0], [1.0]], [[0.5], [1.0]]])
+    from conservative.derivatives._ifs_polytope import row_structure
+    assert row_structure(A, B) is not None
+    att = ifs_attractor(A, B, hull=True, tol=0.05)
+    assert att.kind != "polytope"
+    assert row_structure(A[:2], B[[0, 3]]) is None       # not every combination: no product

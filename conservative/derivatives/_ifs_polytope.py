@@ -42,7 +42,7 @@ from ._ifs_cells import HullFrame
 from ._support import support_bracket
 
 __all__ = ["PolytopeResult", "one_linear_part", "polytope_attractor", "polytope_distance",
-           "polytope_sample"]
+           "polytope_sample", "row_structure", "rows_keep_their_order"]
 
 _U = np.finfo(float).eps
 _MAX_LEVEL = 10_000
@@ -184,13 +184,39 @@ def _level_bound(st, pw, corners, errors, reach) -> tuple[float, float]:
     return tail * (1 + st.frame_slack), carried * (1 + st.frame_slack) + reach
 
 
-def polytope_attractor(space, *, P, rho, tol, budget) -> PolytopeResult:
-    """The hull attractor of a reduced system with one linear part (module docstring), to
-    ``tol`` (Frobenius; None: the finest that fits ``budget``)."""
+class _Contraction:
+    """Level bounds when the linear parts differ: every map contracts by rho in the norm
+    ``||y||_Gy``, so words of length L move points and Hausdorff distances by rho^L there."""
+
+    def __init__(self, st, rho):
+        self.r = min(rho * (1 + 1e-6), 1 - 1e-12)
+        eig = np.linalg.eigvalsh((st.Gy + st.Gy.T) / 2)
+        self.lmax = float(eig[-1]) * (1 + 1e-9)
+        self.lmin = float(eig[0]) - 64 * st.D * _U * self.lmax
+
+    def bound(self, st, corners, errors, reach) -> tuple[float, float]:
+        if not self.lmin > 0:
+            return math.inf, math.inf
+        L = len(errors)
+        rel = corners - st.y_star
+        dist = float(np.sqrt(np.max(np.einsum("na,ab,nb->n", rel, st.Gy, rel)))) * (1 + 1e-9)
+        tail = self.r ** L * (dist + math.sqrt(self.lmax) * st.delta) / math.sqrt(self.lmin)
+        carried = sum(self.r ** (L - 1 - i) * e for i, e in enumerate(errors)) * \
+            math.sqrt(self.lmax / self.lmin)
+        return tail * (1 + st.frame_slack), carried * (1 + st.frame_slack) + reach
+
+
+def polytope_attractor(space, *, P, rho, tol, budget, convex=None) -> PolytopeResult | None:
+    """The hull attractor of a reduced system as a polytope (module docstring), to ``tol``
+    (Frobenius; None: the finest that fits ``budget``).
+
+    With one linear part K* is convex. Otherwise ``convex(J, radius)`` must prove it: True when
+    K* is convex because it lies within radius of the hull of the Jacobians J (N, n, m); None
+    is returned when no level gave that proof (the caller takes the cells)."""
     st = HullFrame(space, P, rho)
     D = st.D
-    M, s = st.M[0], st.s
-    pw = _Powers(M)
+    one = convex is None
+    pw, contraction = (_Powers(st.M[0]), None) if one else (None, _Contraction(st, rho))
     lo, hi = _initial_box(st)
     corners = np.array(list(itertools.product(*zip(lo, hi))), dtype=float)
     V = corners
@@ -198,41 +224,93 @@ def polytope_attractor(space, *, P, rho, tol, budget) -> PolytopeResult:
     scale = float(np.max(np.abs(corners))) + 1e-300
     y_max = float(np.max(np.abs(st.y_star))) + st.S
 
-    def reach(V):
-        return 8 * (D + 1) * _U * (float(np.max(np.abs(V))) + origin)
+    def level(V, errors):
+        reach = 8 * (D + 1) * _U * (float(np.max(np.abs(V))) + origin)
+        if one:
+            return _level_bound(st, pw, corners, errors, reach)
+        return contraction.bound(st, corners, errors, reach)
+
+    def proves(res):                                  # the hull's points as Jacobians
+        J = space.origin.reshape(1, -1) + res.vertices @ st.frame.reshape(D, -1)
+        return convex(J.reshape((len(J),) + space.origin.shape), res.bound)
 
     errors: list[float] = []
-    tail, floor = _level_bound(st, pw, corners, errors, reach(V))
+    tail, floor = level(V, errors)
     best = PolytopeResult(V, tail + floor, 0, True, st.frame)
-    counts = [len(V) * len(s)]
+    proved = one or proves(best)
+    counts = [len(V) * len(st.s)]
     while len(errors) < _MAX_LEVEL:
-        if tol is not None and best.bound <= tol:
+        if not proved and len(errors) >= 8:
+            return None                               # the rows swap near K*, most likely
+        if tol is not None and best.bound <= tol and proved:
             return best
         if budget.expired():
-            return PolytopeResult(best.vertices, best.bound, best.iterations, False, best.frame)
+            return PolytopeResult(best.vertices, best.bound, best.iterations, False,
+                                  best.frame) if proved else None
         if tail <= 0.01 * floor:                      # further levels cannot help
-            if tol is None:
-                return best
+            if tol is None or not proved:
+                return best if proved else None
             raise SetTooLargeError(fail_message(
                 budget.call, f"tol={tol:.3g}, below the rounding floor of this attractor "
                 f"(reached {best.bound:.3g})", f"pass tol >= {best.bound:.3g} (reached), or "
                 "tol=None"), suggested_tol=best.bound)
         if not budget.allows(counts[-1], counts, "vertices", tol, achieved=best.bound,
                              suggestion=best.bound):
-            return best
-        X = (V @ M.T)[:, None, :] + s[None]
+            return best if proved else None
+        X = np.einsum("kab,nb->nka", st.M[:1] if one else st.M, V) + st.s[None]
         grow = max(1.0, float(np.max(np.abs(V))) / y_max)      # delta is sized for |y| <= y_max
         V, cost, full = _prune(X.reshape(-1, D), scale)
         errors.append(st.delta * grow + cost)
-        pw.extend()
-        counts.append(len(V) * len(s))
+        if one:
+            pw.extend()
+        counts.append(len(V) * len(st.s))
         budget.tick(len(V))
         if not full:
             continue
-        tail, floor = _level_bound(st, pw, corners, errors, reach(V))
+        tail, floor = level(V, errors)
         if tail + floor < best.bound:
             best = PolytopeResult(V, tail + floor, len(errors), True, st.frame)
-    return best
+        proved = proved or proves(best)
+    return best if proved else None
+
+
+def row_structure(A: np.ndarray, B: np.ndarray) -> list | None:
+    """For J of one column: the distinct rows ``[a b]`` (r_i, n + 1) of each row i when the
+    vertex set is exactly their product (every combination once, as for elementwise kinks:
+    ``D (W J + c)`` with D diagonal); None otherwise. Rows compared exactly."""
+    k, n, _ = A.shape
+    if B.shape[2] != 1 or k < 2:
+        return None
+    AB = np.concatenate([A, B], axis=2)
+    rows = [np.unique(AB[:, i, :], axis=0) for i in range(n)]
+    size = math.prod(len(r) for r in rows)
+    if size != k or len(np.unique(AB.reshape(k, -1), axis=0)) != k:
+        return None
+    return rows
+
+
+def rows_keep_their_order(rows, J: np.ndarray, radius: float) -> bool:
+    """Whether on every point within ``radius`` (Frobenius) of the convex hull of J (N, n, 1),
+    each row i has one choice ``[a b]`` whose value ``a . J + b`` is largest and one smallest
+    (margins outward-padded). Then ``P(J) = prod_i [min_j g_ij(J), max_j g_ij(J)]`` has a
+    convex graph there (linear inequalities), so the hull attractor inside is convex."""
+    x = J.reshape(len(J), -1)
+    scale = 1.0 + float(np.max(np.abs(x)))
+    for R in rows:
+        if len(R) == 1:
+            continue
+        a, b = R[:, :-1], R[:, -1]
+        g = x @ a.T + b                                       # (N, r)
+        pad = 8 * (x.shape[1] + 2) * _U * scale * (1 + np.max(np.abs(R)))
+
+        def dominates(j, sign):
+            diff = sign * (g[:, [j]] - g)                      # >= margin on the hull's points
+            need = radius * np.linalg.norm(a[j] - a, axis=1) * (1 + 1e-12) + pad
+            return bool(np.all(np.delete(diff - need[None], j, axis=1) >= 0))
+        if not any(dominates(j, 1.0) for j in range(len(R))) or \
+                not any(dominates(j, -1.0) for j in range(len(R))):
+            return False
+    return True
 
 
 def _segment_distance(p, a, b):

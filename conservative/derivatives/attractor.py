@@ -41,7 +41,8 @@ from ._budget import Budget
 from ._ifs_cells import cell_attractor
 from ._ifs_line import line_attractor
 from ._ifs_net import net_attractor, net_problem
-from ._ifs_polytope import one_linear_part, polytope_attractor
+from ._ifs_polytope import (one_linear_part, polytope_attractor, row_structure,
+                            rows_keep_their_order)
 from .iterate import blocks_at_fixed_point
 
 __all__ = ["attractor", "Attractor", "ifs_attractor"]
@@ -322,6 +323,13 @@ def _solve(A, B, *, hull, P, rho, verified, tol, max_points, J0, deadline, progr
             return _on_a_line(space, tol, budget, common)
         if hull and space.dimension in (2, 3) and J0 is None and one_linear_part(space):
             return _on_polytope(space, tol, budget, common)     # K* is convex then
+        rows = row_structure(A, B) if hull and space.exact and J0 is None and \
+            space.dimension in (2, 3) else None
+        if rows is not None:                  # elementwise kinks: convex if proved so
+            att = _on_polytope(space, tol, budget, common, rows)
+            if att is not None:
+                return att
+            budget = Budget(max_points=max_points, deadline=deadline, call=call, bar=bar)
         if hull and space.exact and space.dimension in (2, 3) and J0 is None \
                 and k > space.dimension:      # P(J) = conv{A_i J + B_i} can have interior
             att = _on_cells(space, tol, budget, common)
@@ -347,9 +355,14 @@ def _on_a_line(space, tol, budget, common) -> Attractor:
                      line=res.intervals, net_radius=res.gap * q_norm, **common)
 
 
-def _on_polytope(space, tol, budget, common) -> Attractor:
-    """One linear part: K* is a convex body, refined as a polytope (``_ifs_polytope``)."""
-    res = polytope_attractor(space, P=common["P"], rho=common["rho"], tol=tol, budget=budget)
+def _on_polytope(space, tol, budget, common, rows=None) -> Attractor | None:
+    """K* as a polytope (``_ifs_polytope``): convex for one linear part, or for product vertex
+    sets (``rows``) whose rows keep their order near K*; None when that was not proved."""
+    convex = None if rows is None else (lambda J, r: rows_keep_their_order(rows, J, r))
+    res = polytope_attractor(space, P=common["P"], rho=common["rho"], tol=tol, budget=budget,
+                             convex=convex)
+    if res is None:
+        return None
     return Attractor(hausdorff_bound=res.bound, tol=tol if tol is not None else res.bound,
                      complete=res.complete, iterations=res.iterations, space=space,
                      poly_vertices=res.vertices, frame=res.frame, **common)
