@@ -7,8 +7,9 @@ two-neuron ReLU layer at its kink (2 x 1), a 1-D hull attractor at tol 1e-9, the
 Douglas-Rachford 1-D kink (finite selections; its attractor is the interval [-1, 1]), and
 J <- J/2 + b with b in the unit cube (3 x 3 with a 3-D diagonal attractor, hull: the cube
 [0, 2]^3, computed as a convex polytope since the maps share their linear part; a time limit
-of 60 s, the bound reached is printed), and y <- M y + s_i with one random 3 x 3 M and five
-random s_i (a convex body that is not a box). Pin BLAS to one thread:
+of 60 s, the bound reached is printed), y <- M y + s_i with one random 3 x 3 M and five
+random s_i (a convex body that is not a box) and a 3-D ReLU layer (different linear parts).
+Pin BLAS to one thread:
 OMP_NUM_THREADS=1 python bench/bench_attractor.py
 """
 
@@ -66,7 +67,9 @@ def main():
         s, att = timed(lambda: cv.attractor(relu, 0.0, np.zeros(2), hull=True,
                                             tol=1e-3 * diam))
         line("2-D ReLU layer, hull, tol 1e-3 of the diameter", 5, s, att,
-             f"{att.kind}: {len(att.cells) if att.cells is not None else len(att)} cells")
+             f"{att.kind}: " + (f"{len(att.cells)} cells" if att.cells is not None else
+                                f"{len(att.vertices)} vertices" if att.vertices is not None
+                                else f"{len(att)} points"))
     except cv.SetTooLargeError as exc:
         print(f"  2-D ReLU layer, hull, tol 1e-3 of the diameter: refused, suggested tol "
               f"{exc.suggested_tol:.2e} (target NOT met)")
@@ -94,6 +97,13 @@ def main():
     diam = float(np.max(np.linalg.norm(v[:, None] - v[None], axis=2)))
     s, att = timed(lambda: ifs_attractor(A, B, hull=True, tol=1e-2 * diam))
     line("3-D random maps, one linear part, hull, 1e-2", 30, s, att,
+         f"{att.kind}, {len(att.hull_vertices())} vertices, diameter {diam:.3g}")
+    W3 = np.array([[0.3, -0.2, 0.1], [0.1, 0.4, 0.0], [0.0, 0.2, 0.3]])
+    relu3 = cv.trace(lambda z, t: cv.relu(W3 @ z + t), (3,), ())
+    v = cv.attractor(relu3, 0.0, np.zeros(3), hull=True).hull_vertices().reshape(-1, 3)
+    diam = float(np.max(np.linalg.norm(v[:, None] - v[None], axis=2)))
+    s, att = timed(lambda: cv.attractor(relu3, 0.0, np.zeros(3), hull=True, tol=1e-2 * diam))
+    line("3-D ReLU layer, hull, 1e-2 of the diameter", 30, s, att,
          f"{att.kind}, {len(att.hull_vertices())} vertices, diameter {diam:.3g}")
 
 
