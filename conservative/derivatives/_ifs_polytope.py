@@ -255,9 +255,9 @@ def polytope_attractor(space, *, P, rho, tol, budget, convex=None) -> PolytopeRe
             return None                               # the rows swap near K*, most likely
         if tol is not None and best.bound <= tol and proved:
             return best
-        if budget.expired():
+        if budget.expired() and proved:             # until proved, a few cheap levels more
             return PolytopeResult(best.vertices, best.bound, best.iterations, False,
-                                  best.frame) if proved else None
+                                  best.frame)
         if tail <= 0.01 * floor:                      # further levels cannot help
             if tol is None or not proved:
                 return best if proved else None
@@ -265,9 +265,9 @@ def polytope_attractor(space, *, P, rho, tol, budget, convex=None) -> PolytopeRe
                 budget.call, f"tol={tol:.3g}, below the rounding floor of this attractor "
                 f"(reached {best.bound:.3g})", f"pass tol >= {best.bound:.3g} (reached), or "
                 "tol=None"), suggested_tol=best.bound)
-        if not budget.allows(counts[-1], counts, "vertices", tol, achieved=best.bound,
-                             suggestion=best.bound):
-            return best if proved else None
+        if not budget.allows(counts[-1], counts, "vertices", tol if proved else None,
+                             achieved=best.bound, suggestion=best.bound):
+            return best if proved else None        # unproved: no suggestion from here
         X = np.einsum("kab,nb->nka", st.M[:1] if one else st.M, V) + st.s[None]
         grow = max(1.0, float(np.max(np.abs(V))) / y_max)      # delta is sized for |y| <= y_max
         V, cost, full = _prune(X.reshape(-1, D), scale)
