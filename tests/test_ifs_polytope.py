@@ -270,3 +270,18 @@ def test_product_vertex_sets_whose_rows_swap_are_not_taken_for_convex():
     att = ifs_attractor(A, B, hull=True, tol=0.05)
     assert att.kind != "polytope"
     assert row_structure(A[:2], B[[0, 3]]) is None       # not every combination: no product
+
+
+def test_relu_layer_budgets_give_proved_polytopes_or_measured_suggestions():
+    W = np.array([[0.3, -0.2, 0.1], [0.1, 0.4, 0.0], [0.0, 0.2, 0.3]])
+    F = cv.trace(lambda z, t: cv.relu(W @ z + t), (3,), ())
+    AB = F.jacobian(np.zeros(3), 0.0, hull=False).vertices
+    samples = chaos_game_vertices(AB[:, :, :3], AB[:, :, 3:], 5_000)
+    quick = cv.attractor(F, 0.0, np.zeros(3), tol=1e-9, time_limit=0)
+    assert quick.kind == "polytope" and not quick.complete       # proved convex first
+    assert np.max(quick.distance(samples)) <= quick.hausdorff_bound
+    with pytest.raises(cv.SetTooLargeError) as err:
+        cv.attractor(F, 0.0, np.zeros(3), tol=1e-9, max_points=300)
+    fits = cv.attractor(F, 0.0, np.zeros(3), tol=err.value.suggested_tol, max_points=300)
+    assert fits.kind == "polytope" and fits.hausdorff_bound <= err.value.suggested_tol
+    assert np.max(fits.distance(samples)) <= fits.hausdorff_bound

@@ -265,9 +265,12 @@ def polytope_attractor(space, *, P, rho, tol, budget, convex=None) -> PolytopeRe
                 budget.call, f"tol={tol:.3g}, below the rounding floor of this attractor "
                 f"(reached {best.bound:.3g})", f"pass tol >= {best.bound:.3g} (reached), or "
                 "tol=None"), suggested_tol=best.bound)
-        if not budget.allows(counts[-1], counts, "vertices", tol if proved else None,
-                             achieved=best.bound, suggestion=best.bound):
-            return best if proved else None        # unproved: no suggestion from here
+        if not proved:                              # no level is valid yet: size only
+            if budget.predicted(counts[-1], counts)[0] > budget.max_points:
+                return None
+        elif not budget.allows(counts[-1], counts, "vertices", tol, achieved=best.bound,
+                               suggestion=best.bound):
+            return best
         X = np.einsum("kab,nb->nka", st.M[:1] if one else st.M, V) + st.s[None]
         grow = max(1.0, float(np.max(np.abs(V))) / y_max)      # delta is sized for |y| <= y_max
         V, cost, full = _prune(X.reshape(-1, D), scale)
