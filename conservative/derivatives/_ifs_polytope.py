@@ -189,8 +189,9 @@ def _level_bound(st, pw, corners, errors, reach) -> tuple[float, float]:
     sum; the tail shrinks with L, the floor (rounding carried, embedding) does not."""
     L = len(errors)
     rel = corners - st.y_star
+    far = float(np.max(np.linalg.norm(rel, axis=1)))
     tail = float(np.max(np.linalg.norm(rel @ pw.float[L].T, axis=1))) * (1 + 1e-12)
-    tail += pw.err[L] * float(np.max(np.linalg.norm(rel, axis=1))) + pw.ub[L] * st.delta
+    tail = min(tail + pw.err[L] * far, pw.ub[L] * far) + pw.ub[L] * st.delta
     carried = sum(pw.ub[L - 1 - i] * e for i, e in enumerate(errors))
     return tail * (1 + st.frame_slack), carried * (1 + st.frame_slack) + reach
 
@@ -258,7 +259,7 @@ def polytope_attractor(space, *, P, rho, tol, budget, convex=None) -> PolytopeRe
         if budget.expired() and proved:             # until proved, a few cheap levels more
             return PolytopeResult(best.vertices, best.bound, best.iterations, False,
                                   best.frame)
-        if tail <= 0.01 * floor:                      # further levels cannot help
+        if tail <= 0.01 * floor or len(errors) - best.iterations >= 50:   # cannot improve
             if tol is None or not proved:
                 return best if proved else None
             raise SetTooLargeError(fail_message(
