@@ -37,8 +37,18 @@ def box_excess_over_cube(boxes, side):
     return float(np.max(np.linalg.norm(np.maximum(far, 0.0), axis=1)))
 
 
+def force_cells(monkeypatch):
+    """One linear part, or product vertex sets whose rows keep their order, are polytopes by
+    default (tests/test_ifs_polytope.py): the cells are forced."""
+    import importlib
+    engine = importlib.import_module("conservative.derivatives.attractor")
+    monkeypatch.setattr(engine, "one_linear_part", lambda space: False)
+    monkeypatch.setattr(engine, "row_structure", lambda A, B: None)
+
+
 @pytest.mark.parametrize("D, tol", [(2, 0.05), (3, 0.6)])
-def test_half_plus_the_unit_cube_is_the_cube_of_side_two(D, tol):
+def test_half_plus_the_unit_cube_is_the_cube_of_side_two(D, tol, monkeypatch):
+    force_cells(monkeypatch)
     A, B = cube_system(D)
     att = ifs_attractor(A, B, hull=True, tol=tol)
     assert att.kind == "cells" and att.dimension == D and att.hausdorff_bound <= tol
@@ -61,7 +71,8 @@ def test_half_plus_the_unit_cube_is_the_cube_of_side_two(D, tol):
     assert att.points_bound >= att.hausdorff_bound
 
 
-def test_relu_layer_cover_holds_the_chaos_game_and_stays_near_it():
+def test_relu_layer_cover_holds_the_chaos_game_and_stays_near_it(monkeypatch):
+    force_cells(monkeypatch)
     W = np.array([[0.3, -0.2], [0.1, 0.4]])
     F = cv.trace(lambda z, t: cv.relu(W @ z + t), (2,), ())
     att = cv.attractor(F, 0.0, np.zeros(2), hull=True, tol=0.01)
@@ -99,7 +110,8 @@ def test_relu_layer_cover_holds_the_chaos_game_and_stays_near_it():
     assert np.all(np.abs(rlo - lo) <= att.hausdorff_bound + 1e-9)
 
 
-def test_defaults_pick_the_cover_and_report_the_tolerance():
+def test_defaults_pick_the_cover_and_report_the_tolerance(monkeypatch):
+    force_cells(monkeypatch)
     W = np.array([[0.3, -0.2], [0.1, 0.4]])
     F = cv.trace(lambda z, t: cv.relu(W @ z + t), (2,), ())
     att = cv.attractor(F, 0.0, np.zeros(2))

@@ -51,18 +51,21 @@ class Attractor(_display.Summary):
 
     The set is represented in its own affine hull (``dimension`` D, decided exactly): a point
     (D = 0), a union of intervals of one entry of J (D = 1, ``intervals``), a cover by cubes of
-    a quadtree / octree (D = 2, 3 with ``hull=True``, ``cells``) or an epsilon-net of points.
+    a quadtree / octree (D = 2, 3 with ``hull=True``, ``cells``), a convex polytope (D = 2, 3
+    with ``hull=True`` when all maps share one linear part: the attractor is convex then,
+    ``vertices``) or an epsilon-net of points.
 
     Attributes
     ----------
     hausdorff_bound : float
         Proved bound on the Hausdorff distance (Frobenius norm) between the representation (the
-        point, the union of segments, the net) and the true attractor. Every point of
-        :attr:`points` lies within it of ``K*``.
+        point, the union of segments, the cells, the polytope, the net) and the true
+        attractor.
     points : ndarray (N, n, m)
-        A finite sample of the representation (read-only): the net itself for D >= 2, for
-        D = 1 points spread along the intervals, plus the fixed points of the maps ``[A_i B_i]``
-        (which lie in ``K*``). Every point of ``K*`` is within :attr:`points_bound` of one.
+        A finite sample of the representation (read-only): the net itself, for D = 1 points
+        spread along the intervals, cell centres, or a lattice inside a polytope with its facets
+        sampled, plus the fixed points of the maps ``[A_i B_i]`` (which lie in ``K*``). Every
+        point of ``K*`` is within :attr:`points_bound` of one.
     points_bound : float
         Hausdorff bound of :attr:`points` (equal to ``hausdorff_bound`` for a net).
     dimension : int
@@ -96,12 +99,14 @@ class Attractor(_display.Summary):
     cell_boxes: np.ndarray | None = field(default=None)   # boxes (N, 2, D) in frame coords
     cell_inner: np.ndarray | None = field(default=None)   # (N,) proved inside K*
     frame: np.ndarray | None = field(default=None)        # (D, n, m), orthonormal
+    poly_vertices: np.ndarray | None = field(default=None)  # (N, D) in frame coords
     names: tuple | None = None
     max_points: int = 200_000
     verified: bool = True
 
     def __post_init__(self):
-        for name in ("P", "fixed_points", "line", "net", "cell_boxes", "frame"):
+        for name in ("P", "fixed_points", "line", "net", "cell_boxes", "frame",
+                     "poly_vertices"):
             value = getattr(self, name)
             if value is not None:
                 arr = np.array(value, dtype=float)
@@ -121,9 +126,11 @@ class Attractor(_display.Summary):
 
     @property
     def kind(self) -> str:
-        """"point", "intervals", "cells" or "net"."""
+        """"point", "intervals", "cells", "polytope" or "net"."""
         if self.cell_boxes is not None:
             return "cells"
+        if self.poly_vertices is not None:
+            return "polytope"
         return "intervals" if self.line is not None else "net" if self.net is not None \
             else "point"
 
@@ -140,6 +147,20 @@ class Attractor(_display.Summary):
         if self.cell_boxes is None:
             return None
         return float(np.min(self.cell_boxes[:, 1, 0] - self.cell_boxes[:, 0, 0]))
+
+    @property
+    def vertices(self) -> np.ndarray | None:
+        """For a polytope: its vertices (N, D) in the orthonormal coordinates y of the affine
+        hull, ``J = origin + sum_a y_a frame[a]``; their convex hull is within
+        ``hausdorff_bound`` of ``K*`` (and contains it). None for other representations."""
+        if self.poly_vertices is None:
+            return None
+        return self.poly_vertices[self._polytope.vertices]
+
+    @functools.cached_property
+    def _polytope(self):
+        from scipy.spatial import ConvexHull
+        return ConvexHull(self.poly_vertices)
 
     def _frame_coordinates(self, J: np.ndarray):
         """(y, off): frame coordinates of the projection of each J on the hull, and the
@@ -203,6 +224,12 @@ class Attractor(_display.Summary):
             pts = self.space.origin[None] + (y @ E).reshape((len(y),) + self.shape)
             radius = float(np.max(np.minimum(sides, side))) * math.sqrt(D) / 2
             bound = max(self.hausdorff_bound, radius * (1 + 1e-9))
+        elif self.poly_vertices is not None:
+            from ._ifs_polytope import polytope_sample
+            y, spacing = polytope_sample(self._polytope, 5 * _SAMPLES)
+            E = self.frame.reshape(self.dimension, -1)
+            pts = self.space.origin[None] + (y @ E).reshape((len(y),) + self.shape)
+            bound = self.hausdorff_bound + spacing * (1 + 1e-9)
         elif self.net is not None:
             pts, bound = self.net, self.hausdorff_bound
         else:
@@ -259,6 +286,10 @@ class Attractor(_display.Summary):
             from ._ifs_cells import box_distance
             y, off = self._frame_coordinates(pts)
             dist = np.hypot(off, box_distance(y, self.cell_boxes))
+        elif self.poly_vertices is not None:
+            from ._ifs_polytope import polytope_distance
+            y, off = self._frame_coordinates(pts)
+            dist = np.hypot(off, polytope_distance(y, self._polytope))
         elif self.line is not None:
             w = (pts - self.space.origin[None]).reshape(len(pts), -1)
             q = self.direction.ravel()
@@ -315,11 +346,13 @@ class Attractor(_display.Summary):
             lo, hi = ends.min(axis=0), ends.max(axis=0)
         else:
             pts = self._corners() if self.cell_boxes is not None else \
+                self._embed_frame(self.vertices) if self.poly_vertices is not None else \
                 self.net if self.net is not None else self.space.origin[None]
             lo, hi = pts.min(axis=0), pts.max(axis=0)
         if rigorous:
             lo, hi = lo - self.hausdorff_bound, hi + self.hausdorff_bound
-            if self.net is not None or self.cell_boxes is not None:   # the support function
+            if self.net is not None or self.cell_boxes is not None or \
+                    self.poly_vertices is not None:                  # the support function
                 slo, shi = self._support_box
                 lo, hi = np.maximum(lo, slo), np.minimum(hi, shi)
         return lo, hi
@@ -370,6 +403,8 @@ class Attractor(_display.Summary):
             y = self._corner_coordinates()
             keep = hull_vertex_indices(y, max_dim=3)
             return self._corners()[keep]
+        if self.poly_vertices is not None:
+            return self._embed_frame(self.vertices)
         if self.net is None:
             return self.space.origin[None].copy()
         c, _ = self.space.coordinates(self.net)
@@ -393,7 +428,10 @@ class Attractor(_display.Summary):
 
     def _corners(self) -> np.ndarray:
         """The corners of the cells as Jacobians (N, n, m)."""
-        y = self._corner_coordinates()
+        return self._embed_frame(self._corner_coordinates())
+
+    def _embed_frame(self, y: np.ndarray) -> np.ndarray:
+        """Jacobians (N, n, m) of frame coordinates y (N, D)."""
         E = self.frame.reshape(self.dimension, -1)
         return self.space.origin[None] + (y @ E).reshape((len(y),) + self.shape)
 
@@ -406,6 +444,8 @@ class Attractor(_display.Summary):
         if self.kind == "cells":
             what = (f"a cover of {len(self.cell_boxes)} cells ({int(np.sum(self.cell_inner))} "
                     f"proved inside), finest side {self.cell_size:.3g}")
+        if self.kind == "polytope":
+            what = f"a convex polytope with {len(self.vertices)} vertices"
         if self.kind == "intervals":
             name = self.names[self.space.pivots[0]] if self.names else entry_name(
                 self.space.pivots[0], m)
@@ -440,5 +480,6 @@ class Attractor(_display.Summary):
             "cells_inner": None if self.cell_inner is None else
             np.asarray(self.cell_inner).tolist(),
             "frame": None if self.frame is None else self.frame.tolist(),
+            "vertices": None if self.poly_vertices is None else self.vertices.tolist(),
             "fixed_points": self.fixed_points.tolist(),
         }

@@ -39,7 +39,7 @@ import numpy as np
 from .._exact import solve_exact
 from ..errors import SetTooLargeError, fail_message
 
-__all__ = ["CellResult", "cell_attractor", "box_distance", "subdivide"]
+__all__ = ["CellResult", "HullFrame", "cell_attractor", "box_distance", "subdivide"]
 
 _U = np.finfo(float).eps
 _BITS = 20                  # bits per coordinate in a cell code (levels <= 20)
@@ -363,8 +363,9 @@ def _exact_fixed_point(R_q, t_q):
     return np.array([float(Fraction(v)) for v in c])
 
 
-class _Setup:
-    """The maps in orthonormal frame coordinates, the root cube and the rounding slack."""
+class HullFrame:
+    """The maps in orthonormal frame coordinates (``M``, ``s``, the fixed point ``y_star`` of map
+    0), a ball ``||y - y_star||_Gy <= radius`` holding K*, the root cube and the rounding slack."""
 
     def __init__(self, space, P, rho):
         D = space.dimension
@@ -385,6 +386,7 @@ class _Setup:
         step = np.einsum("kab,b->ka", self.M, self.y_star) + self.s - self.y_star
         radius = float(np.sqrt(np.max(np.einsum("ka,ab,kb->k", step, Gy, step))))
         radius = radius / (1 - min(rho * (1 + 1e-6), 1 - 1e-9)) * 1.01 + 1e-300
+        self.Gy, self.radius = Gy, radius
         half = radius * np.sqrt(np.diag(np.linalg.inv(Gy))) * 1.01
         self.S = 2.0 ** math.ceil(math.log2(max(2.2 * float(np.max(half)), 1e-280)))
         # off-centre, so that faces of the attractor through the seed rarely meet cell faces
@@ -436,7 +438,7 @@ def cell_attractor(space, *, P, rho, tol, budget, max_points=None, max_level: in
     """The cover of the hull attractor of a D = 2, 3 dimensional reduced system (module
     docstring); ``tol`` (Frobenius, None: the finest that fits) bounds the Hausdorff distance.
     Returns None when no cell could be proved inside (the epsilon-net is used instead)."""
-    st = _Setup(space, P, rho)
+    st = HullFrame(space, P, rho)
     D = st.D
     grid = _Grid(st.root_lo, st.S, D)
     W = _directions(st.M, D)

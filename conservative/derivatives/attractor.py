@@ -14,8 +14,9 @@ How it is computed (one facade over private engine modules):
 3. By dimension: a point; a union of intervals with outward rounding (``_ifs_line``: the hull
    case to a few ulps, Cantor-like sets with their gaps above the tolerance); for ``hull=True``
    in dimensions 2 and 3 a quadtree / octree cover refined only on the boundary
-   (``_ifs_cells``, set-oriented subdivision); otherwise an epsilon-net in the hull's
-   coordinates (``_ifs_net``).
+   (``_ifs_cells``, set-oriented subdivision), or a convex polytope when all maps share one
+   linear part (``_ifs_polytope``: the attractor is convex then); otherwise an epsilon-net in
+   the hull's coordinates (``_ifs_net``).
 4. ``tol=None`` refines level by level while the measured growth predicts that the next level
    fits ``max_points`` and the time (``_budget``); an explicit tol that cannot fit raises at once
    with a tolerance measured to fit.
@@ -40,6 +41,8 @@ from ._budget import Budget
 from ._ifs_cells import cell_attractor
 from ._ifs_line import line_attractor
 from ._ifs_net import net_attractor, net_problem
+from ._ifs_polytope import (one_linear_part, polytope_attractor, row_structure,
+                            rows_keep_their_order)
 from .iterate import blocks_at_fixed_point
 
 __all__ = ["attractor", "Attractor", "ifs_attractor"]
@@ -89,6 +92,7 @@ def attractor(F, theta, x_star, *, hull: bool = True, tol: float | None = None,
     -------
     Attractor
         ``.dimension``, ``.hausdorff_bound``, ``.points``, ``.intervals`` (dimension 1),
+        ``.cells`` or ``.vertices`` (a cover by cubes, a convex polytope; dimensions 2, 3),
         ``.distance(J)``, ``.contains(J)``, ``.bounding_box()``, ``.hull_vertices()``; ``.P``
         and ``.rho`` are the exactly verified certificate's.
 
@@ -317,6 +321,15 @@ def _solve(A, B, *, hull, P, rho, verified, tol, max_points, J0, deadline, progr
         budget = Budget(max_points=max_points, deadline=deadline, call=call, bar=bar)
         if space.dimension == 1 and space.R_q is not None:
             return _on_a_line(space, tol, budget, common)
+        if hull and space.dimension in (2, 3) and J0 is None and one_linear_part(space):
+            return _on_polytope(space, tol, budget, common)     # K* is convex then
+        rows = row_structure(A, B) if hull and space.exact and J0 is None and \
+            space.dimension in (2, 3) else None
+        if rows is not None:                  # elementwise kinks: convex if proved so
+            att = _on_polytope(space, tol, budget, common, rows)
+            if att is not None:
+                return att
+            budget = Budget(max_points=max_points, deadline=deadline, call=call, bar=bar)
         if hull and space.exact and space.dimension in (2, 3) and J0 is None \
                 and k > space.dimension:      # P(J) = conv{A_i J + B_i} can have interior
             att = _on_cells(space, tol, budget, common)
@@ -340,6 +353,19 @@ def _on_a_line(space, tol, budget, common) -> Attractor:
     return Attractor(hausdorff_bound=bound, tol=tol if tol is not None else bound,
                      complete=res.complete, iterations=res.iterations, space=space,
                      line=res.intervals, net_radius=res.gap * q_norm, **common)
+
+
+def _on_polytope(space, tol, budget, common, rows=None) -> Attractor | None:
+    """K* as a polytope (``_ifs_polytope``): convex for one linear part, or for product vertex
+    sets (``rows``) whose rows keep their order near K*; None when that was not proved."""
+    convex = None if rows is None else (lambda J, r: rows_keep_their_order(rows, J, r))
+    res = polytope_attractor(space, P=common["P"], rho=common["rho"], tol=tol, budget=budget,
+                             convex=convex)
+    if res is None:
+        return None
+    return Attractor(hausdorff_bound=res.bound, tol=tol if tol is not None else res.bound,
+                     complete=res.complete, iterations=res.iterations, space=space,
+                     poly_vertices=res.vertices, frame=res.frame, **common)
 
 
 def _on_cells(space, tol, budget, common) -> Attractor | None:
