@@ -4,7 +4,9 @@
 
 Cases: the README Lasso at lam_max (8 x 1 Jacobians, a one-dimensional attractor), a
 two-neuron ReLU layer at its kink (2 x 1), a 1-D hull attractor at tol 1e-9, the
-Douglas-Rachford 1-D kink (finite selections; its attractor is the interval [-1, 1]), and
+Douglas-Rachford 1-D kink (finite selections: X = y = gamma = 1 at lam = 1, where J <- J/2 + b with
+b in {0, -1}, so its attractor is the interval [-2, 0]; the issue quoted [-1, 1] for another
+parametrisation), and
 J <- J/2 + b with b in the unit cube (3 x 3 with a 3-D diagonal attractor, hull: the cube
 [0, 2]^3, computed as a convex polytope since the maps share their linear part; a time limit
 of 60 s, the bound reached is printed), y <- M y + s_i with one random 3 x 3 M and five
