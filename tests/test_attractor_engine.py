@@ -130,3 +130,18 @@ def test_distances_do_not_overflow_for_huge_derivatives():
     assert np.isfinite(att.distance([[hi * 1.01]]))
     assert att.distance([[hi * 1.01]]) == pytest.approx(0.01 * hi, rel=1e-9)
     assert all(att.contains(J) for J in att.fixed_points)
+
+
+def test_douglas_rachford_kink_attractor_is_the_closed_form_interval():
+    # X = y = gamma = 1 at lam = 1: 2 w - z = 1 = lam sits on the soft-threshold's kink, so
+    # the derivative iterates J <- J/2 + b with b in {0, -1} (the threshold's partial is 0 or
+    # -sign(1)): the attractor of the finite selections is the interval [-2, 0]
+    dr = cv.algorithms.douglas_rachford_lasso(np.array([[1.0]]), np.array([1.0]), gamma=1.0)
+    z = cv.fixed_point(dr, np.zeros(1), 1.0).x
+    att = cv.attractor(dr, 1.0, z, hull=False, tol=1e-6)
+    assert att.dimension == 1
+    lo, hi = float(att.intervals[0][0]), float(att.intervals[-1][1])
+    assert abs(lo + 2.0) <= att.hausdorff_bound + 1e-12
+    assert abs(hi - 0.0) <= att.hausdorff_bound + 1e-12
+    for point in (-2.0, -1.0, -0.5, 0.0):
+        assert att.distance(np.array([[point]])) <= att.hausdorff_bound + 1e-12
