@@ -12,7 +12,7 @@ from ..evaluate import evaluate
 from .. import interval as iv
 from ..enclose import enclose_program, possible_pieces
 from ..fixed_point_set import fixed_point_enclosure, jacobian_at_fixed_point
-from ..jacobian import jvp, linearise, value_and_jvp
+from ..jacobian import jvp, jvp_run, linearise
 
 __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
            "blocks_at_fixed_point", "derivative_step", "linearisation_at_fixed_point",
@@ -251,13 +251,12 @@ def derivative_step(F, tb):
     ``J`` (n, m) is pushed through the program as m tangent directions with the identity at
     ``theta``: value and tangents in one pass, ``A`` never formed. ``tb`` is the batched theta.
     """
-    program = F.program
     theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
+    advance = jvp_run(F.program, tb, theta_seed, call="derivative step")
+    seed_shape = (1,) + F.state_shape + (F.m,)
 
     def step(x, J):
-        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (F.m,)),
-                 program.theta_node: theta_seed}
-        x_new, tangent = value_and_jvp(program, x, tb, seeds, call="derivative step")
+        x_new, tangent = advance(x, J.reshape(seed_shape))
         if tangent is None:
             J_new = np.zeros((F.n, F.m))
         else:   # a read-only view, no copy: J is only read, then copied into the history
