@@ -37,8 +37,8 @@ import numpy as np
 from .graph import Program
 from .primitives import ALL, Primitive, Smooth
 
-__all__ = ["values_function", "tangents_function", "source", "demand_tangents_function",
-           "demand_source"]
+__all__ = ["values_function", "tangents_function", "source", "values_run_function",
+           "demand_tangents_function", "demand_source"]
 
 
 def _name(program: Program, node: int, prefix: str = "v") -> str:
@@ -150,7 +150,7 @@ class _Plan:
                 self.carried.add(s.node)
         # the prologue's nodes that the step reads: values, and tangents
         used = {i for s in self.steps for i in s.inputs}
-        self.pre_values = [s.node for s in self.pre if s.node in used]
+        self.pre_values = [n for n in [theta] + [s.node for s in self.pre] if n in used]
         self.pre_tangents = [n for n in self.pre_values if n in self.carried]
         self.reaching = {}                           # demands reaching each node of the step
         for s in self.steps:
@@ -289,3 +289,47 @@ def demand_tangents_function(program: Program, seeded: tuple) -> tuple:
     """
     return program.cached(("compiled demand tangents", seeded),
                           lambda: _build_demand(program, seeded))
+
+
+def _values_run_source(plan: _Plan) -> str:
+    program = plan.program
+    x, theta = program.x_node, program.theta_node
+    lines = [f"def prologue(v{theta}):"]
+    for step in plan.pre:
+        ins = [_name(program, i) for i in step.inputs]
+        lines.append(f"    v{step.node} = f{step.node}({', '.join(ins)})")
+    names = [f"v{n}" for n in plan.pre_values]
+    lines += [f"    return ({', '.join(names)}{',' if names else ''})", "",
+              f"def values(v{x}, pre):"]
+    if names:
+        lines.append(f"    {', '.join(names)}, = pre")
+    for step in plan.steps:
+        ins = [_name(program, i) for i in step.inputs]
+        lines.append(f"    v{step.node} = f{step.node}({', '.join(ins)})")
+    lines.append(f"    return {_name(program, program.out_node)}")
+    return "\n".join(lines)
+
+
+def _build_values_run(program: Program) -> tuple:
+    namespace = {f"c{n}": v for n, v in program.batched_consts.items()}
+    namespace.update({f"f{s.node}": s.impl for s in program.steps})
+    code = _values_run_source(_Plan(program, (False, False)))
+    exec(compile(code, f"<conservative program {id(program):#x} (run)>", "exec"), namespace)
+    return namespace["prologue"], namespace["values"]
+
+
+def values_run_function(program: Program) -> tuple:
+    """``(prologue, values)`` for many evaluations at one theta (a fixed-point solve):
+    ``pre = prologue(theta)`` computes the nodes that do not depend on ``x`` once, then
+    ``values(x, pre)`` the output. Unchecked, as :func:`values_function`.
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> F = cv.trace(lambda x, t: cv.relu(x - cv.exp(t)), (2,), ())
+    >>> prologue, values = values_run_function(F.program)
+    >>> pre = prologue(np.array([0.0]))
+    >>> values(np.array([[2.0, 0.5]]), pre)
+    array([[1., 0.]])
+    """
+    return program.cached("compiled run values", lambda: _build_values_run(program))

@@ -165,7 +165,14 @@ def _theta_heavy(seed=2):
     return cv.trace(fn, (80,), (3,)), rng
 
 
-@pytest.mark.parametrize("make", [_lasso, _shapes_program, _theta_heavy])
+def _theta_direct(seed=3):
+    """theta used as it is by a node that depends on x (no node of its own before)."""
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(70, 70)) / 8.0
+    return cv.trace(lambda x, t: cv.soft_threshold(M @ x + x * t, 0.2), (70,), (70,)), rng
+
+
+@pytest.mark.parametrize("make", [_lasso, _shapes_program, _theta_heavy, _theta_direct])
 def test_compiled_derivative_step_equals_the_walks(make, monkeypatch):
     from conservative import jacobian
     from conservative.compiled import demand_source
