@@ -217,7 +217,9 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
     folding the batch into the columns does. With ``sparse`` (tangents and cotangents, which a
     soft-threshold zeroes off its support) only the nonzero rows of ``t`` are multiplied: the
     check costs one pass over ``t``, the product ``M.shape[0]`` times more. ``columns(rows)``
-    gives ``M[:, rows]`` (a prepared, cached copy).
+    gives ``M[:, rows]`` (a prepared, cached copy), or None where a fresh copy would cost more
+    than it saves: gathering columns reads most of ``M``'s cache lines once more than a tenth
+    of them is taken, so a support that changed since the last step is multiplied whole.
     """
     B, j = t.shape[:2]
     if B == 1:
@@ -225,8 +227,10 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
         if sparse and j >= 32:
             rows = np.flatnonzero(np.any(cols != 0.0, axis=1))
             if len(rows) < 0.5 * j:
-                Mc = columns(rows) if columns is not None else M[:, rows]
-                return (Mc @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
+                Mc = columns(rows) if columns is not None else \
+                    (M[:, rows] if 10 * len(rows) <= j else None)
+                if Mc is not None:
+                    return (Mc @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
         return (M @ cols).reshape((1, M.shape[0]) + t.shape[2:])
     cols = np.moveaxis(t, 0, -1).reshape(j, -1)
     out = (M @ cols).reshape((M.shape[0],) + t.shape[2:] + (B,))
@@ -252,11 +256,16 @@ class _ConstantMatrix:
             self._t = np.ascontiguousarray(self.a.T)
         return self._t
 
-    def take(self, which: str, rows: np.ndarray) -> np.ndarray:
-        """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns")."""
+    def take(self, which: str, rows: np.ndarray) -> np.ndarray | None:
+        """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns");
+        for columns not gathered at the last call, None when they are more than a tenth of
+        them (see :func:`_const_matrix_times`)."""
         key = rows.tobytes()
         hit = self._taken.get(which)
         if hit is None or hit[0] != key:
+            if which != "rows" and 10 * len(rows) > (self.a.shape[1] if which == "columns"
+                                                     else self.a.shape[0]):
+                return None
             M = {"rows": lambda: self.a[rows], "columns": lambda: self.a[:, rows],
                  "t columns": lambda: self.t[:, rows]}[which]()
             hit = self._taken[which] = (key, M)
