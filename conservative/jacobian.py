@@ -155,17 +155,24 @@ def _prologue(prologue, theta, theta_seed):
 
 def jvp_run(program: Program, theta: np.ndarray, theta_seed, *, call: str):
     """``step(x, x_seed) -> (value, tangent)``: :func:`value_and_jvp` at one ``theta`` and
-    ``theta_seed`` for many ``x`` (a derivative run), with what does not depend on ``x``
-    computed once. ``theta_seed`` and ``x_seed`` may be None (zero)."""
+    theta seed for many ``x`` (a derivative run), with what does not depend on ``x`` computed
+    once. ``x_seed`` may be None (zero); ``theta_seed`` is None (zero), an array, or a function
+    making it (then it is made again only if the walks must run, and not kept: at one penalty
+    per feature the identity seed is as large as the derivative)."""
+    def seed_of_theta():
+        return theta_seed() if callable(theta_seed) else theta_seed
+
     def general(x, x_seed):
-        seeds = {n: t for n, t in ((program.x_node, x_seed), (program.theta_node, theta_seed))
-                 if t is not None}
+        seeds = {n: t for n, t in ((program.x_node, x_seed),
+                                   (program.theta_node, seed_of_theta())) if t is not None}
         return value_and_jvp(program, x, theta, seeds, call=call)
 
     if not _demand_pays(program):
         return general
-    prologue, compiled = demand_tangents_function(program, (True, theta_seed is not None))
-    pre = _prologue(prologue, theta, theta_seed)
+    first = seed_of_theta()
+    prologue, compiled = demand_tangents_function(program, (True, first is not None))
+    pre = _prologue(prologue, theta, first)
+    del first
     if pre is None:                                 # the walks will say what went wrong
         return general
 

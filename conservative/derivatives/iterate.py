@@ -304,8 +304,8 @@ def derivative_step(F, tb):
     ``J`` (n, m) is pushed through the program as m tangent directions with the identity at
     ``theta``: value and tangents in one pass, ``A`` never formed. ``tb`` is the batched theta.
     """
-    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
-    advance = jvp_run(F.program, tb, theta_seed, call="derivative step")
+    advance = jvp_run(F.program, tb, lambda: np.eye(F.m).reshape((1,) + F.param_shape + (F.m,)),
+                      call="derivative step")
     seed_shape = (1,) + F.state_shape + (F.m,)
 
     def step(x, J):
