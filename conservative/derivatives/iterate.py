@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,9 +173,9 @@ class _Stepper:
                 if not candidate:
                     raise
                 return x, float("inf"), float("inf")
-        res = float(np.linalg.norm((x_new - x).ravel()))        # overflow: detected below
-        size = float(np.linalg.norm(x_new.ravel()))
-        if not (np.isfinite(res) and np.isfinite(size)):
+        d, y = (x_new - x).ravel(), x_new.ravel()     # the norms as np.linalg.norm computes
+        res, size = math.sqrt(float(d @ d)), math.sqrt(float(y @ y))   # them (overflow: below)
+        if not (math.isfinite(res) and math.isfinite(size)):
             if candidate:
                 return x, float("inf"), float("inf")
             raise NotConvergedError(

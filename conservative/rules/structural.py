@@ -225,7 +225,7 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
     if B == 1:
         cols = t[0].reshape(j, -1)
         if sparse and j >= 32:
-            rows = np.flatnonzero(np.any(cols != 0.0, axis=1))
+            rows = (cols != 0.0).any(axis=1).nonzero()[0]      # = np.flatnonzero(np.any(...))
             if len(rows) < 0.5 * j:
                 Mc = columns(rows) if columns is not None else \
                     (M[:, rows] if 10 * len(rows) <= j else None)
@@ -281,7 +281,7 @@ def _needed_rows(need, n_rows: int):
     """The output rows a demand mask asks for, or None (all of them, or too many to gain)."""
     if need is None or np.ndim(need) == 0:
         return None
-    rows = np.flatnonzero(need.reshape(n_rows, -1).any(axis=1))
+    rows = need.reshape(n_rows, -1).any(axis=1).nonzero()[0]
     return rows if len(rows) < 0.5 * n_rows else None
 
 
