@@ -308,14 +308,17 @@ def derivative_step(F, tb):
     advance = jvp_run(F.program, tb, lambda: np.eye(F.m).reshape((1,) + F.param_shape + (F.m,)),
                       call="derivative step")
     seed_shape = (1,) + F.state_shape + (F.m,)
+    x_shape = (1,) + F.state_shape
 
     def step(x, J):
         x_new, tangent = advance(x, J.reshape(seed_shape))
         if tangent is None:
             J_new = np.zeros((F.n, F.m))
-        else:   # a read-only view, no copy: J is only read, then copied into the history
-            J_new = np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
-        return np.broadcast_to(x_new, (1,) + F.state_shape), J_new
+        else:   # a view, no copy: J is only read, then copied into the history
+            if tangent.shape != seed_shape:       # (the shape of a constant tangent)
+                tangent = np.broadcast_to(tangent, seed_shape)
+            J_new = tangent.reshape(F.n, F.m)
+        return (x_new if x_new.shape == x_shape else np.broadcast_to(x_new, x_shape)), J_new
     return step
 
 
