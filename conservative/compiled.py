@@ -1,4 +1,5 @@
-"""Small calls: a traced program compiled to one Python function of bound NumPy calls.
+"""Small calls and derivative runs: a traced program compiled to Python functions of bound
+NumPy calls.
 
 At small sizes the interpreter walk's bookkeeping per node (dict lookups, a rule call) costs
 more than the NumPy operation itself. For the two transformations a small call needs, the value
@@ -11,6 +12,13 @@ The generated functions do no checking: the callers (:func:`conservative.evaluat
 :func:`conservative.jacobian.value_and_jvp`) run them inside ``np.errstate``, check the result
 for NaN and infinity, and on any error or non-finite result run the interpreter walk again,
 which names the node (errors and results are the walk's; only the time differs).
+
+Runs of many steps at one ``theta`` (fixed-point solves, piggyback derivatives) get functions
+in two parts: a prologue for the nodes that do not depend on ``x``, run once per run, and the
+step (:func:`values_run_function`); for large programs the step also computes the default
+selection's partials, the demanded elements of every tangent and the tangents on them
+(:func:`demand_tangents_function`), which the interpreter would decide node by node on every
+step.
 
 Examples
 --------
