@@ -237,6 +237,10 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
     return np.moveaxis(out, -1, 0)
 
 
+#: The largest constant matrix whose transpose forward-mode products copy once (column gathers)
+_TRANSPOSE_COPY_BYTES = 64 << 20
+
+
 class _ConstantMatrix:
     """matmul's constant left operand ``a``, prepared once per node (``prepare``).
 
@@ -257,17 +261,27 @@ class _ConstantMatrix:
         return self._t
 
     def take(self, which: str, rows: np.ndarray) -> np.ndarray | None:
-        """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns");
-        for columns not gathered at the last call, None when they are more than a tenth of
-        them (see :func:`_const_matrix_times`)."""
+        """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns").
+
+        Columns are gathered as rows of the other layout (``a.T[:, rows]`` is ``a[rows].T``;
+        ``a[:, rows]`` is ``a^T[rows].T`` from the transpose made once, for matrices of at
+        most 64 MB): a row gather reads only what it takes, a column gather most of the
+        matrix. Columns of a larger matrix not gathered at the last call: None when they are
+        more than a tenth of them (see :func:`_const_matrix_times`).
+        """
         key = rows.tobytes()
         hit = self._taken.get(which)
         if hit is None or hit[0] != key:
-            if which != "rows" and 10 * len(rows) > (self.a.shape[1] if which == "columns"
-                                                     else self.a.shape[0]):
+            if which == "rows":
+                M = self.a[rows]
+            elif which == "t columns":
+                M = self.a[rows].T
+            elif self.a.nbytes <= _TRANSPOSE_COPY_BYTES:
+                M = self.t[rows].T
+            elif 10 * len(rows) > self.a.shape[1]:
                 return None
-            M = {"rows": lambda: self.a[rows], "columns": lambda: self.a[:, rows],
-                 "t columns": lambda: self.t[:, rows]}[which]()
+            else:
+                M = self.a[:, rows]
             hit = self._taken[which] = (key, M)
         return hit[1]
 
