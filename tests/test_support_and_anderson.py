@@ -79,17 +79,17 @@ def test_anderson_refuses_proposals_outside_the_domain_and_stalling_ones(monkeyp
     exact = (1 + np.sqrt(1 + 16 * 2.0)) / 8
     calls = []
 
-    def outside(X, G):                # every other proposal leaves the domain (x + t < 0)
+    def outside(memory):              # every other proposal leaves the domain (x + t < 0)
         calls.append(1)
-        return np.full_like(G[-1], -10.0) if len(calls) % 2 else G[-1]
-    monkeypatch.setattr(iterate, "_anderson_point", outside)
+        return np.full_like(memory.g, -10.0) if len(calls) % 2 else memory.g
+    monkeypatch.setattr(iterate._Memory, "point", outside)
     r = cv.fixed_point(F, 1.0, 2.0, accelerate="anderson")
     assert abs(float(r.x) - exact) < 1e-11 and len(calls) > 2
 
     # a proposal that never moves (the current point): accepted while within the slack of the
     # best residual, then refused once the best stops improving, so the plain steps converge
     G = cv.trace(lambda x, t: 0.9 * x + t, (3,), ())
-    monkeypatch.setattr(iterate, "_anderson_point", lambda X, G: X[-1])
+    monkeypatch.setattr(iterate._Memory, "point", lambda memory: memory.x)
     r = cv.fixed_point(G, np.zeros(3), 1.0, accelerate="anderson", memory=2, max_steps=5000)
     np.testing.assert_allclose(r.x, 10.0, rtol=1e-10)
     plain = cv.fixed_point(G, np.zeros(3), 1.0)

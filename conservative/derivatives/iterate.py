@@ -209,30 +209,27 @@ _SLACK = 2.0
 def _anderson(step, xb, tol, max_steps, memory, call) -> FixedPointResult:
     """Type-II Anderson with a non-monotone residual safeguard (see :func:`fixed_point`)."""
     shape = xb.shape
-    memory = min(memory, xb.size + 1)       # more differences than coordinates add nothing
     x = xb
     gx, res, size = step(x, 1)                     # g(x) = F(x); residual f = g - x
     residuals = [res]
-    X, G = [x.ravel()], [gx.ravel()]
-    best, stalled = res, 0             # stalled: accelerated steps that did not improve it
-    k = 1
+    mem = _Memory(min(memory, xb.size + 1), x.ravel(), gx.ravel())  # (more differences than
+    best, stalled = res, 0             # coordinates add nothing; stalled: accelerated steps
+    k = 1                              # accepted since the last one improving the best)
     while k < max_steps:
         if res <= tol * (1.0 + size):
             return _result(gx, k, residuals)
-        cand = _anderson_point(X, G).reshape(shape)
+        cand = mem.point().reshape(shape)
         g_cand, res_cand, size_cand = step(cand, k + 1, candidate=True)
         k += 1
         if (res_cand <= _SLACK * best) if stalled < 2 * memory else (res_cand < best):
             x, gx, res, size = cand, g_cand, res_cand, size_cand         # accepted
-            X.append(x.ravel())
-            G.append(gx.ravel())
-            X, G = X[-memory:], G[-memory:]
+            mem.add(x.ravel(), gx.ravel())
             best, stalled = (res, 0) if res < best else (best, stalled + 1)
         else:                                      # safeguard: the plain step, fresh memory
             x = gx
             gx, res, size = step(x, k + 1)
             k += 1
-            X, G = [x.ravel()], [gx.ravel()]
+            mem = _Memory(mem.size, x.ravel(), gx.ravel())
             best = min(best, res)
         residuals.append(res)
     if res <= tol * (1.0 + size):
@@ -240,23 +237,46 @@ def _anderson(step, xb, tol, max_steps, memory, call) -> FixedPointResult:
     raise _not_converged(call, max_steps, res, tol)
 
 
-def _anderson_point(X: list, G: list) -> np.ndarray:
-    """``sum a_j G_j`` with ``sum a_j = 1`` minimising ``||sum a_j (G_j - X_j)||``: in the
-    differences of the residuals an unconstrained least-squares problem, solved by its
-    normal equations (a few columns; an ill-conditioned solve only proposes a point, which
-    the safeguard then checks)."""
-    if len(X) == 1:
-        return G[-1]
-    Ga = np.array(G)
-    Fr = Ga - np.array(X)
-    dF = Fr[1:] - Fr[:-1]
-    from scipy.linalg import lapack      # here: not at import time; np.linalg.solve: 7x slower
-    gamma, info = lapack.dgesv(dF @ dF.T, dF @ Fr[-1])[2:]
-    if info != 0:                        # singular: the least-norm solution
-        gamma = np.linalg.lstsq(dF.T, Fr[-1], rcond=None)[0]
-    if not np.all(np.isfinite(gamma)):
-        return G[-1]
-    return G[-1] - gamma @ (Ga[1:] - Ga[:-1])
+class _Memory:
+    """The last ``size`` pairs ``(x_j, g_j = F(x_j))`` of Anderson acceleration, kept as the
+    differences of consecutive residuals ``f_j = g_j - x_j`` and values ``g_j`` (a ring of
+    ``size - 1`` rows) with the Gram matrix of the residual differences, one row updated per
+    pair (a new Gram matrix per step cost more than the rest of the proposal)."""
+
+    def __init__(self, size: int, x: np.ndarray, g: np.ndarray):
+        self.size, self.x, self.g, self.f = size, x, g, g - x
+        n = x.size
+        self.dF, self.dG = np.empty((size - 1, n)), np.empty((size - 1, n))
+        self.H = np.empty((size - 1, size - 1))
+        self.count, self.slot = 0, 0
+
+    def add(self, x: np.ndarray, g: np.ndarray) -> None:
+        f = g - x
+        if self.size > 1:
+            s = self.slot
+            self.dF[s], self.dG[s] = f - self.f, g - self.g
+            self.count = k = min(self.count + 1, self.size - 1)
+            row = self.dF[:k] @ self.dF[s]
+            self.H[s, :k], self.H[:k, s] = row, row
+            self.slot = (s + 1) % (self.size - 1)
+        self.x, self.g, self.f = x, g, f
+
+    def point(self) -> np.ndarray:
+        """``sum a_j g_j`` with ``sum a_j = 1`` minimising ``||sum a_j f_j||``: in the
+        differences an unconstrained least-squares problem, solved by its normal equations
+        (a few columns; an ill-conditioned solve only proposes a point, which the safeguard
+        then checks)."""
+        k = self.count
+        if k == 0:
+            return self.g
+        from scipy.linalg import lapack  # here: not at import time; np.linalg.solve: 7x slower
+        dF = self.dF[:k]
+        gamma, info = lapack.dgesv(self.H[:k, :k], dF @ self.f)[2:]
+        if info != 0:                    # singular: the least-norm solution
+            gamma = np.linalg.lstsq(dF.T, self.f, rcond=None)[0]
+        if not np.all(np.isfinite(gamma)):
+            return self.g
+        return self.g - gamma @ self.dG[:k]
 
 
 def _observed_rate(residuals) -> float:
