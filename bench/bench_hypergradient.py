@@ -1,6 +1,7 @@
 """Hypergradients and inner solves against their peers (issue 13), single BLAS thread.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/bench_hypergradient.py [--rounds 5]
+        [--only hypergradient end-to-end solve m-p m-1]
 
 Peers, in the same process: celer (pip install "conservative[bench]") for the inner Lasso solve,
 and NumPy re-implementations of sparho's ``implicit_forward`` for Lasso (sparho is not on PyPI,
@@ -303,18 +304,38 @@ def piggyback_m1_rows(probs, rounds):
     print(line + f"   |J - dense| {np.max(np.abs(Js[0, :, 0] - J1)):.1e}")
 
 
+def solve_rows(probs, rounds):
+    """The inner solve alone: cv.fixed_point anderson against celer (also in end-to-end)."""
+    print("inner solve: cv.fixed_point(accelerate='anderson', tol=1e-12) / celer")
+    for name, d in probs.items():
+        F = cv.algorithms.forward_backward_lasso(d["X"], d["y"])
+        p = d["X"].shape[1]
+        r = interleaved({
+            "anderson": lambda: cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12,
+                                               accelerate="anderson"),
+            "celer": lambda: celer_solve(d["X"], d["y"], d["lam"])}, rounds)
+        print(f"  {name:<10} anderson {fmt(r['anderson'])} ({r['anderson'][3].steps} steps)  "
+              f"celer {fmt(r['celer'])}  x{r['anderson'][0] / r['celer'][0]:5.2f}")
+
+
+ROWS = {"hypergradient": hypergradient_rows, "end-to-end": end_to_end_rows,
+        "solve": solve_rows, "m-p": lambda probs, rounds: piggyback_rows(probs),
+        "m-1": piggyback_m1_rows}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-m-p", action="store_true", help="skip the m = p piggyback rows")
+    parser.add_argument("--only", nargs="+", choices=list(ROWS), default=list(ROWS),
+                        help="run only these rows (default: all)")
     args = parser.parse_args()
     probs = problems()
     cv.certify_contraction([[[0.5]]])          # imports (cvxpy) off the clock
-    hypergradient_rows(probs, args.rounds)
-    end_to_end_rows(probs, args.rounds)
-    if not args.skip_m_p:
-        piggyback_rows(probs)
-    piggyback_m1_rows(probs, args.rounds)
+    for name in args.only:
+        if name == "m-p" and args.skip_m_p:
+            continue
+        ROWS[name](probs, args.rounds)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from .compiled import tangents_function
+from .compiled import demand_tangents_function, tangents_function
 from .errors import ConservativeError, NonFiniteError
 from .graph import Program
 from .interpreter import all_finite, located, raise_non_finite, seed, value_rule, walk
@@ -32,7 +32,7 @@ from .primitives import ALL
 from .sets import AffineGenerator, CallableGenerator, FiniteGenerator, JacobianSet
 
 __all__ = ["Linearisation", "linearise", "jvp", "vjp", "value_and_jvp", "jacobian_set",
-           "input_seeds", "tangent_matrix", "Pullback", "pullback", "demanded"]
+           "input_seeds", "tangent_matrix", "Pullback", "pullback", "demanded", "jvp_run"]
 
 
 class Linearisation:
@@ -118,14 +118,68 @@ def _compiled_value_and_tangent(program, x, theta, seeds):
     if len(seeds) != (tx is not None) + (tt is not None):       # seeds inside the program
         return None
     run = tangents_function(program, (tx is not None, tt is not None))
+    return _checked(run, x, theta, tx, tt)
+
+
+def _checked(run, *args):
+    """``run(*args)`` inside ``np.errstate``, or None after an error or a non-finite result."""
     try:
         with np.errstate(all="ignore"):
-            out, tangent = run(x, theta, tx, tt)
+            out, tangent = run(*args)
     except ConservativeError:
         return None
     if not all_finite(out) or (tangent is not None and not all_finite(tangent)):
         return None
     return out, tangent
+
+
+def _compiled_with_demand(program, x, theta, seeds):
+    """:func:`_compiled_value_and_tangent` for large programs, on their demanded elements."""
+    tx, tt = seeds.get(program.x_node), seeds.get(program.theta_node)
+    if len(seeds) != (tx is not None) + (tt is not None):
+        return None
+    prologue, step = demand_tangents_function(program, (tx is not None, tt is not None))
+    pre = _prologue(prologue, theta, tt)
+    return None if pre is None else _checked(step, x, tx, pre)
+
+
+def _prologue(prologue, theta, theta_seed):
+    """The nodes that do not depend on ``x``, or None after an error or a non-finite value."""
+    try:
+        with np.errstate(all="ignore"):
+            pre = prologue(theta, theta_seed)
+    except ConservativeError:
+        return None
+    return pre if all(all_finite(np.asarray(a)) for a in pre) else None
+
+
+def jvp_run(program: Program, theta: np.ndarray, theta_seed, *, call: str):
+    """``step(x, x_seed) -> (value, tangent)``: :func:`value_and_jvp` at one ``theta`` and
+    theta seed for many ``x`` (a derivative run), with what does not depend on ``x`` computed
+    once. ``x_seed`` may be None (zero); ``theta_seed`` is None (zero), an array, or a function
+    making it (then it is made again only if the walks must run, and not kept: at one penalty
+    per feature the identity seed is as large as the derivative)."""
+    def seed_of_theta():
+        return theta_seed() if callable(theta_seed) else theta_seed
+
+    def general(x, x_seed):
+        seeds = {n: t for n, t in ((program.x_node, x_seed),
+                                   (program.theta_node, seed_of_theta())) if t is not None}
+        return value_and_jvp(program, x, theta, seeds, call=call)
+
+    if not _demand_pays(program):
+        return general
+    first = seed_of_theta()
+    prologue, compiled = demand_tangents_function(program, (True, first is not None))
+    pre = _prologue(prologue, theta, first)
+    del first
+    if pre is None:                                 # the walks will say what went wrong
+        return general
+
+    def step(x, x_seed):
+        fast = None if x_seed is None else _checked(compiled, x, x_seed, pre)
+        return general(x, x_seed) if fast is None else fast
+    return step
 
 
 def _values_and_tangents(program, x, theta, seeds, *, call):
@@ -232,6 +286,9 @@ def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dic
     tangent : ndarray (B, *out_shape, T) or None (zero)
     """
     if _demand_pays(program):
+        fast = _compiled_with_demand(program, x, theta, seeds)
+        if fast is not None:
+            return fast
         values, partials = _values_and_partials(program, x, theta, call=call)
         tangent = jvp(program, values, partials, seeds, call=call)
     else:

@@ -141,3 +141,78 @@ def test_compiled_calls_fall_back_to_the_walk_for_errors_and_nan():
     out[:] = 0.0
     np.testing.assert_array_equal(x, [1.0, 2.0])
     np.testing.assert_array_equal(F(x, 0.5), np.log(x) + np.array([0.5, 1.5]))
+
+
+# --- the compiled derivative step of large programs ---------------------------------------------
+
+def _walked(F, xb, tb, seeds):
+    """Value and tangent by the interpreter walks (values and partials, demand, tangents)."""
+    from conservative.jacobian import _values_and_partials
+    values, partials = _values_and_partials(F.program, xb, tb, call="test")
+    return values[F.program.out_node], jvp(F.program, values, partials, seeds, call="test")
+
+
+def _theta_heavy(seed=2):
+    """theta reaches the output through its own chain (a product, a square, a broadcast) and
+    through x * theta; x is used twice by one node (x * x)."""
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(80, 80)) / 9.0
+
+    def fn(x, t):
+        shift = cv.tanh(M[:, :3] @ (t * t))
+        return cv.soft_threshold(M @ (x * x) - shift + x * t[0], 0.3 + 0.0 * t[1])
+
+    return cv.trace(fn, (80,), (3,)), rng
+
+
+def _theta_direct(seed=3):
+    """theta used as it is by a node that depends on x (no node of its own before)."""
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(70, 70)) / 8.0
+    return cv.trace(lambda x, t: cv.soft_threshold(M @ x + x * t, 0.2), (70,), (70,)), rng
+
+
+@pytest.mark.parametrize("make", [_lasso, _shapes_program, _theta_heavy, _theta_direct])
+def test_compiled_derivative_step_equals_the_walks(make, monkeypatch):
+    from conservative import jacobian
+    from conservative.compiled import demand_source
+    from conservative.jacobian import jvp_run
+    F, *rest = make()
+    rng = rest[-1]
+    p = F.program
+    assert "def prologue" in demand_source(p, (True, True))
+    for trial in range(3):
+        x = rest[0] if make is _lasso and trial == 0 else rng.normal(size=F.state_shape)
+        theta = rest[1] if make is _lasso else np.abs(rng.normal(size=F.param_shape))
+        xb, tb = F.point(x, theta, call="test")
+        tx = rng.normal(size=(1,) + F.state_shape + (4,))
+        tt = rng.normal(size=(1,) + F.param_shape + (4,))
+        all_seeds = ({p.x_node: tx, p.theta_node: tt}, {p.x_node: tx}, {p.theta_node: tt})
+        refs = [_walked(F, xb, tb, seeds) for seeds in all_seeds]
+        with monkeypatch.context() as m:       # the compiled step only, no walk behind it
+            m.setattr(jacobian, "_values_and_partials", None)
+            for seeds, (ref_value, ref_tangent) in zip(all_seeds, refs):
+                value, tangent = value_and_jvp(p, xb, tb, seeds, call="test")
+                np.testing.assert_array_equal(value, ref_value)
+                np.testing.assert_array_equal(tangent, ref_tangent)
+            run = jvp_run(p, tb, tt, call="test")
+            for _ in range(2):                 # one prologue, many steps
+                value, tangent = run(xb, tx)
+                np.testing.assert_array_equal(value, refs[0][0])
+                np.testing.assert_array_equal(tangent, refs[0][1])
+
+
+def test_compiled_derivative_step_falls_back_to_the_walks_for_errors_and_nan():
+    from conservative.jacobian import jvp_run
+    rng = np.random.default_rng(4)
+    M = rng.normal(size=(70, 70))
+    F = cv.trace(lambda x, t: cv.soft_threshold(cv.log(M @ x) + x, t), (70,), ())
+    xb, tb = F.point(rng.normal(size=70), 0.1, call="test")       # M @ x < 0 somewhere
+    seeds = {F.program.x_node: np.ones((1, 70, 1))}
+    with pytest.raises(cv.NonFiniteError, match=r"(?s)my call.*`log`"):
+        value_and_jvp(F.program, xb, tb, seeds, call="my call")
+    with pytest.raises(cv.NonFiniteError, match=r"(?s)my run.*`log`"):
+        jvp_run(F.program, tb, None, call="my run")(xb, seeds[F.program.x_node])
+    # a negative threshold: the soft-threshold's own error, relabelled with the call
+    with pytest.raises(cv.InputError, match=r"(?s)my run: cv.soft_threshold.*negative"):
+        jvp_run(F.program, -tb, None, call="my run")(np.abs(xb), seeds[F.program.x_node])

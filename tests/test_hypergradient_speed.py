@@ -128,3 +128,24 @@ def test_history_free_piggyback_with_a_permuting_map():
     _, last = cv.piggyback(F, np.zeros(4), np.arange(4.0), 5, history=False)
     _, every = cv.piggyback(F, np.zeros(4), np.arange(4.0), 5)
     np.testing.assert_array_equal(last[0], every[-1])
+
+
+def test_piggyback_one_penalty_per_feature_keeps_no_identity_seed():
+    # at m = p the derivative is p x p: the run holds it, its output slot and the step's
+    # temporaries, but not the identity seed of theta for the whole run (one p x p array)
+    import tracemalloc
+    X, y, lam = _lasso()
+    p = X.shape[1]
+    s = 1.0 / np.linalg.norm(X, 2) ** 2
+    lam_vec = np.full(p, lam)
+    F = cv.trace(lambda w, t: cv.soft_threshold(w - s * (X.T @ (X @ w - y)), s * t), (p,), (p,))
+    w = cv.fixed_point(F, np.zeros(p), lam_vec, tol=1e-14).x
+    cv.piggyback(F, w, lam_vec, 2, history=False)          # compiled once, off the count
+    peaks = []
+    for run in (lambda: cv.piggyback(F, w, lam_vec, 4, history=False),
+                lambda: _dense_loop(X, y, s, lam_vec, w, 4)):
+        tracemalloc.start()
+        run()
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[0] <= 1.2 * peaks[1], [peak / (8 * p * p) for peak in peaks]

@@ -71,6 +71,41 @@ def test_anderson_reaches_the_same_fixed_point_faster_and_is_safeguarded():
         cv.fixed_point(G, 0.0, 0.0, accelerate="newton")
 
 
+def test_anderson_refuses_proposals_outside_the_domain_and_stalling_ones(monkeypatch):
+    import importlib
+    iterate = importlib.import_module("conservative.derivatives.iterate")
+    # sqrt's domain: x -> sqrt(x + t) / 2 has the fixed point (1 + sqrt(1 + 16 t)) / 8
+    F = cv.trace(lambda x, t: cv.sqrt(x + t) * 0.5, (), ())
+    exact = (1 + np.sqrt(1 + 16 * 2.0)) / 8
+    calls = []
+
+    def outside(memory):              # every other proposal leaves the domain (x + t < 0)
+        calls.append(1)
+        return np.full_like(memory.g, -10.0) if len(calls) % 2 else memory.g
+    monkeypatch.setattr(iterate._Memory, "point", outside)
+    r = cv.fixed_point(F, 1.0, 2.0, accelerate="anderson")
+    assert abs(float(r.x) - exact) < 1e-11 and len(calls) > 2
+
+    # a proposal that never moves (the current point): accepted while within the slack of the
+    # best residual, then refused once the best stops improving, so the plain steps converge
+    G = cv.trace(lambda x, t: 0.9 * x + t, (3,), ())
+    monkeypatch.setattr(iterate._Memory, "point", lambda memory: memory.x)
+    r = cv.fixed_point(G, np.zeros(3), 1.0, accelerate="anderson", memory=2, max_steps=5000)
+    np.testing.assert_allclose(r.x, 10.0, rtol=1e-10)
+    plain = cv.fixed_point(G, np.zeros(3), 1.0)
+    assert r.steps <= 2 * plain.steps + 10
+
+
+def test_anderson_takes_fewer_steps_on_a_support_changing_lasso():
+    F, lam, w, _, _ = lasso(p=200, n=60, seed=4, frac=0.05)
+    plain = cv.fixed_point(F, np.zeros(200), lam, tol=1e-12)
+    fast = cv.fixed_point(F, np.zeros(200), lam, tol=1e-12, accelerate="anderson")
+    monotone = cv.fixed_point(F, np.zeros(200), lam, tol=1e-12, accelerate="anderson",
+                              memory=1)
+    assert fast.steps < monotone.steps and fast.steps < plain.steps / 3
+    np.testing.assert_allclose(fast.x, w, atol=1e-9)
+
+
 def test_a_solution_from_scikit_learn_feeds_the_derivatives():
     sklearn = pytest.importorskip("sklearn.linear_model")
     F, lam, w, closed, rng = lasso(p=30, n=40, seed=2)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._types import check_int, check_real, check_steps
-from ..errors import InputError, NotConvergedError, fail_message
+from ..compiled import values_run_function
+from ..errors import (ConservativeError, InputError, NonFiniteError, NotConvergedError,
+                      fail_message)
+from ..interpreter import all_finite
 from ..evaluate import evaluate
 from .. import interval as iv
 from ..enclose import enclose_program, possible_pieces
 from ..fixed_point_set import fixed_point_enclosure, jacobian_at_fixed_point
-from ..jacobian import jvp, linearise, value_and_jvp
+from ..jacobian import jvp, jvp_run, linearise
 
 __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
            "blocks_at_fixed_point", "derivative_step", "linearisation_at_fixed_point",
@@ -75,7 +79,7 @@ class FixedPointResult:
 
 
 def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000,
-                accelerate: str | None = None, memory: int = 5) -> FixedPointResult:
+                accelerate: str | None = None, memory: int = 8) -> FixedPointResult:
     """Iterate ``x_{k+1} = F(x_k, theta)`` until ``||x_{k+1} - x_k||_2 <= tol (1 + ||x_k||)``.
 
     Parameters
@@ -83,12 +87,18 @@ def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000,
     accelerate : None or "anderson"
         ``"anderson"``: type-II Anderson acceleration (Walker & Ni 2011) over the last
         ``memory`` residuals ``f_j = F(x_j) - x_j``: the next point is ``sum_j a_j F(x_j)`` with
-        ``sum_j a_j = 1`` minimising ``||sum_j a_j f_j||``. A residual safeguard (as in DEQ
-        solvers) keeps the plain step ``F(x_k)`` whenever the accelerated point's residual is
-        larger than the plain one's, and then restarts the memory. The returned point always
-        passed the plain test ``||F(x) - x|| <= tol (1 + ||F(x)||)`` and is ``F(x)``.
+        ``sum_j a_j = 1`` minimising ``||sum_j a_j f_j||``. A residual safeguard keeps the
+        plain step ``F(x_k)`` (and restarts the memory) whenever the accelerated point's
+        residual exceeds twice the best residual so far, or is not below the best once
+        ``2 memory`` accelerated points accepted since the last improving one have not
+        improved it. Non-monotone, so that an extrapolation that changes the active pieces
+        (a Lasso support) is not refused for a temporarily larger residual, yet proposals
+        that stop improving give way to plain steps. A point where the map fails or
+        overflows is refused the same way. The returned point always passed the plain test
+        ``||F(x) - x|| <= tol (1 + ||F(x)||)`` and is ``F(x)``.
     memory : int
-        Residuals kept by Anderson acceleration.
+        Residuals kept by Anderson acceleration (8: on forward-backward Lasso problems,
+        fewer steps than 5 or 10-12).
 
     Raises
     ------
@@ -115,32 +125,59 @@ def fixed_point(F, x0, theta, *, tol: float = 1e-12, max_steps: int = 100_000,
         raise InputError(fail_message(call, f"accelerate={accelerate!r}",
                                       'pass None (plain iteration) or "anderson"'))
     xb, tb = F.point(x0, theta, call=call)
-    step = _Stepper(F, tb, call)
-    if accelerate == "anderson":
-        return _anderson(step, xb, tol, max_steps, memory, call)
-    x = xb
-    residuals = []
-    for k in range(1, max_steps + 1):
-        x_new, res, size = step(x, k)
-        residuals.append(res)
-        x = x_new
-        if res <= tol * (1.0 + size):
-            return _result(x, k, residuals)
+    # NumPy's warnings off once for the whole run: non-finite values are detected and named
+    with np.errstate(all="ignore"):
+        step = _Stepper(F, tb, call)
+        if accelerate == "anderson":
+            return _anderson(step, xb, tol, max_steps, memory, call)
+        x = xb
+        residuals = []
+        for k in range(1, max_steps + 1):
+            x_new, res, size = step(x, k)
+            residuals.append(res)
+            x = x_new
+            if res <= tol * (1.0 + size):
+                return _result(x, k, residuals)
     raise _not_converged(call, max_steps, residuals[-1], tol)
 
 
 class _Stepper:
-    """``x -> (F(x), ||F(x) - x||, ||F(x)||)`` with the divergence check."""
+    """``x -> (F(x), ||F(x) - x||, ||F(x)||)`` with the divergence check (called with NumPy's
+    warnings off).
+
+    The nodes that do not depend on ``x`` are computed once (:func:`conservative.compiled.
+    values_run_function`); after an error or a non-finite value the checked evaluation runs
+    and names the node.
+    """
 
     def __init__(self, F, tb, call):
         self.program, self.tb, self.call = F.program, tb, call
+        self.prologue, self.values = values_run_function(F.program)
+        self.pre = self._run(self.prologue, tb)
 
-    def __call__(self, x, k):
-        x_new = evaluate(self.program, x, self.tb, call=self.call)
-        with np.errstate(over="ignore"):          # overflow is detected just below
-            res = float(np.linalg.norm((x_new - x).ravel()))
-            size = float(np.linalg.norm(x_new.ravel()))
-        if not (np.isfinite(res) and np.isfinite(size)):
+    @staticmethod
+    def _run(fn, *args):
+        try:
+            return fn(*args)
+        except ConservativeError:
+            return None
+
+    def __call__(self, x, k, candidate: bool = False):
+        """With ``candidate`` (an extrapolated point), a point where the map is not defined
+        or not finite gives an infinite residual instead of an error."""
+        x_new = None if self.pre is None else self._run(self.values, x, self.pre)
+        if x_new is None or not all_finite(x_new):
+            try:
+                x_new = evaluate(self.program, x, self.tb, call=self.call)
+            except (NonFiniteError, InputError):
+                if not candidate:
+                    raise
+                return x, float("inf"), float("inf")
+        d, y = (x_new - x).ravel(), x_new.ravel()     # the norms as np.linalg.norm computes
+        res, size = math.sqrt(float(d @ d)), math.sqrt(float(y @ y))   # them (overflow: below)
+        if not (math.isfinite(res) and math.isfinite(size)):
+            if candidate:
+                return x, float("inf"), float("inf")
             raise NotConvergedError(
                 fail_message(self.call, f"iterates that diverged (overflow after {k} steps)",
                              "check that the map has a fixed point for these parameters and "
@@ -164,45 +201,82 @@ def _not_converged(call, max_steps, last, tol):
         steps=max_steps, residual=last)
 
 
+#: An extrapolated point is accepted when its residual is at most this factor above the best
+#: residual so far, while the best keeps improving (see :func:`fixed_point`).
+_SLACK = 2.0
+
+
 def _anderson(step, xb, tol, max_steps, memory, call) -> FixedPointResult:
-    """Type-II Anderson with a residual safeguard (see :func:`fixed_point`)."""
+    """Type-II Anderson with a non-monotone residual safeguard (see :func:`fixed_point`)."""
     shape = xb.shape
     x = xb
     gx, res, size = step(x, 1)                     # g(x) = F(x); residual f = g - x
     residuals = [res]
-    X, G = [x.ravel()], [gx.ravel()]
-    k = 1
+    mem = _Memory(min(memory, xb.size + 1), x.ravel(), gx.ravel())  # (more differences than
+    best, stalled = res, 0             # coordinates add nothing; stalled: accelerated steps
+    k = 1                              # accepted since the last one improving the best)
     while k < max_steps:
         if res <= tol * (1.0 + size):
             return _result(gx, k, residuals)
-        cand = _anderson_point(np.array(X), np.array(G)).reshape(shape)
-        g_cand, res_cand, size_cand = step(cand, k + 1)
+        cand = mem.point().reshape(shape)
+        g_cand, res_cand, size_cand = step(cand, k + 1, candidate=True)
         k += 1
-        if res_cand <= res:                        # accepted
-            x, gx, res, size = cand, g_cand, res_cand, size_cand
-            X.append(x.ravel())
-            G.append(gx.ravel())
-            X, G = X[-memory:], G[-memory:]
+        if (res_cand <= _SLACK * best) if stalled < 2 * memory else (res_cand < best):
+            x, gx, res, size = cand, g_cand, res_cand, size_cand         # accepted
+            mem.add(x.ravel(), gx.ravel())
+            best, stalled = (res, 0) if res < best else (best, stalled + 1)
         else:                                      # safeguard: the plain step, fresh memory
             x = gx
             gx, res, size = step(x, k + 1)
             k += 1
-            X, G = [x.ravel()], [gx.ravel()]
+            mem = _Memory(mem.size, x.ravel(), gx.ravel())
+            best = min(best, res)
         residuals.append(res)
     if res <= tol * (1.0 + size):
         return _result(gx, k, residuals)
     raise _not_converged(call, max_steps, res, tol)
 
 
-def _anderson_point(X: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """``sum a_j G_j`` with ``sum a_j = 1`` minimising ``||sum a_j (G_j - X_j)||``."""
-    Fr = G - X
-    if len(Fr) == 1:
-        return G[-1]
-    dF = np.diff(Fr, axis=0)                       # differences: an unconstrained problem
-    gamma, *_ = np.linalg.lstsq(dF.T, Fr[-1], rcond=None)
-    dG = np.diff(G, axis=0)
-    return G[-1] - gamma @ dG
+class _Memory:
+    """The last ``size`` pairs ``(x_j, g_j = F(x_j))`` of Anderson acceleration, kept as the
+    differences of consecutive residuals ``f_j = g_j - x_j`` and values ``g_j`` (a ring of
+    ``size - 1`` rows) with the Gram matrix of the residual differences, one row updated per
+    pair (a new Gram matrix per step cost more than the rest of the proposal)."""
+
+    def __init__(self, size: int, x: np.ndarray, g: np.ndarray):
+        self.size, self.x, self.g, self.f = size, x, g, g - x
+        n = x.size
+        self.dF, self.dG = np.empty((size - 1, n)), np.empty((size - 1, n))
+        self.H = np.empty((size - 1, size - 1))
+        self.count, self.slot = 0, 0
+
+    def add(self, x: np.ndarray, g: np.ndarray) -> None:
+        f = g - x
+        if self.size > 1:
+            s = self.slot
+            self.dF[s], self.dG[s] = f - self.f, g - self.g
+            self.count = k = min(self.count + 1, self.size - 1)
+            row = self.dF[:k] @ self.dF[s]
+            self.H[s, :k], self.H[:k, s] = row, row
+            self.slot = (s + 1) % (self.size - 1)
+        self.x, self.g, self.f = x, g, f
+
+    def point(self) -> np.ndarray:
+        """``sum a_j g_j`` with ``sum a_j = 1`` minimising ``||sum a_j f_j||``: in the
+        differences an unconstrained least-squares problem, solved by its normal equations
+        (a few columns; an ill-conditioned solve only proposes a point, which the safeguard
+        then checks)."""
+        k = self.count
+        if k == 0:
+            return self.g
+        from scipy.linalg import lapack  # here: not at import time; np.linalg.solve: 7x slower
+        dF = self.dF[:k]
+        gamma, info = lapack.dgesv(self.H[:k, :k], dF @ self.f)[2:]
+        if info != 0:                    # singular: the least-norm solution
+            gamma = np.linalg.lstsq(dF.T, self.f, rcond=None)[0]
+        if not np.all(np.isfinite(gamma)):
+            return self.g
+        return self.g - gamma @ self.dG[:k]
 
 
 def _observed_rate(residuals) -> float:
@@ -256,18 +330,20 @@ def derivative_step(F, tb):
     ``J`` (n, m) is pushed through the program as m tangent directions with the identity at
     ``theta``: value and tangents in one pass, ``A`` never formed. ``tb`` is the batched theta.
     """
-    program = F.program
-    theta_seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
+    advance = jvp_run(F.program, tb, lambda: np.eye(F.m).reshape((1,) + F.param_shape + (F.m,)),
+                      call="derivative step")
+    seed_shape = (1,) + F.state_shape + (F.m,)
+    x_shape = (1,) + F.state_shape
 
     def step(x, J):
-        seeds = {program.x_node: J.reshape((1,) + F.state_shape + (F.m,)),
-                 program.theta_node: theta_seed}
-        x_new, tangent = value_and_jvp(program, x, tb, seeds, call="derivative step")
+        x_new, tangent = advance(x, J.reshape(seed_shape))
         if tangent is None:
             J_new = np.zeros((F.n, F.m))
-        else:   # a read-only view, no copy: J is only read, then copied into the history
-            J_new = np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
-        return np.broadcast_to(x_new, (1,) + F.state_shape), J_new
+        else:   # a view, no copy: J is only read, then copied into the history
+            if tangent.shape != seed_shape:       # (the shape of a constant tangent)
+                tangent = np.broadcast_to(tangent, seed_shape)
+            J_new = tangent.reshape(F.n, F.m)
+        return (x_new if x_new.shape == x_shape else np.broadcast_to(x_new, x_shape)), J_new
     return step
 
 

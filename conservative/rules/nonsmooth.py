@@ -125,12 +125,15 @@ minimum_p = register(Nonsmooth(
 # --- soft_threshold -----------------------------------------------------------------------------
 
 def _soft_threshold(z, t):
-    if np.any(t < 0):
+    # array methods and ufuncs, not np.any / np.clip: their Python layers cost more than the
+    # arithmetic at these sizes, most of all right after a large product has evicted them
+    if (t < 0).any():
         raise InputError(
             "cv.soft_threshold: received a negative threshold t (min "
             f"{float(np.min(t)):.3g}); the map sign(z) max(|z| - t, 0) is discontinuous for t < 0, "
             "pass t >= 0 (e.g. step * lam with lam >= 0)")
-    return z - np.clip(z, -t, t)        # = sign(z) max(|z| - t, 0) for t >= 0, in two passes
+    # = sign(z) max(|z| - t, 0) for t >= 0 (np.clip's own definition of the middle term)
+    return z - np.minimum(np.maximum(z, -t), t)
 
 
 def _soft_threshold_interval(z, t):

@@ -217,20 +217,28 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
     folding the batch into the columns does. With ``sparse`` (tangents and cotangents, which a
     soft-threshold zeroes off its support) only the nonzero rows of ``t`` are multiplied: the
     check costs one pass over ``t``, the product ``M.shape[0]`` times more. ``columns(rows)``
-    gives ``M[:, rows]`` (a prepared, cached copy).
+    gives ``M[:, rows]`` (a prepared, cached copy), or None where a fresh copy would cost more
+    than it saves: gathering columns reads most of ``M``'s cache lines once more than a tenth
+    of them is taken, so a support that changed since the last step is multiplied whole.
     """
     B, j = t.shape[:2]
     if B == 1:
         cols = t[0].reshape(j, -1)
         if sparse and j >= 32:
-            rows = np.flatnonzero(np.any(cols != 0.0, axis=1))
+            rows = (cols != 0.0).any(axis=1).nonzero()[0]      # = np.flatnonzero(np.any(...))
             if len(rows) < 0.5 * j:
-                Mc = columns(rows) if columns is not None else M[:, rows]
-                return (Mc @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
+                Mc = columns(rows) if columns is not None else \
+                    (M[:, rows] if 10 * len(rows) <= j else None)
+                if Mc is not None:
+                    return (Mc @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
         return (M @ cols).reshape((1, M.shape[0]) + t.shape[2:])
     cols = np.moveaxis(t, 0, -1).reshape(j, -1)
     out = (M @ cols).reshape((M.shape[0],) + t.shape[2:] + (B,))
     return np.moveaxis(out, -1, 0)
+
+
+#: The largest constant matrix whose transpose forward-mode products copy once (column gathers)
+_TRANSPOSE_COPY_BYTES = 64 << 20
 
 
 class _ConstantMatrix:
@@ -252,13 +260,28 @@ class _ConstantMatrix:
             self._t = np.ascontiguousarray(self.a.T)
         return self._t
 
-    def take(self, which: str, rows: np.ndarray) -> np.ndarray:
-        """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns")."""
+    def take(self, which: str, rows: np.ndarray) -> np.ndarray | None:
+        """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns").
+
+        Columns are gathered as rows of the other layout (``a.T[:, rows]`` is ``a[rows].T``;
+        ``a[:, rows]`` is ``a^T[rows].T`` from the transpose made once, for matrices of at
+        most 64 MB): a row gather reads only what it takes, a column gather most of the
+        matrix. Columns of a larger matrix not gathered at the last call: None when they are
+        more than a tenth of them (see :func:`_const_matrix_times`).
+        """
         key = rows.tobytes()
         hit = self._taken.get(which)
         if hit is None or hit[0] != key:
-            M = {"rows": lambda: self.a[rows], "columns": lambda: self.a[:, rows],
-                 "t columns": lambda: self.t[:, rows]}[which]()
+            if which == "rows":
+                M = self.a[rows]
+            elif which == "t columns":
+                M = self.a[rows].T
+            elif self.a.nbytes <= _TRANSPOSE_COPY_BYTES:
+                M = self.t[rows].T
+            elif 10 * len(rows) > self.a.shape[1]:
+                return None
+            else:
+                M = self.a[:, rows]
             hit = self._taken[which] = (key, M)
         return hit[1]
 
@@ -272,7 +295,7 @@ def _needed_rows(need, n_rows: int):
     """The output rows a demand mask asks for, or None (all of them, or too many to gain)."""
     if need is None or np.ndim(need) == 0:
         return None
-    rows = np.flatnonzero(need.reshape(n_rows, -1).any(axis=1))
+    rows = need.reshape(n_rows, -1).any(axis=1).nonzero()[0]
     return rows if len(rows) < 0.5 * n_rows else None
 
 
