@@ -34,7 +34,7 @@ from .. import interval as iv
 from .._deadline import Deadline
 from . import rigorous
 from .matrices import norm2
-from .polytope import invariant_polytope, polytope_bound
+from .polytope import invariant_polytope, polytope_bound, polytope_values
 from .report import Verified
 from .rigorous import (EXACT_MAX_DIM, dyadic_matrix, dyadic_round_array, dyadic_scale,
                        prove_with_margin)
@@ -612,6 +612,9 @@ class PolytopeNorm(Norm):
         return {"family": self.family, "kind": type(self).__name__, "V": self.V.T.tolist()}
 
     def estimate(self, target):
+        found = polytope_values(target.mats, self.V)         # float, from the facets
+        if found is not None:
+            return found[0]
         bound = polytope_bound(target.mats, self.V)
         return math.inf if bound is None else bound
 
@@ -620,7 +623,7 @@ class PolytopeNorm(Norm):
         return Verified.EXACT if bound is not None and bound <= rho else None
 
     def certify(self, target, *, limit=math.inf, deadline=math.inf):
-        bound = polytope_bound(target.mats, self.V)          # exact, rounded up
+        bound = polytope_bound(target.mats, self.V, limit=limit)      # exact, rounded up
         if bound is None or not bound < limit:
             return None
         return bound, Verified.EXACT
