@@ -413,13 +413,16 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
     return report_for_map(cert, mt, deadline=dl.at)
 
 
-def report_for_map(cert: Certificate, mt, *, deadline: float) -> Certificate:
-    """Lower bound and word from the map's own Jacobians; refusals and notes of the target."""
+def report_for_map(cert: Certificate, mt, *, deadline: float,
+                   stop_above: float = math.inf) -> Certificate:
+    """Lower bound and word from the map's own Jacobians; refusals and notes of the target.
+    ``stop_above``: the product search ends at the first length with a product above it."""
     from .search import product_lower_bound
 
     changes: dict = {}
     if mt.own is not None and len(mt.own):
-        lower, word = product_lower_bound(mt.own, deadline=max(deadline, time.monotonic() + 1))
+        lower, word = product_lower_bound(mt.own, deadline=max(deadline, time.monotonic() + 1),
+                                          stop_above=stop_above)
         changes.update(lower=lower, word=word, samples=mt.own)
         if not cert.certified and lower < 1 and not mt.refusal:
             changes["reason"] = (cert.reason + f"; the map's own Jacobians sampled there have "

@@ -241,7 +241,9 @@ def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0,
                         x_point=x_fixed if x_fixed is not None else None, own_samples=0)
         cert = certify_target(mt.target, deadline=dl, coupling=mt.coupling,
                               stop_below=stop_below)
-        cert = report_for_map(cert, mt, deadline=dl.at)
+        # whether the map's own Jacobians diverge is all the subdivision asks of them (the
+        # centre's best word is sought below when they do)
+        cert = report_for_map(cert, mt, deadline=dl.at, stop_above=1.0)
     except ConservativeError as exc:
         cert = Certificate(False, math.inf, None, Verified.FLOAT, math.nan, None,
                            f"the leaf could not be examined ({exc})", "none")
