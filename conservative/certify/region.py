@@ -381,9 +381,10 @@ def certify_region(F, theta_box, x_box=None, *, time_limit: float | None = None,
     every Jacobian on the leaf has ``||A|| <= rho < 1``, proved "exact" or "interval"), found
     divergent (the map's own Jacobians there have a product of spectral radius above 1: the
     leaf is split further while some of its parameters are not divergent, and at most
-    ``max_divergent_depth`` more times once every sampled one is, to draw the boundary), or split
-    in two along its widest side, largest leaves first, until ``max_boxes`` leaves have been
-    examined or the time is up.
+    ``max_divergent_depth`` more times once every sampled one is, to draw the boundary; those
+    leaves examine their samples first and seek no norm when all diverge), or split in two
+    along its widest side, largest leaves first, until ``max_boxes`` leaves have been examined
+    or the time is up.
 
     Parameters
     ----------
