@@ -20,6 +20,11 @@ region-serial   certify_region over the Lasso path on diabetes, lambda in
                 [lambda_max/100, lambda_max/2], fixed-point mode, serial
 region-dask     the same with a dask.distributed LocalCluster of 2 workers (needs the `dask`
                 extra)
+region-hb       notebook 08 (b): heavy-ball with theta = (alpha, beta) on curvatures 1 and 9,
+                box [0.01, 0.45] x [0, 0.95], fixed-point mode, time_limit=150 s, at most
+                4000 leaves: the result is the coverage reached in that budget
+region-hb-700   the same, at most 700 leaves, no time limit: the time for a fixed amount of
+                work (the same leaves whenever the decisions are the same)
 """
 
 from __future__ import annotations
@@ -37,10 +42,11 @@ ROOT = os.path.dirname(HERE)
 
 CASES = ["relu-fp-200", "relu-fp-1000", "relu-box-200", "relu-box-1000", "relu-cfp-200",
          "relu-cfp-1000", "relu-scaled", "relu-divergent", "lasso-point", "lasso-cfp",
-         "region-serial", "region-dask"]
+         "region-serial", "region-dask", "region-hb", "region-hb-700"]
 TARGETS = {"relu-fp-200": 5, "relu-fp-1000": 20, "relu-box-200": 10, "relu-box-1000": 60,
            "relu-cfp-200": 10, "relu-cfp-1000": 60, "relu-scaled": 30, "relu-divergent": None,
-           "lasso-point": 10, "lasso-cfp": 60, "region-serial": 120, "region-dask": None}
+           "lasso-point": 10, "lasso-cfp": 60, "region-serial": 120, "region-dask": None,
+           "region-hb": None, "region-hb-700": None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +163,14 @@ def run_case(name):
 
 
 def _region(name):
+    import numpy as np
     import conservative as cv
+    if name.startswith("region-hb"):
+        F = cv.examples.heavy_ball_step_sizes(1.0, 9.0)
+        box = (np.array([0.01, 0.0]), np.array([0.45, 0.95]))
+        if name == "region-hb":
+            return _timed(lambda: cv.certify_region(F, box, max_boxes=4000, time_limit=150))
+        return _timed(lambda: cv.certify_region(F, box, max_boxes=700))
     F, box = diabetes_path()
     if name == "region-serial":
         return _timed(lambda: cv.certify_region(F, box, time_limit=600))
@@ -181,7 +194,7 @@ def _timed(call, **info):
            "rho": float(getattr(res, "rho", float("nan"))),
            "lower": float(getattr(res, "lower", float("nan"))),
            "word": list(getattr(res, "word", None) or [])[:12],
-           "coverage": getattr(res, "coverage", None),
+           "coverage": getattr(res, "coverage", None), "boxes": getattr(res, "boxes", None),
            "reason": str(getattr(res, "reason", ""))[:160],
            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     out.update(info)
@@ -232,7 +245,7 @@ def main(argv=None):
         what = (f"certified rho={r['rho']:.4g} ({r['verified']})" if r["certified"] else
                 f"refused, lower={r['lower']:.4g} word={r['word']}: {r['reason'][:60]}")
         if r.get("coverage") is not None:
-            what += f", coverage {r['coverage']:.1%}"
+            what += f", coverage {r['coverage']:.1%} ({r['boxes']} leaves)"
         target = TARGETS.get(name)
         print(f"{name:<16}{med:>10.2f}{'' if target is None else target:>10}{peak:>9.0f}  {what}")
         sys.stdout.flush()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conservative.errors import ConservativeError, InputError, NonFiniteError, ShapeError
 from conservative import _exact
 from conservative.jsr import JSRResult, jsr, product, quadratic_norm, spectral_radius
-from conservative.certify.matrices import least_rotations
+from conservative.certify.matrices import least_rotations, norm2, one_per_necklace
 
 GOLDEN = [[[1, 1], [0, 1]], [[1, 0], [1, 1]]]
 GRIPENBERG = np.array([[[3, 0], [1, 3]], [[3, -3], [0, -1]]]) / 5
@@ -131,6 +131,36 @@ def test_least_rotations_match_brute_force():
     words = np.array(list(itertools.product(range(3), repeat=4)))
     want = [min(tuple(w[r:]) + tuple(w[:r]) for r in range(4)) for w in words]
     assert [tuple(w) for w in least_rotations(words).tolist()] == want
+
+
+@pytest.mark.parametrize("letters,length", [(2, 7), (4, 5), (3, 12), (100, 20)])
+def test_one_per_necklace_is_the_first_row_of_each_rotation_class(letters, length):
+    # (100, 20): 100^20 does not fit in 62 bits, the row-sorting path
+    words = np.random.default_rng(letters).integers(0, letters, size=(400, length))
+    words[200:] = np.roll(words[:200], 3, axis=1)          # every class seen twice at least
+    seen, want = set(), []
+    for i, w in enumerate(words.tolist()):
+        key = min(tuple(w[r:]) + tuple(w[:r]) for r in range(length))
+        if key not in seen:
+            seen.add(key)
+            want.append(i)
+    assert one_per_necklace(words).tolist() == want
+    assert [tuple(w) for w in least_rotations(words).tolist()] == [
+        min(tuple(w[r:]) + tuple(w[:r]) for r in range(length)) for w in words.tolist()]
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-8, 1.0, 1e8, 1e300])
+def test_two_by_two_closed_forms_match_lapack(scale):
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((3000, 2, 2)) * scale
+    A[:4] = np.array([[[1, 1], [0, 1]], [[0, 0], [0, 0]], [[0, 1], [-1, 0]], [[2, 0], [0, -3]]])
+    radius = np.abs(np.linalg.eigvals(A)).max(axis=-1)
+    # eigenvalues of a (nearly) double root move by sqrt(eps) in any method: compare loosely
+    assert np.allclose(spectral_radius(A), radius, rtol=1e-7, atol=0)
+    assert np.allclose(norm2(A), np.linalg.norm(A, 2, axis=(-2, -1)), rtol=1e-14, atol=0)
+    B = A.copy()
+    B[0, 0, 0] = np.inf
+    assert norm2(B)[0] == np.inf and np.all(np.isfinite(norm2(B)[1:]))
 
 
 # --- exact helpers ---------------------------------------------------------------------------

@@ -181,3 +181,108 @@ def test_bad_input_is_a_named_error():
         cv.certify_region(F, LAM, max_boxes=0)
     with pytest.raises(cv.ConservativeError, match="cv.certify_region"):
         cv.certify_region(object(), LAM)
+
+
+# --- cheaper leaves: each shortcut against an independent check ------------------------------
+
+
+def _M(a, b, c):
+    return np.array([[1 + b - a * c, -b], [1.0, 0.0]])
+
+
+def _diverges_somewhere(mats, max_length=6):
+    """Brute force over every word up to max_length, exactly (sympy): some product has
+    rho(A_w)^(1/|w|) > 1."""
+    import itertools
+    for k in range(1, max_length + 1):
+        for w in itertools.product(range(len(mats)), repeat=k):
+            if _exact_radius(mats, w) ** (1 / k) > 1 + 1e-12:
+                return True
+    return False
+
+
+def test_a_leaf_inside_a_divergent_region_is_refused_from_its_samples_alone():
+    from conservative.certify.region import certify_leaf
+    F = heavy_ball_step_sizes()
+    box = (np.array([0.35, 0.5]), np.array([0.4, 0.6]))
+    cert, x_box, _, everywhere, word = certify_leaf(F, box, None, np.zeros(2), 10.0, 1.0, True)
+    assert not cert.certified and everywhere and word == cert.word
+    assert cert.norm is None and "none was sought" in cert.reason and x_box is None
+    # the word indexes the centre's own elements (.samples), which are the two curvatures'
+    # matrices there, and its product diverges (exact characteristic polynomial)
+    a, b = 0.375, 0.55
+    assert len(cert.samples) == 2 and all(
+        any(np.array_equal(A, _M(a, b, c)) for c in (1.0, 9.0)) for A in cert.samples)
+    exact = _exact_radius(cert.samples, word) ** (1 / len(word))
+    assert exact > 1 and exact == pytest.approx(cert.lower, rel=1e-9)
+    # and every corner diverges too, by brute force over all short words
+    for alpha in box[0][0], box[1][0]:
+        for beta in box[0][1], box[1][1]:
+            assert _diverges_somewhere([_M(alpha, beta, 1.0), _M(alpha, beta, 9.0)])
+
+
+def test_a_contracting_leaf_is_certified_whether_or_not_divergence_is_examined_first():
+    from conservative.certify.region import certify_leaf
+    F = heavy_ball_step_sizes()
+    box = (np.array([0.1, 0.1]), np.array([0.11, 0.11]))
+    plain = certify_leaf(F, box, None, np.zeros(2), 10.0)
+    first = certify_leaf(F, box, None, np.zeros(2), 10.0, 1.0, True)
+    for cert, x_box, _, everywhere, word in (plain, first):
+        assert cert.certified and cert.rho < 1 and not everywhere and word is None
+        corners = [_M(a, b, c) for a in (0.1, 0.11) for b in (0.1, 0.11) for c in (1.0, 9.0)]
+        assert certificate_holds(corners, cert)          # independent exact re-check
+    assert first[0].rho == plain[0].rho
+
+
+def test_product_search_that_stops_at_the_first_divergent_product():
+    from conservative.certify.search import product_lower_bound
+    mats = np.array([_M(0.25, 0.25, 1.0), _M(0.25, 0.25, 9.0)])
+    full, w_full = product_lower_bound(mats, deadline=np.inf)
+    quick, w = product_lower_bound(mats, deadline=np.inf, stop_above=1.0)
+    assert 1 < quick <= full and full == pytest.approx((1 + 2 ** 0.5) / 2, rel=1e-9)
+    assert _exact_radius(mats, w) ** (1 / len(w)) == pytest.approx(quick, rel=1e-9)
+    # nothing above the threshold: the full search runs, the same answer
+    assert product_lower_bound(mats, deadline=np.inf, stop_above=5.0) == (full, w_full)
+
+
+def test_polytope_bound_from_facets_matches_the_exact_gauge():
+    import itertools
+    from conservative.certify.polytope import polytope_bound, polytope_values
+    rng = np.random.default_rng(3)
+    V = rng.standard_normal((2, 5))
+    mats = rng.standard_normal((3, 2, 2)) * 0.5
+    bound = polytope_bound(mats, V)                        # bases from the facets
+    assert polytope_values(mats, V) is not None
+    # the exact gauge of y in the plane: the least ||lam||_1 over all pairs of columns
+    Vq = [[Fraction(float(v)) for v in row] for row in V]
+    worst = Fraction(0)
+    for A in mats:
+        Aq = [[Fraction(float(v)) for v in row] for row in A]
+        for j in range(V.shape[1]):
+            y = [sum(Aq[r][c] * Vq[c][j] for c in range(2)) for r in range(2)]
+            best = None
+            for p, q in itertools.combinations(range(V.shape[1]), 2):
+                det = Vq[0][p] * Vq[1][q] - Vq[0][q] * Vq[1][p]
+                if det == 0:
+                    continue
+                l1 = (y[0] * Vq[1][q] - y[1] * Vq[0][q]) / det
+                l2 = (Vq[0][p] * y[1] - Vq[1][p] * y[0]) / det
+                best = abs(l1) + abs(l2) if best is None else min(best, abs(l1) + abs(l2))
+            worst = max(worst, best)
+    assert Fraction(bound) >= worst and bound <= float(worst) * (1 + 1e-9)
+    assert polytope_bound(mats, V, limit=float(worst) * 0.9) is None   # clearly above
+
+
+def test_own_jacobians_keep_the_order_found_and_the_words_index_them():
+    from conservative.certify.maps import own_jacobians_restricted
+    from conservative.certify.targets import distinct_matrices
+    A = np.array([[[1.0]], [[0.0]], [[1.0]], [[-0.0]], [[2.0]]])
+    assert distinct_matrices(A).ravel().tolist() == [1.0, 0.0, 2.0]
+    F = heavy_ball_step_sizes()
+    x_box = (np.full(2, -1e-9), np.full(2, 1e-9))
+    t_box = (np.array([0.24, 0.24]), np.array([0.26, 0.26]))
+    own = own_jacobians_restricted(F, x_box, t_box, np.arange(2), call="test")
+    want = np.unique(own, axis=0)
+    assert len(own) == len(want) and all(any(np.array_equal(a, b) for b in own) for a in want)
+    centre = F.jacobian(np.zeros(2), [0.25, 0.25], hull=False).A.vertices
+    assert all(any(np.array_equal(a, b) for b in own[:2]) for a in centre)

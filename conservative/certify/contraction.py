@@ -32,7 +32,7 @@ from .norms import EuclideanNorm, Norm, QuadraticNorm, extend_norm
 from .. import _display
 from .report import Verified, format_word, number, verified_words
 from .sdp import import_cvxpy
-from .targets import MatrixSet
+from .targets import MatrixSet, distinct_matrices
 
 __all__ = ["Certificate", "certify_contraction", "certify_target", "own_jacobians",
            "SMALL_DIM"]
@@ -318,7 +318,8 @@ def own_jacobians(F, x_box, theta_box, *, count: int = 8, seed: int = 0) -> np.n
 
     The centre, the two extreme corners and ``count`` seeded random points; each point
     contributes every element of its (finite) set. A lower bound computed from them is a bound
-    for the map on the box, not for an enclosure's over-wide matrices.
+    for the map on the box, not for an enclosure's over-wide matrices. Distinct matrices in
+    the order found (the centre's elements first, as ``F.jacobian`` lists them).
     """
     from .maps import sample_points
     points = sample_points(x_box, theta_box, count, seed)
@@ -330,7 +331,7 @@ def own_jacobians(F, x_box, theta_box, *, count: int = 8, seed: int = 0) -> np.n
             continue                       # a point outside the domain says nothing here
     if not found:
         return np.zeros((0, F.n, F.n))
-    return np.unique(np.concatenate(found), axis=0)
+    return distinct_matrices(np.concatenate(found))
 
 
 def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: float = 1e-4,
@@ -412,13 +413,16 @@ def certify_contraction(target: Any, theta: Any = None, x: Any = None, *, tol: f
     return report_for_map(cert, mt, deadline=dl.at)
 
 
-def report_for_map(cert: Certificate, mt, *, deadline: float) -> Certificate:
-    """Lower bound and word from the map's own Jacobians; refusals and notes of the target."""
+def report_for_map(cert: Certificate, mt, *, deadline: float,
+                   stop_above: float = math.inf) -> Certificate:
+    """Lower bound and word from the map's own Jacobians; refusals and notes of the target.
+    ``stop_above``: the product search ends at the first length with a product above it."""
     from .search import product_lower_bound
 
     changes: dict = {}
     if mt.own is not None and len(mt.own):
-        lower, word = product_lower_bound(mt.own, deadline=max(deadline, time.monotonic() + 1))
+        lower, word = product_lower_bound(mt.own, deadline=max(deadline, time.monotonic() + 1),
+                                          stop_above=stop_above)
         changes.update(lower=lower, word=word, samples=mt.own)
         if not cert.certified and lower < 1 and not mt.refusal:
             changes["reason"] = (cert.reason + f"; the map's own Jacobians sampled there have "

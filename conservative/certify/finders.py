@@ -177,8 +177,9 @@ class _Run:
 
     # --- phases ---------------------------------------------------------------------------
 
-    def products(self, max_length, max_nodes):
-        """Lower bound (and float upper bounds) from products of the working matrices."""
+    def products(self, max_length, max_nodes, stop_above=math.inf):
+        """Lower bound (and float upper bounds) from products of the working matrices; the
+        branch and bound ends at the first length with a product above ``stop_above``."""
         if not isinstance(self.work, MatrixSet):
             samples = self.work.samples()
             low, word = product_lower_bound(samples, deadline=self.dl.part(0.2).at)
@@ -200,7 +201,7 @@ class _Run:
                                delta=1e-3 * max(self.lower, 1e-300),
                                max_length=min(max_length, 12 if small else 4),
                                max_nodes=min(max_nodes, 2000 if small else 64),
-                               deadline=self.dl.part(0.2).at)
+                               deadline=self.dl.part(0.2).at, stop_above=stop_above)
             if quick.alpha > self.lower:
                 self.raise_lower(quick.alpha, quick.word, "spectral radius of a product of "
                                  f"length {len(quick.word)} (branch and bound)")
@@ -284,11 +285,15 @@ def analyse(target, *, tol: float = 1e-6, max_length: int = 30, time_limit: floa
         return Analysis(0.0, (0,), "all matrices are zero", (zero,))
     with np.errstate(all="ignore"):
         run = _Run(target, dl, bar, tol=tol, call=call, prefer_quadratic=prefer_quadratic)
-        run.products(max_length, max_nodes)
+        # a certifier that needs no tight rho needs no best product either: the first one
+        # above stop_at ends the search for norms
+        run.products(max_length, max_nodes, stop_at / run.s if math.isfinite(stop_below)
+                     else math.inf)
         run.tick("products")
         if run.scaled_lower() >= stop_at:
             return run.analysis()
         run.ctx.refine = lambda: run.branch_and_bound(max_length, max_nodes)
+        run.ctx.enough = stop_below / run.s         # working coordinates
         for cls in finders:
             if run.closed() or _done_with_quadratic(run, prefer_quadratic) or \
                     run.ctx.best * run.s < stop_below:

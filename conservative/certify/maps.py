@@ -32,7 +32,8 @@ from ..fixed_point_set import fixed_point_enclosure, is_numerical_fixed_point, k
 from ..jacobian import jvp, linearise, tangent_matrix
 from ..sets import AffineGenerator
 from .matrices import parse_matrix_set
-from .targets import VERTEX_LIMIT, Coupling, IntervalBox, MatrixSet, StructuredSet
+from .targets import (VERTEX_LIMIT, Coupling, IntervalBox, MatrixSet, StructuredSet,
+                      distinct_matrices)
 
 __all__ = ["MapTarget", "is_map", "from_map", "target_of", "probe_rows", "structured_jacobian",
            "structured_from_generator", "piecewise_constant_in_x", "own_jacobians_restricted",
@@ -301,7 +302,10 @@ def sample_points(x_box, theta_box, count: int = 8, seed: int = 0) -> list:
 def own_jacobians_restricted(F, x_box, theta_box, rows, *, count: int = 8, seed: int = 0,
                              call: str) -> np.ndarray:
     """The map's own A-blocks (every element, hull=False) at sampled points of a box, on the
-    coordinates ``rows`` (rows and columns): what ``own_jacobians`` gives for large maps."""
+    coordinates ``rows`` (rows and columns): what ``own_jacobians`` gives for large maps.
+
+    Distinct matrices in the order found (the centre's first): a word reported on them
+    indexes this stack, which certificates return as ``samples``."""
     points = sample_points(x_box, theta_box, count, seed)
     found = []
     for xp, tp in points:
@@ -315,15 +319,18 @@ def own_jacobians_restricted(F, x_box, theta_box, rows, *, count: int = 8, seed:
         found.append(got.samples(4) if verts is None else verts)
     if not found:
         return np.zeros((0, len(rows), len(rows)))
-    return np.unique(np.concatenate(found), axis=0)
+    return distinct_matrices(np.concatenate(found))
 
 
-def box_target(F, x_box, theta_box, *, call: str, x_point=None, enclosure=None) -> MapTarget:
+def box_target(F, x_box, theta_box, *, call: str, x_point=None, enclosure=None,
+               own_samples: int | None = None) -> MapTarget:
     """Every A-block of every Jacobian of F on the box (structured when the map is piecewise
     affine in x there), restricted to the rows that can be non-zero when F is large.
 
     ``enclosure`` (a proven ``FixedPointEnclosure`` whose box is ``x_box``, at a point theta)
     supplies the rows and the pieces its test computed, saving interval sweeps.
+    ``own_samples``: random points (besides the centre and two corners) where the map's own
+    Jacobians are taken for the lower bound (default 8, 2 above 2000 coordinates).
     """
     shape_x, shape_t = F.state_shape, F.param_shape
     xb = tuple(np.asarray(v, dtype=float).reshape(shape_x) for v in x_box)
@@ -331,10 +338,11 @@ def box_target(F, x_box, theta_box, *, call: str, x_point=None, enclosure=None) 
     reuse = enclosure is not None and enclosure.rows is not None and \
         np.array_equal(enclosure.lo, xb[0]) and np.array_equal(enclosure.hi, xb[1]) and \
         np.array_equal(tb[0], tb[1])
-    rows, l1 = (enclosure.rows, enclosure.row_l1) if reuse else \
-        probe_rows(F, xb, tb, call=call)
-    if F.n <= SMALL_MAP_DIM:
-        rows = np.arange(F.n)
+    if F.n <= SMALL_MAP_DIM:                 # certified on every coordinate: no probe
+        rows, l1 = np.arange(F.n), None
+    else:
+        rows, l1 = (enclosure.rows, enclosure.row_l1) if reuse else \
+            probe_rows(F, xb, tb, call=call)
     coupling = None if len(rows) == F.n else Coupling(F.n, rows, l1[rows])
     centre_x = (xb[0] + xb[1]) / 2 if x_point is None else x_point
     centre_t = (tb[0] + tb[1]) / 2
@@ -353,8 +361,8 @@ def box_target(F, x_box, theta_box, *, call: str, x_point=None, enclosure=None) 
     if isinstance(target, MatrixSet) and len(target) == 1:
         own = target.mats                  # no kink on the box: the map's only Jacobian
     else:
-        own = own_jacobians_restricted(F, xb, tb, rows, count=8 if F.n <= 2000 else 2,
-                                       call=call)
+        count = own_samples if own_samples is not None else (8 if F.n <= 2000 else 2)
+        own = own_jacobians_restricted(F, xb, tb, rows, count=count, call=call)
     return MapTarget(target, coupling, own=own)
 
 

@@ -64,21 +64,54 @@ def product(mats: np.ndarray, word) -> np.ndarray:
 
 
 def spectral_radius(m: np.ndarray) -> np.ndarray:
-    """Spectral radius of one matrix or of a stack (last two axes).
+    """Spectral radius of one matrix or of a stack (last two axes); 2 x 2 in closed form.
 
     Examples
     --------
     >>> float(spectral_radius(np.array([[0., 2.], [2., 0.]])))
     2.0
     """
+    m = np.asarray(m)
+    if m.shape[-2:] == (2, 2) and m.dtype.kind == "f" and np.all(np.isfinite(m)):
+        return _radius_2x2(m)
     return np.abs(np.linalg.eigvals(m)).max(axis=-1)
 
 
+def _pow2_scale(m: np.ndarray) -> np.ndarray:
+    """A power of two per matrix of the stack at least its largest entry (1 for zero ones):
+    dividing by it is exact and keeps squares in range."""
+    big = np.abs(m).max(axis=(-2, -1))
+    _, e = np.frexp(np.where(big > 0, big, 1.0))
+    return np.ldexp(1.0, e)
+
+
+def _radius_2x2(m: np.ndarray) -> np.ndarray:
+    """Largest eigenvalue modulus of 2 x 2 matrices: ``mean +- sqrt(h^2 + b c)`` with
+    ``mean = (a + d)/2``, ``h = (a - d)/2``; a complex pair has modulus ``sqrt(mean^2 - q)``."""
+    s = _pow2_scale(m)
+    a, b = m[..., 0, 0] / s, m[..., 0, 1] / s
+    c, d = m[..., 1, 0] / s, m[..., 1, 1] / s
+    mean, h = 0.5 * (a + d), 0.5 * (a - d)
+    q = h * h + b * c
+    with np.errstate(invalid="ignore"):
+        r = np.where(q >= 0, np.abs(mean) + np.sqrt(np.maximum(q, 0.0)),
+                     np.sqrt(np.maximum(mean * mean - q, 0.0)))
+    return r * s
+
+
 def norm2(stack: np.ndarray) -> np.ndarray:
-    """Spectral norms of a stack; inf where an entry overflowed (LAPACK refuses inf/NaN)."""
+    """Spectral norms of a stack; inf where an entry overflowed (LAPACK refuses inf/NaN).
+    2 x 2 in closed form: ``(|(a + d, b - c)| + |(a - d, b + c)|) / 2``."""
     if stack.shape[-1] == 1:
         return np.abs(stack[..., 0, 0])
     ok = np.isfinite(stack).all(axis=(-2, -1))
+    if stack.shape[-2:] == (2, 2):
+        s = _pow2_scale(np.where(ok[..., None, None], stack, 0.0))
+        with np.errstate(invalid="ignore"):
+            a, b = stack[..., 0, 0] / s, stack[..., 0, 1] / s
+            c, d = stack[..., 1, 0] / s, stack[..., 1, 1] / s
+            val = 0.5 * (np.hypot(a + d, b - c) + np.hypot(a - d, b + c)) * s
+        return np.where(ok, val, np.inf)
     if ok.all():
         return np.linalg.norm(stack, ord=2, axis=(-2, -1))
     out = np.full(ok.shape, np.inf)
@@ -100,9 +133,35 @@ def canonical_rotation(word) -> tuple:
     return min(word[r:] + word[:r] for r in range(len(word)))
 
 
+def _necklace_codes(words: np.ndarray) -> np.ndarray | None:
+    """The least rotation of each row of (N, k), as an integer: the row read as a number in base
+    ``m`` (``m`` = the largest letter + 1, first letter most significant), so numeric order is
+    lexicographic order. None when ``m^k`` does not fit in 62 bits."""
+    n, k = words.shape
+    m = max(int(words.max(initial=0)) + 1, 2)
+    if k * math.log2(m) >= 62:
+        return None
+    w = words.astype(np.int64)
+    code = np.zeros(n, dtype=np.int64)
+    for j in range(k):
+        code = code * m + w[:, j]
+    best = code.copy()
+    for r in range(1, k):              # word[r:] + word[:r] from the digits of code
+        low = m ** (k - r)
+        np.minimum(best, (code % low) * m ** r + code // low, out=best)
+    return best
+
+
 def least_rotations(words: np.ndarray) -> np.ndarray:
     """Lexicographically least rotation (necklace representative) of each row of (N, k)."""
     n, k = words.shape
+    codes = _necklace_codes(words) if n and k else None
+    if codes is not None:
+        m = max(int(words.max(initial=0)) + 1, 2)
+        out = np.empty((n, k), dtype=words.dtype)
+        for j in range(k - 1, -1, -1):
+            out[:, j], codes = codes % m, codes // m
+        return out
     best = words.copy()
     idx = np.arange(n)
     for r in range(1, k):
@@ -115,10 +174,21 @@ def least_rotations(words: np.ndarray) -> np.ndarray:
 
 
 def one_per_necklace(words: np.ndarray) -> np.ndarray:
-    """Indices of one row per class of cyclic rotations (spectra agree within a class)."""
-    if words.shape[1] == 1:
+    """Indices of one row per class of cyclic rotations (spectra agree within a class): the
+    first row of each class, in order.
+
+    Examples
+    --------
+    >>> one_per_necklace(np.array([[0, 1], [1, 0], [1, 1]])).tolist()
+    [0, 2]
+    """
+    if words.shape[1] == 1 or words.shape[0] == 0:
         return np.arange(words.shape[0])
-    _, first = np.unique(least_rotations(words), axis=0, return_index=True)
+    codes = _necklace_codes(words)
+    if codes is not None:                  # one integer per row: a 1-D unique, no row sort
+        _, first = np.unique(codes, return_index=True)
+    else:
+        _, first = np.unique(least_rotations(words), axis=0, return_index=True)
     return np.sort(first)
 
 

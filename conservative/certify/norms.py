@@ -34,7 +34,7 @@ from .. import interval as iv
 from .._deadline import Deadline
 from . import rigorous
 from .matrices import norm2
-from .polytope import invariant_polytope, polytope_bound
+from .polytope import invariant_polytope, polytope_bound, polytope_values
 from .report import Verified
 from .rigorous import (EXACT_MAX_DIM, dyadic_matrix, dyadic_round_array, dyadic_scale,
                        prove_with_margin)
@@ -70,6 +70,9 @@ class Context:
         Smallest proved bound so far (working coordinates).
     quadratic : QuadraticNorm or None
         The best proved quadratic norm so far (later finders start from it).
+    enough : float
+        A proposal with a value below this is all the caller needs (``-inf``: the tightest
+        norm is sought); finders may then stop at the first such proposal.
     """
 
     lower: float
@@ -81,6 +84,7 @@ class Context:
     refine: object = None              # runs the full product search once (set by analyse)
     scale: float = 1.0                 # working coordinates are the input divided by this
     notes: list = field(default_factory=list)
+    enough: float = -math.inf
 
     @property
     def certified(self) -> bool:
@@ -275,7 +279,7 @@ class QuadraticNorm(Norm):
         value, sol = bisect(problem, lambda s: quadratic_value(mats, s[0]),
                             ctx.lower if isinstance(target, MatrixSet) else ctx.lower / 2,
                             hi, rtol=ctx.sdp_rtol, deadline=ctx.deadline.part(0.7).at,
-                            first=first)
+                            first=first, enough=ctx.enough)
         if sol is None:
             return None
         where = "" if isinstance(target, MatrixSet) else " on sampled matrices"
@@ -612,6 +616,9 @@ class PolytopeNorm(Norm):
         return {"family": self.family, "kind": type(self).__name__, "V": self.V.T.tolist()}
 
     def estimate(self, target):
+        found = polytope_values(target.mats, self.V)         # float, from the facets
+        if found is not None:
+            return found[0]
         bound = polytope_bound(target.mats, self.V)
         return math.inf if bound is None else bound
 
@@ -620,7 +627,7 @@ class PolytopeNorm(Norm):
         return Verified.EXACT if bound is not None and bound <= rho else None
 
     def certify(self, target, *, limit=math.inf, deadline=math.inf):
-        bound = polytope_bound(target.mats, self.V)          # exact, rounded up
+        bound = polytope_bound(target.mats, self.V, limit=limit)      # exact, rounded up
         if bound is None or not bound < limit:
             return None
         return bound, Verified.EXACT
@@ -637,13 +644,22 @@ class PolytopeNorm(Norm):
 
     @classmethod
     def find(cls, target, ctx):
+        if math.isfinite(ctx.enough):    # the word of the short search may already do
+            poly = cls._polytope(target, ctx, max_vertices=60)
+            if poly is not None and poly[0] < ctx.enough:
+                return cls(poly[1])
         if callable(ctx.refine):
             ctx.refine()                 # start from the best product the full search finds
+        poly = cls._polytope(target, ctx)
+        return None if poly is None else cls(poly[1])
+
+    @staticmethod
+    def _polytope(target, ctx, max_vertices: int = 200):
         try:
-            poly = invariant_polytope(target.mats, ctx.word, deadline=ctx.deadline.part(0.5).at)
+            return invariant_polytope(target.mats, ctx.word, max_vertices=max_vertices,
+                                      deadline=ctx.deadline.part(0.5).at)
         except Exception:  # noqa: BLE001 -- LP trouble: no proposal
             return None
-        return None if poly is None else cls(poly[1])
 
 
 class LiftedQuadraticNorm(Norm):

@@ -18,7 +18,7 @@ from .. import _exact
 from .matrices import product
 
 __all__ = ["absconv_value", "AbsConvNorm", "leading_real_vector", "invariant_polytope",
-           "polytope_bound"]
+           "polytope_bound", "polytope_values"]
 
 
 def absconv_value(V: np.ndarray, y: np.ndarray):
@@ -168,17 +168,40 @@ def invariant_polytope(mats: np.ndarray, word: tuple, *, max_vertices: int = 200
     return None if bound is None else (bound, norm.V)
 
 
-def polytope_bound(mats: np.ndarray, V: np.ndarray, supports: dict | None = None):
+def polytope_values(mats: np.ndarray, V: np.ndarray):
+    """Float ``max_i ||A_i||_V`` and, for every pair (i, j), a basis representing ``A_i v_j``
+    optimally: from the facets of ``conv(+-V)`` in dimensions 2 to 4 (one product with the
+    facet normals, no LP); None when the facets are not available (then LPs choose)."""
+    norm = AbsConvNorm(np.asarray(V, dtype=float))
+    if norm.facets is None:
+        return None
+    m, N = mats.shape[0], V.shape[1]
+    Y = np.einsum("aij,jk->aik", mats, V).transpose(1, 0, 2).reshape(V.shape[0], m * N)
+    vals, sups = norm.values(Y)
+    supports = {(i, j): sups[i * N + j] for i in range(m) for j in range(N)}
+    return float(np.max(vals)), supports
+
+
+def polytope_bound(mats: np.ndarray, V: np.ndarray, supports: dict | None = None, *,
+                   limit: float = math.inf):
     """Exact bound on ``max_i ||A_i||_V`` (unit ball ``absconv(V)``), rounded up to a float.
 
-    Float LPs only choose bases; the bound itself is computed in rationals. A relative slack
-    of 1e-12 is added so that anyone re-checking with another optimal LP basis (which may
-    differ in the last bits) still confirms the bound.
+    Float LPs (or, in dimensions 2 to 4, the facets of the polytope) only choose bases; the
+    bound itself is computed in rationals. A relative slack of 1e-12 is added so that anyone
+    re-checking with another optimal LP basis (which may differ in the last bits) still
+    confirms the bound. ``limit``: None without the exact computation when the float value
+    is clearly not below it (a bound that could not be used).
     """
     if supports is None:
-        supports = {}
-        for i, a in enumerate(mats):
-            for j in range(V.shape[1]):
-                supports[(i, j)] = absconv_value(V, a @ V[:, j])[1]
+        found = polytope_values(mats, V)
+        if found is not None:
+            if not found[0] < limit * (1 - 1e-9):
+                return None
+            supports = found[1]
+        else:
+            supports = {}
+            for i, a in enumerate(mats):
+                for j in range(V.shape[1]):
+                    supports[(i, j)] = absconv_value(V, a @ V[:, j])[1]
     q = _exact.polytope_norm_bound(mats, V, supports)
     return None if q is None else _exact.float_at_least(q * (1 + Fraction(1, 10 ** 12)))

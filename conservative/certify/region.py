@@ -207,12 +207,17 @@ def _map_of(F):
 _map_of.cache = {}
 
 
-def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0):
-    """Certify one leaf; returns ``(certificate, x_box, x_fixed, divergent_everywhere)``
+def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0,
+                 divergence_first=False):
+    """Certify one leaf; returns ``(certificate, x_box, x_fixed, divergent_everywhere, word)``
     (module level for executors). ``x_box`` None: fixed-point mode (the proved enclosure is
     returned). ``stop_below``: the search for a norm ends at the first bound proved below it.
     ``divergent_everywhere``: the map's own Jacobians have a divergent product at every
-    sampled parameter of the leaf (the centre and the corners), not only at some."""
+    sampled parameter of the leaf (the centre and the corners), not only at some.
+
+    ``divergence_first`` (a leaf inside a region found divergent): those samples are examined
+    first, and when every one diverges no norm is sought (it could not exist: the samples'
+    Jacobians are elements of the leaf's set) and no enclosure is computed."""
     F = _map_of(F)
     lo_t, hi_t = (np.asarray(v, dtype=float) for v in theta_box)
     dl = Deadline(time_limit)
@@ -221,30 +226,51 @@ def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0):
         if x_box is None:
             centre = 0.5 * lo_t + 0.5 * hi_t
             x_fixed = solve_fixed_point(F, x_start, centre)
+        if divergence_first:
+            found = _divergent_at_samples(F, (lo_t, hi_t), x_box, x_fixed)
+            if found.everywhere:
+                return _divergent_leaf(found), x_box, x_fixed, True, found.word
+        if x_box is None:
             enc = parametric_enclosure(F, (lo_t, hi_t), x_fixed)
             if not enc.proven:
                 return _not_enclosed(enc), None, x_fixed, False, None
             x_box = (np.asarray(enc.lo), np.asarray(enc.hi))
+        # the map's own Jacobians at the centre and two corners only: the corners and the
+        # centre are examined again below whenever they matter (a divergent product)
         mt = box_target(F, x_box, (lo_t, hi_t), call=_CALL,
-                        x_point=x_fixed if x_fixed is not None else None)
+                        x_point=x_fixed if x_fixed is not None else None, own_samples=0)
         cert = certify_target(mt.target, deadline=dl, coupling=mt.coupling,
                               stop_below=stop_below)
-        cert = report_for_map(cert, mt, deadline=dl.at)
+        # whether the map's own Jacobians diverge is all the subdivision asks of them (the
+        # centre's best word is sought below when they do)
+        cert = report_for_map(cert, mt, deadline=dl.at, stop_above=1.0)
     except ConservativeError as exc:
         cert = Certificate(False, math.inf, None, Verified.FLOAT, math.nan, None,
                            f"the leaf could not be examined ({exc})", "none")
         return cert, x_box, x_fixed, False, None
     everywhere, word = False, None
     if not cert.certified and math.isfinite(cert.lower) and cert.lower > 1:
-        everywhere, word = _divergent_at_samples(F, (lo_t, hi_t), x_box, x_fixed)
+        found = _divergent_at_samples(F, (lo_t, hi_t), x_box, x_fixed)
+        everywhere, word = found.everywhere, found.word
     return cert, x_box, x_fixed, everywhere, word
 
 
-def _divergent_at_samples(F, theta_box, x_box, x_fixed):
-    """``(everywhere, word)``: whether the map's own Jacobians have a divergent product at the
-    leaf's centre and at each of its parameter corners (at most 8), and the centre's word
-    (indices into ``F.jacobian(x, theta_centre, hull=False).vertices``; None if the centre
-    does not diverge)."""
+@dataclass(frozen=True)
+class _Samples:
+    """What :func:`_divergent_at_samples` found."""
+
+    everywhere: bool                    # a divergent product at the centre and every corner
+    word: tuple | None                  # the centre's word (None: the centre does not diverge)
+    lower: float = math.nan             # the centre's proved rho(A_w)^(1/|w|)
+    centre: np.ndarray | None = None    # the centre's elements, which the word indexes
+
+
+def _divergent_at_samples(F, theta_box, x_box, x_fixed) -> _Samples:
+    """Whether the map's own Jacobians have a divergent product at the leaf's centre and at
+    each of its parameter corners (at most 8), and the centre's word (indices into
+    ``F.jacobian(x, theta_centre, hull=False).vertices``). The centre gets the full product
+    search (its word labels the leaf); at the corners the search stops at the first divergent
+    product, and the corners are left at the first one that does not diverge."""
     from .search import product_lower_bound
     lo, hi = theta_box
     free = np.flatnonzero(np.ravel(hi > lo))[:3]
@@ -256,20 +282,34 @@ def _divergent_at_samples(F, theta_box, x_box, x_fixed):
             if bits >> k & 1:
                 t[j] = np.ravel(hi)[j]
         points.append(t.reshape(np.shape(lo)))
-    word, everywhere = None, True
+    centre = None
     for k, t in enumerate(points):
         try:
             A = F.jacobian(x, t, hull=False).A.vertices
         except ConservativeError:
-            return False, word
-        lower, w = product_lower_bound(A, deadline=time.monotonic() + 1.0)
-        if k == 0 and lower > 1:
-            word = w
-        if not lower > 1:
-            everywhere = False
-            if k == 0:
-                break
-    return everywhere, word
+            return _Samples(False, None) if centre is None else \
+                _Samples(False, word, lower_c, centre)
+        lower, w = product_lower_bound(A, deadline=time.monotonic() + 1.0,
+                                       stop_above=math.inf if k == 0 else 1.0)
+        if k == 0:
+            if not lower > 1:
+                return _Samples(False, None)
+            centre, word, lower_c = A, w, lower
+        elif not lower > 1:
+            return _Samples(False, word, lower_c, centre)
+    return _Samples(True, word, lower_c, centre)
+
+
+def _divergent_leaf(found: _Samples) -> Certificate:
+    """The refusal of a leaf whose sampled parameters all have a divergent product."""
+    k = len(found.word)
+    return Certificate(
+        False, math.inf, None, Verified.FLOAT, found.lower, found.word,
+        f"the map's own Jacobians have a product with spectral radius^(1/{k}) = "
+        f"{found.lower:.10g} > 1 at the leaf's centre (word {list(found.word)} of its "
+        "elements, in .samples) and a divergent product at each corner: no norm can bound "
+        "those elements below 1, so none was sought", "lower bound by products",
+        samples=found.centre)
 
 
 def _not_enclosed(enc) -> Certificate:
@@ -341,9 +381,10 @@ def certify_region(F, theta_box, x_box=None, *, time_limit: float | None = None,
     every Jacobian on the leaf has ``||A|| <= rho < 1``, proved "exact" or "interval"), found
     divergent (the map's own Jacobians there have a product of spectral radius above 1: the
     leaf is split further while some of its parameters are not divergent, and at most
-    ``max_divergent_depth`` more times once every sampled one is, to draw the boundary), or split
-    in two along its widest side, largest leaves first, until ``max_boxes`` leaves have been
-    examined or the time is up.
+    ``max_divergent_depth`` more times once every sampled one is, to draw the boundary; those
+    leaves examine their samples first and seek no norm when all diverge), or split in two
+    along its widest side, largest leaves first, until ``max_boxes`` leaves have been examined
+    or the time is up.
 
     Parameters
     ----------
@@ -467,7 +508,8 @@ class _Subdivision:
         return False
 
     def _args(self, leaf: _Leaf) -> tuple:
-        return self.F, leaf.theta, leaf.x, leaf.start, self.dl.time_limit()
+        return self.F, leaf.theta, leaf.x, leaf.start, self.dl.time_limit(), 1.0, \
+            leaf.divergent_depth > 0
 
     def _go_parallel(self, queue: "_Queue") -> None:
         """Keep up to ``WINDOW`` leaves running on the executor, largest first, and decide

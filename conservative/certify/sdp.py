@@ -105,7 +105,7 @@ class LMIProblem:
 
 def bisect(problem: LMIProblem, evaluate: Callable, lo: float, hi: float, *,
            rtol: float = 1e-6, deadline: float = math.inf, max_iter: int = 40,
-           first: float | None = None):
+           first: float | None = None, enough: float = -math.inf):
     """Bisection on the rate: ``(value, solution)`` with the smallest float ``value`` =
     ``evaluate(solution)`` found, or ``(inf, None)``.
 
@@ -113,10 +113,16 @@ def bisect(problem: LMIProblem, evaluate: Callable, lo: float, hi: float, *,
     1e-6 relative): solver verdicts only guide the search. The first rate tried is ``first``
     (e.g. halfway to what a certifier needs) or just above ``lo``; no solve starts after
     ``deadline``, nor when the previous one suggests it would end well past it.
+
+    ``enough``: the caller needs only a value below it. The bisection then returns the first
+    solution whose value is below ``enough (1 - 1e-7)``, never tries rates above
+    ``enough (1 - 1e-6)``, and gives up once the rates below that are infeasible.
     """
     best_v, best = math.inf, None
+    cap = enough * (1 - 1e-6) if math.isfinite(enough) else math.inf
     g_try = first if first is not None and lo < first <= hi else \
         (min(hi, lo * 1.02) if lo > 0 else hi)
+    g_try = min(g_try, cap)
     last = 0.0
     for _ in range(max_iter):
         now = time.monotonic()
@@ -127,13 +133,15 @@ def bisect(problem: LMIProblem, evaluate: Callable, lo: float, hi: float, *,
         value = evaluate(sol) if sol is not None else math.inf
         if value < best_v:
             best_v, best = value, sol
+        if value < enough * (1 - 1e-7):
+            break
         if value <= g_try * (1 + 1e-6):
             hi = min(g_try, value)
         else:
             lo = g_try
-        if hi - lo <= rtol * hi or lo >= hi:
+        if hi - lo <= rtol * hi or lo >= hi or lo >= cap:
             break
-        g_try = 0.5 * (lo + hi)
+        g_try = min(0.5 * (lo + hi), cap)
     return best_v, best
 
 

@@ -65,7 +65,7 @@ def _extend(mats, prods, words, bounds, k, deadline):
 
 def gripenberg(mats: np.ndarray, *, alpha: float = 0.0, word: tuple = (), delta: float = 1e-6,
                max_length: int = 30, max_nodes: int = 20000,
-               deadline: float = math.inf) -> Search:
+               deadline: float = math.inf, stop_above: float = math.inf) -> Search:
     """Gripenberg's branch and bound in the 2-norm of ``mats`` (pass P-norm transformed ones).
 
     A product's bound is ``min_{j<=k} ||A_{w[:j]}||^{1/j}`` over its prefixes. Products whose
@@ -75,7 +75,9 @@ def gripenberg(mats: np.ndarray, *, alpha: float = 0.0, word: tuple = (), delta:
         JSR <= max(alpha + delta, bounds of the survivors at the last level and of those dropped
                    for lack of room).
 
-    Lower bounds ``rho(A_w)^{1/|w|}`` are computed once per class of cyclic rotations.
+    Lower bounds ``rho(A_w)^{1/|w|}`` are computed once per class of cyclic rotations. The
+    search ends after the first level whose best product exceeds ``stop_above`` (a caller that
+    only asks whether some product does).
     """
     m = mats.shape[0]
     prods, words, bounds = mats.copy(), np.arange(m)[:, None], norm2(mats)
@@ -94,7 +96,7 @@ def gripenberg(mats: np.ndarray, *, alpha: float = 0.0, word: tuple = (), delta:
         prods, words, bounds = prods[keep], words[keep], bounds[keep]
         if prods.shape[0] == 0:
             return Search(best_alpha, best_word, max(best_alpha + delta, dropped), dropped == 0)
-        if k == max_length or time.monotonic() > deadline:
+        if k == max_length or time.monotonic() > deadline or best_alpha > stop_above:
             break
         if prods.shape[0] * m > max_nodes:
             order = np.argsort(-bounds)
@@ -127,9 +129,12 @@ def brute_upper(mats: np.ndarray, max_products: int = 4096,
     return best
 
 
-def product_lower_bound(mats: np.ndarray, *, deadline: float) -> tuple[float, tuple]:
+def product_lower_bound(mats: np.ndarray, *, deadline: float,
+                        stop_above: float = math.inf) -> tuple[float, tuple]:
     """``(rho(A_w)^(1/|w|), w)`` for the best product ``A_w`` of ``mats`` found by a short
-    branch-and-bound search (a floating-point lower bound on the JSR of ``mats``).
+    branch-and-bound search (a lower bound on the JSR of ``mats``, proved where the exact
+    test applies). With ``stop_above`` the search ends at the first length whose best product
+    exceeds it (then the value may be below the best the full search finds).
 
     Rows that every matrix sends to zero are dropped first: the products' spectral radii are
     those of the blocks on the other rows.
@@ -151,7 +156,8 @@ def product_lower_bound(mats: np.ndarray, *, deadline: float) -> tuple[float, tu
     length = 8 if len(keep) <= 50 else (2 if len(keep) <= 200 else 1)
     quick = gripenberg(B, alpha=float(rho1.max()), word=(int(rho1.argmax()),), delta=1e-3,
                        max_length=length,
-                       max_nodes=2000 if len(keep) <= 50 else 64, deadline=deadline)
+                       max_nodes=2000 if len(keep) <= 50 else 64, deadline=deadline,
+                       stop_above=stop_above / s)       # B is the input divided by s
     word = canonical_rotation(quick.word)
     estimate = quick.alpha * s
     if estimate > 0:               # a float eigenvalue can overshoot: prove the bound

@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import interval as iv
 
-__all__ = ["MatrixSet", "IntervalBox", "StructuredSet", "Coupling", "VERTEX_LIMIT"]
+__all__ = ["MatrixSet", "IntervalBox", "StructuredSet", "Coupling", "VERTEX_LIMIT",
+           "distinct_matrices"]
 
 #: Largest number of vertices for which a box or a structured set is certified through its
 #: vertices (every norm test used here is convex in A, so the vertices decide).
@@ -188,14 +189,14 @@ class StructuredSet:
         bits = _bits(2 ** len(free), len(free))
         delta = np.repeat(self.lo[None], len(bits), axis=0)
         delta[:, free] = np.where(bits, self.hi[free], self.lo[free])
-        return _unique(self.at(delta))
+        return distinct_matrices(self.at(delta))
 
     def samples(self, count: int = 12, seed: int = 0) -> np.ndarray:
         """Vertices at random (seeded), and the two extreme ones."""
         rng = np.random.default_rng(seed)
         picks = rng.random((count, self.slots)) < 0.5
         delta = np.where(picks, self.hi[None], self.lo[None])
-        return _unique(self.at(np.concatenate([self.lo[None], self.hi[None], delta])))
+        return distinct_matrices(self.at(np.concatenate([self.lo[None], self.hi[None], delta])))
 
     def magnitude(self) -> np.ndarray:
         """An entrywise bound on ``|A|`` over the set (rounded up)."""
@@ -282,12 +283,19 @@ def _exact_coupling(mag: np.ndarray, keep: np.ndarray) -> Coupling:
     return Coupling(n, keep, upper_sum(part, axis=1))
 
 
-def _unique(stack: np.ndarray) -> np.ndarray:
-    """The exactly distinct matrices of a stack (first occurrences, in order; -0.0 == 0.0).
-    Keyed by their bytes: no lexicographic sort of rows of n^2 entries."""
+def distinct_matrices(stack: np.ndarray) -> np.ndarray:
+    """The exactly distinct matrices of a stack, first occurrences in their order (-0.0 ==
+    0.0): one hash of each matrix's bytes, linear in the size (no lexicographic sort of rows
+    of n^2 entries), and the first matrices of the stack keep their indices.
+
+    Examples
+    --------
+    >>> A = np.array([[[1.0]], [[0.0]], [[1.0]], [[-0.0]], [[2.0]]])
+    >>> distinct_matrices(A).ravel().tolist()
+    [1.0, 0.0, 2.0]
+    """
     keys = stack.reshape(stack.shape[0], -1) + 0.0
     first: dict = {}
     for i, row in enumerate(keys):
         first.setdefault(row.tobytes(), i)
     return stack[sorted(first.values())]
-
