@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
+import conservative as cv  # noqa: E402
 from conservative.errors import InputError, ShapeError  # noqa: E402
 from conservative.derivatives.attractor import ifs_attractor  # noqa: E402
 from conservative.plotting import plot_attractor, plot_convergence  # noqa: E402
@@ -197,3 +198,24 @@ def test_coinciding_curves_stay_distinguishable():
     # references are thin lines on top: visible on the curve they match
     assert all(ref.get_zorder() > max(m.get_zorder() for m in modes) for ref in refs)
     assert all(ref.get_linewidth() < min(m.get_linewidth() for m in modes) for ref in refs)
+
+
+@pytest.mark.slow
+def test_a_strip_of_a_million_intervals_draws_the_visible_pieces():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from conservative.plotting import _merged
+    F1 = cv.trace(lambda x, t: x / 3.0 + (2.0 / 3.0) * cv.relu(t), (), ())
+    att = cv.attractor(F1, 0.0, 0.0, hull=False, tol=2e-10)     # the Cantor set, 2^20 pieces
+    assert len(att.intervals) > 500_000
+    fig, ax = plt.subplots()
+    cv.plotting.plot_attractor(att, ax=ax)
+    drawn = sum(len(c.get_paths()) for c in ax.collections)
+    plt.close(fig)
+    assert drawn < 5_000
+    # merging closes exactly the gaps below the resolution: the Cantor gaps 3^-k of level
+    # k <= 8 stay (2^8 pieces), finer ones close
+    pieces = _merged(np.asarray(att.intervals), 1e-4)
+    assert len(pieces) == 2 ** 8
+    assert np.all(pieces[1:, 0] - pieces[:-1, 1] > 1e-4)

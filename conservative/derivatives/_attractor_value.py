@@ -207,8 +207,10 @@ class Attractor(_display.Summary):
                 if total / fine <= self.max_points:
                     step = max(min(step, fine), 1e-300)
             counts = np.floor((L[:, 1] - L[:, 0]) / step).astype(np.int64) + 1
-            parts = [np.append(lo + step * np.arange(c), hi) for (lo, hi), c in zip(L, counts)]
-            c = np.unique(np.clip(np.concatenate(parts), L[:, 0].min(), L[:, 1].max()))
+            # lo + step j (j < count) on every interval, and its upper end: one vector
+            j = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+            parts = np.concatenate([np.repeat(L[:, 0], counts) + step * j, L[:, 1]])
+            c = np.unique(np.clip(parts, L[:, 0].min(), L[:, 1].max()))
             pts = self.space.embed(c[:, None])
             bound = self.hausdorff_bound + step / 2 * q_norm * (1 + 1e-12)
         elif self.cell_boxes is not None:
