@@ -10,6 +10,7 @@ import sympy as sp
 from fractions import Fraction
 
 import conservative as cv
+import conservative.certify.region as region_module
 
 from _certify_checks import certificate_holds
 
@@ -286,3 +287,39 @@ def test_own_jacobians_keep_the_order_found_and_the_words_index_them():
     assert len(own) == len(want) and all(any(np.array_equal(a, b) for b in own) for a in want)
     centre = F.jacobian(np.zeros(2), [0.25, 0.25], hull=False).A.vertices
     assert all(any(np.array_equal(a, b) for b in own[:2]) for a in centre)
+
+
+class _CountingExecutor:
+    """A serial executor that records how many leaves each task carries."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+        self.sizes.append(len(args[0]) if fn is region_module.certify_leaves else 1)
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def test_batched_tasks_give_the_serial_leaves(lasso_region):
+    # once many leaves wait, a task carries several (a scheduler round trip per leaf costs
+    # more than a small leaf); the leaves decided are those of a serial run
+    F = cv.examples.heavy_ball_step_sizes(1.0, 9.0)
+    box = (np.array([0.01, 0.0]), np.array([0.45, 0.95]))
+    ex = _CountingExecutor()
+    reg = cv.certify_region(F, box, executor=ex, max_boxes=120)
+    serial = cv.certify_region(F, box, max_boxes=120)
+    assert sum(ex.sizes) == reg.boxes == serial.boxes == 120
+    assert 1 < max(ex.sizes) <= region_module.MAX_BATCH
+    # under a budget the order of examination decides which leaves are reached; each leaf
+    # certified in a batch is a leaf of the same subdivision, certified on its own box
+    lo, hi = box
+    assert reg.coverage > 0 and serial.coverage > 0
+    for (t_lo, t_hi), _, cert in reg.leaves:
+        assert np.all(lo <= t_lo) and np.all(t_hi <= hi) and cert.certified and cert.rho < 1
+    ex = _CountingExecutor()                       # no budget: exactly the serial leaves
+    lasso = cv.certify_region(lasso_map(), LAM, executor=ex)
+    assert lasso.boxes == lasso_region.boxes and lasso.rho == pytest.approx(lasso_region.rho)
+    assert [region_module._batch_size(w) for w in (0, 7, 16, 32, 1000)] == [1, 1, 2, 4, 8]

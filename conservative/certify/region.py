@@ -255,6 +255,20 @@ def certify_leaf(F, theta_box, x_box, x_start, time_limit, stop_below=1.0,
     return cert, x_box, x_fixed, everywhere, word
 
 
+def certify_leaves(args: list) -> list:
+    """:func:`certify_leaf` on several leaves, in order (one executor task)."""
+    return [certify_leaf(*a) for a in args]
+
+
+#: Most leaves sent in one executor task.
+MAX_BATCH = 8
+
+
+def _batch_size(waiting: int) -> int:
+    """Leaves per task: one while few are waiting (keep the workers fed), up to ``MAX_BATCH``."""
+    return max(1, min(MAX_BATCH, waiting // 8))
+
+
 @dataclass(frozen=True)
 class _Samples:
     """What :func:`_divergent_at_samples` found."""
@@ -517,18 +531,23 @@ class _Subdivision:
         unexamined stay in ``queue``."""
         from concurrent.futures import FIRST_COMPLETED, wait
         shipped = _PickledMap.of(self.F) if is_map(self.F) else self.F
-        running: dict = {}
+        running: dict = {}                     # future -> the leaves it examines
         while queue or running:
-            if not self._stop(len(running)):
-                while queue and len(running) < WINDOW and not self._stop(len(running)):
-                    leaf = queue.pop()
-                    args = (shipped,) + self._args(leaf)[1:]
-                    running[self.executor.submit(certify_leaf, *args)] = leaf
+            in_flight = sum(len(batch) for batch in running.values())
+            while queue and in_flight < WINDOW and not self._stop(in_flight):
+                # a few leaves per task once the queue is long: a task's round trip through
+                # a scheduler (Dask's) costs more than a small leaf
+                batch = [queue.pop() for _ in range(min(len(queue), _batch_size(len(queue)),
+                                                        self.max_boxes - self.done - in_flight))]
+                args = [(shipped,) + self._args(leaf)[1:] for leaf in batch]
+                running[self.executor.submit(certify_leaves, args)] = batch
+                in_flight += len(batch)
             if not running:
                 break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
-                queue.extend(self._decide(running.pop(future), *future.result()))
+                for leaf, result in zip(running.pop(future), future.result()):
+                    queue.extend(self._decide(leaf, *result))
 
     def _decide(self, leaf: _Leaf, cert: Certificate, x_box, x_fixed, everywhere, word):
         self.done += 1
