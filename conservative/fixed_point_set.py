@@ -151,6 +151,29 @@ def _theta_interval(theta) -> iv.Interval:
     return theta if isinstance(theta, iv.Interval) else iv.Interval(np.asarray(theta, dtype=float))
 
 
+def _probe(shape) -> iv.Interval:
+    """One direction holding a whole box, ``[-1, 1]`` in every coordinate: its tangent is
+    zero exactly on the rows of A that are zero everywhere on the box."""
+    return iv.Interval(-np.ones(tuple(shape) + (1,)), np.ones(tuple(shape) + (1,)))
+
+
+def _unit_columns(n: int, cols: np.ndarray) -> iv.Interval:
+    """The columns ``cols`` of the identity, as seeds (n, len(cols))."""
+    unit = np.zeros((n, len(cols)))
+    unit[cols, np.arange(len(cols))] = 1.0
+    return iv.Interval(unit)
+
+
+def _columns_on_rows(F, box, t_box, cols, rows, values) -> iv.Interval:
+    """The enclosure of ``A[rows][:, cols]`` over a box whose node values ``values`` an
+    earlier sweep computed: tangents only, on the demanded rows only."""
+    shape = F.state_shape
+    seed = _unit_columns(F.n, cols).reshape(shape + (len(cols),))
+    _, M = enclose_program(F.program, box, t_box, call="cv.fixed_point_enclosure",
+                           seeds=(seed, None), rows=rows, values=values)
+    return iv.Interval(M.lo[rows], M.hi[rows])
+
+
 def _directions(F, theta, lo, hi, seed, met=None, rows=None, pieces=None):
     """``(value, D)``: enclosures of F and of ``{A S}`` over the box, ``S`` in ``seed`` (only
     the rows ``rows`` of D, when given: the others are left zero; ``pieces`` is filled with
@@ -175,8 +198,7 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     n = F.n
     met: list = []
     # which rows of A may be non-zero somewhere on the box: one direction holding the box
-    value, probe = _directions(F, theta, lo, hi, iv.Interval(-np.ones((n, 1)), np.ones((n, 1))),
-                               met)
+    value, probe = _directions(F, theta, lo, hi, _probe((n,)), met)
     rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
     found = (rows, np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0])))
     const = np.setdiff1d(np.arange(n), rows)
@@ -196,10 +218,8 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
                        f"dense enclosure test ({MAX_DENSE_ROWS})")
     d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x))                     # X - x
     wide = np.union1d(rows, const[(d.lo[const] != 0) | (d.hi[const] != 0)])
-    seed = np.zeros((n, len(wide)))
-    seed[wide, np.arange(len(wide))] = 1.0
     pieces: dict = {}
-    _, M = _directions(F, theta, lo, hi, iv.Interval(seed), rows=rows, pieces=pieces)
+    _, M = _directions(F, theta, lo, hi, _unit_columns(n, wide), rows=rows, pieces=pieces)
     found = found + (pieces,)                       # possible pieces on the box tested
     contained, k_lo, k_hi = _krawczyk_image(x, lo, hi, d, residual, rows, wide, M[rows],
                                             k_lo, k_hi)
@@ -271,12 +291,7 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
         return None
     wide = np.union1d(rows, np.flatnonzero((d.lo != 0) | (d.hi != 0)))
-    unit = np.zeros((n, len(wide)))
-    unit[wide, np.arange(len(wide))] = 1.0
-    _, M = enclose_program(F.program, box, t_box, call="cv.fixed_point_enclosure",
-                           seeds=(iv.Interval(unit.reshape(shape + (len(wide),))), None),
-                           rows=rows, values=vals)
-    M = iv.Interval(M.lo, M.hi)[rows]
+    M = _columns_on_rows(F, box, t_box, wide, rows, vals)
     contained, _, _ = _krawczyk_image(x, lo, hi, d, residual, rows, wide, M,
                                       np.array(lo), np.array(hi))
     return (lo, hi, met, (rows, l1, pieces)) if contained else None
@@ -380,9 +395,8 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
     try:
         point = iv.Interval(x.reshape(F.state_shape))
-        probe = iv.Interval(-np.ones(F.state_shape + (1,)), np.ones(F.state_shape + (1,)))
         centre, at_x = enclose_program(F.program, point, _theta_interval(theta), call=call,
-                                       seeds=(probe, None), keep=True)
+                                       seeds=(_probe(F.state_shape), None), keep=True)
         fx = centre[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
@@ -448,13 +462,10 @@ def _newton_step_estimate(F, theta, x, g, at_x, probe):
     rows = np.flatnonzero((probe.lo != 0) | (probe.hi != 0))
     if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
         return None
-    unit = np.zeros((n, len(rows)))
-    unit[rows, np.arange(len(rows))] = 1.0
     try:
-        _, M = enclose_program(F.program, iv.Interval(x.reshape(shape)), _theta_interval(theta),
-                               call="cv.fixed_point_enclosure", values=at_x, rows=rows,
-                               seeds=(iv.Interval(unit.reshape(shape + (len(rows),))), None))
-        mid = 0.5 * M.lo[rows] + 0.5 * M.hi[rows]
+        M = _columns_on_rows(F, iv.Interval(x.reshape(shape)), _theta_interval(theta), rows,
+                             rows, at_x)
+        mid = 0.5 * M.lo + 0.5 * M.hi
         with np.errstate(all="ignore"):
             delta = np.abs(np.linalg.inv(np.eye(len(rows)) - mid)) @ g[rows]
     except (ConservativeError, np.linalg.LinAlgError, ValueError):
@@ -502,7 +513,7 @@ def _exact_point(F, theta, x) -> FixedPointEnclosure:
     """The enclosure ``{x}`` of a point that the interval evaluation proves fixed."""
     met: list = []
     n = F.n
-    _, probe = _directions(F, theta, x, x, iv.Interval(-np.ones((n, 1)), np.ones((n, 1))), met)
+    _, probe = _directions(F, theta, x, x, _probe((n,)), met)
     rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
     l1 = np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0]))
     return _proven(F, theta, x, np.array(x), np.array(x), met, (rows, l1))

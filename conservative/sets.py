@@ -32,7 +32,7 @@ from ._types import as_float_array, as_rng, check_bool, check_int, check_real
 from .errors import InputError, SetTooLargeError, ShapeError, SolverError, fail_message
 
 __all__ = ["JacobianSet", "FiniteGenerator", "AffineGenerator", "CallableGenerator",
-           "DEFAULT_MAX_VERTICES"]
+           "DEFAULT_MAX_VERTICES", "distinct_matrices"]
 
 #: Largest number of choice combinations that ``JacobianSet.vertices`` enumerates.
 DEFAULT_MAX_VERTICES = 65_536
@@ -118,18 +118,28 @@ class CallableGenerator:
                                  self._full_shape, slice(idx.start, idx.stop, idx.step))
 
 
-def _unique_rows(stack: np.ndarray) -> np.ndarray:
-    """Drop matrices that are exactly equal to an earlier one, keeping first occurrences in order.
+def distinct_matrices(stack: np.ndarray) -> np.ndarray:
+    """The exactly distinct matrices of a stack, first occurrences in their order.
 
     Only exact equality merges (``0.0`` and ``-0.0`` are equal): two elements that differ in
     any entry, however little relative to the others, are different Jacobians and may have
-    very different spectral radii.
+    very different spectral radii. One hash of each matrix's bytes, linear in the size (no
+    lexicographic sort of rows of n^2 entries), and the first matrices of the stack keep
+    their indices.
+
+    Examples
+    --------
+    >>> A = np.array([[[1.0]], [[0.0]], [[1.0]], [[-0.0]], [[2.0]]])
+    >>> distinct_matrices(A).ravel().tolist()
+    [1.0, 0.0, 2.0]
     """
     if stack.shape[0] <= 1:
         return stack
     keys = stack.reshape(stack.shape[0], -1) + 0.0          # -0.0 -> 0.0
-    _, first = np.unique(keys, axis=0, return_index=True)
-    return stack[np.sort(first)]
+    first: dict = {}
+    for i, row in enumerate(keys):
+        first.setdefault(row.tobytes(), i)
+    return stack[sorted(first.values())]
 
 
 def _entry_scale(cols: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -188,7 +198,7 @@ class JacobianSet(_display.Summary):
             raise ShapeError(fail_message("cv.JacobianSet.from_matrices",
                                           f"matrices of shape {mats.shape}",
                                           "pass a non-empty stack of shape (k, rows, cols)"))
-        return cls(FiniteGenerator(_unique_rows(mats)), hull=hull)
+        return cls(FiniteGenerator(distinct_matrices(mats)), hull=hull)
 
     # --- basic facts ----------------------------------------------------------------------------
 
@@ -300,7 +310,7 @@ class JacobianSet(_display.Summary):
                                  call="JacobianSet.enumerate", minimum=1)
         choices = self._choices(max_vertices)
         out = [self._gen.assemble(choices[i:i + _CHUNK]) for i in range(0, len(choices), _CHUNK)]
-        return _unique_rows(np.concatenate(out))
+        return distinct_matrices(np.concatenate(out))
 
     @property
     def vertices(self) -> np.ndarray:

@@ -122,7 +122,6 @@ def test_midrad_product_with_centred_or_sparse_operand_is_rigorous(case):
 @pytest.mark.parametrize("width", [1e-12, 1e-6, 0.05])
 def test_centred_values_contain_every_value_on_the_box(seed, width):
     x0, rad, _ = box_and_seeds(seed, width)
-    t0 = np.array([0.3, 1.0])
     tb = iv.Interval(np.array([0.3, 0.3 + width]), np.array([1.0, 1.0 + width]))
     box = iv.Interval(x0 - rad, x0 + rad)
     centre = fps.enclose_values(F.program, iv.Interval(x0), tb)

@@ -299,7 +299,7 @@ def test_one_column_and_one_row_constants():
 
 def test_demanded_rows_with_a_parameter_matrix_contain_every_jacobian():
     """matmul's interval tangent with an interval (not point) left operand, on demanded rows
-    only (``_point_times_sparse`` since 223bf7b)."""
+    only (``_demanded_rows_product``; the product skips the zero rows of the tangent)."""
     rng = np.random.default_rng(9)
     n = 70
     W0 = dyadic(rng, (n, n), 3, 256.0)

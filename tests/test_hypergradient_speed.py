@@ -91,13 +91,19 @@ def _dense_loop(X, y, s, lam_vec, w, steps):
     return J
 
 
-def test_piggyback_one_penalty_per_feature_matches_the_dense_loop():
+def _one_penalty_per_feature():
+    """FB-Lasso with one penalty per feature (m = p), and its fixed point."""
     X, y, lam = _lasso()
     p = X.shape[1]
     s = 1.0 / np.linalg.norm(X, 2) ** 2
     lam_vec = np.full(p, lam)
     F = cv.trace(lambda w, t: cv.soft_threshold(w - s * (X.T @ (X @ w - y)), s * t), (p,), (p,))
     w = cv.fixed_point(F, np.zeros(p), lam_vec, tol=1e-14).x
+    return X, y, s, lam_vec, F, w
+
+
+def test_piggyback_one_penalty_per_feature_matches_the_dense_loop():
+    X, y, s, lam_vec, F, w = _one_penalty_per_feature()
     ref = _dense_loop(X, y, s, lam_vec, w, 12)
     _, last = cv.piggyback(F, w, lam_vec, 12, history=False)
     _, every = cv.piggyback(F, w, lam_vec, 12)
@@ -134,12 +140,7 @@ def test_piggyback_one_penalty_per_feature_keeps_no_identity_seed():
     # at m = p the derivative is p x p: the run holds it, its output slot and the step's
     # temporaries, but not the identity seed of theta for the whole run (one p x p array)
     import tracemalloc
-    X, y, lam = _lasso()
-    p = X.shape[1]
-    s = 1.0 / np.linalg.norm(X, 2) ** 2
-    lam_vec = np.full(p, lam)
-    F = cv.trace(lambda w, t: cv.soft_threshold(w - s * (X.T @ (X @ w - y)), s * t), (p,), (p,))
-    w = cv.fixed_point(F, np.zeros(p), lam_vec, tol=1e-14).x
+    X, y, s, lam_vec, F, w = _one_penalty_per_feature()
     cv.piggyback(F, w, lam_vec, 2, history=False)          # compiled once, off the count
     peaks = []
     for run in (lambda: cv.piggyback(F, w, lam_vec, 4, history=False),
@@ -148,4 +149,4 @@ def test_piggyback_one_penalty_per_feature_keeps_no_identity_seed():
         run()
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-    assert peaks[0] <= 1.2 * peaks[1], [peak / (8 * p * p) for peak in peaks]
+    assert peaks[0] <= 1.2 * peaks[1], [peak / (8 * w.size ** 2) for peak in peaks]

@@ -276,7 +276,7 @@ def test_polytope_bound_from_facets_matches_the_exact_gauge():
 
 def test_own_jacobians_keep_the_order_found_and_the_words_index_them():
     from conservative.certify.maps import own_jacobians_restricted
-    from conservative.certify.targets import distinct_matrices
+    from conservative.sets import distinct_matrices
     A = np.array([[[1.0]], [[0.0]], [[1.0]], [[-0.0]], [[2.0]]])
     assert distinct_matrices(A).ravel().tolist() == [1.0, 0.0, 2.0]
     F = heavy_ball_step_sizes()

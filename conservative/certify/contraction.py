@@ -27,12 +27,12 @@ from .._deadline import Deadline, check_progress, progress_bar
 from .._types import check_real
 from ..errors import ConservativeError, InputError, NonFiniteError, fail_message
 from .finders import PHASES, Analysis, analyse
-from .matrices import parse_matrix_set
 from .norms import EuclideanNorm, Norm, QuadraticNorm, extend_norm
 from .. import _display
 from .report import Verified, format_word, number, verified_words
 from .sdp import import_cvxpy
-from .targets import MatrixSet, distinct_matrices
+from ..sets import distinct_matrices
+from .targets import MatrixSet
 
 __all__ = ["Certificate", "certify_contraction", "certify_target", "own_jacobians",
            "SMALL_DIM"]

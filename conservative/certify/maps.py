@@ -30,10 +30,9 @@ from ..errors import ConservativeError, InputError, ShapeError, fail_message
 from ..evaluate import evaluate
 from ..fixed_point_set import fixed_point_enclosure, is_numerical_fixed_point, kinks_near, refusal
 from ..jacobian import jvp, linearise, tangent_matrix
-from ..sets import AffineGenerator
+from ..sets import AffineGenerator, distinct_matrices
 from .matrices import parse_matrix_set
-from .targets import (VERTEX_LIMIT, Coupling, IntervalBox, MatrixSet, StructuredSet,
-                      distinct_matrices)
+from .targets import VERTEX_LIMIT, Coupling, IntervalBox, MatrixSet, StructuredSet
 
 __all__ = ["MapTarget", "is_map", "from_map", "target_of", "probe_rows", "structured_jacobian",
            "structured_from_generator", "piecewise_constant_in_x", "own_jacobians_restricted",

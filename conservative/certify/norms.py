@@ -41,7 +41,7 @@ from .rigorous import (EXACT_MAX_DIM, dyadic_matrix, dyadic_round_array, dyadic_
 from .scaling import lyapunov_form, optimal_diagonal_scaling, perron_weights
 from .sdp import (LMIProblem, bisect, import_cvxpy, quadratic_lmis, quadratic_value,
                   setup_estimate, structured_lmis)
-from .targets import VERTEX_LIMIT, IntervalBox, MatrixSet, StructuredSet
+from .targets import IntervalBox, MatrixSet, StructuredSet
 
 __all__ = ["Context", "Norm", "QuadraticNorm", "EuclideanNorm", "DiagonalQuadraticNorm",
            "LyapunovNorm", "StructuredQuadraticNorm", "WeightedInfinityNorm", "PolytopeNorm",

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import interval as iv
+from ..sets import distinct_matrices
 
-__all__ = ["MatrixSet", "IntervalBox", "StructuredSet", "Coupling", "VERTEX_LIMIT",
-           "distinct_matrices"]
+__all__ = ["MatrixSet", "IntervalBox", "StructuredSet", "Coupling", "VERTEX_LIMIT"]
 
 #: Largest number of vertices for which a box or a structured set is certified through its
 #: vertices (every norm test used here is convex in A, so the vertices decide).
@@ -281,21 +281,3 @@ def _exact_coupling(mag: np.ndarray, keep: np.ndarray) -> Coupling:
                 for row in part]
         return Coupling(n, keep, np.array(sums, dtype=float), "exact")
     return Coupling(n, keep, upper_sum(part, axis=1))
-
-
-def distinct_matrices(stack: np.ndarray) -> np.ndarray:
-    """The exactly distinct matrices of a stack, first occurrences in their order (-0.0 ==
-    0.0): one hash of each matrix's bytes, linear in the size (no lexicographic sort of rows
-    of n^2 entries), and the first matrices of the stack keep their indices.
-
-    Examples
-    --------
-    >>> A = np.array([[[1.0]], [[0.0]], [[1.0]], [[-0.0]], [[2.0]]])
-    >>> distinct_matrices(A).ravel().tolist()
-    [1.0, 0.0, 2.0]
-    """
-    keys = stack.reshape(stack.shape[0], -1) + 0.0
-    first: dict = {}
-    for i, row in enumerate(keys):
-        first.setdefault(row.tobytes(), i)
-    return stack[sorted(first.values())]

@@ -226,12 +226,7 @@ def _from_exact(A, B, p0, basis) -> ReducedSystem:
     for p, q in zip(pivots, Q):                   # o = p0 - sum p0[pivot] q
         f = p0.get(p)
         if f:
-            for key, x in q.items():
-                y = origin.get(key, Fraction(0)) - f * x
-                if y:
-                    origin[key] = y
-                else:
-                    origin.pop(key, None)
+            _subtract_multiple(origin, f, q)
     D = len(pivots)
     R_q = [[[Fraction(0)] * D for _ in range(D)] for _ in range(k)]
     t_q = [[Fraction(0)] * D for _ in range(k)]

@@ -22,7 +22,6 @@ image of the set it came from.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 

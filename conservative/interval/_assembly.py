@@ -137,20 +137,19 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     fa, fb = _operand_facts(a), _operand_facts(b)
     ma, ra = (fa[0], fa[1]) if fa is not None else _midrad_parts(a)
     mb, rb = (fb[0], fb[1]) if fb is not None else _midrad_parts(b)
-    centred = fb is None and not mb.any()       # mid b = 0 (a probe of a whole box)
-    if centred:                                 # zeros of the product's shape, exactly
-        c = np.matmul(ma[..., :0], mb[..., :0] if mb.ndim == 1 else mb[..., :0, :])
-    else:
-        c = ma @ mb
+    # zero rows of b (seeds of a few coordinates, a centred probe, a box wide in a few
+    # coordinates) add exact zeros: the products run over b's other rows only
+    mid_rows = None if fb is not None else _nonzero_rows(mb)
+    c = _on_rows(ma, mb, mid_rows)
     if k == 0:
         return Interval._new(c, c.copy())
     abs_ma = fa[2] if fa is not None else np.abs(ma)
     abs_mb = fb[2] if fb is not None else np.abs(mb)
-    s1 = np.zeros_like(c) if centred else abs_ma @ abs_mb
+    s1 = _on_rows(abs_ma, abs_mb, mid_rows)      # |mid b| has the zero rows of mid b
     s23 = np.zeros_like(s1)
     u = abs_mb
     if rb is not None:
-        s23 = _sparse_rows_product(abs_ma, rb)
+        s23 = _on_rows(abs_ma, rb, _nonzero_rows(rb))
     if ra is not None:
         u = abs_mb if rb is None else add_ru(abs_mb, rb)
         s23 = add_ru(s23, ra @ u)
@@ -168,15 +167,21 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
 
 
-def _sparse_rows_product(a: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``a @ r`` for a 2-D ``a`` and a radius ``r`` that is zero on most rows (a box wide in a
-    few coordinates only): the product of the columns of ``a`` that meet non-zero rows."""
-    if a.ndim != 2 or r.ndim > 2 or r.shape[0] < 64:
-        return a @ r
-    nz = np.flatnonzero(r if r.ndim == 1 else np.any(r != 0, axis=1))
-    if 2 * len(nz) > r.shape[0]:
-        return a @ r
-    return a[:, nz] @ r[nz]
+def _nonzero_rows(b: np.ndarray):
+    """The rows of a 1-D or 2-D operand that are not all zero, or None when too few rows are
+    zero for a product restricted to the others to gain (and for small or stacked operands)."""
+    if b.ndim > 2 or b.shape[0] < 64:
+        return None
+    nz = np.flatnonzero(b if b.ndim == 1 else np.any(b != 0, axis=1))
+    return nz if 2 * len(nz) <= b.shape[0] else None
+
+
+def _on_rows(a: np.ndarray, b: np.ndarray, rows) -> np.ndarray:
+    """``a @ b`` from the listed rows of ``b`` (all of them when None); the other rows are
+    zero, so they only add exact zeros (operands are finite here)."""
+    if rows is None or a.ndim != 2:
+        return a @ b
+    return a[:, rows] @ b[rows]
 
 
 def _finite(x: Interval) -> bool:

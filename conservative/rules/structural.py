@@ -406,19 +406,14 @@ def _as_2d(x, vector_axis):
     return x.reshape((1, -1)) if vector_axis == 0 else x.reshape((-1, 1))
 
 
-def _point_times_sparse(a2, t, need):
-    """``a2 @ t`` for a matrix ``a2`` (i, j) and an interval tangent ``t`` (j, c): only
-    the rows of the result that the demand ``need`` asks for (the others are left zero: no
-    demanded row reads them) and only the rows of ``t`` that are not identically zero (seeds
-    of a few coordinates, the support of a soft-threshold)."""
+def _demanded_rows_product(a2, t, need):
+    """``a2 @ t`` for a matrix ``a2`` (i, j) and an interval tangent ``t`` (j, c): only the
+    rows of the result that the demand ``need`` asks for (the others are left zero: no
+    demanded row reads them). The product itself skips t's zero rows (``iv.matmul``)."""
     rows = None if need is None else _needed_rows(need, a2.shape[0])
-    nz = np.flatnonzero(np.any(t.lo != 0, axis=1) | np.any(t.hi != 0, axis=1))
-    if rows is None and 2 * len(nz) > t.shape[0]:
-        return iv.matmul(a2, t)
-    sub = a2 if rows is None else a2[rows]
-    part = iv.matmul(sub[:, nz], t[nz])
     if rows is None:
-        return part
+        return iv.matmul(a2, t)
+    part = iv.matmul(a2[rows], t)
     lo, hi = np.zeros((a2.shape[0], t.shape[1])), np.zeros((a2.shape[0], t.shape[1]))
     lo[rows], hi[rows] = part.lo, part.hi
     return iv.Interval(lo, hi)
@@ -437,7 +432,7 @@ def _matmul_interval_jvp(ivs, out, tans, need=None):
     if tb is not None:                                          # (j, [k,] T) -> (j, k T)
         t = tb.reshape((j, k * ndir))
         if a.ndim == 2 and ta is None:
-            r = _point_times_sparse(a2, t, need)
+            r = _demanded_rows_product(a2, t, need)
         else:
             r = iv.matmul(a2, t)
         total = r.reshape((i, k, ndir))
