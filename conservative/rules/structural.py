@@ -329,7 +329,7 @@ def _matmul_impl(a, b, prepared=None):
     if a.ndim == 3 and a.shape[0] == 1:
         # a constant matrix times a batch of vectors (one product (B, j) @ (j, i)) or matrices
         if b.ndim == 2:
-            return b @ (prepared.a_t_view if prepared is not None else a[0].T)
+            return b @ a[0].T if prepared is None else _constant_times_vectors(prepared, b)
         return _const_matrix_times(a[0], b)
     a2 = a if a.ndim == 3 else a[:, None, :]
     b2 = b if b.ndim == 3 else b[:, :, None]
@@ -341,15 +341,30 @@ def _matmul_impl(a, b, prepared=None):
     return out
 
 
+def _constant_times_vectors(prepared, b):
+    """``a @ b[i]`` for the prepared constant matrix ``a`` and a batch of vectors ``b`` (B, j):
+    one product ``b @ a^T``; a single vector with at most an eighth of its entries non-zero
+    (a soft-threshold's output, an iterate on its support) meets only those columns of ``a``,
+    gathered once per support (``take``)."""
+    j = b.shape[1]
+    if b.shape[0] == 1 and j >= 64:
+        rows = b[0].nonzero()[0]
+        cols = prepared.take("columns", rows) if 8 * len(rows) <= j else None
+        if cols is not None:
+            return b[:, rows] @ cols.T
+    return b @ prepared.a_t_view
+
+
 def _matmul_compile(prepared):
     """The value function of one matmul node: a constant matrix times vectors is one product
-    ``b @ a^T``; everything else goes through the general implementation."""
+    ``b @ a^T`` (on the vectors' support when they are sparse); everything else goes through
+    the general implementation."""
     if prepared is None:
         return _matmul_impl
-    a_t = prepared.a_t_view
 
     def constant_times(a, b):
-        return b @ a_t if b.ndim == 2 else _matmul_impl(a, b, prepared)
+        return _constant_times_vectors(prepared, b) if b.ndim == 2 else \
+            _matmul_impl(a, b, prepared)
     return constant_times
 
 
