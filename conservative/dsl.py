@@ -92,6 +92,8 @@ def _broadcast(a, shape, call):
         if a.shape == tuple(shape):
             return a
         return bind(broadcast_to_p, a, call=call, shape=tuple(shape))
+    if a.shape == tuple(shape):
+        return a                      # the trace's own copy (frozen with the program)
     return np.broadcast_to(a, shape)  # a read-only view: a scalar stays one number in memory
 
 

@@ -234,10 +234,20 @@ def _interval_value_rule(step, args):
 
 
 def enclose_values(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
-                   call: str = "Map.enclose") -> dict:
-    """Interval enclosures of every node's value over a box (no derivatives): node -> Interval."""
+                   call: str = "Map.enclose", pieces: dict | None = None) -> dict:
+    """Interval enclosures of every node's value over a box (no derivatives): node -> Interval.
+
+    ``pieces``, when given, is filled with :func:`possible_pieces` over the box, from the same
+    sweep (empty: every nonsmooth element has one piece on the whole box)."""
     env = seed(program, x_box, theta_box, _interval_consts(program))
-    return walk(program, env, _interval_value_rule, call=call)
+    if pieces is None:
+        return walk(program, env, _interval_value_rule, call=call)
+
+    def value_and_pieces_rule(step, args):
+        if not step.prim.smooth:
+            _record_pieces(pieces, program, step, args, 0.0)
+        return step.prim.interval(*args, **step.params)
+    return walk(program, env, value_and_pieces_rule, call=call)
 
 
 def _record_pieces(found: dict, program: Program, step, args, tol: float):

@@ -50,6 +50,8 @@ __all__ = ["FixedPointEnclosure", "fixed_point_enclosure", "jacobian_at_fixed_po
 #: Largest number of coordinates with a non-zero Jacobian row for the dense Krawczyk test.
 MAX_DENSE_ROWS = 3000
 
+F_CALL = "cv.fixed_point_enclosure"
+
 
 @dataclass(frozen=True)
 class FixedPointEnclosure:
@@ -393,10 +395,11 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     n = F.n
     if n == 0:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
+    kinks_at_x: dict = {}
     try:
         point = iv.Interval(x.reshape(F.state_shape))
-        centre, at_x = enclose_program(F.program, point, _theta_interval(theta), call=call,
-                                       seeds=(_probe(F.state_shape), None), keep=True)
+        centre = enclose_values(F.program, point, _theta_interval(theta), call=call,
+                                pieces=kinks_at_x)
         fx = centre[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
@@ -411,7 +414,7 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
     if not np.all(np.isfinite(rho)):
         return _unproven(F, theta, x, np.zeros(n), "the residual F(x) - x is not finite")
-    step = _newton_step_estimate(F, theta, x, residual.mag, centre, at_x.get(F.program.out_node))
+    step = _newton_step_estimate(F, theta, x, residual.mag, centre, kinks_at_x)
     if step is not None and 2.0 * step[0] > 1e-2 * (1.0 + float(np.max(np.abs(x)))):
         step = None                 # far from a fixed point: the loop below grows and refuses
     if step is not None:            # the first box holds the Newton step: no failed first test
@@ -448,30 +451,81 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     return _unproven(F, theta, x, rho, reason)
 
 
-def _newton_step_estimate(F, theta, x, g, at_x, probe):
+def _newton_step_estimate(F, theta, x, g, at_x, kinks_at_x):
     """``(size, rows)``: a float estimate of the Krawczyk image's spread, ``max |(I - A)^-1| g``
-    for ``g`` the residual's magnitude and ``A`` the midpoint of the Jacobian's enclosure at
-    ``x`` on the rows where it may be non-zero (``probe``: the tangent of a probe of every
-    coordinate at ``x``; ``at_x``: the sweep's values there, reused), and those rows; or None.
-    Only the size and the shape of the first box are taken from it: the image of a box
-    smaller than this never lies inside it, so starting there saves a failed test."""
-    n, shape = F.n, F.state_shape
-    if probe is None:
-        return None
-    probe = probe.broadcast_to(F.program.shape(F.program.out_node) + (1,)).reshape((n,))
-    rows = np.flatnonzero((probe.lo != 0) | (probe.hi != 0))
-    if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
-        return None
+    for ``g`` the residual's magnitude and ``A`` a Jacobian at ``x`` on the rows where it may
+    be non-zero, and those rows; or None. Only the size and the shape of the first box are
+    taken from it (the test decides): the image of a box smaller than this never lies inside
+    it, so starting there saves a failed test.
+
+    Away from kinks (``kinks_at_x`` empty: the point sweep ``at_x`` found one piece for every
+    nonsmooth element) the default selection's Jacobian is the only one at ``x``, and two float
+    sweeps give it; at a kink, the interval enclosure at ``x`` on the rows that may be non-zero
+    there (a probe of every coordinate) gives rows of every piece."""
     try:
-        M = _columns_on_rows(F, iv.Interval(x.reshape(shape)), _theta_interval(theta), rows,
-                             rows, at_x)
-        mid = 0.5 * M.lo + 0.5 * M.hi
+        if not kinks_at_x:
+            rows, M = _float_rows_and_block(F, theta, x)
+        else:
+            rows, M = _interval_rows_and_block(F, theta, x, at_x)
+        if rows is None:
+            return None
         with np.errstate(all="ignore"):
-            delta = np.abs(np.linalg.inv(np.eye(len(rows)) - mid)) @ g[rows]
+            delta = np.abs(np.linalg.inv(np.eye(len(rows)) - M)) @ g[rows]
     except (ConservativeError, np.linalg.LinAlgError, ValueError):
         return None
     size = float(np.max(delta))
     return (size, rows) if math.isfinite(size) else None
+
+
+def _probe_weights(n: int) -> np.ndarray:
+    """Weights of the float probe direction, in [1, 2): generic, so that no row of a Jacobian
+    with integer or symmetric entries sums to zero against them (a missed row only makes the
+    first box worse; the test still decides)."""
+    return 1.0 + np.modf(np.arange(1, n + 1) * 0.6180339887498949)[0]
+
+
+def _float_rows_and_block(F, theta, x):
+    """The rows where the default selection's Jacobian at ``x`` is not zero (a tangent along
+    a generic direction) and its block on them, ``A[rows][:, rows]``, in floating point (the
+    demanded rows of forward mode: only those rows of the products are computed)."""
+    from .jacobian import value_and_jvp        # here: jacobian imports the sets layer
+    n, shape, program = F.n, F.state_shape, F.program
+    t = theta.mid if isinstance(theta, iv.Interval) else np.asarray(theta, dtype=float)
+    xb, tb = x.reshape((1,) + shape), np.reshape(t, (1,) + F.param_shape)
+    seed = _probe_weights(n).reshape((1,) + shape + (1,))
+    _, tangent = value_and_jvp(program, xb, tb, {program.x_node: seed}, call=F_CALL)
+    if tangent is None:
+        return None, None
+    rows = np.flatnonzero(tangent.reshape(n))
+    if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
+        return None, None
+    unit = np.zeros((n, len(rows)))
+    unit[rows, np.arange(len(rows))] = 1.0
+    _, tangent = value_and_jvp(program, xb, tb,
+                               {program.x_node: unit.reshape((1,) + shape + (len(rows),))},
+                               call=F_CALL)
+    if tangent is None:
+        return None, None
+    return rows, tangent.reshape(n, len(rows))[rows]
+
+
+def _interval_rows_and_block(F, theta, x, at_x):
+    """:func:`_float_rows_and_block` at a kink: the rows that may be non-zero at ``x`` (an
+    interval probe of every coordinate) and the midpoint of the block's enclosure there (the
+    values ``at_x`` reused)."""
+    n, shape = F.n, F.state_shape
+    point, t_box = iv.Interval(x.reshape(shape)), _theta_interval(theta)
+    _, probe = enclose_program(F.program, point, t_box, call=F_CALL,
+                               seeds=(_probe(shape), None), values=at_x, keep=True)
+    probe = probe.get(F.program.out_node)
+    if probe is None:
+        return None, None
+    probe = probe.broadcast_to(F.program.shape(F.program.out_node) + (1,)).reshape((n,))
+    rows = np.flatnonzero((probe.lo != 0) | (probe.hi != 0))
+    if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
+        return None, None
+    M = _columns_on_rows(F, point, t_box, rows, rows, at_x)
+    return rows, 0.5 * M.lo + 0.5 * M.hi
 
 
 def _jumping_where(F, theta, x, lo, hi, met) -> list:

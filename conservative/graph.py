@@ -149,6 +149,9 @@ class Program:
         self.order = sorted(self.graph.nodes)
         self.consts = {n: self.graph.nodes[n]["value"] for n in self.order
                        if "value" in self.graph.nodes[n]}
+        for value in self.consts.values():
+            if value.base is None:         # the trace's own copy: read-only from now on, so
+                value.flags.writeable = False   # interval forms may share it without a copy
         self.steps = [_step(n, d, self.consts) for n, d in
                       ((n, self.graph.nodes[n]) for n in self.order)
                       if not isinstance(d["prim"], Leaf)]

@@ -150,8 +150,9 @@ def test_lasso_enclosure_takes_the_centred_test(monkeypatch):
     monkeypatch.setattr(fps, "enclose_program",
                         lambda *a, **k: sweeps.append(1) or sweep(*a, **k))
     enc = cv.fixed_point_enclosure(G, lam, w + 1e-13)
-    # the point (with a probe), the Newton estimate, the centred box and its Jacobian columns
-    assert enc.proven and general == [] and len(sweeps) == 4
+    # interval sweeps: the centred box and its Jacobian columns (the point's values are one
+    # more, without tangents; the Newton estimate away from kinks is in floating point)
+    assert enc.proven and general == [] and len(sweeps) == 2
     # the general test proves a box from the same point too, and both hold the fixed point
     monkeypatch.setattr(fps, "_centred_test", lambda *a: None)
     fps._RECENT.clear()
@@ -164,3 +165,32 @@ def test_lasso_enclosure_takes_the_centred_test(monkeypatch):
     exact[S] = np.linalg.solve(XS.T @ XS, XS.T @ yl - lam * np.sign(w[S]))
     for e in (enc, enc_general):
         assert np.all(e.lo <= exact + 1e-14) and np.all(exact - 1e-14 <= e.hi)
+
+
+def test_the_first_box_comes_from_floats_away_from_kinks_and_from_intervals_at_one():
+    Xl, yl = cv.datasets.lasso_small()
+    G = cv.algorithms.forward_backward_lasso(Xl, yl)
+    lam = 0.2 * float(np.max(np.abs(Xl.T @ yl)))
+    w = cv.fixed_point(G, np.zeros(Xl.shape[1]), lam, tol=1e-14).x
+    kinks = {}
+    at_x = fps.enclose_values(G.program, iv.Interval(w), iv.Interval(np.asarray(lam)),
+                              call="test", pieces=kinks)
+    assert kinks == {}                                     # no kink at the Lasso solution
+    rows_f, block_f = fps._float_rows_and_block(G, np.asarray(lam), w)
+    rows_i, block_i = fps._interval_rows_and_block(G, np.asarray(lam), w, at_x)
+    np.testing.assert_array_equal(rows_f, np.flatnonzero(w))          # the support
+    np.testing.assert_array_equal(rows_i, rows_f)
+    np.testing.assert_allclose(block_f, block_i, atol=1e-14)
+    # a coordinate on its kink (relu at 0): every piece's rows, from the interval probe
+    F = cv.trace(lambda x, t: 0.5 * cv.relu(x) + t, (2,), (2,))
+    seen = []
+    original = fps._interval_rows_and_block
+    try:
+        fps._interval_rows_and_block = lambda *a: seen.append(original(*a)) or seen[-1]
+        enc = cv.fixed_point_enclosure(F, [0.0, 1.0], [0.0, 2.0 + 1e-13])
+    finally:
+        fps._interval_rows_and_block = original
+    assert enc.proven and enc.lo[0] <= 0.0 <= enc.hi[0] and enc.lo[1] <= 2.0 <= enc.hi[1]
+    rows, block = seen[0]
+    np.testing.assert_array_equal(rows, [0, 1])
+    np.testing.assert_allclose(block, np.diag([0.25, 0.5]))          # the hull's midpoint

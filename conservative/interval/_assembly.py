@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any
 
@@ -90,8 +91,11 @@ def _operand_facts(x: Interval):
         return entry[2]
     facts = None
     if lo is hi or np.array_equal(lo, hi):
-        facts = (lo, None, np.abs(lo), bool(np.all(np.isfinite(lo))), _has_tiny(lo))
-        facts[2].flags.writeable = False
+        mag = np.abs(lo)
+        top = float(np.max(mag))                 # inf or NaN when some entry is not finite
+        tiny = float(np.min(mag)) < TINY_FACTOR and _has_tiny(mag)   # one scan when no entry
+        facts = (lo, None, mag, math.isfinite(top), tiny)            # is small
+        mag.flags.writeable = False
     key = id(lo)
     _FACTS[key] = (weakref.ref(lo, lambda _, key=key, memo=_FACTS: memo.pop(key, None)),
                    weakref.ref(hi),

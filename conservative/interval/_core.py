@@ -210,7 +210,10 @@ class Interval:
         if arr.dtype.kind != "f":
             return cls(value)                # ints (possibly beyond 2**53), bad types: checked
         check_environment("Interval.point")
-        copy = np.array(arr, dtype=np.float64, order="K")   # keeps a transpose's layout
+        if arr.dtype == np.float64 and arr.base is None and not arr.flags.writeable:
+            copy = arr          # read-only data it owns (a program's constant): shared as is
+        else:
+            copy = np.array(arr, dtype=np.float64, order="K")   # keeps a transpose's layout
         if not np.isfinite(copy).all():
             return cls(value)                # NaN and infinities: the constructor's errors
         obj = object.__new__(cls)

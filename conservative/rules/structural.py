@@ -244,9 +244,10 @@ _TRANSPOSE_COPY_BYTES = 64 << 20
 class _ConstantMatrix:
     """matmul's constant left operand ``a``, prepared once per node (``prepare``).
 
-    Kept with it, made on first use: the contiguous transpose (reverse mode's ``a^T @ ct``;
-    copying it on every step was most of the time of an adjoint iteration), and the last
-    gathered rows and columns (the support of a soft-threshold changes rarely between steps).
+    Kept with it: the transpose as a view (reverse mode's ``a^T @ ct`` is one BLAS product on
+    it; copying it on every step was most of the time of an adjoint iteration), the contiguous
+    transpose, made on first use by a gather of many columns, and the last gathered rows and
+    columns (the support of a soft-threshold changes rarely between steps).
     """
 
     __slots__ = ("a", "a_t_view", "_t", "_taken")
@@ -263,11 +264,11 @@ class _ConstantMatrix:
     def take(self, which: str, rows: np.ndarray) -> np.ndarray | None:
         """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns").
 
-        Columns are gathered as rows of the other layout (``a.T[:, rows]`` is ``a[rows].T``;
-        ``a[:, rows]`` is ``a^T[rows].T`` from the transpose made once, for matrices of at
-        most 64 MB): a row gather reads only what it takes, a column gather most of the
-        matrix. Columns of a larger matrix not gathered at the last call: None when they are
-        more than a tenth of them (see :func:`_const_matrix_times`).
+        A row gather reads only what it takes, a column gather a cache line per row and
+        column: up to a 32nd of the columns are gathered as they are, more as rows of the
+        other layout (``a.T[:, rows]`` is ``a[rows].T``; ``a[:, rows]`` is ``a^T[rows].T``
+        from the transpose made once, for matrices of at most 64 MB; for a larger matrix,
+        None: the caller multiplies it whole, see :func:`_const_matrix_times`).
         """
         key = rows.tobytes()
         hit = self._taken.get(which)
@@ -276,12 +277,12 @@ class _ConstantMatrix:
                 M = self.a[rows]
             elif which == "t columns":
                 M = self.a[rows].T
+            elif 32 * len(rows) <= self.a.shape[1]:
+                M = self.a[:, rows]          # a few columns: a gather that reads little
             elif self.a.nbytes <= _TRANSPOSE_COPY_BYTES:
                 M = self.t[rows].T
-            elif 10 * len(rows) > self.a.shape[1]:
-                return None
             else:
-                M = self.a[:, rows]
+                return None
             hit = self._taken[which] = (key, M)
         return hit[1]
 
@@ -405,8 +406,8 @@ def _matmul_transpose(vals, out, ct, live, prepared=None):
     if a.ndim == 3 and a.shape[0] == 1 and not live[0]:
         # constant matrix: only b needs a cotangent, a^T @ ct as one BLAS product
         if prepared is None:
-            return None, _const_matrix_times(np.ascontiguousarray(a[0].T), ct, sparse=True)
-        return None, _const_matrix_times(prepared.t, ct, sparse=True,
+            return None, _const_matrix_times(a[0].T, ct, sparse=True)
+        return None, _const_matrix_times(prepared.a_t_view, ct, sparse=True,
                                          columns=lambda r: prepared.take("t columns", r))
     sa = "ij"[2 - (a.ndim - 1):]          # "ij" for a matrix, "j" for a vector
     sb = "jk"[:b.ndim - 1]
