@@ -59,6 +59,20 @@ def multiply(a: Any, b: Any) -> Interval:
     Interval(lo=-4.0, hi=8.0)
     """
     a, b = as_interval_pair(a, b, "Interval.__mul__")
+    if b._lo is b._hi and a._lo is not a._hi:
+        a, b = b, a
+    if a._lo is a._hi:                 # a point factor c: [c lo, c hi] or, for c < 0, reversed
+        c = a._lo
+        if b._lo is b._hi:
+            d, u = mul_dir(c, b._lo)
+        elif c.ndim == 0:
+            d, u = (mul_dir(c, b._lo)[0], mul_dir(c, b._hi)[1]) if c >= 0 else \
+                (mul_dir(c, b._hi)[0], mul_dir(c, b._lo)[1])
+        else:
+            up = c >= 0
+            d = mul_dir(c, np.where(up, b._lo, b._hi))[0]
+            u = mul_dir(c, np.where(up, b._hi, b._lo))[1]
+        return Interval._new(np.where(np.isnan(d), 0.0, d), np.where(np.isnan(u), 0.0, u))
     los, his = [], []
     for x, y in ((a._lo, b._lo), (a._lo, b._hi), (a._hi, b._lo), (a._hi, b._hi)):
         d, u = mul_dir(x, y)

@@ -149,6 +149,20 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
         return Interval._new(c, c.copy())
     abs_ma = fa[2] if fa is not None else np.abs(ma)
     abs_mb = fb[2] if fb is not None else np.abs(mb)
+    c1 = sum_bound(k)
+    c2 = float(next_up(1.0 + float(k + 1) * 2.0 ** -51))
+    if ra is None and rb is not None:
+        # a point a: |C - c| <= gamma_k |a| |mb| + |a| rb = |a| v with v = c1 |mb| + rb rounded
+        # up (c1 >= gamma_k), and the computed |a| v (non-negative terms) is at least
+        # (1 - gamma_k) of the exact one, less k eta where products underflow: one product
+        # with |a| instead of two
+        v = add_ru(mul_up_nonneg(c1, abs_mb), rb)
+        r = mul_up_nonneg(c2, _on_rows(abs_ma, v, _nonzero_rows(v)))
+        if (fa[4] if fa is not None else _has_tiny(ma)) or _has_tiny(v):
+            r = add_ru(r, 8.0 * (k + 1) * ETA)
+        lo, hi = add_rd(c, -r), add_ru(c, r)
+        bad = np.isnan(lo) | np.isnan(hi)
+        return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
     s1 = _on_rows(abs_ma, abs_mb, mid_rows)      # |mid b| has the zero rows of mid b
     s23 = np.zeros_like(s1)
     u = abs_mb
@@ -157,8 +171,6 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     if ra is not None:
         u = abs_mb if rb is None else add_ru(abs_mb, rb)
         s23 = add_ru(s23, ra @ u)
-    c1 = sum_bound(k)
-    c2 = float(next_up(1.0 + float(k + 1) * 2.0 ** -51))
     r = add_ru(mul_up_nonneg(c1, s1), mul_up_nonneg(c2, s23))
     # a known (point) operand's tiny entries are in its facts (then u = |mb| or |mb| + rb
     # with rb = None); scan only the others

@@ -32,11 +32,6 @@ def _same_shape(*shapes, **_):
     return shapes[0]
 
 
-def _points(*values):
-    """Upper and lower endpoints as point intervals (for directed rounding of one operation)."""
-    return [iv.Interval(v) for v in values]
-
-
 # --- relu ---------------------------------------------------------------------------------------
 
 def _sign_pieces_active(vals, tol):
@@ -157,9 +152,10 @@ def _soft_threshold_interval(z, t):
             raise error(fail_message(call, f"a threshold [{float(t.lo[k])!r}, "
                                      f"{float(t.hi[k])!r}] at index {k}, {what}",
                                      "pass thresholds t >= 0 (tighten the box of t)"))
-    z_lo, z_hi, t_lo, t_hi = _points(z.lo, z.hi, t.lo, t.hi)
-    lo = np.maximum(iv.subtract(z_lo, t_hi).lo, 0.0) + np.minimum(iv.add(z_lo, t_lo).lo, 0.0)
-    hi = np.maximum(iv.subtract(z_hi, t_lo).hi, 0.0) + np.minimum(iv.add(z_hi, t_hi).hi, 0.0)
+    # z - t = [z.lo - t.hi, z.hi - t.lo] and z + t = [z.lo + t.lo, z.hi + t.hi], rounded outward
+    minus, plus = iv.subtract(z, t), iv.add(z, t)
+    lo = np.maximum(minus.lo, 0.0) + np.minimum(plus.lo, 0.0)
+    hi = np.maximum(minus.hi, 0.0) + np.minimum(plus.hi, 0.0)
     return iv.Interval(lo, hi)
 
 
