@@ -18,6 +18,11 @@ Until this revision the first peer took its step from the spectral norm of the w
 (an SVD of 250 x 2000, most of its time), which sparho never computes: ratios against it
 (``full-norm peer``) are printed too, for comparison with the figures of issue 13.
 
+End to end (solve + hypergradient) is timed with a fresh Map per run (its preparation paid
+every time) and with one Map along a path of penalties (a new lambda per run, as in a
+hypergradient loop: only the Map's preparation is shared), each against the peer at the same
+penalties.
+
 Lasso ``min 1/2 ||Xw - y||^2 + lam ||w||_1``; the held-out loss is ``1/2 ||X_val w - y_val||^2``.
 Times are medians over interleaved rounds (each round runs every contender once), with the
 spread (min - max) in brackets; ratios are project / peer (lower is better).
@@ -184,8 +189,24 @@ def end_to_end_rows(probs, rounds):
             w = cv.fixed_point(G, np.zeros(p), d["lam"], tol=1e-12, accelerate="anderson").x
             return float(cv.fpad_vjp(G, d["lam"], w, held_out(w)))
 
+        # one Map along a hypergradient loop: a new lambda per round (nothing is cached
+        # between rounds but the Map's preparation), against the peer at the same lambdas
+        lams = iter(d["lam"] * (1.0 + 1e-3 * np.arange(1, 2 * rounds + 1)))
+        peer_lams = iter(d["lam"] * (1.0 + 1e-3 * np.arange(1, 2 * rounds + 1)))
+
+        def ours_one_map():
+            lam = next(lams)
+            w = cv.fixed_point(F, np.zeros(p), lam, tol=1e-12, accelerate="anderson").x
+            return float(cv.fpad_vjp(F, lam, w, held_out(w)))
+
+        def peer_path():
+            lam = next(peer_lams)
+            w = celer_solve(d["X"], d["y"], lam)
+            return implicit_forward(d["X"], d["y"], w, lam, held_out(w))
+
         r = interleaved({
             "project": ours, "celer + implicit_forward": peer,
+            "project, one Map": ours_one_map, "peer, same lambdas": peer_path,
             "celer + full-norm peer": lambda: peer(True),
             "anderson": lambda: cv.fixed_point(F, np.zeros(p), d["lam"], tol=1e-12,
                                                accelerate="anderson"),
@@ -195,6 +216,9 @@ def end_to_end_rows(probs, rounds):
         print(f"  {name:<10} end to end {fmt(r['project'])}  x{t / r['celer + implicit_forward'][0]:5.1f}"
               f" (peer {fmt(r['celer + implicit_forward'])}), x"
               f"{t / r['celer + full-norm peer'][0]:5.1f} full-norm peer")
+        t1 = r["project, one Map"][0]
+        print(f"  {'':<10} one Map, a new lambda per run {fmt(r['project, one Map'])}  x"
+              f"{t1 / r['peer, same lambdas'][0]:5.1f} (peer {fmt(r['peer, same lambdas'])})")
         print(f"  {'':<10} fixed_point anderson {fmt(r['anderson'])}  "
               f"x{r['anderson'][0] / r['celer'][0]:5.1f} celer {fmt(r['celer'])}   "
               f"({r['anderson'][3].steps} steps; plain {t_plain * 1e3:.0f} ms, {r0.steps} steps)")

@@ -170,7 +170,7 @@ def _tangent_on_demand(step, args, out, tin, tol, need):
     lo, hi = np.zeros(out.shape + (ndir,)), np.zeros(out.shape + (ndir,))
     lo[idx] = np.broadcast_to(part.lo, (len(idx), ndir))
     hi[idx] = np.broadcast_to(part.hi, (len(idx), ndir))
-    return iv.Interval(lo, hi)
+    return iv.Interval._new(lo, hi)         # an interval's endpoints, and zeros: valid
 
 
 def _large_constant_product(program: Program, step) -> bool:

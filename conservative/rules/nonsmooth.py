@@ -156,7 +156,7 @@ def _soft_threshold_interval(z, t):
     minus, plus = iv.subtract(z, t), iv.add(z, t)
     lo = np.maximum(minus.lo, 0.0) + np.minimum(plus.lo, 0.0)
     hi = np.maximum(minus.hi, 0.0) + np.minimum(plus.hi, 0.0)
-    return iv.Interval(lo, hi)
+    return iv.Interval._new(lo, hi)         # monotone in each endpoint: lo <= hi
 
 
 def _soft_threshold_possible(ivs, tol):

@@ -432,7 +432,7 @@ def _demanded_rows_product(a2, t, need):
     part = iv.matmul(a2[rows], t)
     lo, hi = np.zeros((a2.shape[0], t.shape[1])), np.zeros((a2.shape[0], t.shape[1]))
     lo[rows], hi[rows] = part.lo, part.hi
-    return iv.Interval(lo, hi)
+    return iv.Interval._new(lo, hi)         # an interval's endpoints, and zeros: valid
 
 
 def _matmul_interval_jvp(ivs, out, tans, need=None):
