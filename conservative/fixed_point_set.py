@@ -144,6 +144,13 @@ def describe_kinks(F, found: dict) -> tuple:
     return tuple(out)
 
 
+def _complement(n: int, rows: np.ndarray) -> np.ndarray:
+    """The indices below ``n`` not in ``rows``, in order (a mask: no sort)."""
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    return np.flatnonzero(keep)
+
+
 def _outward_box(x, rho):
     return np.nextafter(x - rho, -np.inf), np.nextafter(x + rho, np.inf)
 
@@ -203,7 +210,7 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     value, probe = _directions(F, theta, lo, hi, _probe((n,)), met)
     rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
     found = (rows, np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0])))
-    const = np.setdiff1d(np.arange(n), rows)
+    const = _complement(n, rows)
     k_lo, k_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
     # F is constant in x on the box along the other rows: T keeps F there, so F(X) must lie in
     # X, and the box may shrink to hull(x, F(X)) there (F stays constant on a smaller box)
@@ -246,7 +253,7 @@ def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi):
     K = iv.subtract(iv.Interval(x[rows]),
                     iv.matmul(Ci, residual[rows].reshape(-1, 1)).reshape(-1))
     K = iv.add(K, iv.matmul(E, d[rows].reshape(-1, 1)).reshape(-1))
-    others = np.setdiff1d(np.arange(len(wide)), on_rows)
+    others = _complement(len(wide), on_rows)
     if len(others):                                         # C M_NZ (X_Z - x_Z)
         coupling = iv.matmul(M[:, others], d[wide[others]].reshape(-1, 1))
         K = iv.add(K, iv.matmul(Ci, coupling).reshape(-1))
@@ -286,7 +293,7 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     T = T.broadcast_to(F.program.shape(out) + (2,)).reshape((n, 2))
     l1 = np.maximum(np.abs(T.lo[:, 1]), np.abs(T.hi[:, 1]))
     rows = np.flatnonzero(l1 != 0)
-    const = np.setdiff1d(np.arange(n), rows)
+    const = _complement(n, rows)
     # T keeps F on the rows where it is constant over the box: F(X) must lie in X there
     if not (np.all(value.lo[const] >= lo[const]) and np.all(value.hi[const] <= hi[const])):
         return None

@@ -77,12 +77,13 @@ def _matmul_shapes(sa, sb, call):
 #: tiny entries? its absolute value). id(lo) -> (weakref lo, weakref hi, facts or None).
 _FACTS: dict = {}
 _FACTS_MIN_SIZE = 4096
+_UNKNOWN = object()
 
 
 def _operand_facts(x: Interval):
-    """``(mid, None, |mid|, finite, tiny, non-zero rows)`` of a large point operand whose
-    endpoint arrays own their read-only data, memoised while the arrays live; None for every
-    other operand."""
+    """``[mid, None, |mid|, finite, tiny, non-zero rows]`` of a large point operand whose
+    endpoint arrays own their read-only data, memoised while the arrays live (the non-zero
+    rows are found on first use); None for every other operand."""
     lo, hi = x._lo, x._hi
     if lo.size < _FACTS_MIN_SIZE or lo.base is not None or hi.base is not None \
             or lo.flags.writeable or hi.flags.writeable:
@@ -95,8 +96,7 @@ def _operand_facts(x: Interval):
         mag = np.abs(lo)
         top = float(np.max(mag))                 # inf or NaN when some entry is not finite
         tiny = float(np.min(mag)) < TINY_FACTOR and _has_tiny(mag)   # one scan when no entry
-        facts = (lo, None, mag, math.isfinite(top), tiny,            # is small
-                 _nonzero_rows(lo))
+        facts = [lo, None, mag, math.isfinite(top), tiny, _UNKNOWN]  # is small
         mag.flags.writeable = False
     key = id(lo)
     _FACTS[key] = (weakref.ref(lo, lambda _, key=key, memo=_FACTS: memo.pop(key, None)),
@@ -145,7 +145,12 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     mb, rb = (fb[0], fb[1]) if fb is not None else _midrad_parts(b)
     # zero rows of b (seeds of a few coordinates, a centred probe, a box wide in a few
     # coordinates) add exact zeros: the products run over b's other rows only
-    mid_rows = fb[5] if fb is not None else _nonzero_rows(mb)
+    if fb is None:
+        mid_rows = _nonzero_rows(mb)
+    else:                                  # found once, on the first use as a right operand
+        if fb[5] is _UNKNOWN:
+            fb[5] = _nonzero_rows(mb)
+        mid_rows = fb[5]
     c = _on_rows(ma, mb, mid_rows)
     if k == 0:
         return Interval._new(c, c.copy())
