@@ -615,8 +615,10 @@ def _point_scale(d: np.ndarray, t: iv.Interval) -> iv.Interval:
         a, b = d * t.lo, d * t.hi
     zero = d == 0                                   # 0 * inf is 0 here, not NaN
     a, b = np.where(zero, 0.0, a), np.where(zero, 0.0, b)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)         # no NaN: 0 * inf was set to 0
-    return iv.Interval._new(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    bad = np.isnan(lo) | np.isnan(hi)              # none for finite d (0 * inf was set to 0)
+    return iv.Interval._new(np.where(bad, -np.inf, np.nextafter(lo, -np.inf)),
+                            np.where(bad, np.inf, np.nextafter(hi, np.inf)))
 
 
 # --- continuity of user-defined branches ------------------------------------------------------
