@@ -13,7 +13,6 @@ the returned interval.
 import math
 import pickle
 from fractions import Fraction
-from itertools import product
 
 import numpy as np
 import pytest
@@ -298,8 +297,21 @@ def test_point_matrix_subnormal_product_underflows_to_zero():
     k = 2000                                          # the memoised facts: a without tiny entries
     A = np.full((3, k), 0.1)
     _check_midrad(A, np.full(k, 6 * ETA), np.full(k, 8 * ETA), "underflow, facts", facts=True)
-    # tiny midpoints with large radii elsewhere, and tiny a: every product near the underflow
+    # subnormal a (memoised facts: its tiny flag) times a box of normal numbers: every product
+    # 0.3 eta rounds to 0, and so does |a| v (v ~ c1 |mb| + rb, not tiny): 600 eta are lost
+    A = np.full((3, k), 3 * ETA)
+    L = np.full(k, 0.1)
+    H = L.copy()
+    H[0] = np.nextafter(0.1, 1.0)
+    _check_midrad(A, L, H, "subnormal a")
     rng = np.random.default_rng(11)
+    # a just above the tiny threshold 2**-511, midpoints far below it, radii 2**-511: no tiny
+    # entry in a nor in v, so no tiny term; the products a mb underflow (errors up to eta / 2
+    # each), covered by c2's slack on |a| v >= 2**-1022 per term
+    A = np.ldexp(rng.uniform(1, 2, (3, k)), -511)
+    m = np.ldexp(rng.uniform(-2, 2, k), -564)
+    _check_midrad(A, m - 2.0 ** -511, m + 2.0 ** -511, "underflow below the tiny threshold")
+    # tiny midpoints with large radii elsewhere, and tiny a: every product near the underflow
     A = np.ldexp(rng.uniform(1, 2, (3, k)), rng.integers(-560, -480, (3, k)))
     m = np.ldexp(rng.uniform(-2, 2, k), rng.integers(-560, -480, k))
     rad = np.where(rng.random(k) < 0.5, 0.0, np.ldexp(1.0, -540))
@@ -363,6 +375,28 @@ def test_point_matrix_times_unbounded_box_and_huge_radii():
                   "radius MAX times tiny a")
 
 
+def test_point_operand_shapes_vector_matrix_and_stacks():
+    rng = np.random.default_rng(14)
+    k = 150
+    m = rng.standard_normal((k, 3))
+    r = np.where(rng.random((k, 3)) < 0.2, 0.01, 0.0)
+    b = iv.Interval(m - r, m + r)
+    a1 = rng.standard_normal(k)                  # vector @ matrix
+    lo, hi = _exact_matmul_range(a1[None], m - r, m + r)
+    _assert_encloses_scaled(iv.matmul(_point(a1), b).reshape(1, 3), lo, hi, "vector @ box")
+    A = rng.standard_normal((2, 4, k))           # a stack of point matrices @ a box
+    res = iv.matmul(_point(A), b)
+    assert res.shape == (2, 4, 3)
+    for s in range(2):
+        lo, hi = _exact_matmul_range(A[s], m - r, m + r)
+        _assert_encloses_scaled(res[s], lo, hi, f"stack {s}")
+    bv = iv.Interval(m[:, 0] - r[:, 0], m[:, 0] + r[:, 0])   # stack @ vector box
+    res = iv.matmul(_point(A), bv)
+    for s in range(2):
+        lo, hi = _exact_matmul_range(A[s], m[:, 0] - r[:, 0], m[:, 0] + r[:, 0])
+        _assert_encloses_scaled(res[s], lo, hi, f"stack {s} @ vector")
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_other_midrad_paths_against_exact_ranges(seed):
     """Interval times point and interval times interval (unchanged paths, same reference)."""
@@ -382,6 +416,22 @@ def test_other_midrad_paths_against_exact_ranges(seed):
                     l, h = _exact_product_range(alo[i, t], ahi[i, t], blo[t, j], bhi[t, j])
                     lo, hi = lo + l, hi + h
                 assert res.lo[i, j] <= lo and hi <= res.hi[i, j]
+
+
+# --- trusted endpoints (no validation): point scaling of tangents ------------------------------
+
+@pytest.mark.parametrize("seed", range(3))
+def test_point_scale_of_tangents_is_valid_and_encloses(seed):
+    from conservative.primitives import _point_scale
+    rng = np.random.default_rng(1000 + seed)
+    n = 300
+    d = _pool(rng, n)
+    tlo, thi = _interval_ends(rng, n)
+    with np.errstate(over="ignore"):             # the rule runs inside the sweep's errstate
+        res = _point_scale(d.reshape(n, 1), iv.Interval(tlo.reshape(n, 1), thi.reshape(n, 1)))
+    elo, ehi = _exact_range_arrays(d, d, tlo, thi)
+    _assert_encloses(res.reshape(n), elo, ehi, "point scale")
+    assert np.all(res.lo != INF) and np.all(res.hi != -INF)
 
 
 # --- soft-threshold over a box ------------------------------------------------------------------
@@ -436,6 +486,13 @@ def test_soft_threshold_boxes_straddling_the_thresholds():
     assert res.lo < res.hi and res.lo <= 1 - Fraction(1e-17) <= res.hi
     res = _soft_threshold_interval(iv.Interval(-1.0), iv.Interval(1e-17))
     assert res.lo < res.hi and res.lo <= -1 + Fraction(1e-17) <= res.hi
+
+
+def test_soft_threshold_broadcast_thresholds():
+    rng = np.random.default_rng(15)
+    zlo, zhi = _interval_ends(rng, 200)
+    for tl, th in ((0.0, 0.0), (0.25, 0.25), (0.0, 0.5), (1e-310, 1e308)):
+        _check_soft(zlo, zhi, np.array(tl), np.array(th), f"t=[{tl!r}, {th!r}]")
 
 
 def test_soft_threshold_in_a_traced_map_over_boxes():
@@ -628,11 +685,26 @@ def _relu_case(rng, n, near):
     return W, b
 
 
-def _enclose_fresh(F, theta, x0):
+def _enclose_fresh(F, theta, x0, paths=None):
+    """The enclosure, not from the cache; ``paths`` receives ``(sweep, rows)`` of the first
+    box's proposal (the float sweep away from kinks, the interval one at a kink)."""
+    real = fps._float_rows_and_block, fps._interval_rows_and_block
+
+    def spy(name, fn):
+        def wrapped(*args):
+            out = fn(*args)
+            if paths is not None:
+                paths.append((name, None if out[0] is None else tuple(out[0])))
+            return out
+        return wrapped
+
     fps._RECENT.clear()
+    fps._float_rows_and_block = spy("float", real[0])
+    fps._interval_rows_and_block = spy("interval", real[1])
     try:
         return cv.fixed_point_enclosure(F, theta, x0)
     finally:
+        fps._float_rows_and_block, fps._interval_rows_and_block = real
         fps._RECENT.clear()
 
 
@@ -648,15 +720,19 @@ def test_relu_layer_fixed_points_within_1e16_of_kinks(seed):
         guess = np.array(F(guess, b))
     exact = _relu_layer_fixed_point(W, b, guess)
     x_near = np.array([float(v) for v in exact])
-    starts = [x_near, -x_near * (np.abs(x_near) < 1e-15) + x_near * (np.abs(x_near) >= 1e-15),
-              x_near + 1e-13, guess]
-    for x0 in starts:
-        enc = _enclose_fresh(F, b, x0)
+    small = np.abs(x_near) < 1e-15
+    flipped = np.where(small, -x_near, x_near)      # the other side of every nearby kink
+    on_kink = np.where(small, 0.0, x_near)          # on the kinks: the interval proposal
+    paths = []
+    for x0 in (x_near, flipped, on_kink, x_near + 1e-13, guess):
+        enc = _enclose_fresh(F, b, x0, paths)
         assert enc.proven, enc.reason
         assert _contains(enc, exact)
+    assert {name for name, _ in paths} == {"float", "interval"}   # both proposals attacked
 
 
-def test_rows_the_float_probe_misses_are_still_tested():
+@pytest.mark.parametrize("relu", [False, True])
+def test_rows_the_float_probe_misses_are_still_tested(relu):
     """Rows of the Jacobian orthogonal to the float probe's weights (their float tangent is
     exactly 0): the first box ignores them; the interval test must not."""
     n = 6
@@ -665,21 +741,21 @@ def test_rows_the_float_probe_misses_are_still_tested():
     W[0, :2] = [0.25 * w[1], -0.25 * w[0]]              # row 0 . w = 0 exactly in floats
     W[1, 2:4] = [0.125 * w[3], -0.125 * w[2]]
     W[2, 0], W[3, 1], W[4, 5], W[5, 4] = 0.25, -0.25, 0.125, 0.375
-    b = np.array([0.5, -0.25, 0.75, 0.125, -0.5, 0.25])
-    for F in (cv.trace(lambda x, t: W @ x + t, (n,), (n,)),
-              cv.trace(lambda x, t: W @ cv.relu(x) + t, (n,), (n,))):
-        xb = np.array(b)
-        for _ in range(300):
-            xb = np.array(F(xb, b))
-        tangent = W @ (w * (xb > 0)) if "relu" in repr(F.program.expression(F.program.out_node,
-                                                                            depth=6)) else W @ w
-        exact = _relu_layer_fixed_point(W, b, xb) if not np.array_equal(tangent, W @ w) else \
-            _solve(np.eye(n) - W, b)
-        for x0 in (xb, xb + 1e-12, xb - 3e-11):
-            enc = _enclose_fresh(F, b, x0)
-            assert enc.proven, enc.reason
-            assert _contains(enc, exact)
-    assert (W @ w)[0] == 0.0 and (W @ w)[1] == 0.0      # the attack does reach a missed row
+    b = np.array([0.5, 0.25, 0.75, 0.125, 0.5, 0.25])     # x̄ > 0: every relu active
+    F = cv.trace((lambda x, t: W @ cv.relu(x) + t) if relu else (lambda x, t: W @ x + t),
+                 (n,), (n,))
+    exact = _solve(np.eye(n) - W, b)
+    assert all(v > 0 for v in exact)
+    xb = np.array([float(v) for v in exact])
+    paths = []
+    for x0 in (xb, xb + 1e-12, xb - 3e-11):
+        enc = _enclose_fresh(F, b, x0, paths)
+        assert enc.proven, enc.reason
+        assert _contains(enc, exact)
+        assert enc.rows is not None and {0, 1} <= set(enc.rows.tolist())
+    # the attack reaches a float proposal that misses rows 0 and 1
+    assert all(name == "float" and rows is not None and 0 not in rows and 1 not in rows
+               for name, rows in paths)
 
 
 def test_relu_rows_orthogonal_to_the_probe_at_a_fixed_point():
