@@ -47,9 +47,10 @@ def as_box(box, shape, *, name: str, call: str) -> iv.Interval:
 
 
 def _interval_consts(program: Program) -> dict:
-    """The program's constants as degenerate intervals (built once per program)."""
+    """The program's constants as degenerate intervals (built once per program; the trace's
+    own read-only copies are shared, not copied)."""
     return program.cached("interval_consts", lambda: {
-        node: iv.Interval.point(value) for node, value in program.consts.items()})
+        node: iv.Interval._point(value, share=True) for node, value in program.consts.items()})
 
 
 def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,

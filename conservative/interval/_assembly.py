@@ -168,7 +168,9 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
         if (fa[4] if fa is not None else _has_tiny(ma)) or _has_tiny(v):
             r = add_ru(r, 8.0 * (k + 1) * ETA)
         lo, hi = add_rd(c, -r), add_ru(c, r)
-        bad = np.isnan(lo) | np.isnan(hi)
+        # c overflowed (a partial sum beyond the range, even where the exact sum is small):
+        # here r stays finite (c1 is applied before the product), so c +- r says nothing
+        bad = np.isnan(lo) | np.isnan(hi) | ~np.isfinite(c)
         return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
     s1 = _on_rows(abs_ma, abs_mb, mid_rows)      # |mid b| has the zero rows of mid b
     s23 = np.zeros_like(s1)
@@ -186,7 +188,7 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
         r = add_ru(r, 8.0 * (k + 1) * ETA)
     lo = add_rd(c, -r)
     hi = add_ru(c, r)
-    bad = np.isnan(lo) | np.isnan(hi)
+    bad = np.isnan(lo) | np.isnan(hi) | ~np.isfinite(c)      # an overflowed c: see above
     return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
 
 

@@ -206,11 +206,18 @@ class Interval:
         >>> Interval.point([1.0, 2.5])
         Interval(lo=[1.0, 2.5], hi=[1.0, 2.5])
         """
+        return cls._point(value, share=False)
+
+    @classmethod
+    def _point(cls, value: Any, *, share: bool) -> "Interval":
+        """:meth:`point`; with ``share``, a read-only float64 array owning its data is used as
+        is, not copied. Only for arrays nobody else may write to (a program's constants, the
+        trace's own copies): a user's read-only array can be made writable again."""
         arr = np.asarray(value)
         if arr.dtype.kind != "f":
             return cls(value)                # ints (possibly beyond 2**53), bad types: checked
         check_environment("Interval.point")
-        if arr.dtype == np.float64 and arr.base is None and not arr.flags.writeable:
+        if share and arr.dtype == np.float64 and arr.base is None and not arr.flags.writeable:
             copy = arr          # read-only data it owns (a program's constant): shared as is
         else:
             copy = np.array(arr, dtype=np.float64, order="K")   # keeps a transpose's layout
