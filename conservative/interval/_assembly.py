@@ -167,7 +167,7 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
         r = mul_up_nonneg(c2, _on_rows(abs_ma, v, _nonzero_rows(v)))
         if (fa[4] if fa is not None else _has_tiny(ma)) or _has_tiny(v):
             r = add_ru(r, 8.0 * (k + 1) * ETA)
-        lo, hi = add_rd(c, -r), add_ru(c, r)
+        lo, hi = _around(c, r)
         # c overflowed (a partial sum beyond the range, even where the exact sum is small):
         # here r stays finite (c1 is applied before the product), so c +- r says nothing
         bad = np.isnan(lo) | np.isnan(hi) | ~np.isfinite(c)
@@ -186,10 +186,18 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
     if (fa[4] if fa is not None else _has_tiny(ma, ra)) or \
             (fb[4] if fb is not None else _has_tiny(mb, rb, u)):
         r = add_ru(r, 8.0 * (k + 1) * ETA)
-    lo = add_rd(c, -r)
-    hi = add_ru(c, r)
+    lo, hi = _around(c, r)
     bad = np.isnan(lo) | np.isnan(hi) | ~np.isfinite(c)      # an overflowed c: see above
     return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
+
+
+def _around(c: np.ndarray, r: np.ndarray) -> tuple:
+    """``[c - r, c + r]`` rounded outward by one step after rounding to nearest (sound: the
+    exact value lies within half a spacing of the rounded one, on the side of the step), and
+    exactly ``c`` where ``r`` is 0 (then every product was an exact 0, and so is ``c``)."""
+    exact = r == 0
+    return (np.where(exact, c, np.nextafter(c - r, -np.inf)),
+            np.where(exact, c, np.nextafter(c + r, np.inf)))
 
 
 def _nonzero_rows(b: np.ndarray):
