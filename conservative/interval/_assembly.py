@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover - NumPy < 2.0
 from ..errors import InputError, ShapeError, fail_message
 from ._arith import multiply
 from ._core import Interval, as_interval, as_interval_pair
-from ._rounding import (ETA, TINY_FACTOR, add_rd, add_ru, mul_up_nonneg, next_up, quiet,
+from ._rounding import (ETA, TINY_FACTOR, add_ru, mul_up_nonneg, next_up, quiet,
                         sum_bound, sum_dir)
 from ._tristate import as_tristate
 
