@@ -101,8 +101,16 @@ def _build(program: Program, seeded: tuple | None) -> Callable:
             namespace[f"g{step.node}"] = functools.partial(step.prim.default_tangent,
                                                            params=step.kwargs)
     code = source(program, seeded)
-    exec(compile(code, f"<conservative program {id(program):#x}>", "exec"), namespace)
+    exec(_code(code, "values"), namespace)
     return namespace["values" if seeded is None else "values_and_tangents"]
+
+
+@functools.lru_cache(maxsize=256)
+def _code(source_text: str, kind: str):
+    """The compiled code of a generated source, shared by programs of the same shape (the
+    names it calls are bound per program, in the namespace it runs in): Maps traced again on
+    new data skip the compiler."""
+    return compile(source_text, f"<conservative program ({kind})>", "exec")
 
 
 def _scaled_by_partial(prim: Smooth, params: dict, k: int) -> Callable:
@@ -276,7 +284,7 @@ def _build_demand(program: Program, seeded: tuple) -> tuple:
             (namespace[f"p{step.node}"], namespace[f"m{step.node}"],
              namespace[f"g{step.node}"]) = _demand_rules(step, live)
     code = demand_source(program, seeded)
-    exec(compile(code, f"<conservative program {id(program):#x} (demand)>", "exec"), namespace)
+    exec(_code(code, "demand"), namespace)
     return namespace["prologue"], namespace["value_and_tangent"]
 
 
@@ -322,7 +330,7 @@ def _build_values_run(program: Program) -> tuple:
     namespace = {f"c{n}": v for n, v in program.batched_consts.items()}
     namespace.update({f"f{s.node}": s.impl for s in program.steps})
     code = _values_run_source(_Plan(program, (False, False)))
-    exec(compile(code, f"<conservative program {id(program):#x} (run)>", "exec"), namespace)
+    exec(_code(code, "run"), namespace)
     return namespace["prologue"], namespace["values"]
 
 
