@@ -235,18 +235,20 @@ def _interval_value_rule(step, args):
 
 
 def enclose_values(program: Program, x_box: iv.Interval, theta_box: iv.Interval, *,
-                   call: str = "Map.enclose", pieces: dict | None = None) -> dict:
+                   call: str = "Map.enclose", pieces: dict | None = None,
+                   tol: float = 0.0) -> dict:
     """Interval enclosures of every node's value over a box (no derivatives): node -> Interval.
 
-    ``pieces``, when given, is filled with :func:`possible_pieces` over the box, from the same
-    sweep (empty: every nonsmooth element has one piece on the whole box)."""
+    ``pieces``, when given, is filled with :func:`possible_pieces` over the box (within
+    ``tol``), from the same sweep (empty: every nonsmooth element has one piece on the whole
+    box)."""
     env = seed(program, x_box, theta_box, _interval_consts(program))
     if pieces is None:
         return walk(program, env, _interval_value_rule, call=call)
 
     def value_and_pieces_rule(step, args):
         if not step.prim.smooth:
-            _record_pieces(pieces, program, step, args, 0.0)
+            _record_pieces(pieces, program, step, args, tol)
         return step.prim.interval(*args, **step.params)
     return walk(program, env, value_and_pieces_rule, call=call)
 
@@ -270,14 +272,6 @@ def possible_pieces(program: Program, x_box: iv.Interval, theta_box: iv.Interval
         Only nodes where some element may have two or more active pieces (a kink the box
         meets); elsewhere the pieces active at any point of the box are those at the point.
     """
-    found = {}
-
-    def value_and_pieces_rule(step, args):
-        prim = step.prim
-        if not prim.smooth:
-            _record_pieces(found, program, step, args, tol)
-        return prim.interval(*args, **step.params)
-
-    env = seed(program, x_box, theta_box, _interval_consts(program))
-    walk(program, env, value_and_pieces_rule, call=call)
+    found: dict = {}
+    enclose_values(program, x_box, theta_box, call=call, pieces=found, tol=tol)
     return found

@@ -50,7 +50,7 @@ __all__ = ["FixedPointEnclosure", "fixed_point_enclosure", "jacobian_at_fixed_po
 #: Largest number of coordinates with a non-zero Jacobian row for the dense Krawczyk test.
 MAX_DENSE_ROWS = 3000
 
-F_CALL = "cv.fixed_point_enclosure"
+_CALL = "cv.fixed_point_enclosure"
 
 
 @dataclass(frozen=True)
@@ -166,11 +166,16 @@ def _probe(shape) -> iv.Interval:
     return iv.Interval(-np.ones(tuple(shape) + (1,)), np.ones(tuple(shape) + (1,)))
 
 
-def _unit_columns(n: int, cols: np.ndarray) -> iv.Interval:
-    """The columns ``cols`` of the identity, as seeds (n, len(cols))."""
+def _unit_matrix(n: int, cols: np.ndarray) -> np.ndarray:
+    """The columns ``cols`` of the n x n identity, (n, len(cols))."""
     unit = np.zeros((n, len(cols)))
     unit[cols, np.arange(len(cols))] = 1.0
-    return iv.Interval(unit)
+    return unit
+
+
+def _unit_columns(n: int, cols: np.ndarray) -> iv.Interval:
+    """The columns ``cols`` of the identity, as interval seeds (n, len(cols))."""
+    return iv.Interval(_unit_matrix(n, cols))
 
 
 def _columns_on_rows(F, box, t_box, cols, rows, values) -> iv.Interval:
@@ -178,7 +183,7 @@ def _columns_on_rows(F, box, t_box, cols, rows, values) -> iv.Interval:
     earlier sweep computed: tangents only, on the demanded rows only."""
     shape = F.state_shape
     seed = _unit_columns(F.n, cols).reshape(shape + (len(cols),))
-    _, M = enclose_program(F.program, box, t_box, call="cv.fixed_point_enclosure",
+    _, M = enclose_program(F.program, box, t_box, call=_CALL,
                            seeds=(seed, None), rows=rows, values=values)
     return iv.Interval(M.lo[rows], M.hi[rows])
 
@@ -190,7 +195,7 @@ def _directions(F, theta, lo, hi, seed, met=None, rows=None, pieces=None):
     shape = F.state_shape
     x_box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
     t_box = _theta_interval(theta)
-    value, D = enclose_program(F.program, x_box, t_box, call="cv.fixed_point_enclosure",
+    value, D = enclose_program(F.program, x_box, t_box, call=_CALL,
                                boundaries=met, seeds=(seed.reshape(shape + (-1,)), None),
                                rows=rows, pieces=pieces)
     return value.reshape((F.n,)), iv.Interval(D.lo, D.hi)
@@ -208,8 +213,9 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     met: list = []
     # which rows of A may be non-zero somewhere on the box: one direction holding the box
     value, probe = _directions(F, theta, lo, hi, _probe((n,)), met)
-    rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
-    found = (rows, np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0])))
+    l1 = probe.mag[:, 0]
+    rows = np.flatnonzero(l1)
+    found = (rows, l1)
     const = _complement(n, rows)
     k_lo, k_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
     # F is constant in x on the box along the other rows: T keeps F there, so F(X) must lie in
@@ -282,7 +288,7 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     box, t_box = iv.Interval(lo.reshape(shape), hi.reshape(shape)), _theta_interval(theta)
     met: list = []
     pieces: dict = {}
-    vals, tans = enclose_program(F.program, box, t_box, call="cv.fixed_point_enclosure",
+    vals, tans = enclose_program(F.program, box, t_box, call=_CALL,
                                  boundaries=met, seeds=(seed.reshape(shape + (2,)), None),
                                  keep=True, pieces=pieces, centre=centre)
     out = F.program.out_node
@@ -291,8 +297,8 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     if T is None:
         return None
     T = T.broadcast_to(F.program.shape(out) + (2,)).reshape((n, 2))
-    l1 = np.maximum(np.abs(T.lo[:, 1]), np.abs(T.hi[:, 1]))
-    rows = np.flatnonzero(l1 != 0)
+    l1 = T.mag[:, 1]
+    rows = np.flatnonzero(l1)
     const = _complement(n, rows)
     # T keeps F on the rows where it is constant over the box: F(X) must lie in X there
     if not (np.all(value.lo[const] >= lo[const]) and np.all(value.hi[const] <= hi[const])):
@@ -353,7 +359,7 @@ def fixed_point_enclosure(F, theta, x, *, max_iter: int = 12) -> FixedPointEnclo
     >>> enc.proven, bool(enc.lo <= 2.0 <= enc.hi), enc.radius < 1e-12
     (True, True, True)
     """
-    call = "cv.fixed_point_enclosure"
+    call = _CALL
     x = as_float_array(x, name="x", call=call, shape=F.state_shape).reshape(-1)
     theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
     key = (x.tobytes(), theta.tobytes(), max_iter)
@@ -500,17 +506,14 @@ def _float_rows_and_block(F, theta, x):
     t = theta.mid if isinstance(theta, iv.Interval) else np.asarray(theta, dtype=float)
     xb, tb = x.reshape((1,) + shape), np.reshape(t, (1,) + F.param_shape)
     seed = _probe_weights(n).reshape((1,) + shape + (1,))
-    _, tangent = value_and_jvp(program, xb, tb, {program.x_node: seed}, call=F_CALL)
+    _, tangent = value_and_jvp(program, xb, tb, {program.x_node: seed}, call=_CALL)
     if tangent is None:
         return None, None
     rows = np.flatnonzero(tangent.reshape(n))
     if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
         return None, None
-    unit = np.zeros((n, len(rows)))
-    unit[rows, np.arange(len(rows))] = 1.0
-    _, tangent = value_and_jvp(program, xb, tb,
-                               {program.x_node: unit.reshape((1,) + shape + (len(rows),))},
-                               call=F_CALL)
+    unit = _unit_matrix(n, rows).reshape((1,) + shape + (len(rows),))
+    _, tangent = value_and_jvp(program, xb, tb, {program.x_node: unit}, call=_CALL)
     if tangent is None:
         return None, None
     return rows, tangent.reshape(n, len(rows))[rows]
@@ -522,13 +525,13 @@ def _interval_rows_and_block(F, theta, x, at_x):
     values ``at_x`` reused)."""
     n, shape = F.n, F.state_shape
     point, t_box = iv.Interval(x.reshape(shape)), _theta_interval(theta)
-    _, probe = enclose_program(F.program, point, t_box, call=F_CALL,
+    _, probe = enclose_program(F.program, point, t_box, call=_CALL,
                                seeds=(_probe(shape), None), values=at_x, keep=True)
     probe = probe.get(F.program.out_node)
     if probe is None:
         return None, None
     probe = probe.broadcast_to(F.program.shape(F.program.out_node) + (1,)).reshape((n,))
-    rows = np.flatnonzero((probe.lo != 0) | (probe.hi != 0))
+    rows = np.flatnonzero(probe.mag)
     if len(rows) == 0 or len(rows) > MAX_DENSE_ROWS:
         return None, None
     M = _columns_on_rows(F, point, t_box, rows, rows, at_x)
@@ -547,11 +550,11 @@ def _jumping_where(F, theta, x, lo, hi, met) -> list:
     shape = F.state_shape
     program, t_box = F.program, _theta_interval(theta)
     at_x = enclose_values(program, iv.Interval(x.reshape(shape)), t_box,
-                          call="cv.fixed_point_enclosure")
+                          call=_CALL)
     box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
     n = F.n
     unit = iv.Interval(np.eye(n).reshape(shape + (n,)))          # the Jacobians over the box
-    _, tans = enclose_program(program, box, t_box, call="cv.fixed_point_enclosure",
+    _, tans = enclose_program(program, box, t_box, call=_CALL,
                               seeds=(unit, None), keep=True)
     d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x)).reshape((n, 1))      # X - x
     out = []
@@ -575,9 +578,8 @@ def _exact_point(F, theta, x) -> FixedPointEnclosure:
     met: list = []
     n = F.n
     _, probe = _directions(F, theta, x, x, _probe((n,)), met)
-    rows = np.flatnonzero((probe.lo[:, 0] != 0) | (probe.hi[:, 0] != 0))
-    l1 = np.maximum(np.abs(probe.lo[:, 0]), np.abs(probe.hi[:, 0]))
-    return _proven(F, theta, x, np.array(x), np.array(x), met, (rows, l1))
+    l1 = probe.mag[:, 0]
+    return _proven(F, theta, x, np.array(x), np.array(x), met, (np.flatnonzero(l1), l1))
 
 
 def _proven(F, theta, x, lo, hi, met, found) -> FixedPointEnclosure:

@@ -165,29 +165,27 @@ def _matmul_midrad(a: Interval, b: Interval, k: int) -> Interval:
         # with |a| instead of two
         v = add_ru(mul_up_nonneg(c1, abs_mb), rb)
         r = mul_up_nonneg(c2, _on_rows(abs_ma, v, _nonzero_rows(v)))
-        if (fa[4] if fa is not None else _has_tiny(ma)) or _has_tiny(v):
-            r = add_ru(r, 8.0 * (k + 1) * ETA)
-        lo, hi = _around(c, r)
-        # c overflowed (a partial sum beyond the range, even where the exact sum is small):
-        # here r stays finite (c1 is applied before the product), so c +- r says nothing
-        bad = np.isnan(lo) | np.isnan(hi) | ~np.isfinite(c)
-        return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
-    s1 = _on_rows(abs_ma, abs_mb, mid_rows)      # |mid b| has the zero rows of mid b
-    s23 = np.zeros_like(s1)
-    u = abs_mb
-    if rb is not None:
-        s23 = _on_rows(abs_ma, rb, _nonzero_rows(rb))
-    if ra is not None:
-        u = abs_mb if rb is None else add_ru(abs_mb, rb)
-        s23 = add_ru(s23, ra @ u)
-    r = add_ru(mul_up_nonneg(c1, s1), mul_up_nonneg(c2, s23))
-    # a known (point) operand's tiny entries are in its facts (then u = |mb| or |mb| + rb
-    # with rb = None); scan only the others
-    if (fa[4] if fa is not None else _has_tiny(ma, ra)) or \
-            (fb[4] if fb is not None else _has_tiny(mb, rb, u)):
+        tiny = (fa[4] if fa is not None else _has_tiny(ma)) or _has_tiny(v)
+    else:
+        s1 = _on_rows(abs_ma, abs_mb, mid_rows)      # |mid b| has the zero rows of mid b
+        s23 = np.zeros_like(s1)
+        u = abs_mb
+        if rb is not None:
+            s23 = _on_rows(abs_ma, rb, _nonzero_rows(rb))
+        if ra is not None:
+            u = abs_mb if rb is None else add_ru(abs_mb, rb)
+            s23 = add_ru(s23, ra @ u)
+        r = add_ru(mul_up_nonneg(c1, s1), mul_up_nonneg(c2, s23))
+        # a known (point) operand's tiny entries are in its facts (then u = |mb| or |mb| + rb
+        # with rb = None); scan only the others
+        tiny = (fa[4] if fa is not None else _has_tiny(ma, ra)) or \
+            (fb[4] if fb is not None else _has_tiny(mb, rb, u))
+    if tiny:
         r = add_ru(r, 8.0 * (k + 1) * ETA)
     lo, hi = _around(c, r)
-    bad = np.isnan(lo) | np.isnan(hi) | ~np.isfinite(c)      # an overflowed c: see above
+    # c overflowed (a partial sum beyond the range, even where the exact sum is small): with
+    # c1 applied before the product r stays finite, so c +- r says nothing there
+    bad = np.isnan(lo) | np.isnan(hi) | ~np.isfinite(c)
     return Interval._new(np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
 
 

@@ -218,8 +218,8 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
     soft-threshold zeroes off its support) only the nonzero rows of ``t`` are multiplied: the
     check costs one pass over ``t``, the product ``M.shape[0]`` times more. ``columns(rows)``
     gives ``M[:, rows]`` (a prepared, cached copy), or None where a fresh copy would cost more
-    than it saves: gathering columns reads most of ``M``'s cache lines once more than a tenth
-    of them is taken, so a support that changed since the last step is multiplied whole.
+    than it saves (:func:`_few_columns`): a support that changed since the last step is then
+    multiplied whole.
     """
     B, j = t.shape[:2]
     if B == 1:
@@ -228,7 +228,7 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
             rows = (cols != 0.0).any(axis=1).nonzero()[0]      # = np.flatnonzero(np.any(...))
             if len(rows) < 0.5 * j:
                 Mc = columns(rows) if columns is not None else \
-                    (M[:, rows] if 10 * len(rows) <= j else None)
+                    (M[:, rows] if _few_columns(len(rows), j) else None)
                 if Mc is not None:
                     return (Mc @ cols[rows]).reshape((1, M.shape[0]) + t.shape[2:])
         return (M @ cols).reshape((1, M.shape[0]) + t.shape[2:])
@@ -239,6 +239,13 @@ def _const_matrix_times(M: np.ndarray, t: np.ndarray, *, sparse: bool = False,
 
 #: The largest constant matrix whose transpose forward-mode products copy once (column gathers)
 _TRANSPOSE_COPY_BYTES = 64 << 20
+
+
+def _few_columns(k: int, n: int) -> bool:
+    """Whether ``k`` of a C-ordered matrix's ``n`` columns are few enough to gather as they
+    are: a column gather reads a cache line per row and column, most of the matrix once more
+    than a 32nd of its columns is taken."""
+    return 32 * k <= n
 
 
 class _ConstantMatrix:
@@ -264,11 +271,11 @@ class _ConstantMatrix:
     def take(self, which: str, rows: np.ndarray) -> np.ndarray | None:
         """``a[rows]`` ("rows"), ``a[:, rows]`` ("columns") or ``a.T[:, rows]`` ("t columns").
 
-        A row gather reads only what it takes, a column gather a cache line per row and
-        column: up to a 32nd of the columns are gathered as they are, more as rows of the
-        other layout (``a.T[:, rows]`` is ``a[rows].T``; ``a[:, rows]`` is ``a^T[rows].T``
-        from the transpose made once, for matrices of at most 64 MB; for a larger matrix,
-        None: the caller multiplies it whole, see :func:`_const_matrix_times`).
+        A row gather reads only what it takes; few columns (:func:`_few_columns`) are gathered
+        as they are, more as rows of the other layout (``a.T[:, rows]`` is ``a[rows].T``;
+        ``a[:, rows]`` is ``a^T[rows].T`` from the transpose made once, for matrices of at
+        most 64 MB; for a larger matrix, None: the caller multiplies it whole, see
+        :func:`_const_matrix_times`).
         """
         key = rows.tobytes()
         hit = self._taken.get(which)
@@ -277,7 +284,7 @@ class _ConstantMatrix:
                 M = self.a[rows]
             elif which == "t columns":
                 M = self.a[rows].T
-            elif 32 * len(rows) <= self.a.shape[1]:
+            elif _few_columns(len(rows), self.a.shape[1]):
                 M = self.a[:, rows]          # a few columns: a gather that reads little
             elif self.a.nbytes <= _TRANSPOSE_COPY_BYTES:
                 M = self.t[rows].T
