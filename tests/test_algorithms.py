@@ -561,3 +561,26 @@ def test_algorithm_maps_carry_name_solution_and_info(lasso_data):
     assert isinstance(F, ZOO.AlgorithmMap) and isinstance(F, cv.Map)
     assert "ADMM" in F.name and F.info["rho"] == 3.0
     assert F.solution(np.arange(16.0)).tolist() == list(range(8))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (9, 9), (40, 6), (6, 40)])
+@pytest.mark.parametrize("scale", [1.0, 3.0, 1e150, 1e-150, 1e-300])
+def test_squared_spectral_norm_matches_numpys_singular_values(shape, scale):
+    # the Lipschitz constant of the Lasso gradient from the smaller Gram matrix, against
+    # NumPy's largest singular value squared (an SVD: an independent computation)
+    from conservative.algorithms.lasso import squared_spectral_norm
+    X = np.random.default_rng(sum(shape)).standard_normal(shape) * scale
+    reference = np.linalg.norm(X / scale, 2) ** 2 * scale * scale
+    assert squared_spectral_norm(X) == pytest.approx(reference, rel=1e-13)
+
+
+def test_lasso_maps_refuse_designs_without_a_finite_positive_lipschitz_constant():
+    for make in (cv.algorithms.forward_backward_lasso,
+                 cv.algorithms.weighted_lasso_forward_backward, cv.algorithms.fista_lasso):
+        for X in (np.zeros((3, 4)), np.full((2, 3), 1e200)):
+            with pytest.raises(InputError, match=r"\|\|X\|\|_2\^2"):
+                make(X, np.ones(X.shape[0]))
+    X, y = cv.datasets.lasso_small()
+    F = cv.algorithms.forward_backward_lasso(X, y)
+    assert F.info["L"] == pytest.approx(np.linalg.norm(X, 2) ** 2, rel=1e-14)
+    assert F.info["step"] == 1.0 / F.info["L"]

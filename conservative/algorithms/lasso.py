@@ -6,6 +6,8 @@ parameter ``theta``. Douglas-Rachford and ADMM for the Lasso live in ``splitting
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dsl
@@ -27,6 +29,46 @@ def design_matrix(X, y, call):
                                       "pass X of shape (n_samples, p) and y of shape "
                                       "(n_samples,)"))
     return X, y
+
+
+def squared_spectral_norm(X) -> float:
+    """``L = ||X||_2^2``, the largest eigenvalue of the smaller Gram matrix (``X X^T`` or
+    ``X^T X``), a float.
+
+    Agrees with ``np.linalg.norm(X, 2) ** 2`` to a few ulps (both are backward stable) at a
+    fraction of its cost: the norm takes every singular value of X (17 ms at 250 x 2000, 1.4 s
+    at 1000 x 10000 on one core), the Gram and one eigenvalue a tenth of that. X is scaled by a
+    power of two first (exact), so that the Gram neither overflows nor loses digits to
+    underflow where ``L`` itself is a normal float.
+
+    >>> import numpy as np
+    >>> X = np.array([[3.0, 0.0], [0.0, 4.0]])
+    >>> squared_spectral_norm(X)
+    16.0
+    """
+    top = float(np.max(np.abs(X), initial=0.0))
+    if top == 0.0:
+        return 0.0
+    import scipy.linalg              # here: importing the package leaves scipy for later
+    e = math.frexp(top)[1]
+    Xs = np.ldexp(X, -e)                             # |entries| below 1, the top one >= 1/2
+    small = Xs if Xs.shape[0] <= Xs.shape[1] else Xs.T
+    gram = small @ small.T
+    k = gram.shape[0]
+    top_eig = float(scipy.linalg.eigvalsh(gram, subset_by_index=[k - 1, k - 1])[0])
+    return float(np.ldexp(top_eig, 2 * e))
+
+
+def _lipschitz(X, call) -> float:
+    """``L = ||X||_2^2``, the Lipschitz constant of the gradient: positive and finite, or a
+    clear error (a zero design has no step ``1 / L``; an overflowing one no finite map)."""
+    with np.errstate(over="ignore"):
+        L = squared_spectral_norm(X)
+    if not (0.0 < L < math.inf):
+        raise InputError(fail_message(call, f"X with ||X||_2^2 = {L!r}",
+                                      "pass a design with a non-zero entry and ||X||_2^2 "
+                                      "below the float range (rescale X and y)"))
+    return L
 
 
 def _gradient(X, y):
@@ -85,7 +127,7 @@ def forward_backward_lasso(X, y, *, step=None) -> AlgorithmMap:
     """
     call = "cv.algorithms.forward_backward_lasso"
     X, y = design_matrix(X, y, call)
-    L = float(np.linalg.norm(X, 2) ** 2)
+    L = _lipschitz(X, call)
     step = _step(step, L, call)
     grad = _gradient(X, y)
 
@@ -158,7 +200,7 @@ def weighted_lasso_forward_backward(X, y, *, step=None) -> AlgorithmMap:
     """
     call = "cv.algorithms.weighted_lasso_forward_backward"
     X, y = design_matrix(X, y, call)
-    L = float(np.linalg.norm(X, 2) ** 2)
+    L = _lipschitz(X, call)
     step = _step(step, L, call)
     grad = _gradient(X, y)
 
@@ -252,7 +294,7 @@ def group_lasso_forward_backward(X, y, groups, *, step=None) -> AlgorithmMap:
     X, y = design_matrix(X, y, call)
     p = X.shape[1]
     parts = _groups(groups, p, call)
-    L = float(np.linalg.norm(X, 2) ** 2)
+    L = _lipschitz(X, call)
     step = _step(step, L, call)
     grad = _gradient(X, y)
     order = np.concatenate(parts)
@@ -331,7 +373,7 @@ def fista_lasso(X, y, *, step=None, momentum=None) -> AlgorithmMap:
     call = "cv.algorithms.fista_lasso"
     X, y = design_matrix(X, y, call)
     p = X.shape[1]
-    L = float(np.linalg.norm(X, 2) ** 2)
+    L = _lipschitz(X, call)
     if step is not None:
         ok = isinstance(step, (int, float, np.integer, np.floating)) and \
             not isinstance(step, bool) and 0 < step <= 1.0 / L
