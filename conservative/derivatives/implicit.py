@@ -14,6 +14,8 @@ At a fixed point ``x̄ = F(x̄, theta)``:
 
 from __future__ import annotations
 
+import math
+
 from fractions import Fraction
 
 import numpy as np
@@ -295,6 +297,8 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
             v_new = cts[p.x_node] + g
             change = float(np.max(np.abs(v_new - v)))
             v = v_new
+            if not math.isfinite(change):          # diverged: inf <= inf must not stop it
+                raise _not_converged(call, change, k)
             if change <= tol * (1.0 + float(np.max(np.abs(v)))):
                 break
         else:
@@ -308,7 +312,8 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
 
 def _not_converged(call, change, max_steps):
     return NotConvergedError(fail_message(
-        call, f"an adjoint iteration still changing by {change:.3e} after {max_steps} steps",
+        call, f"an adjoint iteration still changing by {change:.3e} after {max_steps} steps"
+        + (" (it diverged)" if not math.isfinite(change) else ""),
         "check that the map contracts at x_star (cv.certify_contraction) or raise "
         "max_steps"), steps=max_steps, residual=change)
 
@@ -357,6 +362,8 @@ def _adjoint_limit(A_NN, gN, tol, max_steps, call):
         new = AT @ vN + gN
         change = float(np.max(np.abs(new - vN)))
         vN = new
+        if not math.isfinite(change):              # diverged: inf <= inf must not stop it
+            raise _not_converged(call, change, max_steps)
         if change <= tol * (1.0 + float(np.max(np.abs(vN), initial=0.0))):
             return vN
     raise _not_converged(call, change, max_steps)
