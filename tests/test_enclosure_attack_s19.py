@@ -165,7 +165,7 @@ def relu_starts(xs, n_kink, ulps=1):
         x[:n_kink] = sign * 1e-13 * max(1.0, float(np.max(np.abs(xs))))
         out.append(x)
         out.append(xs * (1 + sign * 1e-13))
-        out.append(np.array([np.nextafter(v, sign * np.inf) for v in xs]))
+        out.append(np.nextafter(xs, sign * np.inf))
     return out
 
 

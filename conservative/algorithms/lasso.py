@@ -52,9 +52,8 @@ def squared_spectral_norm(X) -> float:
         return 0.0
     import scipy.linalg              # here: importing the package leaves scipy for later
     e = math.frexp(top)[1]
-    # far from both ends of the range the Gram is safe as it is (no copy of X)
-    Xs = X if abs(e) <= 400 else np.ldexp(X, -e)
-    e = 0 if Xs is X else e
+    e = e if abs(e) > 400 else 0          # far from the range's ends: no scaled copy of X
+    Xs = np.ldexp(X, -e) if e else X
     small = Xs if Xs.shape[0] <= Xs.shape[1] else Xs.T
     gram = small @ small.T
     k = gram.shape[0]
