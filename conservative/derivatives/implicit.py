@@ -297,9 +297,7 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
             v_new = cts[p.x_node] + g
             change = float(np.max(np.abs(v_new - v)))
             v = v_new
-            if not math.isfinite(change):          # diverged: inf <= inf must not stop it
-                raise _not_converged(call, change, k)
-            if change <= tol * (1.0 + float(np.max(np.abs(v)))):
+            if _settled(change, v, tol, call, k):
                 break
         else:
             raise _not_converged(call, change, max_steps)
@@ -308,6 +306,14 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
         total = total + as_float_array(grad_theta, name="grad_theta", call=call,
                                        shape=F.param_shape)
     return np.array(total)
+
+
+def _settled(change, v, tol, call, steps) -> bool:
+    """The adjoint iteration's stopping test; a diverged one (an infinite change: inf <= inf
+    must not stop it) raises NotConvergedError."""
+    if not math.isfinite(change):
+        raise _not_converged(call, change, steps)
+    return change <= tol * (1.0 + float(np.max(np.abs(v), initial=0.0)))
 
 
 def _not_converged(call, change, max_steps):
@@ -362,9 +368,7 @@ def _adjoint_limit(A_NN, gN, tol, max_steps, call):
         new = AT @ vN + gN
         change = float(np.max(np.abs(new - vN)))
         vN = new
-        if not math.isfinite(change):              # diverged: inf <= inf must not stop it
-            raise _not_converged(call, change, max_steps)
-        if change <= tol * (1.0 + float(np.max(np.abs(vN), initial=0.0))):
+        if _settled(change, vN, tol, call, max_steps):
             return vN
     raise _not_converged(call, change, max_steps)
 
