@@ -423,7 +423,9 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             return _exact_point(F, theta, x)
         except ConservativeError:
             pass
-    floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x)) + 2.0 ** -1000
+    # four ulps of each coordinate (at least 4 * 2**-1074): relative, so that a state of any
+    # scale, subnormal included, gets a box that meets only the kinks near it
+    floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x))
     rho = np.full(n, 4.0 * float(np.max(residual.mag))) + floor
     if not np.all(np.isfinite(rho)):
         return _unproven(F, theta, x, np.zeros(n), "the residual F(x) - x is not finite")
@@ -554,13 +556,18 @@ def _jumping_where(F, theta, x, lo, hi, met) -> list:
     box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
     n = F.n
     unit = iv.Interval(np.eye(n).reshape(shape + (n,)))          # the Jacobians over the box
-    _, tans = enclose_program(program, box, t_box, call=_CALL,
-                              seeds=(unit, None), keep=True)
+    on_box, tans = enclose_program(program, box, t_box, call=_CALL,
+                                   seeds=(unit, None), keep=True)
     d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x)).reshape((n, 1))      # X - x
     out = []
     for node in dict.fromkeys(met):
-        _, a, b = program.graph.nodes[node]["inputs"]
+        attrs = program.graph.nodes[node]
+        _, a, b = attrs["inputs"]
         size = int(np.prod(program.shape(node), dtype=np.int64))
+        # only the elements whose condition may switch on the box can jump
+        may_switch = attrs["prim"].boundary_mask([on_box[i] for i in attrs["inputs"]], 0.0,
+                                                 attrs["params"])
+        may_switch = np.broadcast_to(may_switch, program.shape(node)).reshape((size,))
         ja = tans.get(a, iv.Interval(np.zeros(program.shape(a) + (n,))))
         jb = tans.get(b, iv.Interval(np.zeros(program.shape(b) + (n,))))
         slope = iv.subtract(ja.broadcast_to(program.shape(node) + (n,)),
@@ -568,7 +575,7 @@ def _jumping_where(F, theta, x, lo, hi, met) -> list:
         centre = iv.subtract(at_x[a].broadcast_to(program.shape(node)),
                              at_x[b].broadcast_to(program.shape(node))).reshape((size,))
         gap = iv.add(centre, iv.matmul(slope, d).reshape((size,)))
-        if np.any(gap.mig > 0):
+        if np.any(may_switch & (gap.mig > 0)):
             out.append(node)
     return out
 

@@ -409,10 +409,16 @@ class Nonsmooth(Elementwise):
         return self.branches is not None
 
     def meets_boundary(self, ivs, tol, params) -> bool:
+        mask = self.boundary_mask(ivs, tol, params)
+        return mask is not None and bool(np.any(mask))
+
+    def boundary_mask(self, ivs, tol, params):
+        """The elements whose switching function may vanish on the box (bool, broadcast to
+        the switching function's shape), or None when the pieces are not user expressions."""
         if self.branches is None:
-            return False
+            return None
         g = self.branches(ivs, **params)[0]
-        return bool(np.any((g.lo <= tol) & (g.hi >= -tol)))
+        return (g.lo <= tol) & (g.hi >= -tol)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

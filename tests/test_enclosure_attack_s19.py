@@ -410,11 +410,13 @@ def test_lasso_coordinate_exactly_at_the_threshold(centred, scale):
         assert close(grads, on_s)
 
 
-@pytest.mark.xfail(strict=True, reason="fpad_vjp takes the kink default selection whenever the "
-                   "enclosure box meets a kink, even when the exact fixed point lies strictly "
-                   "off it (w_2 = 2^-50 > 0, representable, and x0 is exactly it): the solution "
-                   "map is differentiable there and fpad_vjp returns the derivative of the "
-                   "other support (off by 1 in w_2 and 0.5 in w_3)")
+@pytest.mark.xfail(strict=True, reason="documented limitation (fpad_vjp docstring): fpad_vjp "
+                   "takes the kink default selection whenever the enclosure box meets a kink, "
+                   "even when the exact fixed point lies strictly off it (w_2 = 2^-50 > 0, "
+                   "representable, and x0 is exactly it): the solution map is differentiable "
+                   "there and fpad_vjp returns the derivative of the other support (off by 1 "
+                   "in w_2 and 0.5 in w_3), an element of the implicit set over the box; a box "
+                   "tighter than the rounding of F's evaluation would be needed")
 def test_lasso_fixed_point_strictly_in_the_support_by_2_pow_minus_50():
     w, v, lam = [0.75, 0.0, 2.0 ** -50, -0.5], [1, -0.5, 1, -1], 1.0
     y = lasso_data(w, v, lam)
@@ -427,12 +429,6 @@ def test_lasso_fixed_point_strictly_in_the_support_by_2_pow_minus_50():
     assert close(grads, exact), grads
 
 
-@pytest.mark.xfail(strict=True, reason="the absolute floor 2**-1000 added to the first radius "
-                   "in fixed_point_set._enclose (`floor = 4 ulp(x) + 2.0 ** -1000`) makes every "
-                   "box at least 2**-1000 wide: at states of size ~2**-1000 (normal floats) the "
-                   "proved box is twice the point's size and meets every kink, so fpad_vjp takes "
-                   "the kink default everywhere (returns 0) and implicit_jacobian returns every "
-                   "pattern (81 vertices for the Lasso) although x̄ is far from every kink")
 @pytest.mark.parametrize("model", ["relu", "lasso"])
 def test_derivatives_at_tiny_scale_with_no_kink_near_the_fixed_point(model):
     scale = 2.0 ** -1000
@@ -535,10 +531,6 @@ def test_where_with_the_fixed_point_exactly_on_the_boundary(centred):
             assert Fraction(float(enc.row_l1[i])) >= need
 
 
-@pytest.mark.xfail(strict=True, reason="_jumping_where tests `np.any(gap.mig > 0)` over every "
-                   "element of the where node, not only the elements whose condition may switch "
-                   "in the box: a continuous vector where with its boundary met on one element "
-                   "and its branches apart on another is refused as 'the map jumps'")
 def test_vector_where_continuous_on_its_boundary_is_proved():
     """``where(z > 0, z, z/2)``, ``z = x/2 + t``, t = (0, 1): x̄ = (0, 2) exactly (z_0 = 0 on
     the boundary, z_1 = 2 strictly above). Each scalar version is proved."""
@@ -551,10 +543,6 @@ def test_vector_where_continuous_on_its_boundary_is_proved():
         assert holds(enc, [0, 2])
 
 
-@pytest.mark.xfail(strict=True, reason="fpad_vjp never checks the enclosure nor the invertibility "
-                   "of I - A on the hull: it returns the kink-default adjoint (2.0) for a map with "
-                   "no fixed point for t > 0 and two for t < 0, even when the enclosure is "
-                   "refused; implicit_jacobian raises SingularJacobianError there")
 @pytest.mark.parametrize("x0", [0.0, 1e-300, -1e-300, 1e-12])
 def test_fpad_vjp_refuses_where_no_derivative_exists(x0):
     """``x = t + x/2 + relu(x)`` at t = 0: A in {1/2, 3/2} at x̄ = 0 (hull holds 1)."""

@@ -25,7 +25,8 @@ from .._exact import is_psd, to_fractions
 from .._types import (as_float_array, as_matrix_stack, check_bool, check_int, check_real,
                      check_steps, initial_jacobian)
 from ..certify import certify_contraction
-from ..errors import NonFiniteError, NotConvergedError, SingularJacobianError, fail_message
+from ..errors import (NonFiniteError, NotConvergedError, SingularJacobianError, UndecidedError,
+                      fail_message)
 from ..fixed_point_set import fixed_point_enclosure, is_numerical_fixed_point, refusal
 from .iterate import (active_rows, blocks_at_fixed_point, frozen_columns, frozen_step,
                       linearisation_at_fixed_point)
@@ -270,10 +271,22 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     active block of at most ``MAX_BLOCK`` rows (found by the enclosure of the exact fixed
     point) and that k x k block clearly contracts, the limit is solved for directly instead.
 
+    Where the enclosure of the exact fixed point meets a kink, the selection is the one made on
+    the kink (relu'(0) = 0, ...), whichever side of it the rounded ``x_star`` fell on: an
+    element of the implicit set over the enclosure's box (:func:`implicit_jacobian`), hence of a
+    conservative Jacobian of the solution map, but not always its derivative when the exact
+    fixed point lies within rounding of the kink without being on it.
+
     Raises
     ------
     NotConvergedError
         When the adjoint iteration does not reach ``tol`` within ``max_steps``.
+    SingularJacobianError
+        At a kink, when ``I - A`` cannot be proved invertible on the convex hull of the
+        A-blocks active there (the solution map may have no derivative).
+    UndecidedError
+        At a kink, when no box holding the exact fixed point is proved (which pieces are
+        active there is undecided).
 
     Examples
     --------
@@ -285,8 +298,10 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     call = "cv.fpad_vjp"
     tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
     max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
-    _, _, values, partials, rows, _ = _support(F, theta, x_star, call)
+    xb, tb, values, partials, rows, enc = _support(F, theta, x_star, call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
+    if enc.kinks:
+        _require_derivative_at_kink(F, xb[0], tb[0], enc, call)
     p = F.program
     if rows is not None:
         total = _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call)
@@ -306,6 +321,32 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
         total = total + as_float_array(grad_theta, name="grad_theta", call=call,
                                        shape=F.param_shape)
     return np.array(total)
+
+
+def _require_derivative_at_kink(F, x, theta, enc, call) -> None:
+    """Refuse a hypergradient where the solution map may have none.
+
+    Called when the enclosure of the exact fixed point meets a kink. The frozen default
+    selection is then a derivative of the solution map only if ``I - A`` is invertible for
+    every ``A`` on the convex hull of the A-blocks active on the box (else there may be no
+    Lipschitz solution map at all: ``x = t + x/2 + relu(x)`` has none at t = 0), and only if
+    the box is proved to hold the exact fixed point (else which pieces are active there is
+    undecided). The bound on the rows' l1 norms from the enclosure's own sweep settles most
+    cases (``||A||_inf < 1`` on the box); otherwise the hull is tested as
+    :func:`implicit_jacobian` does."""
+    if not enc.proven:
+        raise UndecidedError(fail_message(
+            call, f"a point where {refusal(enc)}",
+            "pass a more accurate x_star (polish it with cv.fixed_point), or move theta off "
+            "the kink"))
+    if enc.row_l1 is not None and float(np.max(enc.row_l1, initial=0.0)) < 1.0:
+        return
+    js = F.jacobian(x, theta, hull=True, box=((enc.lo, enc.hi), theta))
+    A = js.A.vertices
+    rows = np.flatnonzero(np.any(A != 0, axis=(0, 2)))
+    proved, how = invertible_on_hull(A[:, rows[:, None], rows[None, :]])
+    if not proved:
+        raise _singular(call, how)
 
 
 def _settled(change, v, tol, call, steps) -> bool:
