@@ -30,7 +30,7 @@ from ..errors import (NonFiniteError, NotConvergedError, SingularJacobianError, 
 from ..fixed_point_set import fixed_point_enclosure, is_numerical_fixed_point, refusal
 from .iterate import (active_rows, blocks_at_fixed_point, frozen_columns, frozen_step,
                       linearisation_at_fixed_point)
-from ..jacobian import tangent_matrix, jvp, value_and_jvp, vjp
+from ..jacobian import linearise, tangent_matrix, jvp, value_and_jvp, vjp
 from ..sets import JacobianSet
 
 __all__ = ["implicit_jacobian", "invertible_on_hull", "fpad", "fpad_vjp", "one_step"]
@@ -85,9 +85,11 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
 
 
 def _neumann_bound(C: np.ndarray, A: np.ndarray) -> float:
-    """A rigorous upper bound of ``max_i ||I - C (I - A_i)||_inf`` (outward rounding)."""
-    eye = iv.Interval(np.eye(A.shape[1]))
-    E = iv.subtract(eye, iv.matmul(iv.Interval(C), iv.subtract(eye, iv.Interval(A))))
+    """A rigorous upper bound of ``max_i ||I - C (I - A_i)||_inf`` (outward rounding); ``A`` a
+    stack of matrices or an interval matrix (then the bound holds for all its members)."""
+    eye = iv.Interval(np.eye(A.shape[-1]))
+    A = A if isinstance(A, iv.Interval) else iv.Interval(A)
+    E = iv.subtract(eye, iv.matmul(iv.Interval(C), iv.subtract(eye, A)))
     rows = iv.sum(iv.Interval(E.mag), axis=-1)
     bound = float(np.max(rows.hi, initial=0.0))
     return bound if np.isfinite(bound) else np.inf
@@ -285,8 +287,9 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
         At a kink, when ``I - A`` cannot be proved invertible on the convex hull of the
         A-blocks active there (the solution map may have no derivative).
     UndecidedError
-        At a kink, when no box holding the exact fixed point is proved (which pieces are
-        active there is undecided).
+        Near a kink, when no box holding the exact fixed point is proved, neither by
+        Krawczyk's test nor by :func:`~conservative.certify_fixed_point` (tried then, and
+        slower: an SDP), so which pieces are active there is undecided.
 
     Examples
     --------
@@ -301,7 +304,9 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     xb, tb, values, partials, rows, enc = _support(F, theta, x_star, call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     if enc.kinks:
-        _require_derivative_at_kink(F, xb[0], tb[0], enc, call)
+        redone = _require_derivative_at_kink(F, xb[0], tb[0], values, enc, call)
+        if redone is not None:
+            partials, rows = redone
     p = F.program
     if rows is not None:
         total = _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call)
@@ -323,30 +328,78 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     return np.array(total)
 
 
-def _require_derivative_at_kink(F, x, theta, enc, call) -> None:
+def _require_derivative_at_kink(F, x, theta, values, enc, call):
     """Refuse a hypergradient where the solution map may have none.
 
-    Called when the enclosure of the exact fixed point meets a kink. The frozen default
-    selection is then a derivative of the solution map only if ``I - A`` is invertible for
-    every ``A`` on the convex hull of the A-blocks active on the box (else there may be no
-    Lipschitz solution map at all: ``x = t + x/2 + relu(x)`` has none at t = 0), and only if
-    the box is proved to hold the exact fixed point (else which pieces are active there is
-    undecided). The bound on the rows' l1 norms from the enclosure's own sweep settles most
-    cases (``||A||_inf < 1`` on the box); otherwise the hull is tested as
-    :func:`implicit_jacobian` does."""
+    Called when the enclosure of the exact fixed point meets a kink (a proved box) or may
+    meet one (no box proved). The frozen selection on the kink is an element of the implicit
+    set over a box holding the exact fixed point, hence of a conservative Jacobian of the
+    solution map, only if ``I - A`` is invertible for every ``A`` on the convex hull of the
+    A-blocks active on that box (else there may be no Lipschitz solution map at all:
+    ``x = t + x/2 + relu(x)`` has none at t = 0). With a proved box: the bound on the rows' l1
+    norms from the enclosure's own sweep settles most cases (``||A||_inf < 1`` there), then a
+    k x k interval test, then the hull's vertices as :func:`implicit_jacobian` does. Without
+    one (Krawczyk's interval test does not close where the kinks' slopes make the interval
+    hull too wide, as for a contracting relu layer with units exactly at 0):
+    :func:`~conservative.certify_fixed_point` proves a box by Banach's theorem in a certified
+    norm, which also proves the contraction on the box; the selection is then made on that box.
+
+    Returns None (keep the linearisation) or ``(partials, rows)`` on the certified box."""
     if not enc.proven:
-        raise UndecidedError(fail_message(
-            call, f"a point where {refusal(enc)}",
-            "pass a more accurate x_star (polish it with cv.fixed_point), or move theta off "
-            "the kink"))
+        from ..certify import certify_fixed_point
+        from ..fixed_point_set import pieces_on_box
+        cert = certify_fixed_point(F, theta, x)
+        if not cert.certified:
+            raise UndecidedError(fail_message(
+                call, f"a point where {refusal(enc)}; no fixed-point certificate either "
+                f"({cert.reason})",
+                "pass a more accurate x_star (polish it with cv.fixed_point), or move theta "
+                "off the kink"))
+        lo, hi = (np.asarray(v, dtype=float) for v in cert.x_box)
+        possible = pieces_on_box(F, (lo, hi), theta)
+        lin = linearise(F.program, values, tol=0.0, call=call, with_pieces=False,
+                        possible=possible or None)
+        rows = active_rows(F, theta, lo, hi, call=call)
+        return lin.partials, (np.asarray(rows, dtype=np.int64) if len(rows) <= MAX_BLOCK
+                              else None)
     if enc.row_l1 is not None and float(np.max(enc.row_l1, initial=0.0)) < 1.0:
-        return
+        return None
+    if enc.rows is not None and _invertible_on_box(F, theta, enc, np.asarray(enc.rows), call):
+        return None
     js = F.jacobian(x, theta, hull=True, box=((enc.lo, enc.hi), theta))
     A = js.A.vertices
     rows = np.flatnonzero(np.any(A != 0, axis=(0, 2)))
     proved, how = invertible_on_hull(A[:, rows[:, None], rows[None, :]])
     if not proved:
         raise _singular(call, how)
+    return None
+
+
+def _invertible_on_box(F, theta, enc, rows, call) -> bool:
+    """Whether ``||I - C (I - [A_NN])||_inf < 1`` for the interval enclosure ``[A_NN]`` of the
+    active block of every Jacobian on the enclosure's box (``C = (I - mid)^-1``): then ``I - A``
+    is invertible for every A of that interval matrix, which holds the convex hull of the
+    A-blocks on the box (A is zero outside the rows N there, so ``I - A`` is block triangular).
+    One k x k interval test, no enumeration of the kinks' patterns."""
+    from ..enclose import enclose_program
+    k = len(rows)
+    if k == 0:
+        return True
+    unit = np.zeros((F.n, k))
+    unit[rows, np.arange(k)] = 1.0
+    box = iv.Interval(np.reshape(enc.lo, F.state_shape), np.reshape(enc.hi, F.state_shape))
+    _, M = enclose_program(F.program, box, iv.Interval(np.asarray(theta, dtype=float)),
+                           call=call, seeds=(iv.Interval(unit.reshape(F.state_shape + (k,))),
+                                             None), rows=rows)
+    block = iv.Interval(M.lo[rows], M.hi[rows])
+    if not (np.all(np.isfinite(block.lo)) and np.all(np.isfinite(block.hi))):
+        return False
+    eye = np.eye(k)
+    try:
+        C = np.linalg.inv(eye - (0.5 * block.lo + 0.5 * block.hi))
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.isfinite(C))) and _neumann_bound(C, block) < 1.0
 
 
 def _settled(change, v, tol, call, steps) -> bool:
