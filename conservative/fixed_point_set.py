@@ -567,7 +567,8 @@ def _jumping_where(F, theta, x, lo, hi, met) -> list:
         # only the elements whose condition may switch on the box can jump
         may_switch = attrs["prim"].boundary_mask([on_box[i] for i in attrs["inputs"]], 0.0,
                                                  attrs["params"])
-        may_switch = np.broadcast_to(may_switch, program.shape(node)).reshape((size,))
+        may_switch = np.ones(size, dtype=bool) if may_switch is None else \
+            np.broadcast_to(may_switch, program.shape(node)).reshape((size,))
         ja = tans.get(a, iv.Interval(np.zeros(program.shape(a) + (n,))))
         jb = tans.get(b, iv.Interval(np.zeros(program.shape(b) + (n,))))
         slope = iv.subtract(ja.broadcast_to(program.shape(node) + (n,)),

@@ -200,6 +200,11 @@ class Primitive:
         """Whether a box may meet a boundary whose continuity is only checked (see above)."""
         return False
 
+    def boundary_mask(self, ivs, tol: float, params: dict):
+        """The elements where a box may meet such a boundary (bool), or None when there is
+        none to meet."""
+        return None
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Leaf(Primitive):
