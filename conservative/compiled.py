@@ -165,7 +165,8 @@ class _Plan:
             if any(i in self.carried for i in s.inputs):
                 self.carried.add(s.node)
         # the prologue's nodes that the step reads: values, and tangents
-        used = {i for s in self.steps for i in s.inputs}
+        # (and the output, which may not depend on x: ``lambda x, t: 2 * t``)
+        used = {i for s in self.steps for i in s.inputs} | {program.out_node}
         self.pre_values = [n for n in [theta] + [s.node for s in self.pre] if n in used]
         self.pre_tangents = [n for n in self.pre_values if n in self.carried]
         self.reaching = {}                           # demands reaching each node of the step

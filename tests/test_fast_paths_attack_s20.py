@@ -595,13 +595,11 @@ def test_fpad_and_fpad_vjp_against_a_dense_solve(weighted):
 
 # --- bugs ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="compiled.values_run_function: when the output does not "
-                   "depend on x, the output node is computed in the prologue but the prologue "
-                   "returns only nodes read by x-dependent steps, so `values(x, pre)` returns "
-                   "an undefined name: NameError (not a ConservativeError, so no fallback)")
 @pytest.mark.parametrize("accelerate", [None, "anderson"])
 @pytest.mark.parametrize("which", ["2 theta", "theta"])
 def test_fixed_point_of_a_map_that_ignores_x(which, accelerate):
+    """The output computed in the prologue (it does not depend on x) is returned by the step
+    (was a NameError from the generated code)."""
     if which == "theta":
         F = cv.trace(lambda x, t: t, (3,), (3,))
         t, want = np.array([1.0, -2.0, 0.5]), np.array([1.0, -2.0, 0.5])
@@ -612,10 +610,6 @@ def test_fixed_point_of_a_map_that_ignores_x(which, accelerate):
     np.testing.assert_array_equal(r.x, want)
 
 
-@pytest.mark.xfail(strict=True, reason="compiled.demand_tangents_function: a large program "
-                   "(demanded rows pay) whose output does not depend on x returns `v<out>, "
-                   "t<out>` from the step, but both live only in the prologue: NameError from "
-                   "Map.jvp and cv.piggyback")
 @pytest.mark.parametrize("call", ["jvp dtheta", "jvp dx", "piggyback"])
 def test_large_map_that_ignores_x_derivatives(call):
     M = np.random.default_rng(0).standard_normal((80, 80))
