@@ -42,6 +42,7 @@ from ._types import as_float_array
 from .enclose import enclose_program, enclose_values
 from .errors import ConservativeError
 from .sets import JacobianSet
+from .where_jumps import jumping_where
 
 __all__ = ["FixedPointEnclosure", "fixed_point_enclosure", "jacobian_at_fixed_point",
            "parametric_enclosure", "kinks_near", "pieces_on_box", "describe_kinks",
@@ -541,44 +542,10 @@ def _interval_rows_and_block(F, theta, x, at_x):
 
 
 def _jumping_where(F, theta, x, lo, hi, met) -> list:
-    """The ``cv.where`` nodes among ``met`` whose branches differ everywhere on the box.
-
-    Such a node's condition may switch inside the box while its branches are apart by a
-    positive margin there: F jumps (or the boundary only seems to lie in the box), and no
-    mean-value or fixed-point argument may cross it. The gap ``a - b`` is enclosed in centred
-    form, ``(a - b)(x) + (a' - b')(X) (X - x)``, so that branches sharing terms (``x/4 + c1``
-    and ``x/4 + c2``) are compared without the dependency that plain intervals lose.
-    """
-    shape = F.state_shape
-    program, t_box = F.program, _theta_interval(theta)
-    at_x = enclose_values(program, iv.Interval(x.reshape(shape)), t_box,
-                          call=_CALL)
-    box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
-    n = F.n
-    unit = iv.Interval(np.eye(n).reshape(shape + (n,)))          # the Jacobians over the box
-    on_box, tans = enclose_program(program, box, t_box, call=_CALL,
-                                   seeds=(unit, None), keep=True)
-    d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x)).reshape((n, 1))      # X - x
-    out = []
-    for node in dict.fromkeys(met):
-        attrs = program.graph.nodes[node]
-        _, a, b = attrs["inputs"]
-        size = int(np.prod(program.shape(node), dtype=np.int64))
-        # only the elements whose condition may switch on the box can jump
-        may_switch = attrs["prim"].boundary_mask([on_box[i] for i in attrs["inputs"]], 0.0,
-                                                 attrs["params"])
-        may_switch = np.ones(size, dtype=bool) if may_switch is None else \
-            np.broadcast_to(may_switch, program.shape(node)).reshape((size,))
-        ja = tans.get(a, iv.Interval(np.zeros(program.shape(a) + (n,))))
-        jb = tans.get(b, iv.Interval(np.zeros(program.shape(b) + (n,))))
-        slope = iv.subtract(ja.broadcast_to(program.shape(node) + (n,)),
-                            jb.broadcast_to(program.shape(node) + (n,))).reshape((size, n))
-        centre = iv.subtract(at_x[a].broadcast_to(program.shape(node)),
-                             at_x[b].broadcast_to(program.shape(node))).reshape((size,))
-        gap = iv.add(centre, iv.matmul(slope, d).reshape((size,)))
-        if np.any(may_switch & (gap.mig > 0)):
-            out.append(node)
-    return out
+    """The ``cv.where`` nodes among ``met`` that provably jump inside the box
+    (:func:`conservative.where_jumps.jumping_where`)."""
+    return jumping_where(F.program, x.reshape(-1), lo.reshape(-1), hi.reshape(-1),
+                         _theta_interval(theta), met, _CALL)
 
 
 def _exact_point(F, theta, x) -> FixedPointEnclosure:

@@ -463,15 +463,6 @@ def test_where_condition_on_theta():
             assert holds(enc, [2]) and holds(enc, [Fraction(5, 2)])
 
 
-@pytest.mark.xfail(strict=True, reason="_jumping_where refuses a where only when the branch gap "
-                   "a - b is bounded away from 0 on the WHOLE box; here a - b = x - 100 - 4d "
-                   "vanishes inside the box but not on the boundary x = 100 (a = 99.75, b = "
-                   "100.75 there): the map jumps by 1 and has no fixed point at all, yet "
-                   "fixed_point_enclosure proves [99, 101] (only a caveat). Repro: F = "
-                   "cv.trace(lambda x, t: cv.where(x > 100.0, 0.5*x + 49.75, -0.5*x + 150.75) "
-                   "+ 0.0*t, (), ()); cv.fixed_point_enclosure(F, 0.0, 100 + 1e-9).proven is "
-                   "True. Pre-existing (same before dabf72a); a fix would bound the gap on the "
-                   "part of the box where the condition may vanish")
 @pytest.mark.parametrize("vector", [False, True])
 def test_where_jump_with_branches_crossing_inside_the_box_is_refused(vector):
     d = 0.25
@@ -493,12 +484,6 @@ def test_where_jump_with_branches_crossing_inside_the_box_is_refused(vector):
             assert refused(F, theta, x0, centred), (x0, centred)
 
 
-@pytest.mark.xfail(strict=True, reason="at subnormal scale the centred gap (a - b)(x) + (a' - b')"
-                   "(X)(X - x) is widened by outward rounding to contain 0 although a - b = -2k "
-                   "ETA exactly (a' = b'): where(x > 0, x/2 - k ETA, x/2 + k ETA) has no fixed "
-                   "point but is proved for k <= 8 (box ~[-3e-322, 3e-322]); the evaluation-time "
-                   "check tolerates the jump (atol 1e-12). Before dabf72a every k up to 2**20 "
-                   "was proved (the 2**-1000 floor): improved, not closed")
 @pytest.mark.parametrize("k", [1, 8])
 def test_where_subnormal_constant_jump_is_refused(k):
     eps = k * ETA

@@ -1,0 +1,238 @@
+"""Does a ``cv.where`` jump inside a box?
+
+``cv.where(g > 0, a, b)`` is continuous only if its branches agree where ``g == 0``. The
+package checks that at every evaluated point and samples it at trace time, but a proof over a
+box (Krawczyk's test, a Banach ball) needs F Lipschitz on the whole box: a jump the samples
+missed can make the box "contain" a fixed point that does not exist.
+
+:func:`jumping_where` names the nodes that provably jump inside a box, in two ways:
+
+1. the gap ``a - b`` is bounded away from 0 on the whole box (centred form, so that branches
+   sharing terms are compared without the dependency plain intervals lose); or
+2. a point of the boundary inside the box is found where the branches differ: two points of
+   the box where the interval evaluation proves that the condition picks ``a`` at one and
+   ``b`` at the other, close enough that ``|a(p) - b(q)|`` is bounded away from 0 for every
+   ``p, q`` on the hull of the segment between them. Where the segment first switches to the
+   other branch (the infimum of the points that pick it), points arbitrarily close pick
+   different branches, so the where is discontinuous there (no continuity of ``g`` needed).
+
+Both are proofs of a jump; neither proves continuity. A box with neither keeps its caveat
+(continuity checked at evaluated points). Refusing is always safe, so the search is a bounded
+effort (:data:`MAX_BOUNDARY_PROBES` elements per node).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import interval as iv
+from .enclose import enclose_program, enclose_values
+from .errors import ConservativeError
+from .evaluate import evaluate
+
+__all__ = ["jumping_where", "MAX_FLOAT_PROBES", "MAX_BOUNDARY_PROBES"]
+
+#: Elements per ``cv.where`` node whose boundary point is estimated in floats (one batched
+#: evaluation per chord step) ...
+MAX_FLOAT_PROBES = 256
+#: ... and, of those whose branches differ there, the number tested in interval arithmetic.
+MAX_BOUNDARY_PROBES = 8
+
+# Float chord steps towards the boundary g_i == 0 (a nonlinear g needs more than one).
+_NEWTON_STEPS = 4
+
+
+def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
+    """The ``cv.where`` nodes among ``met`` that provably jump inside the box ``[lo, hi]``.
+
+    Parameters
+    ----------
+    program : Program
+        The traced map.
+    x : ndarray, (n,)
+        A point of the box (its centre for the centred form).
+    lo, hi : ndarray, (n,)
+        The box.
+    t_box : Interval
+        The parameters (a point or a box: a jump is proved for every theta in it).
+    met : list
+        The ``cv.where`` nodes whose boundary may meet the box.
+    call : str
+        Named in errors.
+    """
+    shape = program.shape(program.x_node)
+    n = x.size
+    at_x = enclose_values(program, iv.Interval(x.reshape(shape)), t_box, call=call)
+    box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
+    unit = iv.Interval(np.eye(n).reshape(shape + (n,)))          # the Jacobians over the box
+    on_box, tans = enclose_program(program, box, t_box, call=call, seeds=(unit, None),
+                                   keep=True)
+    d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x)).reshape((n, 1))      # X - x
+    out = []
+    for node in dict.fromkeys(met):
+        attrs = program.graph.nodes[node]
+        g, a, b = attrs["inputs"]
+        node_shape = program.shape(node)
+        size = int(np.prod(node_shape, dtype=np.int64))
+        # only the elements whose condition may switch on the box can jump
+        may_switch = attrs["prim"].boundary_mask([on_box[i] for i in attrs["inputs"]], 0.0,
+                                                 attrs["params"])
+        may_switch = np.ones(size, dtype=bool) if may_switch is None else \
+            np.broadcast_to(may_switch, node_shape).reshape((size,))
+        slope = iv.subtract(_tangent(tans, program, a, node_shape, n),
+                            _tangent(tans, program, b, node_shape, n)).reshape((size, n))
+        centre = iv.subtract(at_x[a].broadcast_to(node_shape),
+                             at_x[b].broadcast_to(node_shape)).reshape((size,))
+        gap = iv.add(centre, iv.matmul(slope, d).reshape((size,)))
+        if np.any(may_switch & (gap.mig > 0)):
+            out.append(node)
+            continue
+        grad = _tangent(tans, program, g, node_shape, n).reshape((size, n))
+        # the elements most likely to jump first: the largest gap at x
+        candidates = np.flatnonzero(may_switch & np.any(grad.mag > 0, axis=1))
+        candidates = candidates[np.argsort(-centre.mig[candidates], kind="stable")]
+        candidates = candidates[:MAX_FLOAT_PROBES]
+        points = _boundary_points(program, node, candidates, x, lo, hi, t_box, grad.mid,
+                                  slope.mag, call)
+        strict = attrs["params"].get("strict", True)
+        for i, y in points[:MAX_BOUNDARY_PROBES]:
+            if _jump_across(program, node, i, y, lo, hi, t_box, grad.mid[i],
+                            slope[i:i + 1].reshape((n,)), strict, call):
+                out.append(node)
+                break
+    return out
+
+
+def _tangent(tans, program, node, shape, n) -> iv.Interval:
+    """The interval tangent of ``node`` broadcast to ``shape + (n,)`` (zero when absent)."""
+    t = tans.get(node)
+    if t is None:
+        return iv.Interval(np.zeros(tuple(shape) + (n,)))
+    return t.broadcast_to(tuple(shape) + (n,))
+
+
+def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope_mag, call
+                     ) -> list:
+    """``(i, y)`` for the candidate elements whose branches differ (in floats) at ``y``, a
+    float estimate of a point of the box on ``g_i == 0`` (chord steps from ``x`` along the
+    box's mean gradient of ``g_i``, all candidates in one batched evaluation per step).
+
+    "Differ" means by more than a continuous where could at ``y``: the gap's Lipschitz bound
+    along ``grad`` (``slope_mag``) times the estimated distance to the boundary, plus
+    rounding. Floats only propose here: every jump is then proved in interval arithmetic."""
+    if len(candidates) == 0:
+        return []
+    shape, t_shape = program.shape(program.x_node), program.shape(program.theta_node)
+    g, a, b = program.graph.nodes[node]["inputs"]
+    k, node_shape = len(candidates), program.shape(node)
+    G = grad[candidates]
+    norm2 = np.einsum("ij,ij->i", G, G)
+    ok = np.isfinite(norm2) & (norm2 > 0)
+    theta = np.broadcast_to(t_box.mid, (1,) + tuple(t_shape))
+    Y = np.broadcast_to(x, (k, x.size)).copy()
+
+    def element(values, node_in):
+        v = np.broadcast_to(values[node_in], (k,) + tuple(node_shape)).reshape(k, -1)
+        return v[np.arange(k), candidates]
+    values = None
+    for step_count in range(_NEWTON_STEPS + 1):
+        try:
+            with np.errstate(all="ignore"):
+                values = evaluate(program, Y.reshape((k,) + tuple(shape)), theta, call=call,
+                                  keep=True)
+        except ConservativeError:       # a float point outside the domain, or on a jump
+            values = None
+            break
+        if step_count == _NEWTON_STEPS:
+            break
+        with np.errstate(all="ignore"):
+            step = np.where(ok, element(values, g) / np.where(ok, norm2, 1.0), 0.0)
+            Y = np.clip(Y - step[:, None] * G, lo, hi)
+        ok &= np.all(np.isfinite(Y), axis=1)
+    if values is None:                  # no float evidence: try the first ones as they are
+        return [(i, Y[j]) for j, i in enumerate(candidates) if ok[j]]
+    with np.errstate(all="ignore"):
+        va, vb, vg = element(values, a), element(values, b), element(values, g)
+        norm = np.sqrt(np.where(ok, norm2, 1.0))
+        lipschitz = np.einsum("ij,ij->i", slope_mag[candidates], np.abs(G)) / norm
+        allowed = 2.0 * lipschitz * np.abs(vg) / norm + \
+            8 * np.finfo(float).eps * (np.abs(va) + np.abs(vb))
+        differ = np.abs(va - vb) > allowed
+    return [(i, Y[j]) for j, i in enumerate(candidates) if ok[j] and differ[j]]
+
+
+def _jump_across(program, node, i, y, lo, hi, t_box, grad, slope, strict, call) -> bool:
+    """Whether element ``i`` of the where ``node`` provably jumps on a short segment of the
+    box along ``grad`` through ``y`` (a float estimate of a point of its boundary).
+
+    ``slope`` encloses the gradient of the gap ``a_i - b_i`` over the box: the segment is
+    made short enough that the gap cannot close along it (when it did not close at ``y``)."""
+    shape = program.shape(program.x_node)
+    at_y = enclose_values(program, iv.Interval(y.reshape(shape)), t_box, call=call)
+    margin = _gap(program, node, at_y).mig[i]
+    if not margin > 0:                  # the branches agree at y (to rounding): no jump here
+        return False
+    u = grad / np.sqrt(float(grad @ grad))
+    radius = float(np.max(hi - lo))
+    lipschitz = float(slope.mag @ np.abs(u))
+    h = radius if lipschitz == 0 else min(radius, 0.25 * margin / lipschitz)
+    pick_y = _picks(program, node, at_y, i, strict)
+    # shorter segments when rounding widens the gap's enclosure (subnormal scales); h = 0 is
+    # one ulp of each coordinate
+    for step in (h, h * 2.0 ** -10, 0.0):
+        for p, q in _segment_ends(y, u, step, lo, hi):
+            signs = [pick_y if end is y else
+                     _picks_at(program, node, end, i, t_box, strict, call) for end in (p, q)]
+            if set(signs) == {"a", "b"} and _apart_on_hull(program, node, i, p, q, t_box,
+                                                            call):
+                return True
+    return False
+
+
+def _segment_ends(y, u, h, lo, hi):
+    """Segments ``(p, q)`` around ``y`` along ``u`` inside the box: centred, and one-sided
+    with ``y`` as an end (``g(y)`` may be exactly 0); when ``h`` moves no coordinate, the
+    step is one ulp of each coordinate that ``u`` moves."""
+    with np.errstate(all="ignore"):
+        below, above = y - h * u, y + h * u
+        if np.array_equal(below, y) and np.array_equal(above, y):
+            moves, towards = u != 0, np.where(u > 0, np.inf, -np.inf)
+            below = np.where(moves, np.nextafter(y, -towards), y)
+            above = np.where(moves, np.nextafter(y, towards), y)
+    below, above = np.clip(below, lo, hi), np.clip(above, lo, hi)
+    return ((below, above), (y, above), (below, y))
+
+
+def _flat(program, node, values, k) -> iv.Interval:
+    """Input ``k`` of a where node (0: g, 1: a, 2: b) broadcast to its shape, flat."""
+    value = values[program.graph.nodes[node]["inputs"][k]]
+    return value.broadcast_to(program.shape(node)).reshape(-1)
+
+
+def _gap(program, node, values) -> iv.Interval:
+    """``a - b`` of a where node, flat, from enclosures of its branches."""
+    return iv.subtract(_flat(program, node, values, 1), _flat(program, node, values, 2))
+
+
+def _picks(program, node, values, i, strict):
+    """The branch the condition of element ``i`` provably picks ("a", "b"), or None."""
+    g = _flat(program, node, values, 0)
+    if (g.lo[i] > 0) if strict else (g.lo[i] >= 0):
+        return "a"
+    if (g.hi[i] <= 0) if strict else (g.hi[i] < 0):
+        return "b"
+    return None
+
+
+def _picks_at(program, node, point, i, t_box, strict, call):
+    shape = program.shape(program.x_node)
+    values = enclose_values(program, iv.Interval(point.reshape(shape)), t_box, call=call)
+    return _picks(program, node, values, i, strict)
+
+
+def _apart_on_hull(program, node, i, p, q, t_box, call) -> bool:
+    """``|a_i(r) - b_i(s)| > 0`` for every ``r, s`` on the hull of the segment ``[p, q]``."""
+    shape = program.shape(program.x_node)
+    hull = iv.Interval(np.minimum(p, q).reshape(shape), np.maximum(p, q).reshape(shape))
+    values = enclose_values(program, hull, t_box, call=call)
+    return bool(_gap(program, node, values).mig[i] > 0)
