@@ -53,31 +53,67 @@ def _name(program: Program, node: int, prefix: str = "v") -> str:
     return f"c{node}" if node in program.consts else f"{prefix}{node}"
 
 
+def _seeded_nodes(program: Program, seeded: tuple) -> set:
+    """The inputs (``x``, ``theta``) that carry a seed."""
+    return {n for n, sd in zip((program.x_node, program.theta_node), seeded) if sd}
+
+
+def _tangent_modes(program: Program, seeded: tuple) -> dict:
+    """How each node that carries a tangent computes it: ``"linear"`` (its value function on
+    the input tangents), ``"scaled"`` (one input carries one: times that partial; ``"scaled,
+    may be None"`` when that tangent may be None) or ``"rule"`` (the primitive's tangent rule,
+    which takes None for zero tangents and may return None: a ``cv.where`` whose carried
+    inputs all have partial 0). A node reading a tangent that may be None never takes the
+    linear form (its value function cannot add None)."""
+    carried, may_be_none, modes = _seeded_nodes(program, seeded), set(), {}
+    for step in program.steps:
+        along = [i for i in step.inputs if i in carried]
+        if not along:
+            continue
+        none_in = any(i in may_be_none for i in along)
+        if step.prim.linear and len(along) == len(step.inputs) and not none_in:
+            modes[step.node] = "linear"
+        elif isinstance(step.prim, Smooth) and len(along) == 1:
+            modes[step.node] = "scaled, may be None" if none_in else "scaled"
+            if none_in:
+                may_be_none.add(step.node)
+        else:
+            modes[step.node] = "rule"
+            may_be_none.add(step.node)
+        carried.add(step.node)
+    return modes
+
+
 def source(program: Program, seeded: tuple | None = None) -> str:
     """The generated source: values only, or with tangents when ``seeded`` (whether ``x`` and
     ``theta`` carry tangents) is given."""
     x, theta = program.x_node, program.theta_node
     args = [f"v{x}", f"v{theta}"] + ([f"t{x}", f"t{theta}"] if seeded is not None else [])
     lines = [f"def {'values' if seeded is None else 'values_and_tangents'}({', '.join(args)}):"]
-    carried = {n for n, s in zip((x, theta), seeded or ()) if s}
+    modes = _tangent_modes(program, seeded) if seeded is not None else {}
+    carried = set(modes) | _seeded_nodes(program, seeded or ())
     for step in program.steps:
         ins = [_name(program, i) for i in step.inputs]
         lines.append(f"    v{step.node} = f{step.node}({', '.join(ins)})")
-        if seeded is not None and any(i in carried for i in step.inputs):
-            along = [k for k, i in enumerate(step.inputs) if i in carried]
-            if step.prim.linear and len(along) == len(step.inputs):
-                # a linear value function maps the input tangents to the output's
-                tin = [f"t{i}" for i in step.inputs]
-                lines.append(f"    t{step.node} = f{step.node}({', '.join(tin)})")
-            elif isinstance(step.prim, Smooth) and len(along) == 1:
-                # one input carries a tangent: scale it by that input's partial
-                lines.append(f"    t{step.node} = g{step.node}(({', '.join(ins)},), "
-                             f"v{step.node}, t{step.inputs[along[0]]})")
-            else:
-                tin = [f"t{i}" if i in carried else "None" for i in step.inputs]
-                lines.append(f"    t{step.node} = g{step.node}(({', '.join(ins)},), "
-                             f"v{step.node}, ({', '.join(tin)},))")
-            carried.add(step.node)
+        mode = modes.get(step.node)
+        if mode is None:
+            continue
+        along = [i for i in step.inputs if i in carried]
+        # a zero tangent (None) in every carried input gives None, without the rule
+        guard = "" if mode in ("linear", "scaled") else \
+            "None if " + " and ".join(f"t{i} is None" for i in dict.fromkeys(along)) + " else "
+        if mode == "linear":
+            # a linear value function maps the input tangents to the output's
+            tin = [f"t{i}" for i in step.inputs]
+            lines.append(f"    t{step.node} = f{step.node}({', '.join(tin)})")
+        elif mode.startswith("scaled"):
+            # one input carries a tangent: scale it by that input's partial
+            lines.append(f"    t{step.node} = {guard}g{step.node}(({', '.join(ins)},), "
+                         f"v{step.node}, t{along[0]})")
+        else:
+            tin = [f"t{i}" if i in carried else "None" for i in step.inputs]
+            lines.append(f"    t{step.node} = {guard}g{step.node}(({', '.join(ins)},), "
+                         f"v{step.node}, ({', '.join(tin)},))")
     out = program.out_node
     result = _name(program, out)
     if seeded is not None:
@@ -88,14 +124,15 @@ def source(program: Program, seeded: tuple | None = None) -> str:
 
 def _build(program: Program, seeded: tuple | None) -> Callable:
     namespace = {f"c{n}": v for n, v in program.batched_consts.items()}
-    carried = {n for n, s in zip((program.x_node, program.theta_node), seeded or ()) if s}
+    modes = _tangent_modes(program, seeded) if seeded is not None else {}
+    carried = _seeded_nodes(program, seeded or ()) | set(modes)
     for step in program.steps:
         namespace[f"f{step.node}"] = step.impl
-        if seeded is None or not any(i in carried for i in step.inputs):
+        mode = modes.get(step.node)
+        if mode is None or mode == "linear":
             continue
-        carried.add(step.node)
-        along = [k for k, i in enumerate(step.inputs) if i in carried]
-        if isinstance(step.prim, Smooth) and len(along) == 1:
+        if mode.startswith("scaled"):
+            along = [k for k, i in enumerate(step.inputs) if i in carried]
             namespace[f"g{step.node}"] = _scaled_by_partial(step.prim, step.kwargs, along[0])
         else:
             namespace[f"g{step.node}"] = functools.partial(step.prim.default_tangent,
@@ -191,8 +228,11 @@ def _prologue_lines(plan: _Plan) -> list:
         lines.append(f"    v{step.node} = f{step.node}({', '.join(ins)})")
         if step.node in plan.carried:             # the whole tangent: its demand varies
             tin = [f"t{i}" if i in plan.carried else "None" for i in step.inputs]
-            lines.append(f"    t{step.node} = g{step.node}(({', '.join(ins)},), v{step.node}, "
-                         f"({', '.join(tin)},), {_partials_call(step, ins)}, ALL)")
+            nothing = " and ".join(f"t{i} is None" for i in dict.fromkeys(step.inputs)
+                                   if i in plan.carried)
+            lines.append(f"    t{step.node} = None if {nothing} else g{step.node}(("
+                         f"{', '.join(ins)},), v{step.node}, ({', '.join(tin)},), "
+                         f"{_partials_call(step, ins)}, ALL)")
     names = [f"v{n}" for n in plan.pre_values] + [f"t{n}" for n in plan.pre_tangents]
     lines.append(f"    return ({', '.join(names)}{',' if names else ''})")
     return lines

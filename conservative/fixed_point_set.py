@@ -434,13 +434,20 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     if step is not None and 2.0 * step[0] > 1e-2 * (1.0 + float(np.max(np.abs(x)))):
         step = None                 # far from a fixed point: the loop below grows and refuses
     if step is not None:            # the first box holds the Newton step: no failed first test
-        rho = np.maximum(rho, 2.0 * step[0]) + floor
-        try:
-            quick = _centred_test(F, x, theta, rho, step[1], fx, centre, residual)
-        except (_Refused, ConservativeError):
-            quick = None                  # the general test below says why, if it fails too
-        if quick is not None:
-            return _proven(F, theta, x, *quick)
+        size, rows_f, delta = step
+        # per coordinate first: a block of the state far smaller than the rest gets a box of
+        # its own scale, which meets only the kinks near it (then the uniform box, as below)
+        own = 4.0 * residual.mag + floor
+        own[rows_f] = np.maximum(own[rows_f], 2.0 * delta) + floor[rows_f]
+        rho = np.maximum(rho, 2.0 * size) + floor
+        tries = (own, rho) if np.any(own[rows_f] < 0.25 * rho[rows_f]) else (rho,)
+        for first in tries:
+            try:
+                quick = _centred_test(F, x, theta, first, rows_f, fx, centre, residual)
+            except (_Refused, ConservativeError):
+                quick = None              # the general test below says why, if it fails too
+            if quick is not None:
+                return _proven(F, theta, x, *quick)
     reason = "the Krawczyk test did not close within the inflation steps"
     for _ in range(max_iter):
         lo, hi = _outward_box(x, rho)
@@ -468,9 +475,9 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
 
 
 def _newton_step_estimate(F, theta, x, g, at_x, kinks_at_x):
-    """``(size, rows)``: a float estimate of the Krawczyk image's spread, ``max |(I - A)^-1| g``
-    for ``g`` the residual's magnitude and ``A`` a Jacobian at ``x`` on the rows where it may
-    be non-zero, and those rows; or None. Only the size and the shape of the first box are
+    """``(size, rows, delta)``: a float estimate of the Krawczyk image's spread on each row,
+    ``delta = |(I - A)^-1| g`` for ``g`` the residual's magnitude and ``A`` a Jacobian at ``x``
+    on the rows ``rows`` where it may be non-zero, and ``size = max delta``; or None. Only the size and the shape of the first box are
     taken from it (the test decides): the image of a box smaller than this never lies inside
     it, so starting there saves a failed test.
 
@@ -490,7 +497,7 @@ def _newton_step_estimate(F, theta, x, g, at_x, kinks_at_x):
     except (ConservativeError, np.linalg.LinAlgError, ValueError):
         return None
     size = float(np.max(delta))
-    return (size, rows) if math.isfinite(size) else None
+    return (size, rows, delta) if math.isfinite(size) else None
 
 
 def _probe_weights(n: int) -> np.ndarray:

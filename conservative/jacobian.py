@@ -150,7 +150,7 @@ def _prologue(prologue, theta, theta_seed):
             pre = prologue(theta, theta_seed)
     except ConservativeError:
         return None
-    return pre if all(all_finite(np.asarray(a)) for a in pre) else None
+    return pre if all(a is None or all_finite(np.asarray(a)) for a in pre) else None
 
 
 def jvp_run(program: Program, theta: np.ndarray, theta_seed, *, call: str):
@@ -299,8 +299,26 @@ def value_and_jvp(program: Program, x: np.ndarray, theta: np.ndarray, seeds: dic
     out = values[program.out_node]
     if not np.isfinite(out).all() or (tangent is not None and not np.isfinite(tangent).all()):
         linearise(program, values, tol=0.0, call=call)   # names the offending node
-        raise_non_finite(program, values, call)
+        if not np.isfinite(out).all():
+            raise_non_finite(program, values, call)
+        _raise_overflowed(program, {}, call)
     return out, tangent
+
+
+def _raise_overflowed(program: Program, tangents: dict, call: str):
+    """Raise NonFiniteError for finite values whose derivative is not: an intermediate
+    derivative overflowed (``inf * 0`` then gives NaN). Names the first such node when
+    ``tangents`` (node -> tangent) holds them."""
+    where = ""
+    for step in program.steps:
+        t = tangents.get(step.node)
+        if t is not None and not np.all(np.isfinite(t)):
+            where = f" at `{program.expression(step.node, depth=2)}`"
+            break
+    raise NonFiniteError(
+        f"{call}: the values are finite but a derivative{where} is infinite or NaN (an "
+        "intermediate derivative exceeds the float range, about 1.8e308, e.g. 1e200 * (1e200 * "
+        "x)); rescale the map so that its intermediate derivatives stay in range")
 
 
 def _fit(c: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -468,6 +486,8 @@ def jacobian_set(program: Program, values: dict, *, hull: bool, tol: float,
     T = next(iter(seeds.values())).shape[-1]
     tangents = jvp(program, values, lin.partials, seeds, keep=True, call=call)
     J0 = tangent_matrix(tangents.get(program.out_node), n, T)[0]
+    if not np.isfinite(J0).all():
+        _raise_overflowed(program, tangents, call)
     slots = _find_slots(program, lin)
     if not slots:
         return JacobianSet(FiniteGenerator(J0[None]), hull=hull)

@@ -335,14 +335,6 @@ def test_mixed_scales_boxes_hold_the_exact_point(big, small):
     assert proved > 0
 
 
-@pytest.mark.xfail(strict=True, reason="the first radius is uniform over the coordinates: rho = "
-                   "full(n, 4 max|g(x)|) + floor (fixed_point_set._enclose), so in a decoupled "
-                   "system with one block of size 1 and one of size 2**-60 the small block's box "
-                   "is ~1.3e-15 wide and meets both its kinks although its exact fixed point is "
-                   "strictly active (margin = x̄ itself, 2**-61); fpad_vjp returns the kink "
-                   "default (0, 0) for that block instead of (1.5135, 1.0811) and "
-                   "implicit_jacobian returns 4 vertices instead of 1 (the relative floor of "
-                   "dabf72a does not help mixed scales)")
 def test_mixed_scales_derivative_off_kinks():
     Wb = np.array([[0.25, -0.125], [0.125, 0.25]])
     W = np.zeros((4, 4))

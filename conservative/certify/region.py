@@ -296,7 +296,7 @@ def _divergent_at_samples(F, theta_box, x_box, x_fixed) -> _Samples:
             if bits >> k & 1:
                 t[j] = np.ravel(hi)[j]
         points.append(t.reshape(np.shape(lo)))
-    centre = None
+    centre, word, lower_c = None, None, math.nan
     for k, t in enumerate(points):
         try:
             A = F.jacobian(x, t, hull=False).A.vertices
