@@ -84,13 +84,19 @@ def _tangent_modes(program: Program, seeded: tuple) -> dict:
     return modes
 
 
-def source(program: Program, seeded: tuple | None = None) -> str:
+def _all_none(nodes) -> str:
+    """The test that every tangent of ``nodes`` is None (zero), as source."""
+    return " and ".join(f"t{i} is None" for i in dict.fromkeys(nodes))
+
+
+def source(program: Program, seeded: tuple | None = None, modes: dict | None = None) -> str:
     """The generated source: values only, or with tangents when ``seeded`` (whether ``x`` and
-    ``theta`` carry tangents) is given."""
+    ``theta`` carry tangents) is given (``modes``: :func:`_tangent_modes`, when computed)."""
     x, theta = program.x_node, program.theta_node
     args = [f"v{x}", f"v{theta}"] + ([f"t{x}", f"t{theta}"] if seeded is not None else [])
     lines = [f"def {'values' if seeded is None else 'values_and_tangents'}({', '.join(args)}):"]
-    modes = _tangent_modes(program, seeded) if seeded is not None else {}
+    if modes is None:
+        modes = _tangent_modes(program, seeded) if seeded is not None else {}
     carried = set(modes) | _seeded_nodes(program, seeded or ())
     for step in program.steps:
         ins = [_name(program, i) for i in step.inputs]
@@ -100,8 +106,7 @@ def source(program: Program, seeded: tuple | None = None) -> str:
             continue
         along = [i for i in step.inputs if i in carried]
         # a zero tangent (None) in every carried input gives None, without the rule
-        guard = "" if mode in ("linear", "scaled") else \
-            "None if " + " and ".join(f"t{i} is None" for i in dict.fromkeys(along)) + " else "
+        guard = "" if mode in ("linear", "scaled") else f"None if {_all_none(along)} else "
         if mode == "linear":
             # a linear value function maps the input tangents to the output's
             tin = [f"t{i}" for i in step.inputs]
@@ -137,7 +142,7 @@ def _build(program: Program, seeded: tuple | None) -> Callable:
         else:
             namespace[f"g{step.node}"] = functools.partial(step.prim.default_tangent,
                                                            params=step.kwargs)
-    code = source(program, seeded)
+    code = source(program, seeded, modes)
     exec(_code(code, "values"), namespace)
     return namespace["values" if seeded is None else "values_and_tangents"]
 
@@ -228,8 +233,7 @@ def _prologue_lines(plan: _Plan) -> list:
         lines.append(f"    v{step.node} = f{step.node}({', '.join(ins)})")
         if step.node in plan.carried:             # the whole tangent: its demand varies
             tin = [f"t{i}" if i in plan.carried else "None" for i in step.inputs]
-            nothing = " and ".join(f"t{i} is None" for i in dict.fromkeys(step.inputs)
-                                   if i in plan.carried)
+            nothing = _all_none(i for i in step.inputs if i in plan.carried)
             lines.append(f"    t{step.node} = None if {nothing} else g{step.node}(("
                          f"{', '.join(ins)},), v{step.node}, ({', '.join(tin)},), "
                          f"{_partials_call(step, ins)}, ALL)")
@@ -277,8 +281,7 @@ def _step_lines(plan: _Plan) -> list:
             continue
         ins = [_name(program, i) for i in step.inputs]
         tin = [f"t{i}" if i in plan.carried else "None" for i in step.inputs]
-        nothing = " and ".join(f"t{i} is None" for i in dict.fromkeys(step.inputs)
-                               if i in plan.carried)
+        nothing = _all_none(i for i in step.inputs if i in plan.carried)
         lines.append(f"    t{step.node} = None if n{step.node} is None or ({nothing}) else "
                      f"g{step.node}(({', '.join(ins)},), v{step.node}, ({', '.join(tin)},), "
                      f"d{step.node}, n{step.node})")

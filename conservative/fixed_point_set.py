@@ -477,9 +477,9 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
 def _newton_step_estimate(F, theta, x, g, at_x, kinks_at_x):
     """``(size, rows, delta)``: a float estimate of the Krawczyk image's spread on each row,
     ``delta = |(I - A)^-1| g`` for ``g`` the residual's magnitude and ``A`` a Jacobian at ``x``
-    on the rows ``rows`` where it may be non-zero, and ``size = max delta``; or None. Only the size and the shape of the first box are
-    taken from it (the test decides): the image of a box smaller than this never lies inside
-    it, so starting there saves a failed test.
+    on the rows ``rows`` where it may be non-zero, and ``size = max delta``; or None. Only the
+    size and the shape of the first box are taken from it (the test decides): the image of a
+    box smaller than this never lies inside it, so starting there saves a failed test.
 
     Away from kinks (``kinks_at_x`` empty: the point sweep ``at_x`` found one piece for every
     nonsmooth element) the default selection's Jacobian is the only one at ``x``, and two float

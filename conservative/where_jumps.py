@@ -180,27 +180,28 @@ def _jump_across(program, node, i, y, lo, hi, t_box, grad, slope, strict, call) 
     # shorter segments when rounding widens the gap's enclosure (subnormal scales); h = 0 is
     # one ulp of each coordinate
     for step in (h, h * 2.0 ** -10, 0.0):
-        for p, q in _segment_ends(y, u, step, lo, hi):
-            signs = [pick_y if end is y else
-                     _picks_at(program, node, end, i, t_box, strict, call) for end in (p, q)]
-            if set(signs) == {"a", "b"} and _apart_on_hull(program, node, i, p, q, t_box,
-                                                            call):
+        below, above = _segment_ends(y, u, step, lo, hi)
+        picks = {"y": pick_y, "below": _picks_at(program, node, below, i, t_box, strict, call),
+                 "above": _picks_at(program, node, above, i, t_box, strict, call)}
+        ends = {"y": y, "below": below, "above": above}
+        # centred, and one-sided with y as an end (g(y) may be exactly 0)
+        for p, q in (("below", "above"), ("y", "above"), ("below", "y")):
+            if {picks[p], picks[q]} == {"a", "b"} and \
+                    _apart_on_hull(program, node, i, ends[p], ends[q], t_box, call):
                 return True
     return False
 
 
 def _segment_ends(y, u, h, lo, hi):
-    """Segments ``(p, q)`` around ``y`` along ``u`` inside the box: centred, and one-sided
-    with ``y`` as an end (``g(y)`` may be exactly 0); when ``h`` moves no coordinate, the
-    step is one ulp of each coordinate that ``u`` moves."""
+    """The ends ``(below, above)`` of the segment ``y -/+ h u``, clipped to the box; when ``h``
+    moves no coordinate, the step is one ulp of each coordinate that ``u`` moves."""
     with np.errstate(all="ignore"):
         below, above = y - h * u, y + h * u
         if np.array_equal(below, y) and np.array_equal(above, y):
             moves, towards = u != 0, np.where(u > 0, np.inf, -np.inf)
             below = np.where(moves, np.nextafter(y, -towards), y)
             above = np.where(moves, np.nextafter(y, towards), y)
-    below, above = np.clip(below, lo, hi), np.clip(above, lo, hi)
-    return ((below, above), (y, above), (below, y))
+    return np.clip(below, lo, hi), np.clip(above, lo, hi)
 
 
 def _flat(program, node, values, k) -> iv.Interval:
