@@ -83,3 +83,93 @@ def test_away_from_kinks_nothing_is_checked_and_the_derivative_is_exact():
     g = np.array([1.0, 1.0])
     np.testing.assert_allclose(cv.fpad_vjp(F, b, xs, g),
                                _kink_selection_hypergradient(W, [1, 1], g), atol=1e-14)
+
+
+# --- time limits of the proofs made at a kink -------------------------------------------------
+
+def _triangular_layer():
+    """``x = relu(W x + b)``, W strictly upper triangular with entries up to 4, three units
+    exactly on their kink: rows of A with l1 norm >= 1, so the quick tests fail and the hull's
+    invertibility needs the contraction certificate (an SDP; A is nilpotent, JSR 0)."""
+    rng = np.random.default_rng(5)
+    n, nk = 5, 3
+    W = np.triu(rng.integers(-4, 5, size=(n, n)).astype(float), 1)
+    xs = np.zeros(n)
+    xs[nk:] = 1.0
+    b = xs - W @ xs
+    assert all(v == 0 for v in (_exact_matvec(W, xs)[i] + Fraction(b[i]) for i in range(nk)))
+    F = cv.trace(lambda x, t: cv.relu(W @ x + t), (n,), (n,))
+    g = np.linspace(1.0, 2.0, n)
+    return F, b, xs, g, _kink_selection_hypergradient(W, [0] * nk + [1] * (n - nk), g)
+
+
+def _spy_time_limits(monkeypatch, module, name):
+    seen = []
+    original = getattr(module, name)
+
+    def spy(*args, **kw):
+        seen.append(kw.get("time_limit", "missing"))
+        return original(*args, **kw)
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+def test_fpad_vjp_time_limit_reaches_the_hull_certificate(monkeypatch):
+    import conservative.derivatives.implicit as implicit
+    import conservative.fixed_point_set as fps
+    F, b, xs, g, ref = _triangular_layer()
+    seen = _spy_time_limits(monkeypatch, implicit, "certify_contraction")
+    fps._RECENT.clear()
+    np.testing.assert_allclose(cv.fpad_vjp(F, b, xs, g, time_limit=30.0), ref, atol=1e-12)
+    assert seen and all(isinstance(t, float) and 0 < t <= 30.0 for t in seen), seen
+    seen.clear()
+    np.testing.assert_allclose(cv.implicit_jacobian(F, b, xs, time_limit=30.0).vertices[0].T
+                               @ g, ref, atol=1e-12)
+    assert seen and all(isinstance(t, float) and 0 < t <= 30.0 for t in seen), seen
+    seen.clear()
+    np.testing.assert_allclose(cv.fpad_vjp(F, b, xs, g, time_limit=None), ref, atol=1e-12)
+    assert seen == [None]
+
+
+def test_fpad_vjp_out_of_time_is_undecided_never_singular():
+    """With a millisecond the hull proof may not finish: the answer is then UndecidedError
+    naming the time limit (I - A is invertible on this hull: "singular" would be false)."""
+    import conservative.fixed_point_set as fps
+    F, b, xs, g, ref = _triangular_layer()
+    for x0 in (xs, xs + 1e-15):
+        fps._RECENT.clear()
+        try:
+            got = cv.fpad_vjp(F, b, x0, g, time_limit=1e-3)
+        except cv.UndecidedError as exc:
+            assert "time_limit" in str(exc) and "cv.fpad_vjp" in str(exc)
+        else:
+            np.testing.assert_allclose(got, ref, atol=1e-12)
+
+
+def test_fpad_vjp_time_limit_reaches_the_fixed_point_certificate(monkeypatch):
+    """``x = |W x| + t`` with a period-two |W| near its kink: Krawczyk's loop does not close and
+    the fixed-point certificate decides, within the caller's time limit."""
+    import conservative.certify as certify
+    import conservative.fixed_point_set as fps
+    W3 = np.array([[0.0, 3.0], [0.3, 0.0]])
+    F = cv.trace(lambda x, t: cv.abs(W3 @ x) + t, (2,), (2,))
+    seen = _spy_time_limits(monkeypatch, certify, "certify_fixed_point")
+    fps._RECENT.clear()
+    got = cv.fpad_vjp(F, np.zeros(2), np.array([1e-12, 0.0]), np.ones(2), time_limit=45.0)
+    np.testing.assert_allclose(got, [13.0, 40.0], rtol=1e-12)   # (I - W3)^-T 1
+    assert len(seen) == 1 and 0 < seen[0] <= 45.0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "10", True])
+def test_fpad_vjp_rejects_a_bad_time_limit(bad):
+    F, b, xs, g, _ = _triangular_layer()
+    with pytest.raises(cv.InputError, match=r"cv\.fpad_vjp.*time_limit"):
+        cv.fpad_vjp(F, b, xs, g, time_limit=bad)
+    with pytest.raises(cv.InputError, match=r"cv\.implicit_jacobian.*time_limit"):
+        cv.implicit_jacobian(F, b, xs, time_limit=bad)
+
+
+def test_fpad_vjp_rejects_a_bad_progress():
+    F, b, xs, g, _ = _triangular_layer()
+    with pytest.raises(cv.InputError, match=r"cv\.fpad_vjp.*progress"):
+        cv.fpad_vjp(F, b, xs, g, progress="yes")

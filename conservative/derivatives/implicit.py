@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import interval as iv
 from .._exact import is_psd, to_fractions
+from .._deadline import Deadline, check_progress
 from .._types import (as_float_array, as_matrix_stack, check_bool, check_int, check_real,
                      check_steps, initial_jacobian)
 from ..certify import certify_contraction
@@ -36,7 +37,8 @@ from ..sets import JacobianSet
 __all__ = ["implicit_jacobian", "invertible_on_hull", "fpad", "fpad_vjp", "one_step"]
 
 
-def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
+def invertible_on_hull(A: np.ndarray, *, time_limit: float | None = 20.0
+                       ) -> tuple[bool, str]:
     """Prove that ``I - A`` is invertible for every ``A`` in ``conv{A_i}``.
 
     Three sufficient tests, tried in order (the first is the cheap one of the hot paths):
@@ -51,13 +53,31 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
        rational arithmetic. It is affine in ``A``, so it stays positive definite on the hull,
        and ``C (I - A)`` cannot be singular there.
 
+    Parameters
+    ----------
+    A : array_like, (k, n, n) or (n, n)
+        The vertices ``A_i``.
+    time_limit : float or None
+        Seconds for the contraction certificate of test 2 (an SDP; the other tests are
+        quick). When it runs out, test 3 still decides, and ``how`` names the time limit.
+
     Returns
     -------
     proved : bool
     how : str
         Which test succeeded, or why neither did.
+
+    Examples
+    --------
+    >>> import numpy as np, conservative as cv
+    >>> from conservative.derivatives.implicit import invertible_on_hull
+    >>> invertible_on_hull(np.array([[[0.0]], [[0.5]]]))[0]     # 1 - a >= 1/2 on [0, 1/2]
+    True
+    >>> invertible_on_hull(np.array([[[0.0]], [[2.0]]]))[0]     # 1 - a = 0 at a = 1
+    False
     """
     A = as_matrix_stack(A, name="A", call="cv.invertible_on_hull")
+    Deadline.from_time_limit(time_limit, call="cv.invertible_on_hull")
     n = A.shape[1]
     eye = np.eye(n)
     try:
@@ -67,7 +87,7 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
     if C is not None and np.all(np.isfinite(C)) and _neumann_bound(C, A) < 1.0:
         return True, ("||I - C (I - A)||_inf < 1 on the hull (outward-rounded interval "
                       "check, C = (I - mean A)^-1)")
-    cert = certify_contraction(A, progress=False)
+    cert = certify_contraction(A, time_limit=time_limit, progress=False)
     if cert.certified:
         return True, f"contraction certificate ({cert.norm}, rho = {cert.rho:.4g})"
     if C is None:
@@ -80,8 +100,28 @@ def invertible_on_hull(A: np.ndarray) -> tuple[bool, str]:
         sym = [[(prod[i][j] + prod[j][i]) / 2 for j in range(n)] for i in range(n)]
         if not is_psd(sym, strict=True):
             return False, ("no contraction certificate and no uniform positive-definite "
-                           "preconditioning of I - A on the hull was found")
+                           "preconditioning of I - A on the hull was found"
+                           + (f" ({cert.reason})" if _timed_out(cert.reason) else ""))
     return True, "sym(C (I - A)) positive definite on the hull (exact check)"
+
+
+def _timed_out(reason: str) -> bool:
+    """Whether a certificate's reason says that its time limit stopped it."""
+    return "time limit" in (reason or "")
+
+
+def _prove_invertible(A, deadline: Deadline, call: str) -> None:
+    """Raise unless ``I - A`` is proved invertible on the hull of the stack ``A``: a
+    SingularJacobianError when the tests fail, an UndecidedError when the time ran out first
+    (then nothing says the hull is singular)."""
+    proved, how = invertible_on_hull(A, time_limit=deadline.time_limit())
+    if proved:
+        return
+    if deadline.expired() or _timed_out(how):
+        raise UndecidedError(fail_message(
+            call, f"a Jacobian set whose I - A was not proved invertible on its convex hull "
+            f"within the time limit ({how})", "pass a larger time_limit (or None)"))
+    raise _singular(call, how)
 
 
 def _neumann_bound(C: np.ndarray, A: np.ndarray) -> float:
@@ -95,7 +135,8 @@ def _neumann_bound(C: np.ndarray, A: np.ndarray) -> float:
     return bound if np.isfinite(bound) else np.inf
 
 
-def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) -> JacobianSet:
+def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0,
+                      time_limit: float | None = 60.0) -> JacobianSet:
     """The implicit-differentiation set ``{(I - A)^{-1} B : [A B] in D_F(x_star, theta)}``.
 
     Parameters
@@ -109,6 +150,9 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
         solution map (the convex hull of a conservative field is conservative).
     tol : float
         Activity tolerance for kinks.
+    time_limit : float or None
+        Seconds for the invertibility proof on the hull (a contraction certificate, an SDP,
+        is tried when the quick interval test fails: at kinks with large A-blocks).
 
     Raises
     ------
@@ -116,6 +160,8 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
         When ``I - A`` cannot be proved invertible on the whole convex hull of the A-blocks
         (vertex-only checks are wrong: for ``F(x, y) = |y| - x`` at 0 both vertices give an
         invertible ``I - A`` but their midpoint does not).
+    UndecidedError
+        When the time limit ran out before the proof was decided.
 
     Examples
     --------
@@ -127,15 +173,15 @@ def implicit_jacobian(F, theta, x_star, *, hull: bool = True, tol: float = 0.0) 
     call = "cv.implicit_jacobian"
     hull = check_bool(hull, name="hull", call=call)
     tol = check_real(tol, name="tol", call=call, minimum=0.0)
-    fast = _smooth_support_block(F, theta, x_star, call) if tol == 0 else None
+    deadline = Deadline.from_time_limit(time_limit, call=call)
+    fast = _smooth_support_block(F, theta, x_star, call, deadline) if tol == 0 else None
     if fast is not None:
         return JacobianSet.from_matrices(fast[None], hull=hull)
     A, AB, enclosure = blocks_at_fixed_point(F, theta, x_star, hull=hull, tol=tol, call=call)
     rows = np.flatnonzero(np.any(A != 0, axis=(0, 2)))
-    proved, how = invertible_on_hull(A[:, rows[:, None], rows[None, :]]) if enclosure.proven \
-        else (False, refusal(enclosure))
-    if not proved:
-        raise _singular(call, how)
+    if not enclosure.proven:
+        raise _singular(call, refusal(enclosure))
+    _prove_invertible(A[:, rows[:, None], rows[None, :]], deadline, call)
     return JacobianSet.from_matrices(_block_solve(AB[:, :, :F.n], AB[:, :, F.n:], rows),
                                      hull=hull)
 
@@ -182,7 +228,7 @@ def _support(F, theta, x_star, call):
         else None, enc
 
 
-def _smooth_support_block(F, theta, x_star, call):
+def _smooth_support_block(F, theta, x_star, call, deadline):
     """The implicit Jacobian (n, m) on the active block when no kink meets the enclosure of
     the fixed point (a single element): k + m tangent directions and a k x k solve, the
     invertibility proved on that block (exact for the whole set: the other rows of A are 0)."""
@@ -196,9 +242,7 @@ def _smooth_support_block(F, theta, x_star, call):
     A_NN = cols[rows, :k]
     J_rest[other] = cols[other, k:]                                  # J_Z = B_Z
     rhs = frozen_columns(F, values, partials, np.zeros(0, dtype=np.int64), J_rest=J_rest)
-    proved, how = invertible_on_hull(A_NN[None])
-    if not proved:
-        raise _singular(call, how)
+    _prove_invertible(A_NN[None], deadline, call)
     J = J_rest.copy()
     if len(rows):
         J[rows] = np.linalg.solve(np.eye(len(rows)) - A_NN, rhs[rows])
@@ -264,7 +308,8 @@ def _fpad_on_rows(F, values, partials, rows, advance, Js, steps) -> None:
 
 
 def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
-             max_steps: int = 10_000) -> np.ndarray:
+             max_steps: int = 10_000, time_limit: float | None = 60.0,
+             progress: bool | None = None) -> np.ndarray:
     """Reverse fixed-point AD: the hypergradient ``grad_x^T J̄ + grad_theta`` at a fixed point.
 
     Iterates the adjoint ``v <- A(x̄)^T v + grad_x`` (default selection frozen at ``x̄``) to its
@@ -279,6 +324,23 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     conservative Jacobian of the solution map, but not always its derivative when the exact
     fixed point lies within rounding of the kink without being on it.
 
+    Parameters
+    ----------
+    F : Map
+    theta, x_star : array_like
+        Parameters and a computed fixed point (from ``cv.fixed_point``, celer, scikit-learn).
+    grad_x : array_like, state shape
+        The gradient of the outer loss with respect to the fixed point.
+    grad_theta : array_like, parameter shape, optional
+        Its direct gradient with respect to theta, added to the result.
+    tol, max_steps
+        Stopping test and budget of the adjoint iteration (when no active block is solved).
+    time_limit : float or None
+        Seconds for the proofs made at a kink (invertibility on the hull, the fixed-point
+        certificate; both may solve SDPs): when they run out, UndecidedError.
+    progress : bool or None
+        A progress bar for the fixed-point certificate (None: automatic).
+
     Raises
     ------
     NotConvergedError
@@ -289,7 +351,8 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     UndecidedError
         Near a kink, when no box holding the exact fixed point is proved, neither by
         Krawczyk's test nor by :func:`~conservative.certify_fixed_point` (tried then, and
-        slower: an SDP), so which pieces are active there is undecided.
+        slower: an SDP), so which pieces are active there is undecided; or when
+        ``time_limit`` ran out before a proof at a kink was decided.
 
     Examples
     --------
@@ -301,10 +364,13 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     call = "cv.fpad_vjp"
     tol = check_real(tol, name="tol", call=call, minimum=0.0, strict=True)
     max_steps = check_int(max_steps, name="max_steps", call=call, minimum=1)
+    deadline = Deadline.from_time_limit(time_limit, call=call)
+    progress = check_progress(progress, call=call)
     xb, tb, values, partials, rows, enc = _support(F, theta, x_star, call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
     if enc.kinks:
-        redone = _require_derivative_at_kink(F, xb[0], tb[0], values, enc, call)
+        redone = _require_derivative_at_kink(F, xb[0], tb[0], values, enc, call, deadline,
+                                             progress)
         if redone is not None:
             partials, rows = redone
     p = F.program
@@ -328,7 +394,7 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     return np.array(total)
 
 
-def _require_derivative_at_kink(F, x, theta, values, enc, call):
+def _require_derivative_at_kink(F, x, theta, values, enc, call, deadline, progress):
     """Refuse a hypergradient where the solution map may have none.
 
     Called when the enclosure of the exact fixed point meets a kink (a proved box) or may
@@ -348,13 +414,15 @@ def _require_derivative_at_kink(F, x, theta, values, enc, call):
     if not enc.proven:
         from ..certify import certify_fixed_point
         from ..fixed_point_set import pieces_on_box
-        cert = certify_fixed_point(F, theta, x)
+        cert = certify_fixed_point(F, theta, x, time_limit=deadline.time_limit(),
+                                   progress=progress)
         if not cert.certified:
             raise UndecidedError(fail_message(
                 call, f"a point where {refusal(enc)}; no fixed-point certificate either "
                 f"({cert.reason})",
                 "pass a more accurate x_star (polish it with cv.fixed_point), or move theta "
-                "off the kink"))
+                "off the kink" + (", or a larger time_limit" if deadline.expired() or
+                                  _timed_out(cert.reason) else "")))
         lo, hi = (np.asarray(v, dtype=float) for v in cert.x_box)
         possible = pieces_on_box(F, (lo, hi), theta)
         lin = linearise(F.program, values, tol=0.0, call=call, with_pieces=False,
@@ -369,9 +437,7 @@ def _require_derivative_at_kink(F, x, theta, values, enc, call):
     js = F.jacobian(x, theta, hull=True, box=((enc.lo, enc.hi), theta))
     A = js.A.vertices
     rows = np.flatnonzero(np.any(A != 0, axis=(0, 2)))
-    proved, how = invertible_on_hull(A[:, rows[:, None], rows[None, :]])
-    if not proved:
-        raise _singular(call, how)
+    _prove_invertible(A[:, rows[:, None], rows[None, :]], deadline, call)
     return None
 
 
