@@ -202,13 +202,14 @@ def _directions(F, theta, lo, hi, seed, met=None, rows=None, pieces=None):
     return value.reshape((F.n,)), iv.Interval(D.lo, D.hi)
 
 
-def _krawczyk_step(F, x, theta, lo, hi, residual):
+def _krawczyk_step(F, x, theta, lo, hi, residual, hints=None):
     """One Krawczyk test on ``[lo, hi]``.
 
     Returns ``(contained, box_lo, box_hi, K_lo, K_hi, met, probe)``: the box actually tested
     (its constant coordinates shrunk to the values F takes there), the Krawczyk image, and
     ``(rows, l1)``: the rows of A that may be non-zero on the box tested and a bound on their
-    l1 norms there (from the probe, over the box before shrinking: a superset).
+    l1 norms there (from the probe, over the box before shrinking: a superset). ``hints``
+    (a dict) receives :func:`_krawczyk_image`'s proposal of a box shape when the test fails.
     """
     n = F.n
     met: list = []
@@ -238,14 +239,15 @@ def _krawczyk_step(F, x, theta, lo, hi, residual):
     _, M = _directions(F, theta, lo, hi, _unit_columns(n, wide), rows=rows, pieces=pieces)
     found = found + (pieces,)                       # possible pieces on the box tested
     contained, k_lo, k_hi = _krawczyk_image(x, lo, hi, d, residual, rows, wide, M[rows],
-                                            k_lo, k_hi)
+                                            k_lo, k_hi, hints)
     return contained, lo, hi, k_lo, k_hi, met, found
 
 
-def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi):
+def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi, hints=None):
     """``K(X) = x - C g(x) + (I - C (I - M_NN)) (X - x)_N + C M_NZ (X - x)_Z`` on the rows N
     (``M``: the enclosure of A's rows N on the columns ``wide``), written into ``k_lo, k_hi``;
-    returns ``(contained, k_lo, k_hi)``."""
+    returns ``(contained, k_lo, k_hi)``. When the image is not contained and ``hints`` is a
+    dict, it receives the rows N and :func:`_aligned_radius` of this test."""
     on_rows = np.searchsorted(wide, rows)
     G = iv.subtract(iv.Interval(np.eye(len(rows))), M[:, on_rows])          # I - M_NN
     try:
@@ -257,15 +259,21 @@ def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi):
         raise _Refused("I - A is numerically singular at the point")
     Ci = iv.Interval(C)
     E = iv.subtract(iv.Interval(np.eye(len(rows))), iv.matmul(Ci, G))       # I - C (I - M_NN)
-    K = iv.subtract(iv.Interval(x[rows]),
-                    iv.matmul(Ci, residual[rows].reshape(-1, 1)).reshape(-1))
+    Cg = iv.matmul(Ci, residual[rows].reshape(-1, 1)).reshape(-1)
+    K = iv.subtract(iv.Interval(x[rows]), Cg)
     K = iv.add(K, iv.matmul(E, d[rows].reshape(-1, 1)).reshape(-1))
+    fixed = Cg.mag                          # the part of |K(X) - x| not from (X - x)_N
     others = _complement(len(wide), on_rows)
     if len(others):                                         # C M_NZ (X_Z - x_Z)
-        coupling = iv.matmul(M[:, others], d[wide[others]].reshape(-1, 1))
-        K = iv.add(K, iv.matmul(Ci, coupling).reshape(-1))
+        coupling = iv.matmul(Ci, iv.matmul(M[:, others], d[wide[others]].reshape(-1, 1)))
+        K = iv.add(K, coupling.reshape(-1))
+        fixed = fixed + coupling.mag.reshape(-1)
     k_lo[rows], k_hi[rows] = K.lo, K.hi
     contained = bool(np.all(k_lo[rows] >= lo[rows]) and np.all(k_hi[rows] <= hi[rows]))
+    if not contained and hints is not None:
+        radius = _aligned_radius(E.mag, fixed)
+        if radius is not None:
+            hints.update(rows=rows, radius=radius)
     if not contained and float(np.max(_spectral_bound(E))) >= 1:
         raise _Refused("I - A may be singular somewhere on the box: the hull of the Jacobians "
                        "there contains a matrix with eigenvalue 1, or its enclosure is too wide")
@@ -311,6 +319,26 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     contained, _, _ = _krawczyk_image(x, lo, hi, d, residual, rows, wide, M,
                                       np.array(lo), np.array(hi))
     return (lo, hi, met, (rows, l1, pieces)) if contained else None
+
+
+def _aligned_radius(E_mag, a):
+    """A float proposal ``r = 2 (I - |E|)^-1 a`` for the radii of the box on the rows N, or
+    None when ``|E|`` may not have spectral radius below 1 (the solve is not positive).
+
+    With ``E`` and the fixed part ``a`` of the Krawczyk image unchanged on the new box, its
+    image lies within ``a + |E| r = r - a`` of x, strictly inside; the epsilon-inflation of
+    the loop grows a box along its own image, which never aligns with the Perron vector of a
+    period-two ``|E|`` (``[[0, 3], [0.3, 0]]``), so a box of the right shape is never tried.
+    Only the shape is proposed here: the test decides."""
+    a = np.maximum(a, 1e-3 * float(np.max(a, initial=0.0)))
+    if not (a.size and np.all(np.isfinite(a)) and np.all(a > 0)):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            r = 2.0 * np.linalg.solve(np.eye(len(a)) - E_mag, a)
+    except np.linalg.LinAlgError:
+        return None
+    return r if np.all(np.isfinite(r)) and np.all(r >= a) else None
 
 
 def _spectral_bound(E) -> float:
@@ -449,16 +477,20 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             if quick is not None:
                 return _proven(F, theta, x, *quick)
     reason = "the Krawczyk test did not close within the inflation steps"
+    hints: dict = {}
     for _ in range(max_iter):
         lo, hi = _outward_box(x, rho)
+        hints.clear()
         try:
             contained, lo, hi, k_lo, k_hi, met, found = _krawczyk_step(F, x, theta, lo, hi,
-                                                                       residual)
+                                                                       residual, hints)
         except _Refused as exc:
             reason = str(exc)
+            hints.clear()
             break
         except ConservativeError as exc:
             reason = f"F cannot be enclosed on the box ({exc})"
+            hints.clear()
             break
         if contained:
             return _proven(F, theta, x, lo, hi, met, found)
@@ -471,7 +503,32 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             reason = ("the box needed to enclose the fixed point grew beyond 1 % of the point "
                       "(I - A may be singular nearby, or x is not close to a fixed point)")
             break
-    return _unproven(F, theta, x, rho, reason)
+    aligned = _aligned_boxes(F, theta, x, residual, rho, floor, hints)
+    return aligned if aligned is not None else _unproven(F, theta, x, rho, reason)
+
+
+def _aligned_boxes(F, theta, x, residual, rho, floor, hints, tries: int = 3):
+    """After the inflation loop failed (not refused): Krawczyk's test on boxes shaped by the
+    last test's :func:`_aligned_radius` on its rows N (``rho`` elsewhere); a proved
+    enclosure, or None."""
+    cap = 1e-2 * (1.0 + float(np.max(np.abs(x))))
+    for _ in range(tries):
+        if "radius" not in hints:
+            return None
+        r = np.array(rho)
+        r[hints["rows"]] = hints["radius"] + floor[hints["rows"]]
+        if not float(np.max(r)) <= cap:
+            return None
+        lo, hi = _outward_box(x, r)
+        hints.clear()
+        try:
+            contained, lo, hi, _, _, met, found = _krawczyk_step(F, x, theta, lo, hi,
+                                                                 residual, hints)
+        except (_Refused, ConservativeError):
+            return None
+        if contained:
+            return _proven(F, theta, x, lo, hi, met, found)
+    return None
 
 
 def _newton_step_estimate(F, theta, x, g, at_x, kinks_at_x):

@@ -601,8 +601,8 @@ def abs_period_two():
 
 def test_a_krawczyk_box_exists_for_the_period_two_abs_map():
     """``x = |W x| + t``, W = [[0, 3], [0.3, 0]], t = 0, x = (1e-12, 0): the box x ± r, r along
-    the Perron vector (3, 0.9487) of |W|, passes Krawczyk's test (so an enclosure exists; see the
-    xfail below)."""
+    the Perron vector (3, 0.9487) of |W|, passes Krawczyk's test (so an enclosure exists: the test
+    below finds it)."""
     F = abs_period_two()
     th = np.zeros(2)
     for x in (np.array([1e-12, 0.0]), np.array([1e-300, 0.0])):
@@ -615,8 +615,8 @@ def test_a_krawczyk_box_exists_for_the_period_two_abs_map():
 
 
 def test_fpad_vjp_period_two_abs_map_near_its_kink():
-    """fpad_vjp answers near the kink although Krawczyk's loop does not close there (see the
-    xfail below): the fixed-point certificate decides (since 037ed00)."""
+    """fpad_vjp answers near the kink (since 037ed00 by the fixed-point certificate, when
+    Krawczyk's loop did not close there; since 2026-12-03 by the enclosure itself)."""
     F = abs_period_two()
     ref = [13, 40]
     assert close(fresh(cv.fpad_vjp, F, np.zeros(2), np.zeros(2), np.ones(2)), ref)
@@ -624,14 +624,38 @@ def test_fpad_vjp_period_two_abs_map_near_its_kink():
         assert close(fresh(cv.fpad_vjp, F, np.zeros(2), x0, np.ones(2)), ref)
 
 
-@pytest.mark.xfail(strict=True, reason="incompleteness: the epsilon-inflation of _enclose (rho <- "
-                   "max(rho, 1.5 spread) + floor) never aligns the box with the Perron vector "
-                   "of |I - C(I - M)| = [[0, 3], [0.3, 0]] (eigenvalues +-0.949, period two), "
-                   "so the Krawczyk loop does not close (not even with max_iter=100) although a "
-                   "box exists (test above). Repro: F = cv.trace(lambda x, t: cv.abs(W @ x) + t, "
-                   "(2,), (2,)) with W = [[0, 3], [0.3, 0]]; enclosure at [1e-12, 0]")
 def test_enclosure_period_two_abs_map_near_its_kink():
+    """The epsilon-inflation grows the box along its own Krawczyk image and never aligns it
+    with the Perron vector of |I - C(I - M)| = [[0, 3], [0.3, 0]] (eigenvalues +-0.949, period
+    two); the box ``2 (I - |E|)^-1 |C g|`` proposed after the loop fails is proved."""
     F = abs_period_two()
-    for x0 in (np.array([1e-12, 0.0]), np.array([1e-300, 0.0])):
+    for x0 in (np.array([1e-12, 0.0]), np.array([1e-300, 0.0]), np.array([0.0, 1e-12]),
+               np.array([-1e-12, 3e-13])):
         enc = enclose(F, np.zeros(2), x0)
-        assert enc.proven and holds(enc, [0, 0])
+        assert enc.proven and holds(enc, [0, 0]), (x0, enc.reason)
+        assert enc.radius <= 200 * float(np.max(np.abs(x0)))
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_enclosure_of_a_cyclic_abs_map_near_its_kink(k):
+    """``x = |W x| + t``, W a weighted k-cycle (entries 4 and 0.25: cycle product 4^(2-k) < 1,
+    a row of l1 norm 4): period-k |E|, exact fixed point 0 at t = 0, and at a dyadic t >= 0
+    the exact fixed point ``(I - W)^-1 t`` (rational solve). The inflation loop closes these
+    itself; they guard the aligned boxes' neighbours."""
+    W = np.zeros((k, k))
+    for i in range(k):
+        W[i, (i + 1) % k] = 4.0 if i == 0 else 0.25
+    F = cv.trace(lambda x, t: cv.abs(W @ x) + t, (k,), (k,))
+    x0 = np.zeros(k)
+    x0[0] = 1e-12
+    enc = enclose(F, np.zeros(k), x0)
+    assert enc.proven and holds(enc, [0] * k), enc.reason
+    # t = e_0 / 2**10: x̄ = |W x̄| + t, x̄ >= 0 so x̄ = (I - W)^-1 t, exactly (Fractions)
+    t = np.zeros(k)
+    t[0] = 2.0 ** -10
+    Wq = np.array([[Fraction(float(v)) for v in r] for r in W], dtype=object)
+    exact = qsolve(np.eye(k, dtype=int).astype(object) - Wq, [Fraction(v) for v in t])
+    assert all(v >= 0 for v in exact)            # so |W x̄| = W x̄: x̄ is the fixed point
+    xs = np.array([float(v) for v in exact])
+    enc = enclose(F, t, xs)
+    assert enc.proven and holds(enc, exact), enc.reason

@@ -41,10 +41,9 @@ def test_proved_box_at_a_kink_with_wide_rows_uses_the_block_test():
     assert any(np.allclose(g @ V, got, atol=1e-12) for V in imp.vertices)
 
 
-def test_contracting_layer_with_many_units_on_the_kink():
-    """A layer with ||W||_2 = 0.6 but rows of l1 norm above 1: Krawczyk's interval test does not
-    close at 24 units exactly on their kinks, a fixed-point certificate (Banach's theorem in a
-    certified norm) does, and fpad_vjp answers with the selection on the kinks."""
+def _contracting_layer_on_kinks():
+    """``x = relu(W x + b)``, ||W||_2 = 0.6, 24 of 40 units exactly on their kinks: (F, b, xs,
+    W, at_kink)."""
     rng = np.random.default_rng(3)
     n, at_kink = 40, 24
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
@@ -58,6 +57,15 @@ def test_contracting_layer_with_many_units_on_the_kink():
     assert all(p == 0 for p in pre[:at_kink])                      # exactly on the kinks
     assert all(p == Fraction(x) for p, x in zip(pre[at_kink:], xs[at_kink:]))
     F = cv.trace(lambda x, t: cv.relu(W @ x + t), (n,), (n,))
+    return F, b, xs, W, at_kink
+
+
+def test_contracting_layer_with_many_units_on_the_kink():
+    """A layer with ||W||_2 = 0.6 but rows of l1 norm above 1: Krawczyk's interval test does not
+    close at 24 units exactly on their kinks, a fixed-point certificate (Banach's theorem in a
+    certified norm) does, and fpad_vjp answers with the selection on the kinks."""
+    F, b, xs, W, at_kink = _contracting_layer_on_kinks()
+    n = F.n
     assert not cv.fixed_point_enclosure(F, b, xs).proven             # interval hull too wide
     g = np.linspace(-1.0, 1.0, n)
     got = cv.fpad_vjp(F, b, xs, g)
@@ -147,16 +155,17 @@ def test_fpad_vjp_out_of_time_is_undecided_never_singular():
 
 
 def test_fpad_vjp_time_limit_reaches_the_fixed_point_certificate(monkeypatch):
-    """``x = |W x| + t`` with a period-two |W| near its kink: Krawczyk's loop does not close and
-    the fixed-point certificate decides, within the caller's time limit."""
+    """Where Krawczyk's loop does not close (the layer above), the fixed-point certificate
+    decides, within the caller's time limit."""
     import conservative.certify as certify
     import conservative.fixed_point_set as fps
-    W3 = np.array([[0.0, 3.0], [0.3, 0.0]])
-    F = cv.trace(lambda x, t: cv.abs(W3 @ x) + t, (2,), (2,))
+    F, b, xs, W, at_kink = _contracting_layer_on_kinks()
     seen = _spy_time_limits(monkeypatch, certify, "certify_fixed_point")
     fps._RECENT.clear()
-    got = cv.fpad_vjp(F, np.zeros(2), np.array([1e-12, 0.0]), np.ones(2), time_limit=45.0)
-    np.testing.assert_allclose(got, [13.0, 40.0], rtol=1e-12)   # (I - W3)^-T 1
+    g = np.linspace(-1.0, 1.0, F.n)
+    got = cv.fpad_vjp(F, b, xs, g, time_limit=45.0)
+    ref = _kink_selection_hypergradient(W, [0] * at_kink + [1] * (F.n - at_kink), g)
+    np.testing.assert_allclose(got, ref, atol=1e-12)
     assert len(seen) == 1 and 0 < seen[0] <= 45.0
 
 
