@@ -38,6 +38,9 @@ MAX_FLOAT_PROBES = 256
 #: ... and, of those whose branches differ there, the number tested in interval arithmetic.
 MAX_BOUNDARY_PROBES = 8
 
+#: Coordinates a probe segment may move along for the centred comparison of its branches.
+MAX_CENTRED_COLUMNS = 64
+
 # Float chord steps towards the boundary g_i == 0 (a nonlinear g needs more than one).
 _NEWTON_STEPS = 4
 
@@ -79,8 +82,10 @@ def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
                                                  attrs["params"])
         may_switch = np.ones(size, dtype=bool) if may_switch is None else \
             np.broadcast_to(may_switch, node_shape).reshape((size,))
-        slope = iv.subtract(_tangent(tans, program, a, node_shape, n),
-                            _tangent(tans, program, b, node_shape, n)).reshape((size, n))
+        t_a, t_b = (_tangent(tans, program, v, node_shape, n) for v in (a, b))
+        slope = iv.subtract(t_a, t_b).reshape((size, n))
+        # each branch's own slope bound: a(r) - b(s) at two points of a segment
+        branch_mag = (t_a.mag + t_b.mag).reshape((size, n))
         centre = iv.subtract(at_x[a].broadcast_to(node_shape),
                              at_x[b].broadcast_to(node_shape)).reshape((size,))
         gap = iv.add(centre, iv.matmul(slope, d).reshape((size,)))
@@ -93,11 +98,11 @@ def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
         candidates = candidates[np.argsort(-centre.mig[candidates], kind="stable")]
         candidates = candidates[:MAX_FLOAT_PROBES]
         points = _boundary_points(program, node, candidates, x, lo, hi, t_box, grad.mid,
-                                  slope.mag, call)
+                                  slope, call)
         strict = attrs["params"].get("strict", True)
         for i, y in points[:MAX_BOUNDARY_PROBES]:
             if _jump_across(program, node, i, y, lo, hi, t_box, grad.mid[i],
-                            slope[i:i + 1].reshape((n,)), strict, call):
+                            branch_mag[i], strict, call):
                 out.append(node)
                 break
     return out
@@ -111,62 +116,120 @@ def _tangent(tans, program, node, shape, n) -> iv.Interval:
     return t.broadcast_to(tuple(shape) + (n,))
 
 
-def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope_mag, call
-                     ) -> list:
+def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope, call) -> list:
     """``(i, y)`` for the candidate elements whose branches differ (in floats) at ``y``, a
-    float estimate of a point of the box on ``g_i == 0`` (chord steps from ``x`` along the
-    box's mean gradient of ``g_i``, all candidates in one batched evaluation per step).
+    float estimate of a point of the box on ``g_i == 0``, most different first.
 
-    "Differ" means by more than a continuous where could at ``y``: the gap's Lipschitz bound
-    along ``grad`` (``slope_mag``) times the estimated distance to the boundary, plus
-    rounding. Floats only propose here: every jump is then proved in interval arithmetic."""
+    Chord steps along the box's mean gradient of ``g_i`` start from ``x`` and from the two
+    points of the box farthest from ``x`` along the gap's gradient (``slope``, the enclosure
+    of the gradient of ``a_i - b_i``) with ``grad g_i`` projected out: a gap that is 0 at the
+    boundary point nearest ``x`` but not elsewhere on the boundary is found there. All starts
+    of all candidates run in one batched evaluation per step. "Differ" means by more than a
+    continuous where could at ``y``: the gap's Lipschitz bound along ``grad`` times the
+    estimated distance to the boundary, plus rounding; a point where the float evaluation
+    itself meets the jump counts first. Floats only propose here: every jump is then proved
+    in interval arithmetic."""
     if len(candidates) == 0:
         return []
-    shape, t_shape = program.shape(program.x_node), program.shape(program.theta_node)
     g, a, b = program.graph.nodes[node]["inputs"]
-    k, node_shape = len(candidates), program.shape(node)
-    G = grad[candidates]
+    k, n = len(candidates), x.size
+    G = np.repeat(grad[candidates], 3, axis=0)
     norm2 = np.einsum("ij,ij->i", G, G)
     ok = np.isfinite(norm2) & (norm2 > 0)
-    theta = np.broadcast_to(t_box.mid, (1,) + tuple(t_shape))
-    Y = np.broadcast_to(x, (k, x.size)).copy()
-
-    def element(values, node_in):
-        v = np.broadcast_to(values[node_in], (k,) + tuple(node_shape)).reshape(k, -1)
-        return v[np.arange(k), candidates]
-    values = None
+    with np.errstate(all="ignore"):
+        # along the gap's gradient; where its sign is undecided on the box (|v - c| across c)
+        # either way, since both directions are tried
+        mid, mag = slope.mid[candidates], slope.mag[candidates]
+        toward = np.where(mid != 0, np.sign(mid), (mag > 0).astype(float))
+        toward = toward - (np.einsum("ij,ij->i", toward, grad[candidates]) /
+                           np.where(ok[::3], norm2[::3], 1.0))[:, None] * grad[candidates]
+        reach = 0.5 * (hi - lo) / np.maximum(np.max(np.abs(toward), axis=1, initial=0.0),
+                                             1e-300)[:, None]
+        Y = np.repeat(np.broadcast_to(x, (k, n)), 3, axis=0)
+        Y[1::3] = np.clip(x + reach * toward, lo, hi)
+        Y[2::3] = np.clip(x - reach * toward, lo, hi)
+    rows = np.repeat(candidates, 3)
+    ok &= np.all(np.isfinite(Y), axis=1)
+    values, raised, settled = None, np.zeros(len(rows), dtype=bool), False
     for step_count in range(_NEWTON_STEPS + 1):
-        try:
-            with np.errstate(all="ignore"):
-                values = evaluate(program, Y.reshape((k,) + tuple(shape)), theta, call=call,
-                                  keep=True)
-        except ConservativeError:       # a float point outside the domain, or on a jump
-            values = None
-            break
-        if step_count == _NEWTON_STEPS:
-            break
+        values, raised = _evaluate_rows(program, Y, t_box, call)
+        if step_count == _NEWTON_STEPS or raised.any() or settled:
+            break                         # a float point on the jump: as close as it gets
         with np.errstate(all="ignore"):
-            step = np.where(ok, element(values, g) / np.where(ok, norm2, 1.0), 0.0)
+            vg = _element(program, node, values, g, rows)
+            # on the boundary to rounding (one step does it for a linear g): this last step
+            # still lands on it (a subnormal g), then stop
+            scale = np.sqrt(norm2) * (np.max(np.abs(Y), axis=1) + 1.0)
+            settled = not np.any(ok & (np.abs(vg) > 64 * np.finfo(float).eps * scale))
+            step = np.where(ok, vg / np.where(ok, norm2, 1.0), 0.0)
             Y = np.clip(Y - step[:, None] * G, lo, hi)
         ok &= np.all(np.isfinite(Y), axis=1)
-    if values is None:                  # no float evidence: try the first ones as they are
-        return [(i, Y[j]) for j, i in enumerate(candidates) if ok[j]]
     with np.errstate(all="ignore"):
-        va, vb, vg = element(values, a), element(values, b), element(values, g)
+        va, vb, vg = (_element(program, node, values, v, rows) for v in (a, b, g))
         norm = np.sqrt(np.where(ok, norm2, 1.0))
-        lipschitz = np.einsum("ij,ij->i", slope_mag[candidates], np.abs(G)) / norm
+        lipschitz = np.einsum("ij,ij->i", np.repeat(slope.mag[candidates], 3, axis=0),
+                              np.abs(G)) / norm
         allowed = 2.0 * lipschitz * np.abs(vg) / norm + \
             8 * np.finfo(float).eps * (np.abs(va) + np.abs(vb))
-        differ = np.abs(va - vb) > allowed
-    return [(i, Y[j]) for j, i in enumerate(candidates) if ok[j] and differ[j]]
+        excess = np.where(raised, np.inf, np.abs(va - vb) - allowed)
+    excess = np.where(ok & ~np.isnan(excess), excess, -np.inf).reshape(k, 3)
+    best = np.argmax(excess, axis=1)
+    score = excess[np.arange(k), best]
+    order = np.argsort(-score, kind="stable")
+    return [(candidates[j], Y[3 * j + best[j]]) for j in order if score[j] > 0]
 
 
-def _jump_across(program, node, i, y, lo, hi, t_box, grad, slope, strict, call) -> bool:
+def _element(program, node, values, node_in, rows) -> np.ndarray:
+    """Element ``rows[r]`` of ``node``'s input ``node_in`` at evaluated point ``r``."""
+    node_shape = program.shape(node)
+    v = np.broadcast_to(values[node_in], (len(rows),) + tuple(node_shape))
+    return v.reshape(len(rows), -1)[np.arange(len(rows)), rows]
+
+
+def _evaluate_rows(program, Y, t_box, call):
+    """Float values of every node at the points ``Y`` (one batch); when the batch raises (a
+    point outside the domain, or on a jump), point by point: the rows that raise are flagged
+    and get NaN values."""
+    shape, t_shape = program.shape(program.x_node), program.shape(program.theta_node)
+    theta = np.broadcast_to(t_box.mid, (1,) + tuple(t_shape))
+    batch = Y.reshape((len(Y),) + tuple(shape))
+    try:
+        with np.errstate(all="ignore"):
+            return evaluate(program, batch, theta, call=call, keep=True), \
+                np.zeros(len(Y), dtype=bool)
+    except ConservativeError:
+        pass
+    raised = np.zeros(len(Y), dtype=bool)
+    per_row = []
+    for r in range(len(Y)):
+        try:
+            with np.errstate(all="ignore"):
+                per_row.append(evaluate(program, batch[r:r + 1], theta, call=call, keep=True))
+        except ConservativeError:
+            raised[r] = True
+            per_row.append(None)
+    template = next((v for v in per_row if v is not None), None)
+    if template is None:
+        return {node: np.full((len(Y),) + tuple(program.shape(node)), np.nan)
+                for node in program.order}, raised
+    values = {}
+    for node, v in template.items():
+        tail = np.shape(v)[1:] if np.ndim(v) == len(program.shape(node)) + 1 else None
+        if tail is None:                  # not batched (a constant): shared by every row
+            values[node] = v
+            continue
+        values[node] = np.concatenate([np.asarray(pr[node]) if pr is not None else
+                                       np.full((1,) + tail, np.nan) for pr in per_row])
+    return values, raised
+
+
+def _jump_across(program, node, i, y, lo, hi, t_box, grad, branch_mag, strict, call) -> bool:
     """Whether element ``i`` of the where ``node`` provably jumps on a short segment of the
     box along ``grad`` through ``y`` (a float estimate of a point of its boundary).
 
-    ``slope`` encloses the gradient of the gap ``a_i - b_i`` over the box: the segment is
-    made short enough that the gap cannot close along it (when it did not close at ``y``)."""
+    ``branch_mag`` bounds ``|grad a_i| + |grad b_i|`` over the box: the segment is made short
+    enough that ``a_i(r) - b_i(s)``, for any two of its points, stays within half the gap at
+    ``y`` of that gap (when the gap did not close at ``y``)."""
     shape = program.shape(program.x_node)
     at_y = enclose_values(program, iv.Interval(y.reshape(shape)), t_box, call=call)
     margin = _gap(program, node, at_y).mig[i]
@@ -174,7 +237,7 @@ def _jump_across(program, node, i, y, lo, hi, t_box, grad, slope, strict, call) 
         return False
     u = grad / np.sqrt(float(grad @ grad))
     radius = float(np.max(hi - lo))
-    lipschitz = float(slope.mag @ np.abs(u))
+    lipschitz = float(branch_mag @ np.abs(u))
     h = radius if lipschitz == 0 else min(radius, 0.25 * margin / lipschitz)
     pick_y = _picks(program, node, at_y, i, strict)
     # shorter segments when rounding widens the gap's enclosure (subnormal scales); h = 0 is
@@ -232,8 +295,33 @@ def _picks_at(program, node, point, i, t_box, strict, call):
 
 
 def _apart_on_hull(program, node, i, p, q, t_box, call) -> bool:
-    """``|a_i(r) - b_i(s)| > 0`` for every ``r, s`` on the hull of the segment ``[p, q]``."""
+    """``|a_i(r) - b_i(s)| > 0`` for every ``r, s`` on the hull ``H`` of the segment ``[p, q]``:
+    from plain enclosures over ``H``, else in centred form about the midpoint ``m``,
+    ``a(r) - b(s) ∈ a(m) - b(m) + [Da(H)] (H - m) - [Db(H)] (H - m)`` (the mean value theorem
+    for each branch, with the two ``H - m`` independent), which keeps the terms the branches
+    share from widening the gap (``S x - S x`` has the tangent 0 exactly along unit seeds)."""
     shape = program.shape(program.x_node)
     hull = iv.Interval(np.minimum(p, q).reshape(shape), np.maximum(p, q).reshape(shape))
     values = enclose_values(program, hull, t_box, call=call)
-    return bool(_gap(program, node, values).mig[i] > 0)
+    if _gap(program, node, values).mig[i] > 0:
+        return True
+    moving = np.flatnonzero(p != q)
+    if not 0 < len(moving) <= MAX_CENTRED_COLUMNS:
+        return False
+    flat_lo, flat_hi = np.minimum(p, q), np.maximum(p, q)
+    m = np.clip(0.5 * p + 0.5 * q, flat_lo, flat_hi)
+    at_m = enclose_values(program, iv.Interval(m.reshape(shape)), t_box, call=call)
+    seed = np.zeros((p.size, len(moving)))
+    seed[moving, np.arange(len(moving))] = 1.0
+    _, tans = enclose_program(program, hull, t_box, call=call,
+                              seeds=(iv.Interval(seed.reshape(shape + (len(moving),))), None),
+                              keep=True)
+    g, a, b = program.graph.nodes[node]["inputs"]
+    node_shape, k = program.shape(node), len(moving)
+    size = int(np.prod(node_shape, dtype=np.int64))
+    dm = iv.subtract(iv.Interval(flat_lo[moving], flat_hi[moving]),
+                     iv.Interval(m[moving])).reshape((k, 1))                  # H - m
+    moves = [iv.matmul(_tangent(tans, program, v, node_shape, k).reshape((size, k))[i:i + 1],
+                       dm).reshape(()) for v in (a, b)]
+    gap = iv.subtract(iv.add(_gap(program, node, at_m)[i], moves[0]), moves[1])
+    return bool(gap.mig > 0)
