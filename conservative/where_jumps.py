@@ -38,9 +38,6 @@ MAX_FLOAT_PROBES = 256
 #: ... and, of those whose branches differ there, the number tested in interval arithmetic.
 MAX_BOUNDARY_PROBES = 8
 
-#: Coordinates a probe segment may move along for the centred comparison of its branches.
-MAX_CENTRED_COLUMNS = 64
-
 # Float chord steps towards the boundary g_i == 0 (a nonlinear g needs more than one).
 _NEWTON_STEPS = 4
 
@@ -71,6 +68,7 @@ def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
     on_box, tans = enclose_program(program, box, t_box, call=call, seeds=(unit, None),
                                    keep=True)
     d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x)).reshape((n, 1))      # X - x
+    t_point = iv.Interval.point(t_box.mid)
     out = []
     for node in dict.fromkeys(met):
         attrs = program.graph.nodes[node]
@@ -101,7 +99,8 @@ def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
                                   slope, call)
         strict = attrs["params"].get("strict", True)
         for i, y in points[:MAX_BOUNDARY_PROBES]:
-            if _jump_across(program, node, i, y, lo, hi, t_box, grad.mid[i],
+            # at one theta: a jump for one parameter of a box is enough to refuse it
+            if _jump_across(program, node, i, y, lo, hi, t_point, grad.mid[i],
                             branch_mag[i], strict, call):
                 out.append(node)
                 break
@@ -295,33 +294,27 @@ def _picks_at(program, node, point, i, t_box, strict, call):
 
 
 def _apart_on_hull(program, node, i, p, q, t_box, call) -> bool:
-    """``|a_i(r) - b_i(s)| > 0`` for every ``r, s`` on the hull ``H`` of the segment ``[p, q]``:
-    from plain enclosures over ``H``, else in centred form about the midpoint ``m``,
-    ``a(r) - b(s) ∈ a(m) - b(m) + [Da(H)] (H - m) - [Db(H)] (H - m)`` (the mean value theorem
-    for each branch, with the two ``H - m`` independent), which keeps the terms the branches
-    share from widening the gap (``S x - S x`` has the tangent 0 exactly along unit seeds)."""
+    """``|a_i(r) - b_i(s)| > 0`` for every ``r, s`` on the segment ``[p, q]``: from plain
+    enclosures over its bounding box ``H``, else in centred form along it,
+    ``a(p + s (q - p)) ∈ a(p) + [0, 1] [Da(H)] (q - p)`` for each branch (the mean value
+    theorem on the segment, one tangent direction whatever the dimension), which keeps the
+    terms the branches share from widening the gap (``S x - S x`` has the tangent 0 exactly
+    along a point direction)."""
     shape = program.shape(program.x_node)
     hull = iv.Interval(np.minimum(p, q).reshape(shape), np.maximum(p, q).reshape(shape))
     values = enclose_values(program, hull, t_box, call=call)
     if _gap(program, node, values).mig[i] > 0:
         return True
-    moving = np.flatnonzero(p != q)
-    if not 0 < len(moving) <= MAX_CENTRED_COLUMNS:
-        return False
-    flat_lo, flat_hi = np.minimum(p, q), np.maximum(p, q)
-    m = np.clip(0.5 * p + 0.5 * q, flat_lo, flat_hi)
-    at_m = enclose_values(program, iv.Interval(m.reshape(shape)), t_box, call=call)
-    seed = np.zeros((p.size, len(moving)))
-    seed[moving, np.arange(len(moving))] = 1.0
-    _, tans = enclose_program(program, hull, t_box, call=call,
-                              seeds=(iv.Interval(seed.reshape(shape + (len(moving),))), None),
+    at_p = enclose_values(program, iv.Interval(p.reshape(shape)), t_box, call=call)
+    direction = iv.subtract(iv.Interval(q), iv.Interval(p)).reshape(shape + (1,))   # q - p
+    _, tans = enclose_program(program, hull, t_box, call=call, seeds=(direction, None),
                               keep=True)
     g, a, b = program.graph.nodes[node]["inputs"]
-    node_shape, k = program.shape(node), len(moving)
+    node_shape = program.shape(node)
     size = int(np.prod(node_shape, dtype=np.int64))
-    dm = iv.subtract(iv.Interval(flat_lo[moving], flat_hi[moving]),
-                     iv.Interval(m[moving])).reshape((k, 1))                  # H - m
-    moves = [iv.matmul(_tangent(tans, program, v, node_shape, k).reshape((size, k))[i:i + 1],
-                       dm).reshape(()) for v in (a, b)]
-    gap = iv.subtract(iv.add(_gap(program, node, at_m)[i], moves[0]), moves[1])
+    moves = []
+    for v in (a, b):
+        t = _tangent(tans, program, v, node_shape, 1).reshape((size,))[i]
+        moves.append(iv.Interval(min(0.0, float(t.lo)), max(0.0, float(t.hi))))   # [0, 1] t
+    gap = iv.subtract(iv.add(_gap(program, node, at_p)[i], moves[0]), moves[1])
     return bool(gap.mig > 0)
