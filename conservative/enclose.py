@@ -192,7 +192,7 @@ def _centred_product(step, args, tans, at_centre, tol):
     if acc is None:
         return at_centre
     tans[step.node] = acc
-    return iv.add(at_centre, iv.Interval(acc.lo[..., 0], acc.hi[..., 0]))
+    return iv.add(at_centre, acc[..., 0])
 
 
 def interval_demand(program: Program, rows) -> dict:

@@ -176,7 +176,7 @@ def _unit_matrix(n: int, cols: np.ndarray) -> np.ndarray:
 
 def _unit_columns(n: int, cols: np.ndarray) -> iv.Interval:
     """The columns ``cols`` of the identity, as interval seeds (n, len(cols))."""
-    return iv.Interval(_unit_matrix(n, cols))
+    return iv.Interval.point(_unit_matrix(n, cols))
 
 
 def _columns_on_rows(F, box, t_box, cols, rows, values) -> iv.Interval:
@@ -186,7 +186,7 @@ def _columns_on_rows(F, box, t_box, cols, rows, values) -> iv.Interval:
     seed = _unit_columns(F.n, cols).reshape(shape + (len(cols),))
     _, M = enclose_program(F.program, box, t_box, call=_CALL,
                            seeds=(seed, None), rows=rows, values=values)
-    return iv.Interval(M.lo[rows], M.hi[rows])
+    return M[rows]
 
 
 def _directions(F, theta, lo, hi, seed, met=None, rows=None, pieces=None):
@@ -199,7 +199,7 @@ def _directions(F, theta, lo, hi, seed, met=None, rows=None, pieces=None):
     value, D = enclose_program(F.program, x_box, t_box, call=_CALL,
                                boundaries=met, seeds=(seed.reshape(shape + (-1,)), None),
                                rows=rows, pieces=pieces)
-    return value.reshape((F.n,)), iv.Interval(D.lo, D.hi)
+    return value.reshape((F.n,)), D
 
 
 def _krawczyk_step(F, x, theta, lo, hi, residual, hints=None):
@@ -233,7 +233,7 @@ def _krawczyk_step(F, x, theta, lo, hi, residual, hints=None):
     if len(rows) > MAX_DENSE_ROWS:
         raise _Refused(f"{len(rows)} coordinates with a non-zero Jacobian row, beyond the "
                        f"dense enclosure test ({MAX_DENSE_ROWS})")
-    d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x))                     # X - x
+    d = iv.subtract(iv.Interval(lo, hi), iv.Interval.point(x))               # X - x
     wide = np.union1d(rows, const[(d.lo[const] != 0) | (d.hi[const] != 0)])
     pieces: dict = {}
     _, M = _directions(F, theta, lo, hi, _unit_columns(n, wide), rows=rows, pieces=pieces)
@@ -249,7 +249,8 @@ def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi, hints=Non
     returns ``(contained, k_lo, k_hi)``. When the image is not contained and ``hints`` is a
     dict, it receives the rows N and :func:`_aligned_radius` of this test."""
     on_rows = np.searchsorted(wide, rows)
-    G = iv.subtract(iv.Interval(np.eye(len(rows))), M[:, on_rows])          # I - M_NN
+    eye = iv.Interval.point(np.eye(len(rows)))
+    G = iv.subtract(eye, M[:, on_rows])                                     # I - M_NN
     try:
         C = np.linalg.inv(G.mid)
     except np.linalg.LinAlgError:
@@ -257,10 +258,10 @@ def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi, hints=Non
                        "enclosed)") from None
     if not np.all(np.isfinite(C)):
         raise _Refused("I - A is numerically singular at the point")
-    Ci = iv.Interval(C)
-    E = iv.subtract(iv.Interval(np.eye(len(rows))), iv.matmul(Ci, G))       # I - C (I - M_NN)
+    Ci = iv.Interval.point(C)
+    E = iv.subtract(eye, iv.matmul(Ci, G))                                  # I - C (I - M_NN)
     Cg = iv.matmul(Ci, residual[rows].reshape(-1, 1)).reshape(-1)
-    K = iv.subtract(iv.Interval(x[rows]), Cg)
+    K = iv.subtract(iv.Interval.point(x[rows]), Cg)
     K = iv.add(K, iv.matmul(E, d[rows].reshape(-1, 1)).reshape(-1))
     fixed = Cg.mag                          # the part of |K(X) - x| not from (X - x)_N
     others = _complement(len(wide), on_rows)
@@ -292,9 +293,12 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     lo, hi = np.minimum(x, fx.lo), np.maximum(x, fx.hi)
     wide_lo, wide_hi = _outward_box(x[rows_f], rho[rows_f])
     lo[rows_f], hi[rows_f] = np.minimum(lo[rows_f], wide_lo), np.maximum(hi[rows_f], wide_hi)
-    d = iv.subtract(iv.Interval(lo, hi), iv.Interval(x))                     # X - x
-    seed = iv.Interval(np.stack([d.lo, -np.ones(n)], axis=1), np.stack([d.hi, np.ones(n)], 1))
-    box, t_box = iv.Interval(lo.reshape(shape), hi.reshape(shape)), _theta_interval(theta)
+    X = iv.Interval(lo, hi)                     # validated once: the box and X - x share it
+    d = iv.subtract(X, iv.Interval.point(x))                                 # X - x
+    # built from d's valid ends and +-1: no second validation of a (n, 2) array
+    seed = iv.Interval._new(np.stack([d.lo, -np.ones(n)], axis=1),
+                            np.stack([d.hi, np.ones(n)], axis=1))
+    box, t_box = X.reshape(shape), _theta_interval(theta)
     met: list = []
     pieces: dict = {}
     vals, tans = enclose_program(F.program, box, t_box, call=_CALL,
@@ -439,13 +443,13 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
     kinks_at_x: dict = {}
     try:
-        point = iv.Interval(x.reshape(F.state_shape))
+        point = iv.Interval.point(x.reshape(F.state_shape))
         centre = enclose_values(F.program, point, _theta_interval(theta), call=call,
                                 pieces=kinks_at_x)
         fx = centre[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
         return _unproven(F, theta, x, np.zeros(n), f"F cannot be enclosed at x ({exc})")
-    residual = iv.subtract(iv.Interval(x), fx)                                  # g(x) = x - F(x)
+    residual = iv.subtract(iv.Interval.point(x), fx)                            # g(x) = x - F(x)
     if not (np.any(residual.lo) or np.any(residual.hi)):
         # F(x) = x exactly (for every parameter of a box): x itself is the fixed point
         try:
@@ -591,7 +595,7 @@ def _interval_rows_and_block(F, theta, x, at_x):
     interval probe of every coordinate) and the midpoint of the block's enclosure there (the
     values ``at_x`` reused)."""
     n, shape = F.n, F.state_shape
-    point, t_box = iv.Interval(x.reshape(shape)), _theta_interval(theta)
+    point, t_box = iv.Interval.point(x.reshape(shape)), _theta_interval(theta)
     _, probe = enclose_program(F.program, point, t_box, call=_CALL,
                                seeds=(_probe(shape), None), values=at_x, keep=True)
     probe = probe.get(F.program.out_node)

@@ -457,7 +457,7 @@ def _invertible_on_box(F, theta, enc, rows, call) -> bool:
     _, M = enclose_program(F.program, box, iv.Interval(np.asarray(theta, dtype=float)),
                            call=call, seeds=(iv.Interval(unit.reshape(F.state_shape + (k,))),
                                              None), rows=rows)
-    block = iv.Interval(M.lo[rows], M.hi[rows])
+    block = M[rows]
     if not (np.all(np.isfinite(block.lo)) and np.all(np.isfinite(block.hi))):
         return False
     eye = np.eye(k)
