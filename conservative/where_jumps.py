@@ -39,7 +39,7 @@ MAX_FLOAT_PROBES = 256
 MAX_BOUNDARY_PROBES = 8
 
 # Float chord steps towards the boundary g_i == 0 (a nonlinear g needs more than one).
-_NEWTON_STEPS = 4
+_NEWTON_STEPS = 8
 
 
 def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
@@ -95,12 +95,14 @@ def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
         candidates = np.flatnonzero(may_switch & np.any(grad.mag > 0, axis=1))
         candidates = candidates[np.argsort(-centre.mig[candidates], kind="stable")]
         candidates = candidates[:MAX_FLOAT_PROBES]
-        points = _boundary_points(program, node, candidates, x, lo, hi, t_box, grad.mid,
-                                  slope, call)
+        points = _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope,
+                                  call)
         strict = attrs["params"].get("strict", True)
         for i, y in points[:MAX_BOUNDARY_PROBES]:
             # at one theta: a jump for one parameter of a box is enough to refuse it
-            if _jump_across(program, node, i, y, lo, hi, t_point, grad.mid[i],
+            along = grad.mid[i] if np.any(np.abs(grad.mid[i]) > 0.5 * grad.mag[i]) \
+                else grad.mag[i]                                   # as the probe did
+            if _jump_across(program, node, i, y, lo, hi, t_point, along,
                             branch_mag[i], strict, call):
                 out.append(node)
                 break
@@ -132,16 +134,24 @@ def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope, c
         return []
     g, a, b = program.graph.nodes[node]["inputs"]
     k, n = len(candidates), x.size
-    G = np.repeat(grad[candidates], 3, axis=0)
+    G = np.repeat(grad.mid[candidates], 3, axis=0)
+    # a condition whose gradient has no decided sign over the box ((x - 1)**2 > e**2 around
+    # 1: its mean is 0 to rounding): secant steps along the gradient's magnitudes instead
+    decided = np.abs(grad.mid[candidates]) > 0.5 * grad.mag[candidates]
+    secant = np.repeat(~np.any(decided, axis=1), 3)
+    G = np.where(secant[:, None], np.repeat(grad.mag[candidates], 3, axis=0), G)
     norm2 = np.einsum("ij,ij->i", G, G)
     ok = np.isfinite(norm2) & (norm2 > 0)
+    grad = G[::3]
     with np.errstate(all="ignore"):
         # along the gap's gradient; where its sign is undecided on the box (|v - c| across c)
         # either way, since both directions are tried
         mid, mag = slope.mid[candidates], slope.mag[candidates]
         toward = np.where(mid != 0, np.sign(mid), (mag > 0).astype(float))
-        toward = toward - (np.einsum("ij,ij->i", toward, grad[candidates]) /
-                           np.where(ok[::3], norm2[::3], 1.0))[:, None] * grad[candidates]
+        # off grad g (a real gradient only: magnitudes would cancel a 1-D state's direction)
+        off = np.where(secant[::3], 0.0, np.einsum("ij,ij->i", toward, grad) /
+                       np.where(ok[::3], norm2[::3], 1.0))
+        toward = toward - off[:, None] * grad
         reach = 0.5 * (hi - lo) / np.maximum(np.max(np.abs(toward), axis=1, initial=0.0),
                                              1e-300)[:, None]
         Y = np.repeat(np.broadcast_to(x, (k, n)), 3, axis=0)
@@ -161,6 +171,10 @@ def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope, c
             scale = np.sqrt(norm2) * (np.max(np.abs(Y), axis=1) + 1.0)
             settled = not np.any(ok & (np.abs(vg) > 64 * np.finfo(float).eps * scale))
             step = np.where(ok, vg / np.where(ok, norm2, 1.0), 0.0)
+        if np.any(secant & ok):
+            step[secant & ok] = _secant_steps(program, node, Y, G, vg, rows, secant & ok,
+                                              lo, hi, t_box, call)
+        with np.errstate(all="ignore"):
             Y = np.clip(Y - step[:, None] * G, lo, hi)
         ok &= np.all(np.isfinite(Y), axis=1)
     with np.errstate(all="ignore"):
@@ -176,6 +190,22 @@ def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope, c
     score = excess[np.arange(k), best]
     order = np.argsort(-score, kind="stable")
     return [(candidates[j], Y[3 * j + best[j]]) for j in order if score[j] > 0]
+
+
+def _secant_steps(program, node, Y, D, vg, rows, which, lo, hi, t_box, call) -> np.ndarray:
+    """Steps ``s`` towards ``g_i == 0`` along ``D`` for the points ``which``: ``g / slope``,
+    the slope a secant through ``Y`` and ``Y -/+ h D`` (towards the inside of the box)."""
+    at = np.flatnonzero(which)
+    with np.errstate(all="ignore"):
+        h = 2.0 ** -20 * float(np.max(hi - lo)) / np.sqrt(np.einsum("ij,ij->i", D[at], D[at]))
+        inside = np.all((Y[at] + h[:, None] * D[at] <= hi) & (Y[at] + h[:, None] * D[at] >= lo),
+                        axis=1)
+        h = np.where(inside, h, -h)
+        values, raised = _evaluate_rows(program, Y[at] + h[:, None] * D[at], t_box, call)
+        g = program.graph.nodes[node]["inputs"][0]
+        slope = (_element(program, node, values, g, rows[at]) - vg[at]) / h
+        good = ~raised & np.isfinite(slope) & (slope != 0)
+        return np.where(good, vg[at] / np.where(good, slope, 1.0), 0.0)
 
 
 def _element(program, node, values, node_in, rows) -> np.ndarray:
