@@ -91,19 +91,22 @@ def jumping_where(program, x, lo, hi, t_box, met, call: str) -> list:
             out.append(node)
             continue
         grad = _tangent(tans, program, g, node_shape, n).reshape((size, n))
+        # the direction of the chord steps and of the probe segments: the box's mean gradient
+        # of g, or its magnitudes where no sign is decided on the box ((x - 1)**2 > e**2
+        # around 1: the mean is 0 to rounding), then secant steps
+        secant = ~np.any(np.abs(grad.mid) > 0.5 * grad.mag, axis=1)
+        along = np.where(secant[:, None], grad.mag, grad.mid)
         # the elements most likely to jump first: the largest gap at x
         candidates = np.flatnonzero(may_switch & np.any(grad.mag > 0, axis=1))
         candidates = candidates[np.argsort(-centre.mig[candidates], kind="stable")]
         candidates = candidates[:MAX_FLOAT_PROBES]
-        points = _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope,
-                                  call)
+        points = _boundary_points(program, node, candidates, x, lo, hi, t_box, along[candidates],
+                                  secant[candidates], slope, call)
         strict = attrs["params"].get("strict", True)
         for i, y in points[:MAX_BOUNDARY_PROBES]:
             # at one theta: a jump for one parameter of a box is enough to refuse it
-            along = grad.mid[i] if np.any(np.abs(grad.mid[i]) > 0.5 * grad.mag[i]) \
-                else grad.mag[i]                                   # as the probe did
-            if _jump_across(program, node, i, y, lo, hi, t_point, along,
-                            branch_mag[i], strict, call):
+            if _jump_across(program, node, i, y, lo, hi, t_point, along[i], branch_mag[i],
+                            strict, call):
                 out.append(node)
                 break
     return out
@@ -117,11 +120,13 @@ def _tangent(tans, program, node, shape, n) -> iv.Interval:
     return t.broadcast_to(tuple(shape) + (n,))
 
 
-def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope, call) -> list:
+def _boundary_points(program, node, candidates, x, lo, hi, t_box, along, secant, slope, call
+                     ) -> list:
     """``(i, y)`` for the candidate elements whose branches differ (in floats) at ``y``, a
     float estimate of a point of the box on ``g_i == 0``, most different first.
 
-    Chord steps along the box's mean gradient of ``g_i`` start from ``x`` and from the two
+    Chord steps along ``along`` (per candidate: the box's mean gradient of ``g_i``, or its
+    magnitudes with secant steps where ``secant``) start from ``x`` and from the two
     points of the box farthest from ``x`` along the gap's gradient (``slope``, the enclosure
     of the gradient of ``a_i - b_i``) with ``grad g_i`` projected out: a gap that is 0 at the
     boundary point nearest ``x`` but not elsewhere on the boundary is found there. All starts
@@ -134,30 +139,24 @@ def _boundary_points(program, node, candidates, x, lo, hi, t_box, grad, slope, c
         return []
     g, a, b = program.graph.nodes[node]["inputs"]
     k, n = len(candidates), x.size
-    G = np.repeat(grad.mid[candidates], 3, axis=0)
-    # a condition whose gradient has no decided sign over the box ((x - 1)**2 > e**2 around
-    # 1: its mean is 0 to rounding): secant steps along the gradient's magnitudes instead
-    decided = np.abs(grad.mid[candidates]) > 0.5 * grad.mag[candidates]
-    secant = np.repeat(~np.any(decided, axis=1), 3)
-    G = np.where(secant[:, None], np.repeat(grad.mag[candidates], 3, axis=0), G)
+    G = np.repeat(along, 3, axis=0)
     norm2 = np.einsum("ij,ij->i", G, G)
     ok = np.isfinite(norm2) & (norm2 > 0)
-    grad = G[::3]
     with np.errstate(all="ignore"):
         # along the gap's gradient; where its sign is undecided on the box (|v - c| across c)
         # either way, since both directions are tried
         mid, mag = slope.mid[candidates], slope.mag[candidates]
         toward = np.where(mid != 0, np.sign(mid), (mag > 0).astype(float))
         # off grad g (a real gradient only: magnitudes would cancel a 1-D state's direction)
-        off = np.where(secant[::3], 0.0, np.einsum("ij,ij->i", toward, grad) /
+        off = np.where(secant, 0.0, np.einsum("ij,ij->i", toward, along) /
                        np.where(ok[::3], norm2[::3], 1.0))
-        toward = toward - off[:, None] * grad
+        toward = toward - off[:, None] * along
         reach = 0.5 * (hi - lo) / np.maximum(np.max(np.abs(toward), axis=1, initial=0.0),
                                              1e-300)[:, None]
         Y = np.repeat(np.broadcast_to(x, (k, n)), 3, axis=0)
         Y[1::3] = np.clip(x + reach * toward, lo, hi)
         Y[2::3] = np.clip(x - reach * toward, lo, hi)
-    rows = np.repeat(candidates, 3)
+    rows, secant = np.repeat(candidates, 3), np.repeat(secant, 3)
     ok &= np.all(np.isfinite(Y), axis=1)
     values, raised, settled = None, np.zeros(len(rows), dtype=bool), False
     for step_count in range(_NEWTON_STEPS + 1):

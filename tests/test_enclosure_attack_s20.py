@@ -25,6 +25,8 @@ import conservative.fixed_point_set as fps
 import conservative.interval as iv
 from conservative.enclose import enclose_values
 
+from _where_helpers import enclose
+
 ETA = 5e-324                                            # 2**-1074
 
 
@@ -80,18 +82,6 @@ def kink_elements(possible) -> set:
         flat = masks.reshape(masks.shape[0], -1)
         out |= set(np.flatnonzero(flat.sum(0) >= 2).tolist())
     return out
-
-
-def enclose(F, theta, x0, *, centred=True):
-    real = fps._centred_test
-    fps._RECENT.clear()
-    if not centred:
-        fps._centred_test = lambda *a: None
-    try:
-        return cv.fixed_point_enclosure(F, theta, np.asarray(x0, dtype=float))
-    finally:
-        fps._centred_test = real
-        fps._RECENT.clear()
 
 
 def fresh(fn, *args, **kw):

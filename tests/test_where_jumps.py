@@ -16,24 +16,7 @@ import conservative.fixed_point_set as fps
 import conservative.interval as iv
 from conservative.where_jumps import jumping_where
 
-
-def enclose(F, theta, x0):
-    fps._RECENT.clear()
-    try:
-        return cv.fixed_point_enclosure(F, theta, np.asarray(x0, dtype=float))
-    finally:
-        fps._RECENT.clear()
-
-
-def refused(F, theta, x0) -> bool:
-    try:
-        return not enclose(F, theta, x0).proven
-    except cv.DiscontinuityError:
-        return True
-
-
-def where_nodes(F):
-    return [v for v in F.program.order if F.program.graph.nodes[v]["prim"].name == "select"]
+from _where_helpers import enclose, refused, where_nodes
 
 
 # The boundaries sit far from the origin: the trace-time sampling of where's continuity (random

@@ -34,10 +34,11 @@ import numpy as np
 import pytest
 
 import conservative as cv
-import conservative.fixed_point_set as fps
 import conservative.interval as iv
 from conservative.map import Map
 from conservative.where_jumps import MAX_BOUNDARY_PROBES, jumping_where
+
+from _where_helpers import enclose, holds, one_jumping_element, refused, where_nodes
 
 ETA = 5e-324                                            # 2**-1074
 
@@ -45,35 +46,6 @@ ETA = 5e-324                                            # 2**-1074
 @pytest.fixture
 def no_sampling(monkeypatch):
     monkeypatch.setattr(Map, "_sample_where_continuity", lambda self, *a, **k: None)
-
-
-def enclose(F, theta, x0, *, centred=True):
-    real = fps._centred_test
-    fps._RECENT.clear()
-    if not centred:
-        fps._centred_test = lambda *a: None
-    try:
-        return cv.fixed_point_enclosure(F, theta, np.asarray(x0, dtype=float))
-    finally:
-        fps._centred_test = real
-        fps._RECENT.clear()
-
-
-def refused(F, theta, x0, centred=True) -> bool:
-    try:
-        return not enclose(F, theta, x0, centred=centred).proven
-    except cv.DiscontinuityError:
-        return True
-
-
-def holds(enc, point) -> bool:
-    lo, hi = np.ravel(enc.lo), np.ravel(enc.hi)
-    return all(Fraction(float(l)) <= Fraction(p) <= Fraction(float(h))
-               for l, p, h in zip(lo, point, hi))
-
-
-def where_nodes(F):
-    return [v for v in F.program.order if F.program.graph.nodes[v]["prim"].name == "select"]
 
 
 # === 1. the gap vanishes at the probed boundary point only ======================================
@@ -256,18 +228,7 @@ def test_same_jump_without_the_shared_term_is_refused(no_sampling, x0):
 def _budget_map(m):
     """Elementwise where(x - 100 > 0, A, B): elements 0..m-2 continuous (x/2 + 50 both), the
     last one jumps by D3 = 2**-8 at 100 with a gap -D3 - (x - 100)/4 closing at 100 - 4 D3."""
-    d = 2.0 ** -8
-    jump = np.zeros(m)
-    jump[-1] = 1.0
-    k = 0.25 * jump
-
-    def f(x, t):
-        a = 0.5 * x + 50.0 - jump * (d / 2)
-        b = (0.5 + k) * (x - 100.0) + 100.0 + jump * (d / 2)
-        return cv.where(x - 100.0 > 0, a, b) + 0.0 * t
-    x0 = np.full(m, 100.0)
-    x0[-1] = 100.0 - 4 * d
-    return cv.trace(f, (m,), ()), x0, Fraction(d)
+    return one_jumping_element(m, m - 1)
 
 
 def _no_fixed_point_budget(d):

@@ -40,24 +40,11 @@ import conservative as cv
 import conservative.fixed_point_set as fps
 from conservative.where_jumps import MAX_FLOAT_PROBES
 
+from _where_helpers import enclose, holds, one_jumping_element, refused
+
 #: the former limit of the centred hull comparison (unit seeds on at most 64 coordinates; it is
 #: one direction along the segment since, whatever the dimension)
 MAX_CENTRED_COLUMNS = 64
-
-
-def enclose(F, theta, x0):
-    fps._RECENT.clear()
-    try:
-        return cv.fixed_point_enclosure(F, theta, np.asarray(x0, dtype=float))
-    finally:
-        fps._RECENT.clear()
-
-
-def refused(F, theta, x0) -> bool:
-    try:
-        return not enclose(F, theta, x0).proven
-    except cv.DiscontinuityError:
-        return True
 
 
 def refused_box(F, theta_box, x0) -> bool:
@@ -68,12 +55,6 @@ def refused_box(F, theta_box, x0) -> bool:
         return True
     finally:
         fps._RECENT.clear()
-
-
-def holds(enc, point) -> bool:
-    lo, hi = np.ravel(enc.lo), np.ravel(enc.hi)
-    return all(Fraction(float(l)) <= Fraction(p) <= Fraction(float(h))
-               for l, p, h in zip(lo, point, hi))
 
 
 # === 1. a gap vanishing at the three probe starts =================================================
@@ -246,18 +227,7 @@ def _many_elements_map(m, jumping):
     """Elementwise where(x - 100 > 0, A, B): every element but ``jumping`` continuous (x/2 + 50
     on both branches, fixed at 100); element ``jumping`` jumps by d = 2**-8 at 100 with a gap
     -d - (x - 100)/4 closing at 100 - 4d (its gap at the start, 0, ties with the others')."""
-    d = 2.0 ** -8
-    jump = np.zeros(m)
-    jump[jumping] = 1.0
-    k = 0.25 * jump
-
-    def f(x, t):
-        a = 0.5 * x + 50.0 - jump * (d / 2)
-        b = (0.5 + k) * (x - 100.0) + 100.0 + jump * (d / 2)
-        return cv.where(x - 100.0 > 0, a, b) + 0.0 * t
-    x0 = np.full(m, 100.0)
-    x0[jumping] = 100.0 - 4 * d
-    return cv.trace(f, (m,), ()), x0, Fraction(d)
+    return one_jumping_element(m, jumping)
 
 
 def _no_fixed_point_element(d):
