@@ -46,7 +46,7 @@ def as_box(box, shape, *, name: str, call: str) -> iv.Interval:
     return result
 
 
-def _interval_consts(program: Program) -> dict:
+def interval_consts(program: Program) -> dict:
     """The program's constants as degenerate intervals (built once per program; the trace's
     own read-only copies are shared, not copied)."""
     return program.cached("interval_consts", lambda: {
@@ -137,7 +137,7 @@ def enclose_program(program: Program, x_box: iv.Interval, theta_box: iv.Interval
                 tans[step.node] = acc
         return out
 
-    env = seed(program, x_box, theta_box, _interval_consts(program))
+    env = seed(program, x_box, theta_box, interval_consts(program))
     vals = walk(program, env, value_and_tangent_rule, call=call)
     if keep:
         return vals, tans
@@ -242,7 +242,7 @@ def enclose_values(program: Program, x_box: iv.Interval, theta_box: iv.Interval,
     ``pieces``, when given, is filled with :func:`possible_pieces` over the box (within
     ``tol``), from the same sweep (empty: every nonsmooth element has one piece on the whole
     box)."""
-    env = seed(program, x_box, theta_box, _interval_consts(program))
+    env = seed(program, x_box, theta_box, interval_consts(program))
     if pieces is None:
         return walk(program, env, _interval_value_rule, call=call)
 

@@ -30,6 +30,7 @@ close the point is to a kink.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import weakref
@@ -39,6 +40,7 @@ import numpy as np
 
 from . import interval as iv
 from ._types import as_float_array
+from .affine_enclosure import affine_plan, midrad_product, outward, rounding, up
 from .enclose import enclose_program, enclose_values
 from .errors import ConservativeError
 from .sets import JacobianSet
@@ -80,6 +82,10 @@ class FixedPointEnclosure:
         certificates reuse them instead of another interval sweep).
     possible : dict or None
         When proven: ``possible_pieces`` over the box (the kinks it meets).
+    block : ndarray or None
+        When the Jacobian is one matrix on the whole box (an affine map there, proved by the
+        affine test): a float estimate of its block ``A[rows][:, rows]``, for derivative
+        solves (never for a proof).
     """
 
     lo: np.ndarray
@@ -92,6 +98,7 @@ class FixedPointEnclosure:
     rows: np.ndarray | None = field(default=None, repr=False, compare=False)
     row_l1: np.ndarray | None = field(default=None, repr=False, compare=False)
     possible: dict | None = field(default=None, repr=False, compare=False)
+    block: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("lo", "hi"):             # shared between callers (cached): read-only
@@ -441,6 +448,9 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     n = F.n
     if n == 0:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
+    fast = _affine_test(F, theta, x)
+    if fast is not None:
+        return fast
     kinks_at_x: dict = {}
     try:
         point = iv.Interval.point(x.reshape(F.state_shape))
@@ -509,6 +519,156 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
             break
     aligned = _aligned_boxes(F, theta, x, residual, rho, floor, hints)
     return aligned if aligned is not None else _unproven(F, theta, x, rho, reason)
+
+
+def _affine_test(F, theta, x):
+    """Krawczyk's test for ``F(x) = P(u(x), ...)``, P piecewise affine elementwise and u affine
+    in x (:mod:`conservative.affine_enclosure`), where every element of P keeps one piece on
+    the box: a proved enclosure, or None (then the general test decides).
+
+    F is affine on such a box with the Jacobian ``diag(s) L`` (s the pieces' slopes), the
+    same at every point: the rows N where s is not zero, the entries ``L[N, cols]`` with
+    their rounding bounds, and the residual at x with its error bound give the test of
+    :func:`_krawczyk_image` without a sweep of interval arithmetic over the box; the value
+    over the box is ``u(x) + L (X - x)`` exactly, bounded by ``|L| |X - x|``."""
+    plan = affine_plan(F.program)
+    if plan is None:
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            return _affine_attempt(F, plan, theta, x)
+    except (ConservativeError, _Refused, np.linalg.LinAlgError, FloatingPointError):
+        return None
+
+
+def _affine_attempt(F, plan, theta, x):
+    n, prim, params = F.n, plan.prim, plan.params
+    free = plan.free_values(_theta_interval(theta))
+    u = plan.value(free, x)
+    if not (np.all(np.isfinite(u.v)) and np.all(np.isfinite(u.e))):
+        return None
+    u_point = u.interval()
+    args = plan.out_args(free, u_point)
+    # the pieces of the default selection at the floats: only a guess, which sizes the box;
+    # the box decides (every element must keep this piece on all of it)
+    guess = np.broadcast_to(np.asarray(prim.default(
+        [u.v] + [a.mid for a in args[1:]], **params)).astype(np.intp), (n,))
+    fx = prim.interval(*args, **params).broadcast_to((n,))
+    slope = plan.slopes[guess]
+    rows = np.flatnonzero(slope != 0)
+    if len(rows) > MAX_DENSE_ROWS:
+        return None
+    const = _complement(n, rows)
+    # F is constant in x along the other rows on the box (one piece, of slope 0): T keeps F
+    # there, and the box is hull(x, F(x)), which must hold F(X)
+    base_lo, base_hi = np.minimum(x, fx.lo), np.maximum(x, fx.hi)
+    wide = np.union1d(rows, const[base_lo[const] != base_hi[const]])
+    L = plan.columns(free, wide, rows)
+    s_rows = slope[rows][:, None]
+    Mv = s_rows * L.v                                 # A[N, wide], the same on the whole box
+    Me = up(up(np.abs(s_rows) * L.e) + rounding(Mv))
+    # g(x) = x - F(x) on the rows N, as midpoint and radius
+    g_lo, g_hi = outward(x[rows] - fx.hi[rows], x[rows] - fx.lo[rows])
+    gm = 0.5 * g_lo + 0.5 * g_hi
+    gr = up(np.maximum(g_hi - gm, gm - g_lo))
+    if not (np.all(np.isfinite(Mv)) and np.all(np.isfinite(Me)) and np.all(np.isfinite(gr))):
+        return None
+    on_rows = np.searchsorted(wide, rows)
+    floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x))
+    try:
+        with np.errstate(all="ignore"):
+            C = np.linalg.inv(np.eye(len(rows)) - Mv[:, on_rows])
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(C)):
+        return None
+    g = up(np.abs(gm) + gr)
+    own = np.maximum(2.0 * (np.abs(C) @ g), 4.0 * g) + floor[rows]
+    uniform = np.full(len(rows), float(np.max(own, initial=0.0))) + floor[rows]
+    cap = 1e-2 * (1.0 + float(np.max(np.abs(x))))
+    for radius in (own, uniform):
+        if not (np.all(np.isfinite(radius)) and float(np.max(radius, initial=0.0)) <= cap):
+            return None
+        lo, hi = base_lo.copy(), base_hi.copy()
+        lo[rows], hi[rows] = _outward_box(x[rows], radius)
+        d = _difference(lo, hi, x)                                            # X - x
+        spread = plan.spread(free, d.mag)
+        if not np.all(np.isfinite(spread)):
+            return None
+        u_box = iv.Interval._new(*outward(u_point.lo - spread, u_point.hi + spread))
+        box_args = plan.out_args(free, u_box)
+        on_box = _single_piece(prim, box_args, params, n)
+        if on_box is None or np.any(on_box != guess):
+            return None                               # the box meets a kink: the general test
+        # on the rows Z the piece's partial in u is 0: an affine piece constant in u, so F(X)
+        # there is the real value F(x), inside the enclosure fx, inside X = hull(x, fx)
+        if _strict_krawczyk(x, lo, hi, d, gm, gr, rows, wide, on_rows, Mv, Me, C):
+            l1 = np.zeros(n)
+            if len(rows):
+                l1[rows] = up(np.abs(slope[rows]) * plan.row_l1(free, rows))
+            enc = _proven(F, theta, x, lo, hi, [], (rows, l1, {}))
+            block = Mv[:, on_rows].copy()
+            block.setflags(write=False)
+            return dataclasses.replace(enc, block=block)
+    return None
+
+
+def _strict_krawczyk(x, lo, hi, d, gm, gr, rows, wide, on_rows, Mv, Me, C) -> bool:
+    """Whether ``K(X)`` (:func:`_krawczyk_image`) lies in the *interior* of X on the rows N,
+    for a Jacobian ``A`` constant on the box with ``A[N, wide]`` within ``Me`` of ``Mv``, the
+    residual ``g_N(x)`` within ``gr`` of ``gm`` and ``C`` any float matrix; in midpoint-radius
+    form with a-priori rounding bounds (:func:`conservative.affine_enclosure.midrad_product`).
+
+    Strictly inside, K's radius, at least ``|E| w`` for ``w`` the half-widths of X, is below
+    ``w``: the spectral radius of ``|E|`` is below 1 (Perron-Frobenius), so ``I - E =
+    C (I - A_NN)`` and C are nonsingular, and a fixed point of ``T(x) = x - C g(x)`` in X
+    (Brouwer) is one of F."""
+    k = len(rows)
+    if k == 0:
+        return True
+    eye = np.eye(k)
+    Gm = eye - Mv[:, on_rows]                                             # I - A_NN
+    Gr = up(Me[:, on_rows] + rounding(Gm))
+    P, Pr = midrad_product(C, None, Gm, Gr)                               # C (I - A_NN)
+    Em = eye - P
+    Er = up(Pr + rounding(Em))                                            # E = I - C (I - A)
+    Cg, Cg_r = midrad_product(C, None, gm, gr)
+    dm_all = 0.5 * d.lo + 0.5 * d.hi
+    dr_all = up(np.maximum(d.hi - dm_all, dm_all - d.lo))
+    Ed, Ed_r = midrad_product(Em, Er, dm_all[rows], dr_all[rows])
+    head = x[rows] - Cg
+    K = head + Ed
+    Kr = up(up(Cg_r + Ed_r) + up(rounding(head) + rounding(K)))
+    others = _complement(len(wide), on_rows)
+    if len(others):                                             # C A_NZ (X_Z - x_Z)
+        cols = wide[others]
+        Md, Md_r = midrad_product(Mv[:, others], Me[:, others], dm_all[cols], dr_all[cols])
+        Cc, Cc_r = midrad_product(C, None, Md, Md_r)
+        K2 = K + Cc
+        Kr = up(up(Kr + Cc_r) + rounding(K2))
+        K = K2
+    if not (np.all(np.isfinite(K)) and np.all(np.isfinite(Kr))):
+        return False
+    k_lo, k_hi = outward(K - Kr, K + Kr)
+    return bool(np.all(k_lo > lo[rows]) and np.all(k_hi < hi[rows]))
+
+
+def _difference(lo, hi, x) -> iv.Interval:
+    """``[lo, hi] - x`` rounded outward, exactly 0 where ``lo == x`` (``hi == x``): a float
+    difference is 0 only between equal numbers."""
+    a, b = lo - x, hi - x
+    out_a, out_b = outward(a, b)
+    return iv.Interval._new(np.where(a == 0, 0.0, out_a), np.where(b == 0, 0.0, out_b))
+
+
+def _single_piece(prim, args, params, n):
+    """The one piece of each element that may be active over ``args``, or None where some
+    element may have two (a kink) or none."""
+    masks = np.stack([np.broadcast_to(m, (n,))
+                      for m in prim.interval_active(args, 0.0, **params)])
+    if not np.all(masks.sum(axis=0) == 1):
+        return None
+    return np.argmax(masks, axis=0)
 
 
 def _aligned_boxes(F, theta, x, residual, rho, floor, hints, tries: int = 3):

@@ -330,20 +330,23 @@ def _fit(c: np.ndarray, value: np.ndarray) -> np.ndarray:
 
 
 def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *,
-        call: str) -> dict:
+        call: str, theta_only: bool = False) -> dict:
     """Pull a cotangent of the output back to ``x`` and ``theta`` (reverse mode).
 
     Parameters
     ----------
     values, partials : dicts from :func:`evaluate` and :func:`linearise`
     cotangent : ndarray (B, *out_shape)
+    theta_only : bool
+        Pull back along the nodes that depend on theta only: the entry for ``x`` is then
+        zero (not computed), and the products of the x-only part of the program are skipped.
 
     Returns
     -------
     dict node -> cotangent, with entries for ``program.x_node`` and ``program.theta_node``
     (zeros when the output does not depend on them).
     """
-    live = program.live
+    live = _theta_dependent(program) if theta_only else program.live
 
     def cotangent_rule(step, ct):
         if not ct.any():               # an identically zero cotangent pulls back to zero
@@ -362,6 +365,17 @@ def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *
     for node in (program.x_node, program.theta_node):
         out[node] = cts.get(node, np.zeros_like(values[node]))
     return out
+
+
+def _theta_dependent(program: Program) -> frozenset:
+    """The nodes whose value depends on theta (built once per program)."""
+    def build():
+        dep = {program.theta_node}
+        for step in program.steps:
+            if any(i in dep for i in step.inputs):
+                dep.add(step.node)
+        return frozenset(dep)
+    return program.cached("theta_dependent", build)
 
 
 class Pullback:

@@ -149,6 +149,12 @@ def test_lasso_enclosure_takes_the_centred_test(monkeypatch):
     monkeypatch.setattr(fps, "_krawczyk_step", lambda *a: general.append(1) or original(*a))
     monkeypatch.setattr(fps, "enclose_program",
                         lambda *a, **k: sweeps.append(1) or sweep(*a, **k))
+    # soft-threshold of an affine map: the affine test proves it without an interval sweep
+    fps._RECENT.clear()
+    affine = cv.fixed_point_enclosure(G, lam, w + 1e-13)
+    assert affine.proven and affine.block is not None and general == [] and sweeps == []
+    monkeypatch.setattr(fps, "_affine_test", lambda *a: None)
+    fps._RECENT.clear()
     enc = cv.fixed_point_enclosure(G, lam, w + 1e-13)
     # interval sweeps: the centred box and its Jacobian columns (the point's values are one
     # more, without tangents; the Newton estimate away from kinks is in floating point)
@@ -163,7 +169,7 @@ def test_lasso_enclosure_takes_the_centred_test(monkeypatch):
     XS = Xl[:, S]
     exact = np.zeros_like(w)
     exact[S] = np.linalg.solve(XS.T @ XS, XS.T @ yl - lam * np.sign(w[S]))
-    for e in (enc, enc_general):
+    for e in (affine, enc, enc_general):
         assert np.all(e.lo <= exact + 1e-14) and np.all(exact - 1e-14 <= e.hi)
 
 

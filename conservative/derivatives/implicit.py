@@ -32,6 +32,7 @@ from ..fixed_point_set import fixed_point_enclosure, is_numerical_fixed_point, r
 from .iterate import (active_rows, blocks_at_fixed_point, frozen_columns, frozen_step,
                       linearisation_at_fixed_point)
 from ..jacobian import linearise, tangent_matrix, jvp, value_and_jvp, vjp
+from ..primitives import Elementwise
 from ..sets import JacobianSet
 
 __all__ = ["implicit_jacobian", "invertible_on_hull", "fpad", "fpad_vjp", "one_step"]
@@ -368,6 +369,7 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
     progress = check_progress(progress, call=call)
     xb, tb, values, partials, rows, enc = _support(F, theta, x_star, call)
     g = as_float_array(grad_x, name="grad_x", call=call, shape=F.state_shape)[None]
+    redone = None
     if enc.kinks:
         redone = _require_derivative_at_kink(F, xb[0], tb[0], values, enc, call, deadline,
                                              progress)
@@ -375,7 +377,9 @@ def fpad_vjp(F, theta, x_star, grad_x, *, grad_theta=None, tol: float = 1e-12,
             partials, rows = redone
     p = F.program
     if rows is not None:
-        total = _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call)
+        block = enc.block if redone is None else None
+        total = _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call,
+                                    block=block)
     else:
         v = g
         for k in range(1, max_steps + 1):
@@ -484,24 +488,53 @@ def _not_converged(call, change, max_steps):
         "max_steps"), steps=max_steps, residual=change)
 
 
-def _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call):
+def _restricted_adjoint(F, values, partials, rows, g, tol, max_steps, call, *, block=None):
     """``B^T v`` with ``v = A^T v + g`` on the active block: ``A^T`` maps only ``v_N``, so
-    ``v_N <- A_NN^T v_N + g_N`` (k x k) and ``v_Z = A_NZ^T v_N + g_Z``."""
+    ``v_N <- A_NN^T v_N + g_N`` (k x k) and ``v_Z = A_NZ^T v_N + g_Z``.
+
+    ``block``: ``A_NN`` already computed (by the enclosure's affine test). When the output is
+    elementwise with partials zero on the rows Z (its rows there are constant: ``B_Z = 0``
+    too, as for inactive soft-thresholds), ``v_Z`` reaches nothing and one pull-back along the
+    nodes that depend on theta gives ``B^T v``."""
     p = F.program
-    A_NN = frozen_columns(F, values, partials, rows)[rows]
+    A_NN = block if block is not None and block.shape == (len(rows), len(rows)) else \
+        frozen_columns(F, values, partials, rows)[rows]
     flat_g = g.reshape(-1)
     gN = flat_g[rows]
     vN = _adjoint_limit(A_NN, gN, tol, max_steps, call)
     ct = np.zeros(F.n)
     ct[rows] = vN
-    cts = vjp(p, values, partials, ct.reshape((1,) + F.state_shape), call=call)
+    ct = ct.reshape((1,) + F.state_shape)
+    if _output_constant_off(F, partials, rows):
+        return np.array(vjp(p, values, partials, ct, call=call,
+                            theta_only=True)[p.theta_node][0], dtype=float)
+    cts = vjp(p, values, partials, ct, call=call)
     total = np.array(cts[p.theta_node][0], dtype=float)
     vZ = np.asarray(cts[p.x_node]).reshape(-1) + flat_g
     vZ[rows] = 0.0
     if np.any(vZ):
         total = total + vjp(p, values, partials, vZ.reshape((1,) + F.state_shape),
-                            call=call)[p.theta_node][0]
+                            call=call, theta_only=True)[p.theta_node][0]
     return total
+
+
+def _output_constant_off(F, partials, rows) -> bool:
+    """Whether the output node is elementwise (of the state's shape) with every partial zero
+    outside ``rows``: its rows there depend on nothing (locally), so ``B_Z = A_Z = 0``."""
+    p = F.program
+    out = p.out_node
+    step = next((s for s in p.steps if s.node == out), None)
+    parts = partials.get(out)
+    if step is None or parts is None or not isinstance(step.prim, Elementwise) \
+            or p.shape(out) != F.state_shape:
+        return False
+    keep = np.ones(F.n, dtype=bool)
+    keep[rows] = False
+    for part in parts:
+        arr = np.broadcast_to(np.asarray(part), (1,) + F.state_shape).reshape(-1)
+        if np.any(arr[keep] != 0):
+            return False
+    return True
 
 
 #: Spectral radius (float estimate) below which the k x k adjoint is solved, not iterated.
