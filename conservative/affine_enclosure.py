@@ -32,12 +32,13 @@ nodes that do not depend on ``x`` are evaluated with their primitives' own inter
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import interval as iv
-from .interval._rounding import ETA, add_ru, sum_bound
+from .interval._rounding import ETA, sum_bound
 
 __all__ = ["AffinePlan", "Approx", "affine_plan"]
 
@@ -61,10 +62,12 @@ class Approx:
 
 
 def _from_interval(x: iv.Interval) -> Approx:
-    """Midpoint and radius of an interval: ``[v - e, v + e]`` holds it."""
+    """Midpoint and radius of an interval: ``[v - e, v + e]`` holds it (a point: ``e = 0``)."""
     lo, hi = x.lo, x.hi
-    v = np.where(lo == hi, lo, 0.5 * lo + 0.5 * hi)
-    return Approx(v, np.maximum(add_ru(hi, -v), add_ru(v, -lo)))
+    if lo is hi:
+        return Approx(lo, 0.0)
+    v = 0.5 * lo + 0.5 * hi                   # in [lo, hi]: both differences are >= 0
+    return Approx(v, up(np.maximum(hi - v, v - lo)))
 
 
 #: ``up(t) = t (1 + 2**-51) + eta`` is at least the exact result of the correctly rounded
@@ -103,6 +106,8 @@ def outward(lo, hi):
 def norm_up(w: np.ndarray, axis: int = 0) -> np.ndarray:
     """An upper bound on the 2-norm of the non-negative ``w`` along ``axis`` (scaled by a power
     of two first, so that no square overflows and tiny ones only add ``k eta``)."""
+    if w.ndim == 1:
+        return _vector_norm_up(w)
     top = np.max(w, axis=axis, keepdims=True, initial=0.0)
     if not np.all(np.isfinite(top)):
         return np.full(np.squeeze(top, axis).shape, np.inf)
@@ -142,6 +147,21 @@ def rounding(v):
     return _rounding(v)
 
 
+def _vector_norm_up(w: np.ndarray) -> float:
+    """:func:`norm_up` of a vector: without scaling when its largest entry is within
+    ``2**+-400`` (no square overflows; each one that underflows loses at most eta, against a
+    sum of at least ``2**-800``), in scalars."""
+    k = w.shape[0]
+    top = float(np.max(w, initial=0.0))
+    if top == 0.0:
+        return 0.0
+    if not 2.0 ** -400 <= top <= 2.0 ** 400:
+        return float(norm_up(w[:, None], axis=0)[0])
+    squares = float(w @ w)
+    bound = up(up((1.0 + sum_bound(k)) * squares) + 4.0 * (k + 1) * ETA)
+    return up(math.sqrt(bound))
+
+
 def _product_bound(abs_c: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
     """An upper bound on ``|C| w`` (``w >= 0``) from the float product ``abs_c @ w``: the exact
     sum of ``k`` non-negative products is at most ``(fl + k eta) / (1 - gamma_k)``."""
@@ -158,8 +178,10 @@ class _Matrix:
     _norms: np.ndarray | None = field(default=None, repr=False)
     _sums: np.ndarray | None = field(default=None, repr=False)
 
-    @property
-    def abs(self) -> np.ndarray:
+    def abs_rows(self, rows=None) -> np.ndarray:
+        """``|C|`` (kept, for the small matrices whose products use it), or its rows ``rows``."""
+        if rows is not None:
+            return np.abs(self.C[rows])
         if self._abs is None:
             self._abs = np.abs(self.C)
         return self._abs
@@ -168,14 +190,25 @@ class _Matrix:
     def norms(self) -> np.ndarray:
         """Upper bounds on the rows' 2-norms."""
         if self._norms is None:
-            self._norms = norm_up(self.abs, axis=1)
+            C, k = self.C, self.C.shape[1]
+            top = max(abs(float(C.max(initial=0.0))), abs(float(C.min(initial=0.0))))
+            if 2.0 ** -400 <= top <= 2.0 ** 500:
+                # no square overflows; each one that underflows loses at most eta/2, covered
+                # by the k eta added (any order of summation)
+                squares = np.einsum("ij,ij->i", C, C)
+                bound = up(up((1.0 + sum_bound(k)) * squares) + 4.0 * (k + 1) * ETA)
+                self._norms = up(np.sqrt(bound))
+            else:
+                self._norms = norm_up(np.abs(C), axis=1)
         return self._norms
 
     @property
     def sums(self) -> np.ndarray:
         """Upper bounds on the rows' l1 norms, ``|C| 1``."""
         if self._sums is None:
-            self._sums = _product_bound(self.abs, np.ones(self.C.shape[1]), self.C.shape[1])
+            k = self.C.shape[1]
+            self._sums = _product_bound(self.abs_rows() if not self.large else np.abs(self.C),
+                                        np.ones(k), k)
         return self._sums
 
     @property
@@ -188,8 +221,7 @@ class _Matrix:
         if self.large:
             norms = self.norms if rows is None else self.norms[rows]
             return _up_mul(norms, norm_up(w))
-        a = self.abs if rows is None else self.abs[rows]
-        return _product_bound(a, w, k)
+        return _product_bound(self.abs_rows(rows), w, k)
 
 
 @dataclass(frozen=True, eq=False)
@@ -318,8 +350,7 @@ class AffinePlan:
                 if b == self.program.x_node:
                     got = mat.sums if sub is None else mat.sums[sub]
                 else:
-                    a = mat.abs if sub is None else mat.abs[sub]
-                    got = _product_bound(a, mags[b], mat.C.shape[1])
+                    got = _product_bound(mat.abs_rows(sub), mags[b], mat.C.shape[1])
                 mags[step.node] = got
                 continue
             # elementwise: the inputs' magnitudes on this node's rows

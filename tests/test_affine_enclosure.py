@@ -365,3 +365,41 @@ def test_fpad_vjp_where_the_constant_rows_depend_on_theta():
     xp = cv.fixed_point(F, x, theta + h, tol=1e-15).x
     xm = cv.fixed_point(F, x, theta - h, tol=1e-15).x
     np.testing.assert_allclose(got, [g @ (xp - xm) / (2 * h)], rtol=1e-6)
+
+
+def test_implicit_jacobian_of_a_relu_layer_is_the_exact_one_on_the_block():
+    rng = np.random.default_rng(21)
+    n, m = 9, 2
+    W = rng.standard_normal((n, n))
+    W *= 0.5 / np.linalg.norm(W, 2)
+    U, b = rng.standard_normal((n, m)), 0.2 * rng.standard_normal(n)
+    theta = rng.standard_normal(m)
+    F = relu_layer(W, U, b)
+    x = cv.fixed_point(F, np.zeros(n), theta, tol=1e-15).x
+    A = list(np.flatnonzero(x > 0))
+    Wq, Uq = Qmat(W), Qmat(U)
+    M = [[(1 if i == j else 0) - Wq[i][j] for j in A] for i in A]
+    exact = np.zeros((n, m))
+    for c in range(m):
+        col = solve(M, [Uq[i][c] for i in A])
+        for i, v in zip(A, col):
+            exact[i, c] = float(v)
+    got = cv.implicit_jacobian(F, theta, x)
+    assert got.vertices.shape[0] == 1                   # one element: no kink on the box
+    np.testing.assert_allclose(got.vertices[0], exact, rtol=1e-12, atol=1e-14)
+
+
+def test_implicit_jacobian_where_the_constant_rows_depend_on_theta():
+    rng = np.random.default_rng(12)
+    n = 8
+    W = rng.standard_normal((n, n))
+    W *= 0.4 / np.linalg.norm(W, 2)
+    b = 2.0 * rng.standard_normal(n)
+    F = cv.trace(lambda x, t: cv.clip(W @ x + b, -t[0], t[0]), (n,), (1,))
+    theta = np.array([0.8])
+    x = cv.fixed_point(F, np.zeros(n), theta, tol=1e-15).x
+    h = 1e-6
+    xp = cv.fixed_point(F, x, theta + h, tol=1e-15).x
+    xm = cv.fixed_point(F, x, theta - h, tol=1e-15).x
+    got = cv.implicit_jacobian(F, theta, x)
+    np.testing.assert_allclose(got.vertices[0][:, 0], (xp - xm) / (2 * h), rtol=1e-6, atol=1e-9)

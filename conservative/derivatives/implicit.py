@@ -236,8 +236,20 @@ def _smooth_support_block(F, theta, x_star, call, deadline):
     xb, tb, values, partials, rows, enc = _support(F, theta, x_star, call)
     if rows is None or enc.kinks or not enc.proven:
         return None
-    other = np.setdiff1d(np.arange(F.n), rows)
     k = len(rows)
+    if enc.block is not None and enc.block.shape == (k, k) and \
+            _output_constant_off(F, partials, rows):
+        # A and B vanish off the rows N, so J_N = (I - A_NN)^-1 B_N and J_Z = 0; the
+        # enclosure's strict Krawczyk test proved I - A_NN nonsingular for the exact Jacobian
+        p = F.program
+        seed = np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))
+        tangent = jvp(p, values, partials, {p.theta_node: seed})
+        J = np.zeros((F.n, F.m))
+        if tangent is not None and k:
+            B = np.broadcast_to(tangent, (1,) + F.state_shape + (F.m,)).reshape(F.n, F.m)
+            J[rows] = np.linalg.solve(np.eye(k) - enc.block, B[rows])
+        return J
+    other = np.setdiff1d(np.arange(F.n), rows)
     J_rest = np.zeros((F.n, F.m))
     cols = frozen_columns(F, values, partials, rows, J_rest=J_rest)  # [A[:, N]  B] in one pass
     A_NN = cols[rows, :k]

@@ -162,6 +162,10 @@ def _soft_threshold_interval(z, t):
 def _soft_threshold_possible(ivs, tol):
     """Pieces (z >= t, |z| <= t, z <= -t): where each may be active on the box."""
     z, t = ivs
+    if tol == 0:
+        # the signs of the exact differences of floats, compared directly (max z - t >= 0,
+        # min |z| - t <= 0, min z + t <= 0): no rounding to direct
+        return (z.hi >= t.lo, z.mig <= t.hi, z.lo <= -t.lo)
     return (iv.subtract(z, t).hi >= -tol, iv.subtract(iv.absolute(z), t).lo <= tol,
             iv.add(z, t).lo <= tol)
 
