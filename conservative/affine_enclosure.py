@@ -60,6 +60,11 @@ class Approx:
         """``[v - e, v + e]``, rounded outward."""
         return iv.Interval._new(*outward(self.v - self.e, self.v + self.e))
 
+    @classmethod
+    def of(cls, x: iv.Interval) -> "Approx":
+        """Midpoint and radius of an interval (:func:`_from_interval`)."""
+        return _from_interval(x)
+
 
 def _from_interval(x: iv.Interval) -> Approx:
     """Midpoint and radius of an interval: ``[v - e, v + e]`` holds it (a point: ``e = 0``)."""
@@ -82,11 +87,11 @@ def up(t):
     return t * _UP + ETA
 
 
-def _up_add(a, b):
+def up_add(a, b):
     return up(a + b)
 
 
-def _up_mul(a, b):
+def up_mul(a, b):
     return up(a * b)
 
 
@@ -129,16 +134,17 @@ def norm_up(w: np.ndarray, axis: int = 0) -> np.ndarray:
 def midrad_product(am, ar, bm, br):
     """``(c, r)`` with ``|A b - c| <= r`` for every ``A`` within ``ar`` of ``am`` and ``b``
     within ``br`` of ``bm`` (``ar``, ``br`` None for exact operands): ``c = am @ bm`` and
-    ``r = |am| br + ar (|bm| + br) + gamma_k |am| |bm|`` (Rump's midpoint-radius product),
-    each product of non-negative terms bounded by :func:`_product_bound`."""
+    ``r = |am| (gamma_k |bm| + br) + ar (|bm| + br)`` (Rump's midpoint-radius product), each
+    product of non-negative terms bounded by :func:`_product_bound`."""
     k = am.shape[-1]
     c = am @ bm
-    abs_am, abs_bm = np.abs(am), np.abs(bm)
-    r = up(sum_bound(k) * _product_bound(abs_am, abs_bm, k))
+    abs_bm = np.abs(bm)
+    w = up(sum_bound(k) * abs_bm)                   # |am| (gamma_k |bm| + br): one product
     if br is not None:
-        r = _up_add(r, _product_bound(abs_am, br, k))
+        w = up_add(w, br)
+    r = _product_bound(np.abs(am), w, k)
     if ar is not None:
-        r = _up_add(r, _product_bound(ar, abs_bm if br is None else _up_add(abs_bm, br), k))
+        r = up_add(r, _product_bound(ar, abs_bm if br is None else up_add(abs_bm, br), k))
     return c, r
 
 
@@ -220,7 +226,7 @@ class _Matrix:
         k = self.C.shape[1]
         if self.large:
             norms = self.norms if rows is None else self.norms[rows]
-            return _up_mul(norms, norm_up(w))
+            return up_mul(norms, norm_up(w))
         return _product_bound(self.abs_rows(rows), w, k)
 
 
@@ -240,6 +246,14 @@ class AffinePlan:
         The steps that do not depend on x, in order (evaluated in interval arithmetic).
     slopes : ndarray
         ``slopes[p]``: the constant partial of piece p with respect to u.
+    partials : ndarray
+        ``partials[p, i]``: the partial of piece p with respect to input i.
+    unit_partials : bool
+        Whether every partial is 0 or +-1 (products with them are exact).
+    constant_values : ndarray
+        ``constant_values[p]``: the value of piece p where it is constant in every input (all
+        partials 0 and its offset declared, :attr:`~conservative.primitives.Nonsmooth.
+        piece_offsets`), NaN otherwise.
     """
 
     program: object = field(repr=False)
@@ -252,6 +266,9 @@ class AffinePlan:
     xdep: frozenset = field(repr=False)
     need_all: dict = field(repr=False)
     slopes: np.ndarray
+    constant_values: np.ndarray
+    partials: np.ndarray = field(repr=False)
+    unit_partials: bool = False
 
     @property
     def u_node(self) -> int:
@@ -273,40 +290,64 @@ class AffinePlan:
 
     # --- the three computations -----------------------------------------------------------------
 
-    def value(self, free: dict, x: np.ndarray) -> Approx:
-        """``u(x)`` at the point x with its error bound."""
-        vals = {self.program.x_node: Approx(x, np.zeros_like(x))}
+    def value(self, free: dict, x: np.ndarray, floats: dict | None = None) -> Approx:
+        """``u(x)`` at the point x with its error bound.
+
+        ``floats``: node values of a float evaluation at (x, theta) (batched, as
+        :func:`conservative.evaluate.evaluate` keeps them). A product whose input there equals
+        this computation's, bit for bit, takes its value from it: any float computation of
+        ``C a`` is within the same bound (a sum of at most k products in any order)."""
+        vals = {self.program.x_node: Approx(x, 0.0)}
         for step in self.linear:
-            vals[step.node] = self._value_rule(step, vals, free)
-        return vals[self.u_node]
+            vals[step.node] = self._value_rule(step, vals, free, floats)
+        out = vals[self.u_node]
+        return out if np.ndim(out.e) else Approx(out.v, np.full(np.shape(out.v), out.e))
+
+    @staticmethod
+    def _evaluated(floats, node, a_node, a_v, shape):
+        """The float value of ``node`` in ``floats`` if its input ``a_node`` there is ``a_v``."""
+        if floats is None or node not in floats or a_node not in floats:
+            return None
+        got, given_a = np.asarray(floats[node]), np.asarray(floats[a_node])
+        if got.shape != (1,) + shape or given_a.shape != (1,) + a_v.shape or \
+                got.dtype != np.float64 or not np.array_equal(given_a[0], a_v):
+            return None
+        return got[0]
 
     def _operand(self, node, vals, free) -> Approx:
         return vals[node] if node in vals else _from_interval(free[node])
 
-    def _value_rule(self, step, vals, free) -> Approx:
+    def _value_rule(self, step, vals, free, floats=None) -> Approx:
         name, ins = step.prim.name, step.inputs
         if name == "matmul":
             a = vals[ins[1]]
             mat = self.matrices[step.node]
             k = mat.C.shape[1]
-            nz = np.flatnonzero(a.v)
-            # a sparse vector (the Lasso's iterate): the product over its non-zero entries is
-            # a sum of fewer terms, within gamma_k as well
-            v = mat.C[:, nz] @ a.v[nz] if 4 * len(nz) < k else mat.C @ a.v
-            w = _up_add(a.e, up(sum_bound(k) * np.abs(a.v)))              # + gamma_k |a|
-            return Approx(v, _up_add(mat.bound(w), 8.0 * (k + 1) * ETA))
+            v = self._evaluated(floats, step.node, ins[1], a.v, (mat.C.shape[0],))
+            if v is None:
+                nz = np.flatnonzero(a.v)
+                # a sparse vector (the Lasso's iterate): the product over its non-zero entries
+                # is a sum of fewer terms, within gamma_k as well
+                v = mat.C[:, nz] @ a.v[nz] if 4 * len(nz) < k else mat.C @ a.v
+            w = up(sum_bound(k) * np.abs(a.v))                            # gamma_k |a|
+            if np.ndim(a.e) or a.e != 0.0:
+                w = up_add(a.e, w)
+            return Approx(v, up_add(mat.bound(w), 8.0 * (k + 1) * ETA))
         if name == "neg":
             a = vals[ins[0]]
             return Approx(-a.v, a.e)
         if name in ("add", "sub"):
             a, b = (self._operand(i, vals, free) for i in ins)
             v = a.v + b.v if name == "add" else a.v - b.v
-            return Approx(v, _up_add(_up_add(a.e, b.e), _rounding(v)))
+            return Approx(v, up_add(up_add(a.e, b.e), _rounding(v)))
         a, f = vals[self._live(step)], _from_interval(self._free_factor(step, free))
         v = a.v * f.v
         # |a f - a~ f~| <= e_a (|f~| + e_f) + |a~| e_f, plus the product's rounding
-        e = _up_add(_up_mul(a.e, _up_add(np.abs(f.v), f.e)), _up_mul(np.abs(a.v), f.e))
-        return Approx(v, _up_add(e, _rounding(v)))
+        if np.ndim(f.e) == 0 and f.e == 0.0:                          # an exact factor
+            e = up_mul(a.e, np.abs(f.v))
+        else:
+            e = up_add(up_mul(a.e, up_add(np.abs(f.v), f.e)), up_mul(np.abs(a.v), f.e))
+        return Approx(v, up_add(e, _rounding(v)))
 
     def _live(self, step) -> int:
         """The x-dependent input of a ``mul`` or ``div``."""
@@ -332,9 +373,9 @@ class AffinePlan:
                 mags[step.node] = mags[ins[0]]
             elif name in ("add", "sub"):
                 parts = [mags[i] for i in ins if i in self.xdep]
-                mags[step.node] = parts[0] if len(parts) == 1 else _up_add(*parts)
+                mags[step.node] = parts[0] if len(parts) == 1 else up_add(*parts)
             else:
-                mags[step.node] = _up_mul(mags[self._live(step)],
+                mags[step.node] = up_mul(mags[self._live(step)],
                                           self._free_factor(step, free).mag)
         return mags[self.u_node]
 
@@ -358,12 +399,12 @@ class AffinePlan:
             if name == "neg":
                 mags[step.node] = pick[0]
             elif name in ("add", "sub"):
-                mags[step.node] = pick[0] if len(pick) == 1 else _up_add(*pick)
+                mags[step.node] = pick[0] if len(pick) == 1 else up_add(*pick)
             else:
                 f = self._free_factor(step, free).mag
                 f = f if np.ndim(f) == 0 or sub is None else np.broadcast_to(
                     f, self.program.shape(step.node))[sub]
-                mags[step.node] = _up_mul(pick[0], f)
+                mags[step.node] = up_mul(pick[0], f)
         return mags[self.u_node]
 
     def _rows_of(self, arr, node, sub):
@@ -374,23 +415,23 @@ class AffinePlan:
 
     def columns(self, free: dict, cols: np.ndarray, rows: np.ndarray) -> Approx:
         """``L[rows][:, cols]`` with its error bound: tangents along the unit vectors ``cols``,
-        on the rows that ``rows`` of u need only."""
+        on the rows that ``rows`` of u need only (an exact tangent has the bound 0.0)."""
         n = self.program.shape(self.program.x_node)[0]
         w = len(cols)
+        x = self.program.x_node
         unit = np.zeros((n, w))
         unit[cols, np.arange(w)] = 1.0
-        x = self.program.x_node
-        tans = {x: Approx(unit if self.need_all[x] else unit[rows], np.zeros((n, w))
-                          if self.need_all[x] else np.zeros((len(rows), w)))}
+        tans = {x: Approx(unit if self.need_all[x] else unit[rows], 0.0)}
         for step in self.linear:
             if step.prim.name == "matmul" and step.inputs[1] == x:
                 # C times unit vectors: the columns of C, exactly (one product with 1 each)
                 C = self.matrices[step.node].C
                 v = C[:, cols] if self.need_all[step.node] else C[np.ix_(rows, cols)]
-                tans[step.node] = Approx(v, np.zeros(v.shape))
+                tans[step.node] = Approx(v, 0.0)
                 continue
             tans[step.node] = self._tangent_rule(step, tans, free, rows)
-        return tans[self.u_node]
+        out = tans[self.u_node]
+        return out if np.ndim(out.e) else Approx(out.v, np.zeros(out.v.shape))
 
     def _tangent_rule(self, step, tans, free, rows) -> Approx:
         name, ins = step.prim.name, step.inputs
@@ -398,14 +439,24 @@ class AffinePlan:
         if name == "matmul":
             t = tans[ins[1]]                        # needed whole
             mat = self.matrices[step.node]
-            nz = np.flatnonzero(np.any(t.v != 0, axis=1) | np.any(t.e != 0, axis=1))
-            C = mat.C[:, nz] if sub is None else mat.C[np.ix_(sub, nz)]
-            k = len(nz)
-            v = C @ t.v[nz]
+            exact = np.ndim(t.e) == 0
+            live = t.v.any(axis=1) if exact else t.v.any(axis=1) | t.e.any(axis=1)
+            k = int(np.count_nonzero(live))
             if k == 0:
-                return Approx(v, np.zeros_like(v))
-            w = _up_add(t.e[nz], up(sum_bound(k) * np.abs(t.v[nz])))
-            return Approx(v, _up_add(_product_bound(np.abs(C), w, k), 8.0 * (k + 1) * ETA))
+                v = np.zeros((mat.C.shape[0] if sub is None else len(sub), t.v.shape[1]))
+                return Approx(v, 0.0)
+            if k == len(live):                      # a full tangent: no gather of columns
+                C = mat.C if sub is None else mat.C[sub]
+                tv, te = t.v, t.e
+            else:
+                nz = np.flatnonzero(live)
+                C = mat.C[:, nz] if sub is None else mat.C[np.ix_(sub, nz)]
+                tv, te = t.v[nz], (t.e if exact else t.e[nz])
+            v = C @ tv
+            w = up(sum_bound(k) * np.abs(tv))
+            if not exact:
+                w = up_add(te, w)
+            return Approx(v, up_add(_product_bound(np.abs(C), w, k), 8.0 * (k + 1) * ETA))
         picked = {i: self._tangent_rows(tans[i], i, sub) for i in ins if i in self.xdep}
         if name == "neg":
             a = picked[ins[0]]
@@ -416,23 +467,30 @@ class AffinePlan:
                 return a if name == "add" or i == ins[0] else Approx(-a.v, a.e)
             a, b = picked[ins[0]], picked[ins[1]]
             v = a.v + b.v if name == "add" else a.v - b.v
-            return Approx(v, _up_add(_up_add(a.e, b.e), _rounding(v)))
+            return Approx(v, up_add(up_add(a.e, b.e), _rounding(v)))
         a = picked[self._live(step)]
         f = _from_interval(self._free_factor(step, free))
         if np.ndim(f.v):
             shape = self.program.shape(step.node)
-            fv, fe = np.broadcast_to(f.v, shape), np.broadcast_to(f.e, shape)
+            fv, fe = f.v, f.e
+            if np.shape(fv) != shape:
+                fv = np.broadcast_to(fv, shape)
+            if np.ndim(fe) and np.shape(fe) != shape:
+                fe = np.broadcast_to(fe, shape)
             if sub is not None:
-                fv, fe = fv[sub], fe[sub]
-            f = Approx(fv[:, None], fe[:, None])
+                fv, fe = fv[sub], (fe[sub] if np.ndim(fe) else fe)
+            f = Approx(fv[:, None], fe[:, None] if np.ndim(fe) else fe)
         v = a.v * f.v
-        e = _up_add(_up_mul(a.e, _up_add(np.abs(f.v), f.e)), _up_mul(np.abs(a.v), f.e))
-        return Approx(v, _up_add(e, _rounding(v)))
+        if np.ndim(f.e) == 0 and f.e == 0.0:        # an exact factor
+            e = up_mul(a.e, np.abs(f.v)) if np.ndim(a.e) or a.e != 0.0 else 0.0
+        else:
+            e = up_add(up_mul(a.e, up_add(np.abs(f.v), f.e)), up_mul(np.abs(a.v), f.e))
+        return Approx(v, up_add(e, _rounding(v)))
 
     def _tangent_rows(self, t: Approx, node, sub) -> Approx:
         if sub is None or not self.need_all[node]:
             return t
-        return Approx(t.v[sub], t.e[sub])
+        return Approx(t.v[sub], t.e[sub] if np.ndim(t.e) else t.e)
 
 
 def affine_plan(program) -> AffinePlan | None:
@@ -479,9 +537,14 @@ def _recognise(program) -> AffinePlan | None:
     if not all(len(g.nodes[n]["shape"]) == 1 for n in xdep):
         return None
     need_all = _row_demand(program, linear, u, xdep)
-    slopes = np.array([float(p[0]) for p in out.prim.piece_partials])
+    partials = np.array(out.prim.piece_partials, dtype=float)
+    slopes = partials[:, 0].copy()
+    offsets = out.prim.piece_offsets
+    constant = np.array([float(offsets[i]) if offsets is not None and not any(map(float, p))
+                         else np.nan for i, p in enumerate(out.prim.piece_partials)])
     return AffinePlan(program, out.prim, dict(out.params), tuple(out.inputs), linear, free,
-                      matrices, frozenset(xdep), need_all, slopes)
+                      matrices, frozenset(xdep), need_all, slopes, constant, partials,
+                      bool(np.all(np.isin(partials, (-1.0, 0.0, 1.0)))))
 
 
 def _is_linear(step, xdep, program) -> bool:

@@ -30,7 +30,6 @@ close the point is to a kink.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import weakref
@@ -40,7 +39,8 @@ import numpy as np
 
 from . import interval as iv
 from ._types import as_float_array
-from .affine_enclosure import affine_plan, midrad_product, outward, rounding, up
+from .affine_enclosure import (Approx, up_add, affine_plan, midrad_product, outward,
+                               rounding, up)
 from .enclose import enclose_program, enclose_values
 from .errors import ConservativeError
 from .sets import JacobianSet
@@ -165,7 +165,8 @@ def _outward_box(x, rho):
 
 def _theta_interval(theta) -> iv.Interval:
     """Parameters as an interval: a point, or a box (parametric enclosures)."""
-    return theta if isinstance(theta, iv.Interval) else iv.Interval(np.asarray(theta, dtype=float))
+    return theta if isinstance(theta, iv.Interval) else iv.Interval.point(
+        np.asarray(theta, dtype=float))
 
 
 def _probe(shape) -> iv.Interval:
@@ -402,12 +403,26 @@ def fixed_point_enclosure(F, theta, x, *, max_iter: int = 12) -> FixedPointEnclo
     call = _CALL
     x = as_float_array(x, name="x", call=call, shape=F.state_shape).reshape(-1)
     theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
+    return _recent_enclosure(F, theta, x, max_iter, call)
+
+
+def enclosure_at_evaluated(F, theta, x, values: dict) -> FixedPointEnclosure:
+    """:func:`fixed_point_enclosure` at a point where ``values`` (node -> batched float
+    value, from :func:`conservative.evaluate.evaluate` at ``(x, theta)``) were computed: the
+    affine test takes large products from them instead of computing them again."""
+    call = _CALL
+    x = as_float_array(x, name="x", call=call, shape=F.state_shape).reshape(-1)
+    theta = as_float_array(theta, name="theta", call=call, shape=F.param_shape)
+    return _recent_enclosure(F, theta, x, 12, call, values)
+
+
+def _recent_enclosure(F, theta, x, max_iter, call, values=None) -> FixedPointEnclosure:
     key = (x.tobytes(), theta.tobytes(), max_iter)
     recent = _RECENT.setdefault(F.program, {})
     if key not in recent:
         if len(recent) >= _RECENT_PER_PROGRAM:
             recent.pop(next(iter(recent)))
-        recent[key] = _enclose(F, theta, x, max_iter, call)
+        recent[key] = _enclose(F, theta, x, max_iter, call, values)
     return recent[key]
 
 
@@ -444,11 +459,11 @@ def parametric_enclosure(F, theta_box, x, *, max_iter: int = 12) -> FixedPointEn
     return _enclose(F, iv.Interval(lo, hi), x, max_iter, call)
 
 
-def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
+def _enclose(F, theta, x, max_iter, call, values=None) -> FixedPointEnclosure:
     n = F.n
     if n == 0:
         return FixedPointEnclosure(x.reshape(F.state_shape), x.reshape(F.state_shape), True, 0.0)
-    fast = _affine_test(F, theta, x)
+    fast = _affine_test(F, theta, x, values)
     if fast is not None:
         return fast
     kinks_at_x: dict = {}
@@ -521,7 +536,7 @@ def _enclose(F, theta, x, max_iter, call) -> FixedPointEnclosure:
     return aligned if aligned is not None else _unproven(F, theta, x, rho, reason)
 
 
-def _affine_test(F, theta, x):
+def _affine_test(F, theta, x, values=None):
     """Krawczyk's test for ``F(x) = P(u(x), ...)``, P piecewise affine elementwise and u affine
     in x (:mod:`conservative.affine_enclosure`), where every element of P keeps one piece on
     the box: a proved enclosure, or None (then the general test decides).
@@ -536,45 +551,45 @@ def _affine_test(F, theta, x):
         return None
     try:
         with np.errstate(all="ignore"):
-            return _affine_attempt(F, plan, theta, x)
+            return _affine_attempt(F, plan, theta, x, values)
     except (ConservativeError, _Refused, np.linalg.LinAlgError, FloatingPointError):
         return None
 
 
-def _affine_attempt(F, plan, theta, x):
+def _affine_attempt(F, plan, theta, x, values=None):
     n, prim, params = F.n, plan.prim, plan.params
     free = plan.free_values(_theta_interval(theta))
-    u = plan.value(free, x)
+    u = plan.value(free, x, values)
     if not (np.all(np.isfinite(u.v)) and np.all(np.isfinite(u.e))):
         return None
-    u_point = u.interval()
-    args = plan.out_args(free, u_point)
+    rest = [free[i] for i in plan.out_inputs[1:]]
     # the pieces of the default selection at the floats: only a guess, which sizes the box;
     # the box decides (every element must keep this piece on all of it)
     guess = np.broadcast_to(np.asarray(prim.default(
-        [u.v] + [a.mid for a in args[1:]], **params)).astype(np.intp), (n,))
-    fx = prim.interval(*args, **params).broadcast_to((n,))
+        [u.v] + [a.mid for a in rest], **params)).astype(np.intp), (n,))
     slope = plan.slopes[guess]
     rows = np.flatnonzero(slope != 0)
     if len(rows) > MAX_DENSE_ROWS:
         return None
-    const = _complement(n, rows)
+    fx_lo, fx_hi = _values_on_pieces(plan, u, rest, guess, n)
     # F is constant in x along the other rows on the box (one piece, of slope 0): T keeps F
     # there, and the box is hull(x, F(x)), which must hold F(X)
-    base_lo, base_hi = np.minimum(x, fx.lo), np.maximum(x, fx.hi)
+    base_lo, base_hi = np.minimum(x, fx_lo), np.maximum(x, fx_hi)
+    const = _complement(n, rows)
     wide = np.union1d(rows, const[base_lo[const] != base_hi[const]])
     L = plan.columns(free, wide, rows)
     s_rows = slope[rows][:, None]
     Mv = s_rows * L.v                                 # A[N, wide], the same on the whole box
     Me = up(up(np.abs(s_rows) * L.e) + rounding(Mv))
     # g(x) = x - F(x) on the rows N, as midpoint and radius
-    g_lo, g_hi = outward(x[rows] - fx.hi[rows], x[rows] - fx.lo[rows])
+    x_rows = x[rows]
+    g_lo, g_hi = outward(x_rows - fx_hi[rows], x_rows - fx_lo[rows])
     gm = 0.5 * g_lo + 0.5 * g_hi
     gr = up(np.maximum(g_hi - gm, gm - g_lo))
     if not (np.all(np.isfinite(Mv)) and np.all(np.isfinite(Me)) and np.all(np.isfinite(gr))):
         return None
     on_rows = np.searchsorted(wide, rows)
-    floor = 4.0 * np.abs(np.nextafter(np.abs(x), np.inf) - np.abs(x))
+    floor = 4.0 * np.abs(np.nextafter(np.abs(x_rows), np.inf) - np.abs(x_rows))
     try:
         with np.errstate(all="ignore"):
             C = np.linalg.inv(np.eye(len(rows)) - Mv[:, on_rows])
@@ -583,47 +598,103 @@ def _affine_attempt(F, plan, theta, x):
     if not np.all(np.isfinite(C)):
         return None
     g = up(np.abs(gm) + gr)
-    own = np.maximum(2.0 * (np.abs(C) @ g), 4.0 * g) + floor[rows]
-    uniform = np.full(len(rows), float(np.max(own, initial=0.0))) + floor[rows]
+    own = np.maximum(2.0 * (np.abs(C) @ g), 4.0 * g) + floor
+    uniform = np.full(len(rows), float(np.max(own, initial=0.0))) + floor
     cap = 1e-2 * (1.0 + float(np.max(np.abs(x))))
     for radius in (own, uniform):
         if not (np.all(np.isfinite(radius)) and float(np.max(radius, initial=0.0)) <= cap):
             return None
         lo, hi = base_lo.copy(), base_hi.copy()
-        lo[rows], hi[rows] = _outward_box(x[rows], radius)
-        d = _difference(lo, hi, x)                                            # X - x
-        spread = plan.spread(free, d.mag)
+        lo[rows], hi[rows] = _outward_box(x_rows, radius)
+        d = _difference(lo[wide], hi[wide], x[wide])              # X - x (0 off the rows wide)
+        d_mag = np.zeros(n)
+        d_mag[wide] = d.mag
+        spread = plan.spread(free, d_mag)
         if not np.all(np.isfinite(spread)):
             return None
-        u_box = iv.Interval._new(*outward(u_point.lo - spread, u_point.hi + spread))
-        box_args = plan.out_args(free, u_box)
-        on_box = _single_piece(prim, box_args, params, n)
-        if on_box is None or np.any(on_box != guess):
+        reach = up(u.e + spread)                  # u(X) within u.e + |L| |X - x| of u.v
+        u_box = iv.Interval._new(*outward(u.v - reach, u.v + reach))
+        if not _keeps_pieces(prim, [u_box] + rest, params, guess, n):
             return None                               # the box meets a kink: the general test
         # on the rows Z the piece's partial in u is 0: an affine piece constant in u, so F(X)
         # there is the real value F(x), inside the enclosure fx, inside X = hull(x, fx)
-        if _strict_krawczyk(x, lo, hi, d, gm, gr, rows, wide, on_rows, Mv, Me, C):
+        if _strict_krawczyk(x_rows, lo[rows], hi[rows], d, gm, gr, on_rows, Mv, Me, C):
             l1 = np.zeros(n)
             if len(rows):
                 l1[rows] = up(np.abs(slope[rows]) * plan.row_l1(free, rows))
-            enc = _proven(F, theta, x, lo, hi, [], (rows, l1, {}))
             block = Mv[:, on_rows].copy()
             block.setflags(write=False)
-            return dataclasses.replace(enc, block=block)
+            return _proven(F, theta, x, lo, hi, [], (rows, l1, {}), block=block)
     return None
 
 
-def _strict_krawczyk(x, lo, hi, d, gm, gr, rows, wide, on_rows, Mv, Me, C) -> bool:
+def _values_on_pieces(plan, u, rest, guess, n):
+    """Bounds ``(lo, hi)`` on ``F(x) = P(u(x), *rest)``, each element on its piece ``guess``
+    (valid once the box shows that piece is the only one possible there): exactly ``c_p`` for
+    a piece ``c_p`` constant in all inputs, ``sum_i d_pi input_i + c_p`` in midpoint-radius
+    form on the others when the primitive declares its offsets
+    (:attr:`~conservative.primitives.Nonsmooth.piece_offsets`), else the primitive's interval
+    rule on those elements only (on the Lasso: the active ones)."""
+    lo = plan.constant_values[guess]                   # NaN where not a known constant
+    todo = np.flatnonzero(np.isnan(lo))
+    lo, hi = lo.copy(), lo.copy()
+    if not len(todo):
+        return lo, hi
+    args = [Approx(u.v[todo], u.e[todo])] + [_elements(a, todo, n) for a in rest]
+    offsets = plan.prim.piece_offsets
+    if offsets is None:
+        got = plan.prim.interval(*(a.interval() for a in args), **plan.params)
+        got = got.broadcast_to((len(todo),))
+        lo[todo], hi[todo] = got.lo, got.hi
+        return lo, hi
+    pick = guess[todo]
+    v = np.asarray(offsets, dtype=float)[pick]
+    e = np.zeros(len(todo))
+    for i, a in enumerate(args):
+        d = plan.partials[pick, i]
+        term = d * a.v
+        acc = v + term
+        e = up_add(e, rounding(acc))
+        if not plan.unit_partials:                      # else d a.v is exact
+            e = up_add(e, rounding(term))
+        if np.ndim(a.e) or a.e != 0.0:
+            e = up_add(e, up(np.abs(d) * a.e))
+        v = acc
+    lo[todo], hi[todo] = outward(v - e, v + e)
+    return lo, hi
+
+
+def _elements(a: iv.Interval, idx: np.ndarray, n: int) -> Approx:
+    """The elements ``idx`` of an interval broadcast to ``(n,)``, as midpoint and radius."""
+    lo, hi = a.lo, a.hi
+    if lo is hi:
+        return Approx(lo if lo.ndim == 0 else np.broadcast_to(lo, (n,))[idx], 0.0)
+    if lo.ndim:
+        lo, hi = np.broadcast_to(lo, (n,))[idx], np.broadcast_to(hi, (n,))[idx]
+    return Approx.of(iv.Interval._new(lo, hi))
+
+
+def _keeps_pieces(prim, args, params, guess, n) -> bool:
+    """Whether every element has its piece ``guess``, and no other, possible over ``args``."""
+    for piece, may in enumerate(prim.interval_active(args, 0.0, **params)):
+        if np.any(np.broadcast_to(may, (n,)) != (guess == piece)):
+            return False
+    return True
+
+
+def _strict_krawczyk(x, lo, hi, d, gm, gr, on_rows, Mv, Me, C) -> bool:
     """Whether ``K(X)`` (:func:`_krawczyk_image`) lies in the *interior* of X on the rows N,
     for a Jacobian ``A`` constant on the box with ``A[N, wide]`` within ``Me`` of ``Mv``, the
     residual ``g_N(x)`` within ``gr`` of ``gm`` and ``C`` any float matrix; in midpoint-radius
     form with a-priori rounding bounds (:func:`conservative.affine_enclosure.midrad_product`).
+    ``x``, ``lo``, ``hi`` are on the rows N, ``d`` encloses ``X - x`` on the columns wide
+    (``on_rows``: the positions of N among them).
 
     Strictly inside, K's radius, at least ``|E| w`` for ``w`` the half-widths of X, is below
     ``w``: the spectral radius of ``|E|`` is below 1 (Perron-Frobenius), so ``I - E =
     C (I - A_NN)`` and C are nonsingular, and a fixed point of ``T(x) = x - C g(x)`` in X
     (Brouwer) is one of F."""
-    k = len(rows)
+    k = len(on_rows)
     if k == 0:
         return True
     eye = np.eye(k)
@@ -633,16 +704,15 @@ def _strict_krawczyk(x, lo, hi, d, gm, gr, rows, wide, on_rows, Mv, Me, C) -> bo
     Em = eye - P
     Er = up(Pr + rounding(Em))                                            # E = I - C (I - A)
     Cg, Cg_r = midrad_product(C, None, gm, gr)
-    dm_all = 0.5 * d.lo + 0.5 * d.hi
-    dr_all = up(np.maximum(d.hi - dm_all, dm_all - d.lo))
-    Ed, Ed_r = midrad_product(Em, Er, dm_all[rows], dr_all[rows])
-    head = x[rows] - Cg
+    dm = 0.5 * d.lo + 0.5 * d.hi
+    dr = up(np.maximum(d.hi - dm, dm - d.lo))
+    Ed, Ed_r = midrad_product(Em, Er, dm[on_rows], dr[on_rows])
+    head = x - Cg
     K = head + Ed
     Kr = up(up(Cg_r + Ed_r) + up(rounding(head) + rounding(K)))
-    others = _complement(len(wide), on_rows)
+    others = _complement(len(dm), on_rows)
     if len(others):                                             # C A_NZ (X_Z - x_Z)
-        cols = wide[others]
-        Md, Md_r = midrad_product(Mv[:, others], Me[:, others], dm_all[cols], dr_all[cols])
+        Md, Md_r = midrad_product(Mv[:, others], Me[:, others], dm[others], dr[others])
         Cc, Cc_r = midrad_product(C, None, Md, Md_r)
         K2 = K + Cc
         Kr = up(up(Kr + Cc_r) + rounding(K2))
@@ -650,7 +720,7 @@ def _strict_krawczyk(x, lo, hi, d, gm, gr, rows, wide, on_rows, Mv, Me, C) -> bo
     if not (np.all(np.isfinite(K)) and np.all(np.isfinite(Kr))):
         return False
     k_lo, k_hi = outward(K - Kr, K + Kr)
-    return bool(np.all(k_lo > lo[rows]) and np.all(k_hi < hi[rows]))
+    return bool(np.all(k_lo > lo) and np.all(k_hi < hi))
 
 
 def _difference(lo, hi, x) -> iv.Interval:
@@ -659,16 +729,6 @@ def _difference(lo, hi, x) -> iv.Interval:
     a, b = lo - x, hi - x
     out_a, out_b = outward(a, b)
     return iv.Interval._new(np.where(a == 0, 0.0, out_a), np.where(b == 0, 0.0, out_b))
-
-
-def _single_piece(prim, args, params, n):
-    """The one piece of each element that may be active over ``args``, or None where some
-    element may have two (a kink) or none."""
-    masks = np.stack([np.broadcast_to(m, (n,))
-                      for m in prim.interval_active(args, 0.0, **params)])
-    if not np.all(masks.sum(axis=0) == 1):
-        return None
-    return np.argmax(masks, axis=0)
 
 
 def _aligned_boxes(F, theta, x, residual, rho, floor, hints, tries: int = 3):
@@ -785,7 +845,7 @@ def _exact_point(F, theta, x) -> FixedPointEnclosure:
     return _proven(F, theta, x, np.array(x), np.array(x), met, (np.flatnonzero(l1), l1))
 
 
-def _proven(F, theta, x, lo, hi, met, found) -> FixedPointEnclosure:
+def _proven(F, theta, x, lo, hi, met, found, *, block=None) -> FixedPointEnclosure:
     shape = F.state_shape
     caveat = ""
     jumps = _jumping_where(F, theta, x, lo, hi, met) if met else []
@@ -805,7 +865,7 @@ def _proven(F, theta, x, lo, hi, met, found) -> FixedPointEnclosure:
         pieces_on_box(F, (lo.reshape(shape), hi.reshape(shape)), theta)
     return FixedPointEnclosure(lo.reshape(shape), hi.reshape(shape), True, radius, "", caveat,
                                describe_kinks(F, possible), rows=found[0], row_l1=found[1],
-                               possible=possible)
+                               possible=possible, block=block)
 
 
 def _unproven(F, theta, x, rho, reason: str) -> FixedPointEnclosure:

@@ -326,6 +326,12 @@ class Nonsmooth(Elementwise):
         (g, a, b)``, the switching function and the two branches that must agree where
         ``g == 0``. Their continuity is checked where ``g == 0`` is evaluated, sampled at trace
         time, and a box meeting ``g == 0`` is reported (certificates refuse it).
+    piece_offsets : tuple or None
+        ``piece_offsets[p]``: the constant ``c_p`` with piece ``p`` equal to ``sum_i
+        piece_partials[p][i] * input_i + c_p`` exactly (all 0 for relu, abs, max, min, clip and
+        soft-threshold: each piece is a signed sum of inputs). None: not declared. The affine
+        fixed-point test uses it for elements on a piece whose partials are all zero (their
+        value is then exactly ``c_p``, with no interval evaluation).
     """
 
     piece_partials: tuple
@@ -336,6 +342,7 @@ class Nonsmooth(Elementwise):
     default_rule: str
     default_partials: Callable[..., tuple] | None = None
     branches: Callable[..., tuple] | None = None
+    piece_offsets: tuple | None = None
 
     smooth: ClassVar[bool] = False
     required: ClassVar[tuple] = ("impl", "shape_rule", "active", "default", "interval",

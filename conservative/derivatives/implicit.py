@@ -534,19 +534,27 @@ def _output_constant_off(F, partials, rows) -> bool:
     """Whether the output node is elementwise (of the state's shape) with every partial zero
     outside ``rows``: its rows there depend on nothing (locally), so ``B_Z = A_Z = 0``."""
     p = F.program
-    out = p.out_node
-    step = next((s for s in p.steps if s.node == out), None)
-    parts = partials.get(out)
-    if step is None or parts is None or not isinstance(step.prim, Elementwise) \
-            or p.shape(out) != F.state_shape:
+    parts = partials.get(p.out_node)
+    if parts is None or not p.cached("output_elementwise", lambda: _output_elementwise(F)):
         return False
-    keep = np.ones(F.n, dtype=bool)
-    keep[rows] = False
     for part in parts:
-        arr = np.broadcast_to(np.asarray(part), (1,) + F.state_shape).reshape(-1)
-        if np.any(arr[keep] != 0):
+        arr = np.asarray(part)
+        if arr.ndim == 0:
+            if arr != 0 and len(rows) < F.n:
+                return False
+            continue
+        arr = np.broadcast_to(arr, (1,) + F.state_shape).reshape(-1)
+        # the non-zeros all on the rows: as many there as in the whole array
+        if np.count_nonzero(arr) != np.count_nonzero(arr[rows]):
             return False
     return True
+
+
+def _output_elementwise(F) -> bool:
+    p = F.program
+    step = next((s for s in p.steps if s.node == p.out_node), None)
+    return step is not None and isinstance(step.prim, Elementwise) and \
+        p.shape(p.out_node) == F.state_shape
 
 
 #: Spectral radius (float estimate) below which the k x k adjoint is solved, not iterated.
@@ -564,8 +572,11 @@ def _adjoint_limit(A_NN, gN, tol, max_steps, call):
     if k == 0:
         return gN.copy()
     with np.errstate(all="ignore"):
-        rho = float(np.max(np.abs(np.linalg.eigvals(A_NN)))) if np.all(np.isfinite(A_NN)) \
-            else np.inf
+        # a norm bounds the spectral radius (one pass); the eigenvalues where it is not enough
+        rho = min(float(np.max(np.sum(np.abs(A_NN), axis=axis))) for axis in (0, 1))
+        if not rho < SOLVE_BELOW:
+            rho = float(np.max(np.abs(np.linalg.eigvals(A_NN)))) \
+                if np.all(np.isfinite(A_NN)) else np.inf
     if rho < SOLVE_BELOW:
         return np.linalg.solve(np.eye(k) - A_NN.T, gN)
     vN, change, AT = gN.copy(), 0.0, A_NN.T.copy()

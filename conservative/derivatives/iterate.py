@@ -15,7 +15,7 @@ from ..interpreter import all_finite
 from ..evaluate import evaluate
 from .. import interval as iv
 from ..enclose import enclose_program, possible_pieces
-from ..fixed_point_set import fixed_point_enclosure, jacobian_at_fixed_point
+from ..fixed_point_set import enclosure_at_evaluated, jacobian_at_fixed_point
 from ..jacobian import jvp, jvp_run, linearise
 
 __all__ = ["iterate", "fixed_point", "FixedPointResult", "require_fixed_point",
@@ -363,7 +363,7 @@ def linearisation_at_fixed_point(F, theta, x_star, *, call: str):
     xb, tb = F.point(x_star, theta, call=call)
     values = evaluate(F.program, xb, tb, call=call, keep=True)
     require_fixed_point(F, xb[0], tb[0], call, value=values[F.program.out_node][0])
-    enc = fixed_point_enclosure(F, tb[0], xb[0])
+    enc = enclosure_at_evaluated(F, tb[0], xb[0], values)
     possible = None
     if enc.kinks:          # the pieces the enclosure found on its box, else computed here
         possible = enc.possible if enc.possible is not None else possible_pieces(

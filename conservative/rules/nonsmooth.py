@@ -47,6 +47,7 @@ def _sign_pieces_possible(ivs, tol):
 relu_p = register(Nonsmooth(
     name="relu", impl=lambda x: np.maximum(x, 0.0), shape_rule=_same_shape,
     piece_partials=((0.0,), (1.0,)),                    # pieces 0 and x
+    piece_offsets=(0.0, 0.0),
     active=_sign_pieces_active,
     default=lambda vals: vals[0] > 0,
     default_partials=lambda vals, out: ((vals[0] > 0).astype(float),),
@@ -62,6 +63,7 @@ relu_p = register(Nonsmooth(
 abs_p = register(Nonsmooth(
     name="abs", impl=np.abs, shape_rule=_same_shape, ufuncs=("absolute", "fabs"),
     piece_partials=((-1.0,), (1.0,)),                   # pieces -x and x
+    piece_offsets=(0.0, 0.0),
     active=_sign_pieces_active,
     default=lambda vals: vals[0] >= 0,
     default_partials=lambda vals, out: (np.where(vals[0] >= 0, 1.0, -1.0),),
@@ -92,6 +94,7 @@ def _maximum_possible(ivs, tol):
 maximum_p = register(Nonsmooth(
     name="maximum", impl=np.maximum, shape_rule=_same_shape, ufuncs=("maximum",),
     piece_partials=_TIE_PARTIALS,
+    piece_offsets=(0.0, 0.0),
     active=lambda vals, tol: (vals[0] - vals[1] >= -tol, vals[0] - vals[1] <= tol),
     default=lambda vals: vals[0] - vals[1] < 0,
     default_partials=lambda vals, out: _first_or_second(vals[0] >= vals[1]),
@@ -106,6 +109,7 @@ maximum_p = register(Nonsmooth(
 minimum_p = register(Nonsmooth(
     name="minimum", impl=np.minimum, shape_rule=_same_shape, ufuncs=("minimum",),
     piece_partials=_TIE_PARTIALS,
+    piece_offsets=(0.0, 0.0),
     active=lambda vals, tol: (vals[0] - vals[1] <= tol, vals[0] - vals[1] >= -tol),
     default=lambda vals: vals[0] - vals[1] > 0,
     default_partials=lambda vals, out: _first_or_second(vals[0] <= vals[1]),
@@ -179,6 +183,7 @@ def _soft_threshold_default(vals, out):
 soft_threshold_p = register(Nonsmooth(
     name="soft_threshold", impl=_soft_threshold, shape_rule=_same_shape,
     piece_partials=((1.0, -1.0), (0.0, 0.0), (1.0, 1.0)),     # z - t, 0, z + t in (z, t)
+    piece_offsets=(0.0, 0.0, 0.0),
     active=lambda vals, tol: (vals[0] - vals[1] >= -tol, np.abs(vals[0]) - vals[1] <= tol,
                               vals[0] + vals[1] <= tol),
     default=lambda vals: np.where(vals[0] > vals[1], 0, np.where(vals[0] < -vals[1], 2, 1)),
@@ -221,6 +226,7 @@ def _clip_default_partials(vals, out):
 clip_p = register(Nonsmooth(
     name="clip", impl=_clip, shape_rule=_same_shape,
     piece_partials=((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),   # lo, z, hi
+    piece_offsets=(0.0, 0.0, 0.0),
     active=_clip_active,
     default=lambda vals: np.where(vals[0] < vals[1], 0, np.where(vals[0] > vals[2], 2, 1)),
     default_partials=_clip_default_partials,
@@ -247,6 +253,7 @@ def _select(g, a, b, strict):
 select_p = register(Nonsmooth(
     name="select", impl=_select, shape_rule=_same_shape, call="cv.where",
     piece_partials=((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),        # branches a and b in (g, a, b)
+    piece_offsets=(0.0, 0.0),
     active=lambda vals, tol, strict: (vals[0] >= -tol, vals[0] <= tol),
     default=lambda vals, strict: ~(vals[0] > 0 if strict else vals[0] >= 0),
     default_partials=lambda vals, out, strict: (
