@@ -197,14 +197,13 @@ class _Matrix:
         """Upper bounds on the rows' 2-norms."""
         if self._norms is None:
             C, k = self.C, self.C.shape[1]
-            top = max(abs(float(C.max(initial=0.0))), abs(float(C.min(initial=0.0))))
-            if 2.0 ** -400 <= top <= 2.0 ** 500:
-                # no square overflows; each one that underflows loses at most eta/2, covered
-                # by the k eta added (any order of summation)
-                squares = np.einsum("ij,ij->i", C, C)
+            squares = np.einsum("ij,ij->i", C, C)
+            if np.isfinite(squares).all() and float(squares.max(initial=1.0)) >= 2.0 ** -800:
+                # nothing overflowed (a finite sum of non-negative terms); each square that
+                # underflows loses at most eta/2, covered by the k eta added (any order)
                 bound = up(up((1.0 + sum_bound(k)) * squares) + 4.0 * (k + 1) * ETA)
                 self._norms = up(np.sqrt(bound))
-            else:
+            else:                   # huge, tiny or non-finite entries: scaled per row
                 self._norms = norm_up(np.abs(C), axis=1)
         return self._norms
 
@@ -529,10 +528,10 @@ def _recognise(program) -> AffinePlan | None:
         if not _is_linear(step, xdep, program):
             return None
         if step.prim.name == "matmul":
-            C = np.asarray(program.consts[step.inputs[0]], dtype=float)
-            if not np.all(np.isfinite(C)):
-                return None
-            matrices[step.node] = _Matrix(C)
+            # (a NaN or infinite entry makes every bound through C non-finite: the test
+            # refuses then, without a pass over C here)
+            matrices[step.node] = _Matrix(np.asarray(program.consts[step.inputs[0]],
+                                                     dtype=float))
         linear.append(step)
     if not all(len(g.nodes[n]["shape"]) == 1 for n in xdep):
         return None

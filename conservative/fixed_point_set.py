@@ -96,9 +96,19 @@ class FixedPointEnclosure:
     caveat: str = ""
     kinks: tuple = field(default=())
     rows: np.ndarray | None = field(default=None, repr=False, compare=False)
-    row_l1: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: the row_l1 array, or a function of no arguments computing it (on first use)
+    l1_source: object = field(default=None, repr=False, compare=False)
     possible: dict | None = field(default=None, repr=False, compare=False)
     block: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def row_l1(self) -> np.ndarray | None:
+        """Upper bounds on the rows' l1 norms over every Jacobian on the box (see above)."""
+        got = self.l1_source
+        if callable(got):
+            got = got()
+            object.__setattr__(self, "l1_source", got)
+        return got
 
     def __post_init__(self):
         for name in ("lo", "hi"):             # shared between callers (cached): read-only
@@ -560,13 +570,14 @@ def _affine_attempt(F, plan, theta, x, values=None):
     n, prim, params = F.n, plan.prim, plan.params
     free = plan.free_values(_theta_interval(theta))
     u = plan.value(free, x, values)
-    if not (np.all(np.isfinite(u.v)) and np.all(np.isfinite(u.e))):
+    if not (np.isfinite(u.v).all() and np.isfinite(u.e).all()):
         return None
-    rest = [free[i] for i in plan.out_inputs[1:]]
+    rest = [_compact(free[i]) for i in plan.out_inputs[1:]]
     # the pieces of the default selection at the floats: only a guess, which sizes the box;
     # the box decides (every element must keep this piece on all of it)
-    guess = np.broadcast_to(np.asarray(prim.default(
-        [u.v] + [a.mid for a in rest], **params)).astype(np.intp), (n,))
+    guess = np.asarray(prim.default([u.v] + [a.mid for a in rest], **params)).astype(np.intp)
+    if guess.shape != (n,):
+        guess = np.broadcast_to(guess, (n,))
     slope = plan.slopes[guess]
     rows = np.flatnonzero(slope != 0)
     if len(rows) > MAX_DENSE_ROWS:
@@ -575,8 +586,10 @@ def _affine_attempt(F, plan, theta, x, values=None):
     # F is constant in x along the other rows on the box (one piece, of slope 0): T keeps F
     # there, and the box is hull(x, F(x)), which must hold F(X)
     base_lo, base_hi = np.minimum(x, fx_lo), np.maximum(x, fx_hi)
-    const = _complement(n, rows)
-    wide = np.union1d(rows, const[base_lo[const] != base_hi[const]])
+    moved = base_lo != base_hi                          # the other rows where x != F(x)
+    moved[rows] = False
+    moved = np.flatnonzero(moved)
+    wide = np.union1d(rows, moved) if len(moved) else rows
     L = plan.columns(free, wide, rows)
     s_rows = slope[rows][:, None]
     Mv = s_rows * L.v                                 # A[N, wide], the same on the whole box
@@ -586,23 +599,24 @@ def _affine_attempt(F, plan, theta, x, values=None):
     g_lo, g_hi = outward(x_rows - fx_hi[rows], x_rows - fx_lo[rows])
     gm = 0.5 * g_lo + 0.5 * g_hi
     gr = up(np.maximum(g_hi - gm, gm - g_lo))
-    if not (np.all(np.isfinite(Mv)) and np.all(np.isfinite(Me)) and np.all(np.isfinite(gr))):
+    if not (np.isfinite(Mv).all() and np.isfinite(Me).all() and np.isfinite(gr).all()):
         return None
-    on_rows = np.searchsorted(wide, rows)
+    on_rows = np.arange(len(rows)) if wide is rows else np.searchsorted(wide, rows)
     floor = 4.0 * np.abs(np.nextafter(np.abs(x_rows), np.inf) - np.abs(x_rows))
+    G = np.eye(len(rows)) - Mv[:, on_rows]                                    # I - A_NN
     try:
         with np.errstate(all="ignore"):
-            C = np.linalg.inv(np.eye(len(rows)) - Mv[:, on_rows])
+            C = np.linalg.inv(G)
     except np.linalg.LinAlgError:
         return None
-    if not np.all(np.isfinite(C)):
+    if not np.isfinite(C).all():
         return None
     g = up(np.abs(gm) + gr)
     own = np.maximum(2.0 * (np.abs(C) @ g), 4.0 * g) + floor
     uniform = np.full(len(rows), float(np.max(own, initial=0.0))) + floor
     cap = 1e-2 * (1.0 + float(np.max(np.abs(x))))
     for radius in (own, uniform):
-        if not (np.all(np.isfinite(radius)) and float(np.max(radius, initial=0.0)) <= cap):
+        if not (np.isfinite(radius).all() and float(np.max(radius, initial=0.0)) <= cap):
             return None
         lo, hi = base_lo.copy(), base_hi.copy()
         lo[rows], hi[rows] = _outward_box(x_rows, radius)
@@ -610,7 +624,7 @@ def _affine_attempt(F, plan, theta, x, values=None):
         d_mag = np.zeros(n)
         d_mag[wide] = d.mag
         spread = plan.spread(free, d_mag)
-        if not np.all(np.isfinite(spread)):
+        if not np.isfinite(spread).all():
             return None
         reach = up(u.e + spread)                  # u(X) within u.e + |L| |X - x| of u.v
         u_box = iv.Interval._new(*outward(u.v - reach, u.v + reach))
@@ -618,13 +632,16 @@ def _affine_attempt(F, plan, theta, x, values=None):
             return None                               # the box meets a kink: the general test
         # on the rows Z the piece's partial in u is 0: an affine piece constant in u, so F(X)
         # there is the real value F(x), inside the enclosure fx, inside X = hull(x, fx)
-        if _strict_krawczyk(x_rows, lo[rows], hi[rows], d, gm, gr, on_rows, Mv, Me, C):
-            l1 = np.zeros(n)
-            if len(rows):
-                l1[rows] = up(np.abs(slope[rows]) * plan.row_l1(free, rows))
+        if _strict_krawczyk(x_rows, lo[rows], hi[rows], d, gm, gr, on_rows, Mv, Me, G, C):
+            def row_l1():                   # for certificates; derivatives never need it
+                l1 = np.zeros(n)
+                if len(rows):
+                    with np.errstate(all="ignore"):
+                        l1[rows] = up(np.abs(slope[rows]) * plan.row_l1(free, rows))
+                return l1
             block = Mv[:, on_rows].copy()
             block.setflags(write=False)
-            return _proven(F, theta, x, lo, hi, [], (rows, l1, {}), block=block)
+            return _proven(F, theta, x, lo, hi, [], (rows, row_l1, {}), block=block)
     return None
 
 
@@ -635,6 +652,11 @@ def _values_on_pieces(plan, u, rest, guess, n):
     form on the others when the primitive declares its offsets
     (:attr:`~conservative.primitives.Nonsmooth.piece_offsets`), else the primitive's interval
     rule on those elements only (on the Lasso: the active ones)."""
+    if plan.prim.piece_offsets is not None:
+        # the primitive's own checks of its other inputs (soft-threshold: t >= 0), which the
+        # pieces' formulas below do not make: its interval rule at u = 0 raises where they fail
+        plan.prim.interval(iv.Interval._new(np.array(0.0), np.array(0.0)), *rest,
+                           **plan.params)
     lo = plan.constant_values[guess]                   # NaN where not a known constant
     todo = np.flatnonzero(np.isnan(lo))
     lo, hi = lo.copy(), lo.copy()
@@ -674,21 +696,32 @@ def _elements(a: iv.Interval, idx: np.ndarray, n: int) -> Approx:
     return Approx.of(iv.Interval._new(lo, hi))
 
 
+def _compact(a: iv.Interval) -> iv.Interval:
+    """A broadcast scalar (the Lasso's threshold ``step * lam`` on every element) as a 0-d
+    interval: the primitive's rules broadcast it, without n-element arithmetic on copies."""
+    lo, hi = a.lo, a.hi
+    if lo.ndim == 0 or any(lo.strides) or any(hi.strides):
+        return a
+    lo0 = np.array(lo.reshape(-1)[0])
+    return iv.Interval._new(lo0, lo0 if hi is lo else np.array(hi.reshape(-1)[0]))
+
+
 def _keeps_pieces(prim, args, params, guess, n) -> bool:
     """Whether every element has its piece ``guess``, and no other, possible over ``args``."""
     for piece, may in enumerate(prim.interval_active(args, 0.0, **params)):
-        if np.any(np.broadcast_to(may, (n,)) != (guess == piece)):
+        may = np.asarray(may)
+        if np.any((may if may.shape == (n,) else np.broadcast_to(may, (n,))) != (guess == piece)):
             return False
     return True
 
 
-def _strict_krawczyk(x, lo, hi, d, gm, gr, on_rows, Mv, Me, C) -> bool:
+def _strict_krawczyk(x, lo, hi, d, gm, gr, on_rows, Mv, Me, G, C) -> bool:
     """Whether ``K(X)`` (:func:`_krawczyk_image`) lies in the *interior* of X on the rows N,
     for a Jacobian ``A`` constant on the box with ``A[N, wide]`` within ``Me`` of ``Mv``, the
     residual ``g_N(x)`` within ``gr`` of ``gm`` and ``C`` any float matrix; in midpoint-radius
     form with a-priori rounding bounds (:func:`conservative.affine_enclosure.midrad_product`).
     ``x``, ``lo``, ``hi`` are on the rows N, ``d`` encloses ``X - x`` on the columns wide
-    (``on_rows``: the positions of N among them).
+    (``on_rows``: the positions of N among them), ``G`` is the float ``I - A_NN``.
 
     Strictly inside, K's radius, at least ``|E| w`` for ``w`` the half-widths of X, is below
     ``w``: the spectral radius of ``|E|`` is below 1 (Perron-Frobenius), so ``I - E =
@@ -697,27 +730,29 @@ def _strict_krawczyk(x, lo, hi, d, gm, gr, on_rows, Mv, Me, C) -> bool:
     k = len(on_rows)
     if k == 0:
         return True
-    eye = np.eye(k)
-    Gm = eye - Mv[:, on_rows]                                             # I - A_NN
-    Gr = up(Me[:, on_rows] + rounding(Gm))
-    P, Pr = midrad_product(C, None, Gm, Gr)                               # C (I - A_NN)
-    Em = eye - P
-    Er = up(Pr + rounding(Em))                                            # E = I - C (I - A)
-    Cg, Cg_r = midrad_product(C, None, gm, gr)
+    # C [I - A_NN, g] in one product: (I - A_NN) within Me + its rounding, g within gr
+    Gg = np.empty((k, k + 1))
+    Gg[:, :k], Gg[:, k] = G, gm
+    Gg_r = np.empty((k, k + 1))
+    Gg_r[:, :k], Gg_r[:, k] = up(Me[:, on_rows] + rounding(G)), gr
+    Q, Q_r = midrad_product(C, None, Gg, Gg_r)
+    Em = np.eye(k) - Q[:, :k]                                             # E = I - C (I - A)
+    Er = up(Q_r[:, :k] + rounding(Em))
+    Cg, Cg_r = Q[:, k], Q_r[:, k]
     dm = 0.5 * d.lo + 0.5 * d.hi
     dr = up(np.maximum(d.hi - dm, dm - d.lo))
     Ed, Ed_r = midrad_product(Em, Er, dm[on_rows], dr[on_rows])
     head = x - Cg
     K = head + Ed
     Kr = up(up(Cg_r + Ed_r) + up(rounding(head) + rounding(K)))
-    others = _complement(len(dm), on_rows)
-    if len(others):                                             # C A_NZ (X_Z - x_Z)
+    if k < len(dm):                                             # C A_NZ (X_Z - x_Z)
+        others = _complement(len(dm), on_rows)
         Md, Md_r = midrad_product(Mv[:, others], Me[:, others], dm[others], dr[others])
         Cc, Cc_r = midrad_product(C, None, Md, Md_r)
         K2 = K + Cc
         Kr = up(up(Kr + Cc_r) + rounding(K2))
         K = K2
-    if not (np.all(np.isfinite(K)) and np.all(np.isfinite(Kr))):
+    if not (np.isfinite(K).all() and np.isfinite(Kr).all()):
         return False
     k_lo, k_hi = outward(K - Kr, K + Kr)
     return bool(np.all(k_lo > lo) and np.all(k_hi < hi))
@@ -864,7 +899,7 @@ def _proven(F, theta, x, lo, hi, met, found, *, block=None) -> FixedPointEnclosu
     possible = found[2] if len(found) > 2 else \
         pieces_on_box(F, (lo.reshape(shape), hi.reshape(shape)), theta)
     return FixedPointEnclosure(lo.reshape(shape), hi.reshape(shape), True, radius, "", caveat,
-                               describe_kinks(F, possible), rows=found[0], row_l1=found[1],
+                               describe_kinks(F, possible), rows=found[0], l1_source=found[1],
                                possible=possible, block=block)
 
 

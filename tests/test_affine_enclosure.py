@@ -179,6 +179,28 @@ def test_relu_layer_box_holds_the_exact_fixed_point(seed):
     assert enc.proven and enc.block is not None and holds(enc, exact)
 
 
+@pytest.mark.parametrize("offset", [1e-13, -1e-13, 3e-300])
+def test_relu_box_where_x_is_off_the_constant_rows(offset):
+    # x moved off 0 on the dead units (F is 0 there): the box there is hull(x, 0), and the
+    # Krawczyk test sees those columns of A
+    rng = np.random.default_rng(7)
+    n, m = 10, 2
+    W = rng.standard_normal((n, n))
+    W *= 0.5 / np.linalg.norm(W, 2)
+    U, b = rng.standard_normal((n, m)), rng.standard_normal(n)
+    theta = rng.standard_normal(m)
+    F = relu_layer(W, U, b)
+    x = cv.fixed_point(F, np.zeros(n), theta, tol=1e-15).x
+    dead = np.flatnonzero(x == 0)
+    assert 0 < len(dead) < n
+    exact = exact_relu_point(W, U, b, theta, x)
+    x0 = x.copy()
+    x0[dead] = offset
+    enc = fresh(F, theta, x0)
+    assert enc.proven and enc.block is not None and holds(enc, exact)      # the affine test
+    assert np.all(enc.lo[dead] <= min(offset, 0.0)) and np.all(enc.hi[dead] >= max(offset, 0.0))
+
+
 def test_parametric_box_holds_the_fixed_point_at_every_corner():
     X, y, s, lam = problem(3)
     F = lasso(X, y, s)
@@ -403,3 +425,48 @@ def test_implicit_jacobian_where_the_constant_rows_depend_on_theta():
     xm = cv.fixed_point(F, x, theta - h, tol=1e-15).x
     got = cv.implicit_jacobian(F, theta, x)
     np.testing.assert_allclose(got.vertices[0][:, 0], (xp - xm) / (2 * h), rtol=1e-6, atol=1e-9)
+
+
+# --- the declared offsets of the pieces ------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["relu", "abs", "maximum", "minimum", "soft_threshold", "clip",
+                                  "select"])
+def test_declared_piece_offsets_give_the_exact_values(name):
+    # each piece p equals sum_i d_pi input_i + c_p exactly, where it is the only active one:
+    # checked against the primitive's sympy form at rational points
+    import sympy
+    from conservative.primitives import PRIMITIVES
+    prim = PRIMITIVES[name]
+    assert prim.piece_offsets is not None and len(prim.piece_offsets) == len(prim.piece_partials)
+    params = {"strict": True} if name == "select" else {}
+    rng = np.random.default_rng(0)
+    arity = len(prim.piece_partials[0])
+    seen = set()
+    for _ in range(400):
+        vals = [float(v) for v in rng.integers(-40, 41, size=arity) / 8]
+        if name == "soft_threshold":
+            vals[1] = abs(vals[1])
+        if name == "clip":
+            vals[1], vals[2] = sorted(vals[1:])
+        if name == "select":
+            vals[1] = vals[2] + 1.0 if vals[0] == 0 else vals[1]
+        active = [bool(a) for a in prim.active([np.array(v) for v in vals], 0.0, **params)]
+        if sum(active) != 1:
+            continue
+        piece = active.index(True)
+        seen.add(piece)
+        exact = prim.sympy(*[sympy.Rational(Fraction(v).numerator, Fraction(v).denominator)
+                             for v in vals], **params)
+        formula = sum(Fraction(d) * Fraction(v) for d, v in zip(prim.piece_partials[piece], vals))
+        assert sympy.Rational(formula.numerator, formula.denominator) + \
+            sympy.nsimplify(prim.piece_offsets[piece]) == sympy.simplify(exact)
+    assert seen == set(range(len(prim.piece_partials)))
+
+
+def test_a_negative_threshold_is_not_proved():
+    # the pieces' formulas do not check t >= 0: the primitive's own rule still refuses it.
+    # Here z = 0.5 x + 2 = 5 > |t| at x = 6 keeps one piece, z - t, whose fixed point is 6
+    F = cv.trace(lambda x, t: cv.soft_threshold(0.5 * x + 2.0, t), (1,), ())
+    enc = fresh(F, -1.0, [6.0])
+    assert not enc.proven and "t >= 0" in enc.reason
+    assert fresh(F, 1.0, [2.0]).proven                      # t = 1: the fixed point 2

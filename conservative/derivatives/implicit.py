@@ -543,7 +543,9 @@ def _output_constant_off(F, partials, rows) -> bool:
             if arr != 0 and len(rows) < F.n:
                 return False
             continue
-        arr = np.broadcast_to(arr, (1,) + F.state_shape).reshape(-1)
+        if arr.size != F.n:
+            arr = np.broadcast_to(arr, (1,) + F.state_shape)
+        arr = arr.reshape(-1)
         # the non-zeros all on the rows: as many there as in the whole array
         if np.count_nonzero(arr) != np.count_nonzero(arr[rows]):
             return False
