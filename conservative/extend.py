@@ -110,8 +110,10 @@ def defpieces(name: str, impl: Callable, *, piece_partials: tuple, active: Calla
         The default at a kink and the set there, in words (shown in the docs and errors).
     **rules
         Optional: ``default_partials`` (the default's partials directly, for speed),
-        ``branches`` (user-expression pieces only), ``shape_rule``, ``pretty``, ``ufuncs``,
-        ``call``, ``doc``.
+        ``branches`` (user-expression pieces only), ``piece_offsets`` (the constants ``c_p``
+        with piece ``p`` equal to ``sum_i piece_partials[p][i] * input_i + c_p`` exactly, for
+        the fast fixed-point enclosure of maps ``P(L x + c)``; wrong offsets make its proofs
+        wrong), ``shape_rule``, ``pretty``, ``ufuncs``, ``call``, ``doc``.
     """
     rules.setdefault("shape_rule", same_shape)
     if not callable(kink_default):

@@ -19,7 +19,7 @@ LAYERS = {
     "primitives": 2, "rules": 2, "extend": 2,
     "dsl": 3, "graph": 3, "linalg": 3,
     "interpreter": 4, "compiled": 4, "evaluate": 4, "jacobian": 4, "map": 4, "enclose": 4,
-    "fixed_point_set": 4, "where_jumps": 4, "affine_enclosure": 4,
+    "fixed_point_set": 4, "where_jumps": 4, "affine_enclosure": 4, "affine_krawczyk": 4,
     "iterate": 5,
     "picard": 5, "piggyback": 5, "attractor": 5, "implicit": 5, "jsr": 5, "certify": 5,
     "ifs": 5, "derivatives": 5, "verify": 5,

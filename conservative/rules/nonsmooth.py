@@ -217,6 +217,26 @@ def _clip_possible(ivs, tol):
     return below.lo <= tol, (below.hi >= -tol) & (above.lo <= tol), above.hi >= -tol
 
 
+def _clip_interval(z, lo, hi):
+    """``min(max(z, lo), hi)`` over boxes (exact: monotone in every input), for bounds with
+    ``lo <= hi``: InputError where ``lo > hi`` certainly, UndecidedError where it may be (the
+    map is not defined there, and its pieces would overlap)."""
+    call = "cv.clip (interval rule)"
+    lo = lo if isinstance(lo, iv.Interval) else iv.Interval(lo)
+    hi = hi if isinstance(hi, iv.Interval) else iv.Interval(hi)
+    shape = np.broadcast_shapes(lo.shape, hi.shape)
+    a_lo, a_hi, b_lo, b_hi = (np.broadcast_to(e, shape) for e in (lo.lo, lo.hi, hi.lo, hi.hi))
+    for bad, error, what in ((a_lo > b_hi, InputError, "lo > hi"),
+                             (a_hi > b_lo, UndecidedError, "lo > hi for some of their values")):
+        if np.any(bad):
+            k = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise error(fail_message(
+                call, f"bounds lo = [{float(a_lo[k])!r}, {float(a_hi[k])!r}] and hi = "
+                f"[{float(b_lo[k])!r}, {float(b_hi[k])!r}] at index {k}: {what}",
+                "pass bounds with lo <= hi (tighten the box of the parameters)"))
+    return iv.minimum(iv.maximum(z, lo), hi)
+
+
 def _clip_default_partials(vals, out):
     z, lo, hi = vals
     below, above = (z < lo).astype(float), (z > hi).astype(float)
@@ -230,7 +250,7 @@ clip_p = register(Nonsmooth(
     active=_clip_active,
     default=lambda vals: np.where(vals[0] < vals[1], 0, np.where(vals[0] > vals[2], 2, 1)),
     default_partials=_clip_default_partials,
-    interval=lambda z, lo, hi: iv.minimum(iv.maximum(z, lo), hi),   # exact: monotone in all
+    interval=_clip_interval,
     interval_active=_clip_possible,
     kink_default=lambda: 1,
     default_rule="at z == lo or z == hi the identity piece is selected (partial 1 in z), as "
