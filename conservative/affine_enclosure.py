@@ -71,6 +71,10 @@ def _from_interval(x: iv.Interval) -> Approx:
     lo, hi = x.lo, x.hi
     if lo is hi:
         return Approx(lo, 0.0)
+    if lo.ndim == 0:                          # in Python floats: the same operations
+        lo, hi = float(lo), float(hi)
+        v = 0.5 * lo + 0.5 * hi
+        return Approx(v, up(max(hi - v, v - lo)))
     v = 0.5 * lo + 0.5 * hi                   # in [lo, hi]: both differences are >= 0
     return Approx(v, up(np.maximum(hi - v, v - lo)))
 
@@ -89,6 +93,15 @@ def up(t):
 
 def up_add(a, b):
     return up(a + b)
+
+
+def _plus(a, b):
+    """``a + b`` rounded up, exact (no operation) where either is the scalar bound 0.0."""
+    if np.ndim(a) == 0 and a == 0.0:
+        return b
+    if np.ndim(b) == 0 and b == 0.0:
+        return a
+    return up_add(a, b)
 
 
 def up_mul(a, b):
@@ -338,7 +351,7 @@ class AffinePlan:
         if name in ("add", "sub"):
             a, b = (self._operand(i, vals, free) for i in ins)
             v = a.v + b.v if name == "add" else a.v - b.v
-            return Approx(v, up_add(up_add(a.e, b.e), _rounding(v)))
+            return Approx(v, up_add(_plus(a.e, b.e), _rounding(v)))
         a, f = vals[self._live(step)], _from_interval(self._free_factor(step, free))
         v = a.v * f.v
         # |a f - a~ f~| <= e_a (|f~| + e_f) + |a~| e_f, plus the product's rounding
@@ -466,7 +479,7 @@ class AffinePlan:
                 return a if name == "add" or i == ins[0] else Approx(-a.v, a.e)
             a, b = picked[ins[0]], picked[ins[1]]
             v = a.v + b.v if name == "add" else a.v - b.v
-            return Approx(v, up_add(up_add(a.e, b.e), _rounding(v)))
+            return Approx(v, up_add(_plus(a.e, b.e), _rounding(v)))
         a = picked[self._live(step)]
         f = _from_interval(self._free_factor(step, free))
         if np.ndim(f.v):

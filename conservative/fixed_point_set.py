@@ -79,6 +79,9 @@ class FixedPointEnclosure:
         When proven: the rows of A that may be non-zero somewhere on the box, and an upper
         bound on each row's l1 norm over every Jacobian there (computed by the test anyway;
         certificates reuse them instead of another interval sweep).
+    l1_source : ndarray, callable or None
+        What ``row_l1`` is read from: the array, or a function of no arguments computing it
+        on first use (the affine test's bound, which only certificates read).
     possible : dict or None
         When proven: ``possible_pieces`` over the box (the kinks it meets).
     block : ndarray or None
@@ -95,7 +98,6 @@ class FixedPointEnclosure:
     caveat: str = ""
     kinks: tuple = field(default=())
     rows: np.ndarray | None = field(default=None, repr=False, compare=False)
-    #: the row_l1 array, or a function of no arguments computing it (on first use)
     l1_source: object = field(default=None, repr=False, compare=False)
     possible: dict | None = field(default=None, repr=False, compare=False)
     block: np.ndarray | None = field(default=None, repr=False, compare=False)

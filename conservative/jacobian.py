@@ -326,7 +326,11 @@ def _fit(c: np.ndarray, value: np.ndarray) -> np.ndarray:
     by a batch sums over the batch)."""
     if c.shape[0] != value.shape[0]:
         c = c.sum(axis=0, keepdims=True)
-    return c if c.shape == value.shape else np.broadcast_to(c, value.shape)
+    if c.shape != value.shape:
+        return np.broadcast_to(c, value.shape)
+    view = c.view()                         # read-only, as a broadcast is (and cheaper)
+    view.flags.writeable = False
+    return view
 
 
 def vjp(program: Program, values: dict, partials: dict, cotangent: np.ndarray, *,

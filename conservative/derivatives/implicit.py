@@ -28,7 +28,7 @@ from .._types import (as_float_array, as_matrix_stack, check_bool, check_int, ch
 from ..certify import certify_contraction
 from ..errors import (NonFiniteError, NotConvergedError, SingularJacobianError, UndecidedError,
                       fail_message)
-from ..fixed_point_set import fixed_point_enclosure, is_numerical_fixed_point, refusal
+from ..fixed_point_set import is_numerical_fixed_point, refusal
 from .iterate import (active_rows, blocks_at_fixed_point, frozen_columns, frozen_step,
                       linearisation_at_fixed_point)
 from ..jacobian import linearise, tangent_matrix, jvp, value_and_jvp, vjp
@@ -218,8 +218,8 @@ def _support(F, theta, x_star, call):
 
     The rows are those the enclosure's own test found may be non-zero on its box (a superset
     of the rows on the final box, which holds x_star): no second interval sweep."""
-    xb, tb, values, partials = linearisation_at_fixed_point(F, theta, x_star, call=call)
-    enc = fixed_point_enclosure(F, tb[0], xb[0])
+    xb, tb, values, partials, enc = linearisation_at_fixed_point(F, theta, x_star, call=call,
+                                                                 with_enclosure=True)
     rows = enc.rows
     if rows is None:
         rows = active_rows(F, tb[0], enc.lo, enc.hi, call=call)

@@ -75,20 +75,33 @@ def _two_sum(a, b):
     return s, e
 
 
+def _scalars(a, b) -> bool:
+    """Both 0-d: the kernels below then run on Python floats (the same IEEE doubles, rounded
+    to nearest; a tenth of the cost of NumPy's scalar calls), with the same results."""
+    return np.ndim(a) == 0 and np.ndim(b) == 0
+
+
 def add_rd(a, b):
     """a + b rounded toward -inf (NaN-free for valid interval endpoints)."""
+    if _scalars(a, b):
+        s, e = _two_sum(float(a), float(b))
+        return np.array(s if e >= 0 and math.isfinite(e) else math.nextafter(s, -math.inf))
     s, e = _two_sum(a, b)
     return np.where((e >= 0) & np.isfinite(e), s, _next_down(s))   # overflow, inf: step (sound)
 
 
 def add_ru(a, b):
     """a + b rounded toward +inf."""
+    if _scalars(a, b):
+        s, e = _two_sum(float(a), float(b))
+        return np.array(s if e <= 0 and math.isfinite(e) else math.nextafter(s, math.inf))
     s, e = _two_sum(a, b)
     return np.where((e <= 0) & np.isfinite(e), s, next_up(s))
 
 
-def _two_prod(a, b):
-    """Dekker's TwoProduct: p = fl(a b), e, and a mask ``ok`` where a b = p + e exactly."""
+def _product_and_error(a, b):
+    """Dekker's TwoProduct on arrays or Python floats: p = fl(a b) and e with a b = p + e
+    where nothing overflows or underflows (:func:`_two_prod` says where)."""
     p = a * b
     c = _SPLITTER * a
     ah = c - (c - a)
@@ -96,7 +109,12 @@ def _two_prod(a, b):
     c = _SPLITTER * b
     bh = c - (c - b)
     bl = b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _two_prod(a, b):
+    """Dekker's TwoProduct: p = fl(a b), e, and a mask ``ok`` where a b = p + e exactly."""
+    p, e = _product_and_error(a, b)
     ap = np.abs(p)
     aa, ab = np.abs(a), np.abs(b)
     ok = (((aa <= _BIG) & (ab <= _BIG) & (aa >= _SMALL) & (ab >= _SMALL)
@@ -105,8 +123,26 @@ def _two_prod(a, b):
     return p, e, ok
 
 
+def _mul_dir_scalar(a: float, b: float):
+    """:func:`mul_dir` of two Python floats, the same operations in the same order."""
+    p, e = _product_and_error(a, b)
+    aa, ab, ap = abs(a), abs(b), abs(p)
+    ok = ((_SMALL <= aa <= _BIG and _SMALL <= ab <= _BIG and _SMALL <= ap <= _BIG)
+          or ((a == 0 or b == 0) and math.isfinite(a) and math.isfinite(b)))
+    sign = _sign(a) * _sign(b)
+    lo = p if (ok and e >= 0) or (p == 0 and sign >= 0) else math.nextafter(p, -math.inf)
+    hi = p if (ok and e <= 0) or (p == 0 and sign <= 0) else math.nextafter(p, math.inf)
+    return np.array(lo), np.array(hi)
+
+
+def _sign(x: float) -> float:
+    return math.nan if x != x else float((x > 0) - (x < 0))
+
+
 def mul_dir(a, b):
     """(a b rounded down, a b rounded up); NaN where the product is 0 * inf."""
+    if _scalars(a, b):
+        return _mul_dir_scalar(float(a), float(b))
     p, e, ok = _two_prod(a, b)
     sign = np.sign(a) * np.sign(b)              # sign of the exact product (underflow to 0)
     lo = np.where((ok & (e >= 0)) | ((p == 0) & (sign >= 0)), p, _next_down(p))
