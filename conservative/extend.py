@@ -38,8 +38,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import (DiscontinuityError, InputError, ShapeError, UndecidedError,
-                     fail_message)
+from .errors import (ConservativeError, DiscontinuityError, InputError, ShapeError,
+                     UndecidedError, fail_message)
 from .interval import (Interval, absolute, add, divide, exp, ge, gt, le, log, lt, matmul,
                        maximum, minimum, multiply, sigmoid, sqrt, square, subtract, tanh, where)
 from .primitives import (PRIMITIVES, Elementwise, Leaf, Nonsmooth, Pieces, Primitive, Smooth,
@@ -118,10 +118,39 @@ def defpieces(name: str, impl: Callable, *, piece_partials: tuple, active: Calla
     rules.setdefault("shape_rule", same_shape)
     if not callable(kink_default):
         kink_default = _Constant(int(kink_default))
+    if rules.get("piece_offsets") is not None:
+        _check_offsets(name, impl, piece_partials, tuple(rules["piece_offsets"]), active)
     return register(Nonsmooth(name=name, impl=impl, piece_partials=piece_partials,
                               active=active, default=default, interval=interval,
                               interval_active=interval_active, kink_default=kink_default,
                               default_rule=default_rule, sympy=sympy, **rules))
+
+
+def _check_offsets(name, impl, piece_partials, offsets, active, samples: int = 400):
+    """Refuse ``piece_offsets`` that disagree with ``impl`` where one piece alone is active,
+    at dyadic sample points (a check for typos, not a proof: the declaration is trusted)."""
+    call = f"extend.defpieces({name!r})"
+    if len(offsets) != len(piece_partials):
+        raise InputError(f"{call}: received {len(offsets)} piece_offsets for "
+                         f"{len(piece_partials)} pieces; pass one constant per piece")
+    table = np.array(piece_partials, dtype=float)
+    vals = list(np.random.default_rng(0).integers(-40, 41, size=(table.shape[1], samples))
+                / 8.0)
+    try:
+        with np.errstate(all="ignore"):
+            one = np.stack(np.broadcast_arrays(*active(vals, 0.0)))
+            out = np.asarray(impl(*vals), dtype=float)
+    except (TypeError, ValueError, ConservativeError):   # parameters needed, or a domain
+        return
+    for k in np.flatnonzero(one.sum(axis=0) == 1):
+        piece = int(np.argmax(one[:, k]))
+        formula = sum(d * v[k] for d, v in zip(table[piece], vals)) + float(offsets[piece])
+        if not abs(formula - out[k]) <= 1e-9 * (1.0 + abs(out[k])):
+            raise InputError(
+                f"{call}: piece_offsets[{piece}] = {offsets[piece]!r} does not match impl at "
+                f"{[float(v[k]) for v in vals]} (the piece gives {formula!r}, impl "
+                f"{float(out[k])!r}); pass the constants c_p with piece p equal to "
+                "sum_i piece_partials[p][i] * input_i + c_p, or leave piece_offsets out")
 
 
 def defstructural(name: str, impl: Callable, *, shape_rule: Callable, jvp: Callable,

@@ -470,3 +470,19 @@ def test_a_negative_threshold_is_not_proved():
     enc = fresh(F, -1.0, [6.0])
     assert not enc.proven and "t >= 0" in enc.reason
     assert fresh(F, 1.0, [2.0]).proven                      # t = 1: the fixed point 2
+
+
+def test_a_diverging_adjoint_is_refused_at_once_without_warnings():
+    # rho(W) > 1 on the active block: the adjoint iteration diverges; NotConvergedError says
+    # after how many steps it overflowed (not max_steps), and no RuntimeWarning leaks
+    import warnings
+    W, U = np.array([[1.5, 0.5], [-0.5, 2.0]]), np.array([[1.0], [0.5]])
+    F = cv.trace(lambda x, t: cv.relu(W @ x + U @ t - 1.0), (2,), (1,))
+    theta = np.array([0.25])
+    x = np.linalg.solve(np.eye(2) - W, U[:, 0] * 0.25 - 1.0)       # both units active
+    assert np.all(W @ x + U[:, 0] * 0.25 - 1.0 > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(cv.NotConvergedError, match="diverged") as info:
+            cv.fpad_vjp(F, theta, x, np.array([1.0, -0.5]))
+    assert info.value.steps < 10_000

@@ -143,3 +143,36 @@ def test_a_second_block_of_the_same_name_is_refused_and_gaps_are_reported():
     for rule in ("interval", "sympy", "registered", "default_rule", "active (one mask",
                  "kink_default"):
         assert any(p.startswith(rule) for p in problems), (rule, problems)
+
+
+# --- declared offsets: the affine fixed-point test ------------------------------------------
+
+def _hinge_block(name, offsets):
+    return extend.defpieces(
+        name, lambda z: np.maximum(1.0 - z, 0.0),
+        piece_partials=((-1.0,), (0.0,)),                      # 1 - z, and 0
+        active=lambda vals, tol: (vals[0] <= 1.0 + tol, vals[0] >= 1.0 - tol),
+        default=lambda vals: vals[0] >= 1.0,
+        interval=lambda z: extend.maximum(extend.subtract(1.0, z), 0.0),
+        interval_active=lambda ivs, tol: (ivs[0].lo <= 1.0 + tol, ivs[0].hi >= 1.0 - tol),
+        kink_default=1, default_rule="at z == 1 the zero piece", piece_offsets=offsets,
+        sympy=lambda z: extend.lazy_sympy.Max(1 - z, 0))
+
+
+def test_offsets_that_disagree_with_impl_are_refused():
+    with pytest.raises(cv.InputError, match=r"piece_offsets\[0\] = 0.0 does not match"):
+        _hinge_block("example_hinge_wrong", (0.0, 0.0))
+    with pytest.raises(cv.InputError, match="2 pieces"):
+        _hinge_block("example_hinge_short", (1.0,))
+
+
+def test_a_primitive_with_offsets_takes_the_affine_test():
+    # hinge(z) = max(1 - z, 0) has the pieces 1 - z (offset 1) and 0; x = hinge(x / 2 + 1/4)
+    # has the fixed point 1/2 on the first piece
+    hinge_p = _hinge_block("example_hinge", (1.0, 0.0))
+    F = cv.trace(lambda x, t: hinge_p.bind(0.5 * x + t), (1,), ())
+    import conservative.fixed_point_set as fps
+    fps._RECENT.clear()
+    enc = cv.fixed_point_enclosure(F, 0.25, [0.5 + 1e-14])
+    assert enc.proven and enc.block is not None               # the affine test decided
+    assert enc.lo[0] <= 0.5 <= enc.hi[0] and enc.radius < 1e-12

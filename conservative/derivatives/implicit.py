@@ -582,12 +582,13 @@ def _adjoint_limit(A_NN, gN, tol, max_steps, call):
     if rho < SOLVE_BELOW:
         return np.linalg.solve(np.eye(k) - A_NN.T, gN)
     vN, change, AT = gN.copy(), 0.0, A_NN.T.copy()
-    for _ in range(max_steps):
-        new = AT @ vN + gN
-        change = float(np.max(np.abs(new - vN)))
-        vN = new
-        if _settled(change, vN, tol, call, max_steps):
-            return vN
+    with np.errstate(over="ignore", invalid="ignore"):      # a divergence raises, below
+        for step in range(1, max_steps + 1):
+            new = AT @ vN + gN
+            change = float(np.max(np.abs(new - vN)))
+            vN = new
+            if _settled(change, vN, tol, call, step):
+                return vN
     raise _not_converged(call, change, max_steps)
 
 
