@@ -281,10 +281,29 @@ class AffinePlan:
     constant_values: np.ndarray
     partials: np.ndarray = field(repr=False)
     unit_partials: bool = False
+    #: the most recent result derived from :meth:`columns` (one entry, by :meth:`columns_key`)
+    recent: dict = field(default_factory=dict, repr=False)
 
     @property
     def u_node(self) -> int:
         return self.out_inputs[0]
+
+    def columns_key(self, free: dict, rows: np.ndarray, wide: np.ndarray) -> tuple:
+        """Everything :meth:`columns` ``(free, wide, rows)`` depends on: the rows, the
+        columns and the free factors of the products and quotients (a constant's interval by
+        identity: it is built once per program; any other by its endpoints)."""
+        from .enclose import interval_consts
+        consts = interval_consts(self.program)
+        key = [rows.tobytes(), wide.tobytes()]
+        for step in self.linear:
+            name, ins = step.prim.name, step.inputs
+            if name not in ("mul", "div"):
+                continue
+            node = ins[1] if name == "div" else (ins[0] if ins[1] == self._live(step) else ins[1])
+            f = free[node]
+            key.append(("const", id(f)) if consts.get(node) is f else
+                       (f.lo.tobytes(), f.hi.tobytes(), f.lo.shape))
+        return tuple(key)
 
     # --- nodes that do not depend on x ---------------------------------------------------------
 

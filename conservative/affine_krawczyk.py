@@ -14,7 +14,7 @@ the general test of :mod:`conservative.fixed_point_set` decides).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -109,27 +109,18 @@ def _attempt(F, plan, theta, x, values=None):
     moved[rows] = False
     moved = np.flatnonzero(moved)
     wide = np.union1d(rows, moved) if len(moved) else rows
-    L = plan.columns(free, wide, rows)
-    s_rows = slope[rows][:, None]
-    Mv = s_rows * L.v                                 # A[N, wide], the same on the whole box
-    Me = up(up(np.abs(s_rows) * L.e) + rounding(Mv))
+    block = _recent_block(plan, free, rows, wide, slope)
+    if block is None:
+        return None
     # g(x) = x - F(x) on the rows N, as midpoint and radius
     x_rows = x[rows]
     g_lo, g_hi = outward(x_rows - fx_hi[rows], x_rows - fx_lo[rows])
     gm = 0.5 * g_lo + 0.5 * g_hi
     gr = up(np.maximum(g_hi - gm, gm - g_lo))
-    if not (np.isfinite(Mv).all() and np.isfinite(Me).all() and np.isfinite(gr).all()):
+    if not np.isfinite(gr).all():
         return None
-    on_rows = np.arange(len(rows)) if wide is rows else np.searchsorted(wide, rows)
     floor = 4.0 * np.abs(np.nextafter(np.abs(x_rows), np.inf) - np.abs(x_rows))
-    G = np.eye(len(rows)) - Mv[:, on_rows]                                    # I - A_NN
-    try:
-        with np.errstate(all="ignore"):
-            C = np.linalg.inv(G)
-    except np.linalg.LinAlgError:
-        return None
-    if not np.isfinite(C).all():
-        return None
+    C = block.C
     g = up(np.abs(gm) + gr)
     own = np.maximum(2.0 * (np.abs(C) @ g), 4.0 * g) + floor
     uniform = np.full(len(rows), float(np.max(own, initial=0.0))) + floor
@@ -151,17 +142,70 @@ def _attempt(F, plan, theta, x, values=None):
             return None                               # the box meets a kink: the general test
         # on the rows Z the piece's partial in u is 0: an affine piece constant in u, so F(X)
         # there is the real value F(x), inside the enclosure fx, inside X = hull(x, fx)
-        if _strict_krawczyk(x_rows, lo[rows], hi[rows], d, gm, gr, on_rows, Mv, Me, G, C):
+        if _strict_krawczyk(x_rows, lo[rows], hi[rows], d, gm, gr, block):
             def row_l1():                   # for certificates; derivatives never need it
                 l1 = np.zeros(n)
                 if len(rows):
                     with np.errstate(all="ignore"):
                         l1[rows] = up(np.abs(slope[rows]) * plan.row_l1(free, rows))
                 return l1
-            block = Mv[:, on_rows].copy()
-            block.setflags(write=False)
-            return AffineProof(lo, hi, rows, row_l1, block)
+            return AffineProof(lo, hi, rows, row_l1, block.A_NN)
     return None
+
+
+class _Block(NamedTuple):
+    """What the test needs of the Jacobian ``A[N, wide]`` (constant on every box where the
+    pieces are ``guess``): its floats ``Mv`` within ``Me``, ``C ~ (I - A_NN)^-1`` and
+    ``E = I - C (I - A_NN)`` within ``Er`` of ``Em``, ``on_rows`` the positions of N in wide."""
+
+    on_rows: np.ndarray
+    Mv: np.ndarray
+    Me: np.ndarray
+    C: np.ndarray
+    Em: np.ndarray
+    Er: np.ndarray
+    A_NN: np.ndarray
+
+
+def _recent_block(plan, free, rows, wide, slope) -> _Block | None:
+    """The block of the last call when nothing it depends on changed (a hypergradient loop
+    keeps its support along the penalties), else computed (None: not finite or singular)."""
+    key = plan.columns_key(free, rows, wide) + (slope[rows].tobytes(),)
+    hit = plan.recent.get(key)
+    if hit is None:
+        hit = _block(plan, free, rows, wide, slope)
+        if hit is None:
+            return None
+        plan.recent.clear()
+        plan.recent[key] = hit
+    return hit
+
+
+def _block(plan, free, rows, wide, slope) -> _Block | None:
+    L = plan.columns(free, wide, rows)
+    s_rows = slope[rows][:, None]
+    Mv = s_rows * L.v                                 # A[N, wide], the same on the whole box
+    Me = up(up(np.abs(s_rows) * L.e) + rounding(Mv))
+    if not (np.isfinite(Mv).all() and np.isfinite(Me).all()):
+        return None
+    on_rows = np.arange(len(rows)) if wide is rows else np.searchsorted(wide, rows)
+    k = len(rows)
+    G = np.eye(k) - Mv[:, on_rows]                                            # I - A_NN
+    try:
+        with np.errstate(all="ignore"):
+            C = np.linalg.inv(G)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.isfinite(C).all():
+        return None
+    # E = I - C (I - A_NN), with (I - A_NN) within Me and its own rounding
+    P, Pr = midrad_product(C, None, G, up(Me[:, on_rows] + rounding(G)))
+    Em = np.eye(k) - P
+    Er = up(Pr + rounding(Em))
+    A_NN = Mv[:, on_rows].copy()
+    for arr in (on_rows, Mv, Me, C, Em, Er, A_NN):     # shared by the calls that reuse it
+        arr.setflags(write=False)
+    return _Block(on_rows, Mv, Me, C, Em, Er, A_NN)
 
 
 def _values_on_pieces(plan, u, rest, guess, n):
@@ -234,39 +278,32 @@ def _keeps_pieces(prim, args, params, guess, n) -> bool:
     return True
 
 
-def _strict_krawczyk(x, lo, hi, d, gm, gr, on_rows, Mv, Me, G, C) -> bool:
-    """Whether ``K(X)`` (:func:`_krawczyk_image`) lies in the *interior* of X on the rows N,
-    for a Jacobian ``A`` constant on the box with ``A[N, wide]`` within ``Me`` of ``Mv``, the
-    residual ``g_N(x)`` within ``gr`` of ``gm`` and ``C`` any float matrix; in midpoint-radius
-    form with a-priori rounding bounds (:func:`conservative.affine_enclosure.midrad_product`).
-    ``x``, ``lo``, ``hi`` are on the rows N, ``d`` encloses ``X - x`` on the columns wide
-    (``on_rows``: the positions of N among them), ``G`` is the float ``I - A_NN``.
+def _strict_krawczyk(x, lo, hi, d, gm, gr, block: _Block) -> bool:
+    """Whether ``K(X)`` (:func:`~conservative.fixed_point_set._krawczyk_image`) lies in the
+    *interior* of X on the rows N, for a Jacobian ``A`` constant on the box (``block``), the
+    residual ``g_N(x)`` within ``gr`` of ``gm``; in midpoint-radius form with a-priori rounding
+    bounds (:func:`conservative.affine_enclosure.midrad_product`). ``x``, ``lo``, ``hi`` are on
+    the rows N, ``d`` encloses ``X - x`` on the columns wide.
 
     Strictly inside, K's radius, at least ``|E| w`` for ``w`` the half-widths of X, is below
     ``w``: the spectral radius of ``|E|`` is below 1 (Perron-Frobenius), so ``I - E =
     C (I - A_NN)`` and C are nonsingular, and a fixed point of ``T(x) = x - C g(x)`` in X
     (Brouwer) is one of F."""
+    on_rows, C = block.on_rows, block.C
     k = len(on_rows)
     if k == 0:
         return True
-    # C [I - A_NN, g] in one product: (I - A_NN) within Me + its rounding, g within gr
-    Gg = np.empty((k, k + 1))
-    Gg[:, :k], Gg[:, k] = G, gm
-    Gg_r = np.empty((k, k + 1))
-    Gg_r[:, :k], Gg_r[:, k] = up(Me[:, on_rows] + rounding(G)), gr
-    Q, Q_r = midrad_product(C, None, Gg, Gg_r)
-    Em = np.eye(k) - Q[:, :k]                                             # E = I - C (I - A)
-    Er = up(Q_r[:, :k] + rounding(Em))
-    Cg, Cg_r = Q[:, k], Q_r[:, k]
+    Cg, Cg_r = midrad_product(C, None, gm, gr)
     dm = 0.5 * d.lo + 0.5 * d.hi
     dr = up(np.maximum(d.hi - dm, dm - d.lo))
-    Ed, Ed_r = midrad_product(Em, Er, dm[on_rows], dr[on_rows])
+    Ed, Ed_r = midrad_product(block.Em, block.Er, dm[on_rows], dr[on_rows])
     head = x - Cg
     K = head + Ed
     Kr = up(up(Cg_r + Ed_r) + up(rounding(head) + rounding(K)))
     if k < len(dm):                                             # C A_NZ (X_Z - x_Z)
         others = complement(len(dm), on_rows)
-        Md, Md_r = midrad_product(Mv[:, others], Me[:, others], dm[others], dr[others])
+        Md, Md_r = midrad_product(block.Mv[:, others], block.Me[:, others], dm[others],
+                                  dr[others])
         Cc, Cc_r = midrad_product(C, None, Md, Md_r)
         K2 = K + Cc
         Kr = up(up(Kr + Cc_r) + rounding(K2))

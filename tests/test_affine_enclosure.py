@@ -486,3 +486,33 @@ def test_a_diverging_adjoint_is_refused_at_once_without_warnings():
         with pytest.raises(cv.NotConvergedError, match="diverged") as info:
             cv.fpad_vjp(F, theta, x, np.array([1.0, -0.5]))
     assert info.value.steps < 10_000
+
+
+def test_the_block_reused_along_a_path_gives_the_fresh_results():
+    # a hypergradient loop keeps the support: the block of A (its columns, C, E) is reused
+    # from the previous call when the rows, columns and the products' factors are the same;
+    # a factor that depends on theta (the step here) makes a new one
+    X, y, s, lam = problem(5)
+    XT = np.ascontiguousarray(X.T)
+    F = cv.trace(lambda w, t: cv.soft_threshold(w - t[1] * (XT @ (X @ w - y)), t[1] * t[0]),
+                 (X.shape[1],), (2,))
+    plan = affine_plan(F.program)
+    w = np.zeros(X.shape[1])
+    last, shared = None, []
+    for step in (s, 0.9 * s):
+        for t in (lam, lam * (1 + 1e-6), lam * (1 + 2e-6)):       # the same support
+            theta = np.array([t, step])
+            w = cv.fixed_point(F, w, theta, tol=1e-15, max_steps=100_000).x
+            reused = fresh(F, theta, w)
+            shared.append(last is not None and reused.block is last)
+            last = reused.block
+            kept = dict(plan.recent)
+            plan.recent.clear()
+            new = fresh(F, theta, w)
+            plan.recent.update(kept)
+            assert reused.proven and new.proven and reused.block is not None
+            assert np.array_equal(reused.lo, new.lo) and np.array_equal(reused.hi, new.hi)
+            assert np.array_equal(reused.block, new.block)
+            exact = exact_lasso_point(X, y, t, w)     # the step cancels at the fixed point
+            assert exact is not None and holds(reused, exact)
+    assert shared == [False, True, True, False, True, True]
