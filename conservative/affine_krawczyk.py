@@ -122,6 +122,13 @@ def _attempt(F, plan, theta, x, values=None):
     floor = 4.0 * np.abs(np.nextafter(np.abs(x_rows), np.inf) - np.abs(x_rows))
     C = block.C
     g = up(np.abs(gm) + gr)
+    if len(wide) > len(rows):
+        # the other rows where x != F(x) move the rows N too, by about C A_NZ (X_Z - x_Z):
+        # the first box holds that (a float estimate: the test decides)
+        others = complement(len(wide), block.on_rows)
+        cols = wide[others]
+        d_z = np.maximum(x[cols] - base_lo[cols], base_hi[cols] - x[cols])
+        g = g + (np.abs(block.Mv[:, others]) + block.Me[:, others]) @ d_z
     own = np.maximum(2.0 * (np.abs(C) @ g), 4.0 * g) + floor
     uniform = np.full(len(rows), float(np.max(own, initial=0.0))) + floor
     cap = 1e-2 * (1.0 + float(np.max(np.abs(x))))

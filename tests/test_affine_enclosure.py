@@ -516,3 +516,26 @@ def test_the_block_reused_along_a_path_gives_the_fresh_results():
             exact = exact_lasso_point(X, y, t, w)     # the step cancels at the fixed point
             assert exact is not None and holds(reused, exact)
     assert shared == [False, True, True, False, True, True]
+
+
+def test_parametric_box_where_the_constant_rows_move_with_theta():
+    # x = clip(W x + b, t, t + 1) over a box of t: the clipped rows equal t or t + 1 there, and
+    # move the free row through W; the first box accounts for that, so the affine test decides
+    W = np.array([[0.25, 0.125, 0.0], [0.125, -0.25, 0.0], [0.0, 0.5, 0.25]])
+    b = np.array([5.0, 0.5, -4.0])
+    F = cv.trace(lambda x, t: cv.clip(W @ x + b, t, t + 1.0), (3,), ())
+    x = cv.fixed_point(F, np.zeros(3), 0.25, tol=1e-15).x
+    Wq, bq = Qmat(W), Q(b)
+    for width in (1e-9, 1e-6, 1e-3):
+        box = (0.25 - width, 0.25 + width)
+        fps._RECENT.clear()
+        enc = fps.parametric_enclosure(F, box, x)
+        assert enc.proven and enc.block is not None and enc.radius < 2 * width
+        for t in box:                      # row 0 at t + 1, row 2 at t, row 1 free
+            tq = Fraction(t)
+            x0, x2 = tq + 1, tq
+            x1 = (Wq[1][0] * x0 + Wq[1][2] * x2 + bq[1]) / (1 - Wq[1][1])
+            point = [x0, x1, x2]
+            pre = [sum(Wq[i][j] * point[j] for j in range(3)) + bq[i] for i in range(3)]
+            assert pre[0] > tq + 1 and tq < pre[1] < tq + 1 and pre[2] < tq
+            assert holds(enc, point)
