@@ -18,29 +18,13 @@ import pytest
 import conservative as cv
 import conservative.fixed_point_set as fps
 from _where_helpers import holds
-from test_affine_enclosure import Q, Qmat, exact_lasso_point, fresh, lasso
+from test_affine_enclosure import Q, Qmat, exact_lasso_point, fresh, lasso, solve
 
 Fr = Fraction
 
 
 def qa(W, b):
     return Qmat(W), Q(b)
-
-
-def solve(A, b):
-    """Exact Gaussian elimination; None when singular."""
-    n = len(b)
-    M = [row[:] + [b[i]] for i, row in enumerate(A)]
-    for c in range(n):
-        piv = next((r for r in range(c, n) if M[r][c] != 0), None)
-        if piv is None:
-            return None
-        M[c], M[piv] = M[piv], M[c]
-        for r in range(n):
-            if r != c and M[r][c] != 0:
-                f = M[r][c] / M[c][c]
-                M[r] = [a - f * bb for a, bb in zip(M[r], M[c])]
-    return [M[i][n] / M[i][i] for i in range(n)]
 
 
 def matvec(W, x):

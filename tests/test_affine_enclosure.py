@@ -50,11 +50,13 @@ def Qmat(a):
 
 
 def solve(A, b):
-    """Exact Gaussian elimination (A square, nonsingular)."""
+    """Exact Gaussian elimination (A square); None when A is singular."""
     n = len(b)
     M = [row[:] + [b[i]] for i, row in enumerate(A)]
     for c in range(n):
-        piv = next(r for r in range(c, n) if M[r][c] != 0)
+        piv = next((r for r in range(c, n) if M[r][c] != 0), None)
+        if piv is None:
+            return None
         M[c], M[piv] = M[piv], M[c]
         for r in range(n):
             if r != c and M[r][c] != 0:
