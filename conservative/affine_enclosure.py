@@ -407,7 +407,7 @@ class AffinePlan:
                 mags[step.node] = parts[0] if len(parts) == 1 else up_add(*parts)
             else:
                 mags[step.node] = up_mul(mags[self._live(step)],
-                                          self._free_factor(step, free).mag)
+                                         self._free_factor(step, free).mag)
         return mags[self.u_node]
 
     def row_l1(self, free: dict, rows: np.ndarray) -> np.ndarray:
