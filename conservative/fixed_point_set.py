@@ -111,6 +111,13 @@ class FixedPointEnclosure:
             object.__setattr__(self, "l1_source", got)
         return got
 
+    def __getstate__(self):
+        # a function computing row_l1 does not pickle (worker processes send enclosures back):
+        # its value does
+        state = dict(self.__dict__)
+        state["l1_source"] = self.row_l1
+        return state
+
     def __post_init__(self):
         for name in ("lo", "hi"):             # shared between callers (cached): read-only
             arr = np.array(getattr(self, name), dtype=float)

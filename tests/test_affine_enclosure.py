@@ -541,3 +541,17 @@ def test_parametric_box_where_the_constant_rows_move_with_theta():
             pre = [sum(Wq[i][j] * point[j] for j in range(3)) + bq[i] for i in range(3)]
             assert pre[0] > tq + 1 and tq < pre[1] < tq + 1 and pre[2] < tq
             assert holds(enc, point)
+
+
+def test_an_enclosure_of_the_affine_test_pickles_with_its_row_bounds():
+    # its row l1 bounds are computed on first use; pickling (process pools) sends their value
+    import pickle
+    X, y, s, lam = problem(1)
+    F = lasso(X, y, s)
+    w = cv.fixed_point(F, np.zeros(X.shape[1]), lam, tol=1e-15, max_steps=100_000).x
+    enc = fresh(F, lam, w)
+    assert enc.block is not None and callable(enc.l1_source)
+    back = pickle.loads(pickle.dumps(enc))
+    assert np.array_equal(back.row_l1, enc.row_l1) and np.array_equal(back.lo, enc.lo)
+    assert np.array_equal(back.rows, enc.rows) and np.array_equal(back.block, enc.block)
+    assert back.proven and back.radius == enc.radius
