@@ -62,21 +62,17 @@ class Approx:
 
     @classmethod
     def of(cls, x: iv.Interval) -> "Approx":
-        """Midpoint and radius of an interval (:func:`_from_interval`)."""
-        return _from_interval(x)
-
-
-def _from_interval(x: iv.Interval) -> Approx:
-    """Midpoint and radius of an interval: ``[v - e, v + e]`` holds it (a point: ``e = 0``)."""
-    lo, hi = x.lo, x.hi
-    if lo is hi:
-        return Approx(lo, 0.0)
-    if lo.ndim == 0:                          # in Python floats: the same operations
-        lo, hi = float(lo), float(hi)
-        v = 0.5 * lo + 0.5 * hi
-        return Approx(v, up(max(hi - v, v - lo)))
-    v = 0.5 * lo + 0.5 * hi                   # in [lo, hi]: both differences are >= 0
-    return Approx(v, up(np.maximum(hi - v, v - lo)))
+        """Midpoint and radius of an interval: ``[v - e, v + e]`` holds it (a point:
+        ``e = 0``)."""
+        lo, hi = x.lo, x.hi
+        if lo is hi:
+            return cls(lo, 0.0)
+        if lo.ndim == 0:                      # in Python floats: the same operations
+            lo, hi = float(lo), float(hi)
+            v = 0.5 * lo + 0.5 * hi
+            return cls(v, up(max(hi - v, v - lo)))
+        v = 0.5 * lo + 0.5 * hi               # in [lo, hi]: both differences are >= 0
+        return cls(v, up(np.maximum(hi - v, v - lo)))
 
 
 #: ``up(t) = t (1 + 2**-51) + eta`` is at least the exact result of the correctly rounded
@@ -106,12 +102,6 @@ def _plus(a, b):
 
 def up_mul(a, b):
     return up(a * b)
-
-
-def _rounding(v):
-    """A bound on the rounding error of the float operation that returned ``v``
-    (``u |v| + eta/2``)."""
-    return up(_U * np.abs(v))
 
 
 def outward(lo, hi):
@@ -162,8 +152,9 @@ def midrad_product(am, ar, bm, br):
 
 
 def rounding(v):
-    """A bound on the rounding error of the float operation that returned ``v``."""
-    return _rounding(v)
+    """A bound on the rounding error of the float operation that returned ``v``
+    (``u |v| + eta/2``)."""
+    return up(_U * np.abs(v))
 
 
 def _vector_norm_up(w: np.ndarray) -> float:
@@ -256,8 +247,6 @@ class AffinePlan:
         The steps from x to ``u_node`` (each linear in its x-dependent inputs), in order.
     free : list of Step
         The steps that do not depend on x, in order (evaluated in interval arithmetic).
-    slopes : ndarray
-        ``slopes[p]``: the constant partial of piece p with respect to u.
     partials : ndarray
         ``partials[p, i]``: the partial of piece p with respect to input i.
     unit_partials : bool
@@ -277,7 +266,6 @@ class AffinePlan:
     matrices: dict = field(repr=False)
     xdep: frozenset = field(repr=False)
     need_all: dict = field(repr=False)
-    slopes: np.ndarray
     constant_values: np.ndarray
     partials: np.ndarray = field(repr=False)
     unit_partials: bool = False
@@ -287,6 +275,11 @@ class AffinePlan:
     @property
     def u_node(self) -> int:
         return self.out_inputs[0]
+
+    @property
+    def slopes(self) -> np.ndarray:
+        """``slopes[p]``: the constant partial of piece p with respect to u."""
+        return self.partials[:, 0]
 
     def columns_key(self, free: dict, rows: np.ndarray, wide: np.ndarray) -> tuple:
         """Everything :meth:`columns` ``(free, wide, rows)`` depends on: the rows, the
@@ -346,7 +339,7 @@ class AffinePlan:
         return got[0]
 
     def _operand(self, node, vals, free) -> Approx:
-        return vals[node] if node in vals else _from_interval(free[node])
+        return vals[node] if node in vals else Approx.of(free[node])
 
     def _value_rule(self, step, vals, free, floats=None) -> Approx:
         name, ins = step.prim.name, step.inputs
@@ -370,15 +363,15 @@ class AffinePlan:
         if name in ("add", "sub"):
             a, b = (self._operand(i, vals, free) for i in ins)
             v = a.v + b.v if name == "add" else a.v - b.v
-            return Approx(v, up_add(_plus(a.e, b.e), _rounding(v)))
-        a, f = vals[self._live(step)], _from_interval(self._free_factor(step, free))
+            return Approx(v, up_add(_plus(a.e, b.e), rounding(v)))
+        a, f = vals[self._live(step)], Approx.of(self._free_factor(step, free))
         v = a.v * f.v
         # |a f - a~ f~| <= e_a (|f~| + e_f) + |a~| e_f, plus the product's rounding
         if np.ndim(f.e) == 0 and f.e == 0.0:                          # an exact factor
             e = up_mul(a.e, np.abs(f.v))
         else:
             e = up_add(up_mul(a.e, up_add(np.abs(f.v), f.e)), up_mul(np.abs(a.v), f.e))
-        return Approx(v, up_add(e, _rounding(v)))
+        return Approx(v, up_add(e, rounding(v)))
 
     def _live(self, step) -> int:
         """The x-dependent input of a ``mul`` or ``div``."""
@@ -498,9 +491,9 @@ class AffinePlan:
                 return a if name == "add" or i == ins[0] else Approx(-a.v, a.e)
             a, b = picked[ins[0]], picked[ins[1]]
             v = a.v + b.v if name == "add" else a.v - b.v
-            return Approx(v, up_add(_plus(a.e, b.e), _rounding(v)))
+            return Approx(v, up_add(_plus(a.e, b.e), rounding(v)))
         a = picked[self._live(step)]
-        f = _from_interval(self._free_factor(step, free))
+        f = Approx.of(self._free_factor(step, free))
         if np.ndim(f.v):
             shape = self.program.shape(step.node)
             fv, fe = f.v, f.e
@@ -516,7 +509,7 @@ class AffinePlan:
             e = up_mul(a.e, np.abs(f.v)) if np.ndim(a.e) or a.e != 0.0 else 0.0
         else:
             e = up_add(up_mul(a.e, up_add(np.abs(f.v), f.e)), up_mul(np.abs(a.v), f.e))
-        return Approx(v, up_add(e, _rounding(v)))
+        return Approx(v, up_add(e, rounding(v)))
 
     def _tangent_rows(self, t: Approx, node, sub) -> Approx:
         if sub is None or not self.need_all[node]:
@@ -569,12 +562,11 @@ def _recognise(program) -> AffinePlan | None:
         return None
     need_all = _row_demand(program, linear, u, xdep)
     partials = np.array(out.prim.piece_partials, dtype=float)
-    slopes = partials[:, 0].copy()
     offsets = out.prim.piece_offsets
     constant = np.array([float(offsets[i]) if offsets is not None and not any(map(float, p))
                          else np.nan for i, p in enumerate(out.prim.piece_partials)])
     return AffinePlan(program, out.prim, dict(out.params), tuple(out.inputs), linear, free,
-                      matrices, frozenset(xdep), need_all, slopes, constant, partials,
+                      matrices, frozenset(xdep), need_all, constant, partials,
                       bool(np.all(np.isin(partials, (-1.0, 0.0, 1.0)))))
 
 

@@ -39,10 +39,8 @@ import numpy as np
 
 from . import interval as iv
 from ._types import as_float_array
-from .affine_krawczyk import MAX_DENSE_ROWS, affine_proof
-from .affine_krawczyk import complement as _complement
-from .affine_krawczyk import outward_box as _outward_box
-from .affine_krawczyk import theta_interval as _theta_interval
+from .affine_krawczyk import (MAX_DENSE_ROWS, affine_proof, complement, outward_box,
+                              theta_interval)
 from .enclose import enclose_program, enclose_values
 from .errors import ConservativeError
 from .sets import JacobianSet
@@ -204,7 +202,7 @@ def _directions(F, theta, lo, hi, seed, met=None, rows=None, pieces=None):
     the pieces that may be active on the box)."""
     shape = F.state_shape
     x_box = iv.Interval(lo.reshape(shape), hi.reshape(shape))
-    t_box = _theta_interval(theta)
+    t_box = theta_interval(theta)
     value, D = enclose_program(F.program, x_box, t_box, call=_CALL,
                                boundaries=met, seeds=(seed.reshape(shape + (-1,)), None),
                                rows=rows, pieces=pieces)
@@ -227,7 +225,7 @@ def _krawczyk_step(F, x, theta, lo, hi, residual, hints=None):
     l1 = probe.mag[:, 0]
     rows = np.flatnonzero(l1)
     found = (rows, l1)
-    const = _complement(n, rows)
+    const = complement(n, rows)
     k_lo, k_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
     # F is constant in x on the box along the other rows: T keeps F there, so F(X) must lie in
     # X, and the box may shrink to hull(x, F(X)) there (F stays constant on a smaller box)
@@ -273,7 +271,7 @@ def _krawczyk_image(x, lo, hi, d, residual, rows, wide, M, k_lo, k_hi, hints=Non
     K = iv.subtract(iv.Interval.point(x[rows]), Cg)
     K = iv.add(K, iv.matmul(E, d[rows].reshape(-1, 1)).reshape(-1))
     fixed = Cg.mag                          # the part of |K(X) - x| not from (X - x)_N
-    others = _complement(len(wide), on_rows)
+    others = complement(len(wide), on_rows)
     if len(others):                                         # C M_NZ (X_Z - x_Z)
         coupling = iv.matmul(Ci, iv.matmul(M[:, others], d[wide[others]].reshape(-1, 1)))
         K = iv.add(K, coupling.reshape(-1))
@@ -300,14 +298,14 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     """
     n, shape = F.n, F.state_shape
     lo, hi = np.minimum(x, fx.lo), np.maximum(x, fx.hi)
-    wide_lo, wide_hi = _outward_box(x[rows_f], rho[rows_f])
+    wide_lo, wide_hi = outward_box(x[rows_f], rho[rows_f])
     lo[rows_f], hi[rows_f] = np.minimum(lo[rows_f], wide_lo), np.maximum(hi[rows_f], wide_hi)
     X = iv.Interval(lo, hi)                     # validated once: the box and X - x share it
     d = iv.subtract(X, iv.Interval.point(x))                                 # X - x
     # built from d's valid ends and +-1: no second validation of a (n, 2) array
     seed = iv.Interval._new(np.stack([d.lo, -np.ones(n)], axis=1),
                             np.stack([d.hi, np.ones(n)], axis=1))
-    box, t_box = X.reshape(shape), _theta_interval(theta)
+    box, t_box = X.reshape(shape), theta_interval(theta)
     met: list = []
     pieces: dict = {}
     vals, tans = enclose_program(F.program, box, t_box, call=_CALL,
@@ -321,7 +319,7 @@ def _centred_test(F, x, theta, rho, rows_f, fx, centre, residual):
     T = T.broadcast_to(F.program.shape(out) + (2,)).reshape((n, 2))
     l1 = T.mag[:, 1]
     rows = np.flatnonzero(l1)
-    const = _complement(n, rows)
+    const = complement(n, rows)
     # T keeps F on the rows where it is constant over the box: F(X) must lie in X there
     if not (np.all(value.lo[const] >= lo[const]) and np.all(value.hi[const] <= hi[const])):
         return None
@@ -470,7 +468,7 @@ def _enclose(F, theta, x, max_iter, call, values=None) -> FixedPointEnclosure:
     kinks_at_x: dict = {}
     try:
         point = iv.Interval.point(x.reshape(F.state_shape))
-        centre = enclose_values(F.program, point, _theta_interval(theta), call=call,
+        centre = enclose_values(F.program, point, theta_interval(theta), call=call,
                                 pieces=kinks_at_x)
         fx = centre[F.program.out_node].reshape((n,))
     except ConservativeError as exc:
@@ -509,7 +507,7 @@ def _enclose(F, theta, x, max_iter, call, values=None) -> FixedPointEnclosure:
     reason = "the Krawczyk test did not close within the inflation steps"
     hints: dict = {}
     for _ in range(max_iter):
-        lo, hi = _outward_box(x, rho)
+        lo, hi = outward_box(x, rho)
         hints.clear()
         try:
             contained, lo, hi, k_lo, k_hi, met, found = _krawczyk_step(F, x, theta, lo, hi,
@@ -559,7 +557,7 @@ def _aligned_boxes(F, theta, x, residual, rho, floor, hints, tries: int = 3):
         r[hints["rows"]] = hints["radius"] + floor[hints["rows"]]
         if not float(np.max(r)) <= cap:
             return None
-        lo, hi = _outward_box(x, r)
+        lo, hi = outward_box(x, r)
         hints.clear()
         try:
             contained, lo, hi, _, _, met, found = _krawczyk_step(F, x, theta, lo, hi,
@@ -631,7 +629,7 @@ def _interval_rows_and_block(F, theta, x, at_x):
     interval probe of every coordinate) and the midpoint of the block's enclosure there (the
     values ``at_x`` reused)."""
     n, shape = F.n, F.state_shape
-    point, t_box = iv.Interval.point(x.reshape(shape)), _theta_interval(theta)
+    point, t_box = iv.Interval.point(x.reshape(shape)), theta_interval(theta)
     _, probe = enclose_program(F.program, point, t_box, call=_CALL,
                                seeds=(_probe(shape), None), values=at_x, keep=True)
     probe = probe.get(F.program.out_node)
@@ -649,7 +647,7 @@ def _jumping_where(F, theta, x, lo, hi, met) -> list:
     """The ``cv.where`` nodes among ``met`` that provably jump inside the box
     (:func:`conservative.where_jumps.jumping_where`)."""
     return jumping_where(F.program, x.reshape(-1), lo.reshape(-1), hi.reshape(-1),
-                         _theta_interval(theta), met, _CALL)
+                         theta_interval(theta), met, _CALL)
 
 
 def _exact_point(F, theta, x) -> FixedPointEnclosure:
@@ -686,7 +684,7 @@ def _proven(F, theta, x, lo, hi, met, found, *, block=None) -> FixedPointEnclosu
 
 def _unproven(F, theta, x, rho, reason: str) -> FixedPointEnclosure:
     shape = F.state_shape
-    lo, hi = _outward_box(x, rho)
+    lo, hi = outward_box(x, rho)
     try:
         kinks = kinks_near(F, (lo.reshape(shape), hi.reshape(shape)), theta)
     except ConservativeError:

@@ -598,7 +598,7 @@ def test_a_krawczyk_box_exists_for_the_period_two_abs_map():
     for x in (np.array([1e-12, 0.0]), np.array([1e-300, 0.0])):
         fx = enclose_values(F.program, iv.Interval(x), iv.Interval(th), call="t")
         res = iv.subtract(iv.Interval(x), fx[F.program.out_node])
-        lo, hi = fps._outward_box(x, 1e2 * float(x[0]) * np.array([3.0, 0.9487]))
+        lo, hi = fps.outward_box(x, 1e2 * float(x[0]) * np.array([3.0, 0.9487]))
         out = fps._krawczyk_step(F, x, th, lo, hi, res)
         assert out[0]
         assert all(Fraction(float(a)) <= 0 <= Fraction(float(b)) for a, b in zip(lo, hi))

@@ -218,8 +218,7 @@ def _support(F, theta, x_star, call):
 
     The rows are those the enclosure's own test found may be non-zero on its box (a superset
     of the rows on the final box, which holds x_star): no second interval sweep."""
-    xb, tb, values, partials, enc = linearisation_at_fixed_point(F, theta, x_star, call=call,
-                                                                 with_enclosure=True)
+    xb, tb, values, partials, enc = linearisation_at_fixed_point(F, theta, x_star, call=call)
     rows = enc.rows
     if rows is None:
         rows = active_rows(F, tb[0], enc.lo, enc.hi, call=call)
@@ -575,7 +574,8 @@ def _adjoint_limit(A_NN, gN, tol, max_steps, call):
         return gN.copy()
     with np.errstate(all="ignore"):
         # a norm bounds the spectral radius (one pass); the eigenvalues where it is not enough
-        rho = min(float(np.max(np.sum(np.abs(A_NN), axis=axis))) for axis in (0, 1))
+        mag = np.abs(A_NN)
+        rho = min(float(np.max(np.sum(mag, axis=axis))) for axis in (0, 1))
         if not rho < SOLVE_BELOW:
             rho = float(np.max(np.abs(np.linalg.eigvals(A_NN)))) \
                 if np.all(np.isfinite(A_NN)) else np.inf
@@ -610,7 +610,7 @@ def one_step(F, x, theta) -> np.ndarray:
     seeds = {F.program.theta_node: np.eye(F.m).reshape((1,) + F.param_shape + (F.m,))}
     if is_numerical_fixed_point(F, xb[0], tb[0]):
         # at (numerically) the fixed point: the selection at the exact one, as fpad
-        _, _, values, partials = linearisation_at_fixed_point(F, theta, x, call=call)
+        _, _, values, partials, _ = linearisation_at_fixed_point(F, theta, x, call=call)
         tangent = jvp(F.program, values, partials, seeds)
     else:
         _, tangent = value_and_jvp(F.program, xb, tb, seeds, call=call)

@@ -347,7 +347,7 @@ def derivative_step(F, tb):
     return step
 
 
-def linearisation_at_fixed_point(F, theta, x_star, *, call: str, with_enclosure: bool = False):
+def linearisation_at_fixed_point(F, theta, x_star, *, call: str):
     """The default selection at the exact fixed point near ``x_star``, frozen.
 
     Where a proved enclosure of the exact fixed point meets a kink, the selection is the one
@@ -360,7 +360,7 @@ def linearisation_at_fixed_point(F, theta, x_star, *, call: str, with_enclosure:
     values : dict node -> value at the point
     partials : dict node -> the selection's elementwise partials
     enclosure : FixedPointEnclosure
-        With ``with_enclosure=True``: the enclosure of the exact fixed point it used.
+        The enclosure of the exact fixed point it used.
     """
     xb, tb = F.point(x_star, theta, call=call)
     values = evaluate(F.program, xb, tb, call=call, keep=True)
@@ -372,9 +372,7 @@ def linearisation_at_fixed_point(F, theta, x_star, *, call: str, with_enclosure:
             F.program, iv.Interval(enc.lo, enc.hi), iv.Interval(tb[0]), call=call)
     lin = linearise(F.program, values, tol=0.0, call=call, with_pieces=False,
                     possible=possible)
-    if with_enclosure:
-        return xb, tb, values, lin.partials, enc
-    return xb, tb, values, lin.partials
+    return xb, tb, values, lin.partials, enc
 
 
 def frozen_step(F, values: dict, partials: dict):

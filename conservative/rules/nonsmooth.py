@@ -135,6 +135,17 @@ def _soft_threshold(z, t):
     return z - np.minimum(np.maximum(z, -t), t)
 
 
+def _refuse_outside(call, certain, possible, describe, fix):
+    """An interval rule's domain check: InputError at the first index where the box is
+    ``certain``ly outside the domain, UndecidedError where it ``possible``y is (``describe(k)``
+    names the operands at index k)."""
+    for bad, error, what in ((certain, InputError, "outside the domain"),
+                             (possible, UndecidedError, "partly outside the domain")):
+        if np.any(bad):
+            k = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise error(fail_message(call, f"{describe(k)}, {what}", fix))
+
+
 def _soft_threshold_interval(z, t):
     """``sign(z) max(|z| - t, 0)`` over boxes, for thresholds ``t >= 0``.
 
@@ -149,13 +160,9 @@ def _soft_threshold_interval(z, t):
     call = "cv.soft_threshold (interval rule)"
     z = z if isinstance(z, iv.Interval) else iv.Interval(z)
     t = t if isinstance(t, iv.Interval) else iv.Interval(t)
-    for bad, error, what in ((t.hi < 0, InputError, "outside the domain"),
-                             (t.lo < 0, UndecidedError, "partly outside the domain")):
-        if np.any(bad):
-            k = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise error(fail_message(call, f"a threshold [{float(t.lo[k])!r}, "
-                                     f"{float(t.hi[k])!r}] at index {k}, {what}",
-                                     "pass thresholds t >= 0 (tighten the box of t)"))
+    _refuse_outside(call, t.hi < 0, t.lo < 0,
+                    lambda k: f"a threshold [{float(t.lo[k])!r}, {float(t.hi[k])!r}] at index "
+                              f"{k}", "pass thresholds t >= 0 (tighten the box of t)")
     # z - t = [z.lo - t.hi, z.hi - t.lo] and z + t = [z.lo + t.lo, z.hi + t.hi], rounded outward
     minus, plus = iv.subtract(z, t), iv.add(z, t)
     lo = np.maximum(minus.lo, 0.0) + np.minimum(plus.lo, 0.0)
@@ -226,14 +233,10 @@ def _clip_interval(z, lo, hi):
     hi = hi if isinstance(hi, iv.Interval) else iv.Interval(hi)
     shape = np.broadcast_shapes(lo.shape, hi.shape)
     a_lo, a_hi, b_lo, b_hi = (np.broadcast_to(e, shape) for e in (lo.lo, lo.hi, hi.lo, hi.hi))
-    for bad, error, what in ((a_lo > b_hi, InputError, "lo > hi"),
-                             (a_hi > b_lo, UndecidedError, "lo > hi for some of their values")):
-        if np.any(bad):
-            k = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise error(fail_message(
-                call, f"bounds lo = [{float(a_lo[k])!r}, {float(a_hi[k])!r}] and hi = "
-                f"[{float(b_lo[k])!r}, {float(b_hi[k])!r}] at index {k}: {what}",
-                "pass bounds with lo <= hi (tighten the box of the parameters)"))
+    _refuse_outside(call, a_lo > b_hi, a_hi > b_lo,
+                    lambda k: f"bounds lo = [{float(a_lo[k])!r}, {float(a_hi[k])!r}] and hi = "
+                              f"[{float(b_lo[k])!r}, {float(b_hi[k])!r}] at index {k}",
+                    "pass bounds with lo <= hi (tighten the box of the parameters)")
     return iv.minimum(iv.maximum(z, lo), hi)
 
 
